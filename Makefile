@@ -1,0 +1,57 @@
+# softmax-verify: every task runs inside .venv, created and filled on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Extras to install; CI adds the frameworks: make verify EXTRAS=dev,scipy,torch,jax
+EXTRAS ?= dev
+TARGET ?=
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+comma := ,
+PYTEST_WORKERS ?= auto
+
+.PHONY: help verify check test typecheck lint format soak bench install clean
+
+help:
+	@echo "make check    verify an implementation (TARGET=module:attr or file.py:attr; default: the reference)"
+	@echo "make verify   lint, type-check and test under the ci Hypothesis profile (what CI runs)"
+	@echo "make test | typecheck | lint | format | soak | bench | clean"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	touch $@
+
+install: $(STAMP)
+
+verify: install
+	$(MAKE) --no-print-directory lint typecheck
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --hypothesis-profile=ci
+
+check: install
+	$(BIN)/softmax-verify check $(TARGET)
+
+test: install
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
+
+typecheck: install
+	$(BIN)/mypy --strict
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+soak: install
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --hypothesis-profile=thorough
+
+bench:
+	$(MAKE) --no-print-directory install EXTRAS=dev,bench,scipy,torch,jax
+	$(BIN)/python bench/bench.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,195 @@
+r"""Error bounds that every tolerance in softmax-verify is computed from.
+
+Notation (per row of length :math:`D`): :math:`u` is the unit roundoff of the
+dtype under test (``eps / 2``: 2**-24 for float32, 2**-53 for float64),
+:math:`\gamma_n = nu / (1 - nu)` (Higham's constant for n roundings),
+:math:`\lambda` the dtype's smallest normal number, :math:`t_i = \max_j x_j - x_i`.
+Exact values are computed in float64 by the reference; where the dtype under
+test is float64 too, the reference's own bound is added (``reference_*``).
+
+Assumed of any correct implementation (the *budget*; docs/tolerances.md has the
+full derivation):
+
+- ``exp`` within 2 ulps (relative error 4u), subtraction ``x_i - m`` rounded
+  once (absolute error :math:`t_i u` in the exponent), a row sum of D terms in
+  any order (:math:`\gamma_{D-1}`), a division or reciprocal-and-multiply (2u)
+  and the final rounding to the output dtype (u).
+
+Then each computed probability satisfies
+:math:`|\hat y_i - y_i| \le \eta_i y_i + \lambda` with
+:math:`\eta_i = \gamma_{D + 10 + \ln D + t_i}`: 4u (exp) + :math:`t_i u`
+(shift) + the row sum's relative error :math:`\gamma_{D-1} + 4u + u \ln D`
+(the :math:`\ln D` because :math:`\sum_j y_j t_j \le H(y) \le \ln D`) + 2u
+(division) + u (output), rounded up. Everything else follows from this one
+bound.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+from softmax_verify._validate import resolve_dtype
+
+__all__ = [
+    "backward_error_bound",
+    "central_difference_step",
+    "dot_rounding",
+    "forward_error_bound",
+    "forward_relative_bound",
+    "gamma",
+    "reference_backward_bound",
+    "reference_forward_bound",
+    "row_sum_bound",
+    "unit_interval_slack",
+    "unit_roundoff",
+]
+
+Float64Array = NDArray[np.float64]
+
+
+def unit_roundoff(dtype: DTypeLike) -> float:
+    """``u = eps / 2`` of ``dtype``: the largest relative error of one rounding."""
+    return float(np.finfo(resolve_dtype(dtype)).eps) / 2
+
+
+def gamma(n: float | Float64Array, dtype: DTypeLike) -> Float64Array:
+    r""":math:`\gamma_n = n u / (1 - n u)`: the relative error bound of n chained roundings.
+
+    Infinite where :math:`n u \ge 1` (no bound can be given there).
+    """
+    nu = np.asarray(n, dtype=np.float64) * unit_roundoff(dtype)
+    with np.errstate(divide="ignore"):
+        return np.where(nu < 1, nu / np.maximum(1 - nu, 0.0), np.inf)
+
+
+def _tiny(dtype: DTypeLike) -> float:
+    return float(np.finfo(resolve_dtype(dtype)).smallest_normal)
+
+
+def _subnormal(dtype: DTypeLike) -> float:
+    return float(np.finfo(resolve_dtype(dtype)).smallest_subnormal)
+
+
+def dot_rounding(d: int, abs_dot: NDArray[Any]) -> Float64Array:
+    r"""Error of an inner product of length ``d`` taken in float64 by a check itself.
+
+    :math:`\gamma_d \sum_i |a_i b_i|` (Higham) plus :math:`d\sigma` for products
+    that land in the subnormal range, where rounding errors are absolute.
+    """
+    out: Float64Array = gamma(d, np.float64) * np.asarray(
+        abs_dot, dtype=np.float64
+    ) + d * _subnormal(np.float64)
+    return out
+
+
+def forward_relative_bound(x: NDArray[Any], dtype: DTypeLike) -> Float64Array:
+    r"""Per-entry :math:`\eta_i = \gamma_{D + 10 + \ln D + t_i}` for (N, D) logits ``x``.
+
+    Where :math:`t_i u \ge 1/2` (so :math:`t_i \ge 2^{23}` even in float64) the exact
+    probability is below :math:`e^{-t_i}`, which is 0 in every dtype, so the error
+    term :math:`\eta_i y_i` is 0 and those entries get :math:`\eta_i = 0`; only the
+    absolute :math:`\lambda` remains.
+    """
+    x64 = np.asarray(x, dtype=np.float64)
+    d = x64.shape[-1]
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = x64.max(axis=-1, keepdims=True) - x64
+    n = d + 10 + math.log(d) + np.where(np.isfinite(t), t, np.inf)
+    eta = gamma(np.minimum(n, 0.5 / unit_roundoff(dtype)), dtype)
+    return np.where(n * unit_roundoff(dtype) < 0.5, eta, 0.0)
+
+
+def forward_error_bound(x: NDArray[Any], y_exact: NDArray[Any], dtype: DTypeLike) -> Float64Array:
+    r"""Per-entry bound :math:`\eta_i y_i + \lambda` on ``|y_hat - y|`` for a correct forward."""
+    y64 = np.abs(np.asarray(y_exact, dtype=np.float64))
+    return forward_relative_bound(x, dtype) * y64 + _tiny(dtype)
+
+
+def reference_forward_bound(
+    x: NDArray[Any], y_exact: NDArray[Any], dtype: DTypeLike
+) -> Float64Array:
+    """``forward_error_bound`` plus the float64 reference's own bound it is compared with."""
+    return forward_error_bound(x, y_exact, dtype) + forward_error_bound(x, y_exact, np.float64)
+
+
+def row_sum_bound(d: int, dtype: DTypeLike) -> float:
+    r"""Bound on :math:`|\sum_i \hat y_i - 1|` for a correct forward on rows of length ``d``.
+
+    :math:`\sum_i (\eta_i y_i + \lambda) \le \gamma_{D + 10 + 2\ln D} + D\lambda`, using
+    :math:`\sum_i y_i t_i \le \ln D`; plus :math:`\gamma_{D}` in float64 for the check's own
+    sum (the check adds in float64).
+    """
+    bound = gamma(d + 10 + 2 * math.log(d), dtype) + d * _tiny(dtype) + gamma(d, np.float64)
+    return float(bound)
+
+
+def unit_interval_slack(dtype: DTypeLike) -> float:
+    r"""How far above 1 a correct probability may round: :math:`2u`.
+
+    ``e_i / s`` with ``s >= e_i`` never exceeds 1 (rounding is monotone), but a
+    reciprocal-and-multiply ``e_i * fl(1/s)`` rounds twice: :math:`(1+u)^2 < 1 + 2u + u^2`,
+    which rounds to at most :math:`1 + 2u` (one ulp above 1). Below 0 is never allowed.
+    """
+    return 2 * unit_roundoff(dtype)
+
+
+def backward_error_bound(
+    x: NDArray[Any], y_exact: NDArray[Any], dout: NDArray[Any], dtype: DTypeLike
+) -> Float64Array:
+    r"""Per-entry bound on ``|dx_hat - dx|`` for ``dx = y * (g - <g, y>)`` computed in ``dtype``.
+
+    With the forward's relative errors :math:`\eta_j`, :math:`P = \sum_j |g_j| y_j`
+    and :math:`Q = \sum_j |g_j| y_j \eta_j`, first-order error analysis of
+    :math:`\hat y_i (g_i - \widehat{\langle g, \hat y\rangle})` gives
+
+    .. math:: |\hat{dx}_i - dx_i| \le y_i\left[(\eta_i + \gamma_{D+4})(|g_i| + P) + Q\right]
+              + \lambda \|g\|_\infty
+
+    (:math:`\gamma_{D+4}`: D-1 roundings in the inner product, the subtraction, the
+    product, the output rounding, and two spare for an implementation that divides
+    by the row sum on the way). Two absolute terms cover underflow: :math:`\lambda
+    \|g\|_\infty` for probabilities that underflow, and :math:`(D + 4)\sigma` (:math:`\sigma` the
+    smallest subnormal) for those D + 4 roundings landing in the subnormal range,
+    where a rounding's error is absolute, at most :math:`\sigma/2`, not relative.
+    """
+    x64 = np.asarray(x, dtype=np.float64)
+    y64 = np.abs(np.asarray(y_exact, dtype=np.float64))
+    g = np.abs(np.asarray(dout, dtype=np.float64))
+    d = x64.shape[-1]
+    eta = forward_relative_bound(x64, dtype)
+    p = (g * y64).sum(axis=-1, keepdims=True)
+    q = (g * y64 * eta).sum(axis=-1, keepdims=True)
+    gmax = g.max(axis=-1, keepdims=True)
+    result: Float64Array = (
+        y64 * ((eta + gamma(d + 4, dtype)) * (g + p) + q)
+        + _tiny(dtype) * gmax
+        + (d + 4) * _subnormal(dtype)
+    )
+    return result
+
+
+def reference_backward_bound(
+    x: NDArray[Any], y_exact: NDArray[Any], dout: NDArray[Any], dtype: DTypeLike
+) -> Float64Array:
+    """``backward_error_bound`` plus the float64 reference's own bound it is compared with."""
+    return backward_error_bound(x, y_exact, dout, dtype) + backward_error_bound(
+        x, y_exact, dout, np.float64
+    )
+
+
+def central_difference_step(d: int, dtype: DTypeLike) -> float:
+    r"""Step ``h`` for central differences on rows of length ``d``.
+
+    The error of :math:`(L(x + h e_j) - L(x - h e_j)) / 2h` is at most
+    :math:`h^2 R / 48` (truncation: :math:`|L'''| \le R/8` with R the range of the
+    upstream, since along one coordinate softmax is a logistic function, whose third
+    derivative is at most 1/8) plus about :math:`(D + 10) u P / h` (rounding of the
+    forward). The sum is smallest near :math:`h = (24 (D + 10) u)^{1/3}`: the cube
+    root of the unit roundoff, scaled by the row length. About 5e-5 for float64 and
+    0.05 for float32 at D = 64.
+    """
+    return float((24 * (d + 10) * unit_roundoff(dtype)) ** (1 / 3))

@@ -1,0 +1,48 @@
+"""softmax-verify: property-based verification of softmax forward/backward implementations.
+
+Public API:
+
+- the reference: ``softmax``, ``softmax_backward``, ``softmax_jvp``,
+  ``log_softmax``, ``log_softmax_backward``, ``staged_forward``, ``staged_backward``;
+- ``verify(forward, backward=None, ...) -> Report``: every invariant as a
+  Hypothesis property against your implementation;
+- ``INVARIANTS``: the invariants, each with an id, its math and a check;
+- ``softmax_verify.gradcheck``: exhaustive and fast gradient checks;
+- ``softmax_verify.testing.SoftmaxContract``: the same checks as a pytest base class.
+"""
+
+from softmax_verify.errors import ImplementationError, InvariantViolation
+from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS, Invariant
+from softmax_verify.reference import (
+    log_softmax,
+    log_softmax_backward,
+    softmax,
+    softmax_backward,
+    softmax_jvp,
+)
+from softmax_verify.report import Report, Result
+from softmax_verify.runner import verify
+from softmax_verify.staged import StagedCache, StagedGradients, staged_backward, staged_forward
+
+__all__ = [
+    "INVARIANTS",
+    "INVARIANT_IDS",
+    "ImplementationError",
+    "Invariant",
+    "InvariantViolation",
+    "Report",
+    "Result",
+    "StagedCache",
+    "StagedGradients",
+    "__version__",
+    "log_softmax",
+    "log_softmax_backward",
+    "softmax",
+    "softmax_backward",
+    "softmax_jvp",
+    "staged_backward",
+    "staged_forward",
+    "verify",
+]
+
+__version__ = "0.1.0"

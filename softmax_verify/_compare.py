@@ -1,0 +1,99 @@
+"""Entry-by-entry comparison with a per-entry tolerance, reported like numpy.testing.
+
+A mismatch is reported with what ``assert_allclose`` reports (count of
+mismatched entries, max absolute and relative error) plus what a tolerance
+array makes meaningful: the worst entry by error-to-tolerance ratio, with its
+index, both values and its own tolerance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from softmax_verify.errors import InvariantViolation
+
+__all__ = ["Mismatch", "assert_within", "find_mismatch"]
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """The entries of ``actual`` farther from ``expected`` than their tolerance."""
+
+    what: str
+    count: int
+    total: int
+    max_abs_error: float
+    max_rel_error: float
+    worst_index: tuple[int, ...]
+    actual: float
+    expected: float
+    tolerance: float
+
+    def describe(self) -> str:
+        percent = 100.0 * self.count / max(self.total, 1)
+        return (
+            f"{self.what}: not equal within the derived tolerance\n"
+            f"Mismatched elements: {self.count} / {self.total} ({percent:.3g}%)\n"
+            f"Max absolute difference: {self.max_abs_error:.6g}\n"
+            f"Max relative difference: {self.max_rel_error:.6g}\n"
+            f"Worst at index {self.worst_index}: actual {self.actual!r}, "
+            f"expected {self.expected!r}, tolerance {self.tolerance:.3g}"
+        )
+
+
+def find_mismatch(
+    actual: ArrayLike, expected: ArrayLike, tolerance: ArrayLike, *, what: str
+) -> Mismatch | None:
+    """Return the mismatch of ``|actual - expected| <= tolerance``, entry by entry, or None.
+
+    Entries equal as IEEE values (including matching infinities) and entries that
+    are NaN on both sides agree; a NaN on one side only is always a mismatch.
+    """
+    act = np.asarray(actual, dtype=np.float64)
+    exp = np.asarray(expected, dtype=np.float64)
+    tol = np.broadcast_to(np.asarray(tolerance, dtype=np.float64), exp.shape)
+    act = np.broadcast_to(act, exp.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(act - exp)
+        same = (act == exp) | (np.isnan(act) & np.isnan(exp))
+        bad = ~same & ~(err <= tol)
+    if not bad.any():
+        return None
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        ratio = np.where(bad, err / np.where(tol > 0, tol, np.finfo(np.float64).tiny), -1.0)
+        rel = np.where(bad, err / np.abs(exp), 0.0)
+    ratio = np.where(np.isnan(ratio), np.inf, ratio)  # NaN against a number: worst of all
+    flat = int(np.argmax(ratio))
+    index = tuple(int(i) for i in np.unravel_index(flat, exp.shape))
+    finite_err = np.where(bad, np.nan_to_num(err, nan=np.inf), 0.0)
+    return Mismatch(
+        what=what,
+        count=int(bad.sum()),
+        total=int(exp.size),
+        max_abs_error=float(finite_err.max()),
+        max_rel_error=float(np.nan_to_num(rel, nan=np.inf).max()),
+        worst_index=index,
+        actual=float(act[index]),
+        expected=float(exp[index]),
+        tolerance=float(tol[index]),
+    )
+
+
+def assert_within(
+    actual: NDArray[Any],
+    expected: NDArray[Any],
+    tolerance: ArrayLike,
+    *,
+    invariant: str,
+    what: str,
+    message: str,
+    stage: str | None = None,
+) -> None:
+    """Raise InvariantViolation(invariant, message) carrying the mismatch, if there is one."""
+    mismatch = find_mismatch(actual, expected, tolerance, what=what)
+    if mismatch is not None:
+        raise InvariantViolation(invariant, message, mismatch=mismatch, stage=stage)

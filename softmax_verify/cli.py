@@ -1,0 +1,166 @@
+"""``softmax-verify``: the command line.
+
+    softmax-verify check [TARGET] [--backward TARGET] [--dtype float64|float32|all]
+                         [--profile dev|ci|thorough] [--max-examples N] [--seed N]
+                         [--format text|json] [--timeout SECONDS] [--invariant ID ...]
+    softmax-verify list
+
+Exit status: 0 when nothing failed or errored, 1 when an invariant failed or the
+implementation errored, 2 for a usage error (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS
+from softmax_verify.profiles import PROFILES
+from softmax_verify.report import Result
+from softmax_verify.runner import verify
+from softmax_verify.targets import TargetError, resolve, resolve_callable
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"softmax-verify: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog="softmax-verify", description="Verify a softmax forward/backward.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    check = sub.add_parser("check", help="run every invariant against an implementation")
+    check.add_argument(
+        "target",
+        nargs="?",
+        default=None,
+        help="MODULE:ATTR, FILE.py:ATTR, FILE.py, scipy, torch or jax (default: the reference)",
+    )
+    check.add_argument("--backward", help="MODULE:ATTR or FILE.py:ATTR of the backward")
+    check.add_argument("--dtype", choices=("float64", "float32", "all"), default="float64")
+    check.add_argument("--profile", choices=PROFILES, default="ci")
+    check.add_argument("--max-examples", type=_positive_int, default=None)
+    check.add_argument("--seed", type=_seed, default=None)
+    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument("--timeout", type=_seconds, default=10.0, help="seconds per call (10)")
+    check.add_argument(
+        "--invariant",
+        action="append",
+        choices=INVARIANT_IDS,
+        metavar="ID",
+        help="run only this invariant (repeatable)",
+    )
+    sub.add_parser("list", help="list the invariants and their math")
+    return parser
+
+
+def _reproduce(args: argparse.Namespace, seed: int | None) -> str:
+    words = ["softmax-verify", "check"]
+    if args.target:
+        words.append(args.target)
+    if args.backward:
+        words += ["--backward", args.backward]
+    words += ["--dtype", args.dtype, "--profile", args.profile]
+    if args.max_examples is not None:
+        words += ["--max-examples", str(args.max_examples)]
+    if seed is not None:
+        words += ["--seed", str(seed)]
+    for inv in args.invariant or ():
+        words += ["--invariant", inv]
+    return shlex.join(words)
+
+
+def _progress(result: Result) -> None:
+    sys.stderr.write(
+        f"  {result.status:8} {result.invariant} ({result.dtype}) {result.seconds:.2f} s\n"
+    )
+    sys.stderr.flush()
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        forward, backward = resolve(args.target)
+        if args.backward:
+            backward = resolve_callable(args.backward)
+    except TargetError as exc:
+        sys.stderr.write(f"softmax-verify: error: {exc}\n")
+        return EXIT_USAGE
+    dtypes = ("float64", "float32") if args.dtype == "all" else (args.dtype,)
+    report = verify(
+        forward,
+        backward,
+        dtypes=dtypes,
+        profile=args.profile,
+        max_examples=args.max_examples,
+        seed=args.seed,
+        timeout=args.timeout,
+        invariants=args.invariant,
+        target=args.target or "reference",
+        progress=_progress if sys.stderr.isatty() else None,
+    )
+    report = type(report)(
+        target=report.target,
+        backward=args.backward,
+        profile=report.profile,
+        seed=report.seed,
+        results=report.results,
+        command=_reproduce(args, report.seed),
+    )
+    sys.stdout.write((report.to_json() if args.format == "json" else report.to_text()) + "\n")
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def _list() -> int:
+    for inv in INVARIANTS:
+        kind = "backward" if inv.needs_backward else "forward "
+        sys.stdout.write(f"{inv.id:28} {kind}  {inv.summary}\n")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``softmax-verify`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "list":
+        return _list()
+    return _check(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Exceptions that carry the data explaining them.
+
+``InvariantViolation`` is what a check raises when an implementation breaks a
+property (an ``AssertionError``, so pytest and Hypothesis treat it as a test
+failure); ``ImplementationError`` is what the sandbox raises when the code under
+test misbehaves rather than computes a wrong number (raises, returns the wrong
+type or shape, runs past its time limit).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from softmax_verify._compare import Mismatch
+
+__all__ = ["CallTimeout", "ImplementationError", "InvariantViolation", "NotApplicable"]
+
+
+class InvariantViolation(AssertionError):
+    """A property does not hold; ``mismatch`` holds the worst entry when there is one."""
+
+    def __init__(
+        self,
+        invariant: str,
+        message: str,
+        *,
+        mismatch: Mismatch | None = None,
+        stage: str | None = None,
+    ) -> None:
+        self.invariant = invariant
+        self.message = message
+        self.mismatch = mismatch
+        self.stage = stage
+        #: The failing case, attached by the runner (the minimal one after shrinking).
+        self.case: dict[str, Any] | None = None
+        text = f"{invariant}: {message}"
+        if mismatch is not None:
+            text += "\n" + mismatch.describe()
+        super().__init__(text)
+
+
+class ImplementationError(Exception):
+    """The implementation under test misbehaved (``role`` is "forward" or "backward").
+
+    ``location`` is ``file:line in function`` of the innermost frame of the
+    implementation's own code when it raised, so the report can point at it.
+    """
+
+    def __init__(self, role: str, reason: str, *, location: str | None = None) -> None:
+        self.role = role
+        self.reason = reason
+        self.location = location
+        #: The failing case, attached by the runner (the minimal one after shrinking).
+        self.case: dict[str, Any] | None = None
+        where = f" (at {location})" if location else ""
+        super().__init__(f"{role} {reason}{where}")
+
+
+class CallTimeout(ImplementationError):
+    """One call of the implementation ran longer than the time limit."""
+
+    def __init__(self, role: str, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(role, f"did not return within {seconds:g} s")
+
+
+class NotApplicable(Exception):
+    """The invariant cannot run on this implementation (reported as skipped, with the reason)."""

@@ -1,0 +1,177 @@
+"""An implementation under test, whatever convention its code follows.
+
+Conventions accepted (the shapes hand-written softmax code comes in):
+
+- ``forward(x)`` returns ``y`` or a tuple ``(y, cache)`` (cs231n style). ``x`` is
+  an (N, D) array and each row is a distribution (softmax along axis 1).
+- ``backward(dout, cache)``: ``cache`` is the forward's second element, or ``y``
+  itself when the forward returned only ``y``. It returns ``dx``, a mapping with
+  key ``"dx"`` (like a dict of named intermediate gradients), or an object with
+  attribute ``dx``.
+
+Every call goes through the sandbox: the code receives copies (so it cannot
+corrupt the verifier's data, and mutation of its inputs is recorded rather than
+felt), runs under a time limit, and what it returns is checked for type and
+shape before any invariant looks at the numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from softmax_verify._sandbox import call_limited
+from softmax_verify.errors import ImplementationError
+from softmax_verify.staged import STAGE_NAMES
+
+__all__ = ["BackwardCall", "ForwardCall", "Implementation"]
+
+FloatArray = NDArray[np.floating[Any]]
+
+#: Forward-cache entries that stage localization reads.
+CACHE_NAMES: tuple[str, ...] = ("exps", "sexps", "divexps")
+
+
+@dataclass(frozen=True)
+class ForwardCall:
+    """One forward call: its output (a private copy), cache, and whether ``x`` was written to."""
+
+    y: FloatArray
+    cache: object
+    mutated_input: bool
+
+
+@dataclass(frozen=True)
+class BackwardCall:
+    """One backward call: ``dx`` (a private copy), the named stages if any, mutation flags."""
+
+    dx: FloatArray
+    stages: Mapping[str, FloatArray] = field(default_factory=dict)
+    mutated_dout: bool = False
+    mutated_cache: bool = False
+
+
+def _snapshot(obj: object) -> list[NDArray[Any]]:
+    """Copies of the arrays inside ``obj`` (an array, a mapping, a sequence or a named tuple)."""
+    if isinstance(obj, np.ndarray):
+        return [obj.copy()]
+    values: list[object]
+    if isinstance(obj, Mapping):
+        values = list(obj.values())
+    elif isinstance(obj, (tuple, list)):
+        values = list(obj)
+    else:
+        values = list(getattr(obj, "__dict__", {}).values())
+    return [v.copy() for v in values if isinstance(v, np.ndarray)]
+
+
+def _unchanged(before: list[NDArray[Any]], obj: object) -> bool:
+    after = _snapshot(obj)
+    return len(before) == len(after) and all(
+        a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+        for a, b in zip(before, after, strict=True)
+    )
+
+
+def _checked_array(role: str, what: str, value: object, shape: tuple[int, ...]) -> FloatArray:
+    if value is None:
+        raise ImplementationError(role, f"returned None for {what}; expected a numpy array")
+    if not isinstance(value, np.ndarray):
+        raise ImplementationError(
+            role, f"returned {type(value).__name__} for {what}; expected a numpy array"
+        )
+    if value.dtype.kind != "f":
+        raise ImplementationError(
+            role, f"returned {what} of dtype {value.dtype}; expected a floating dtype"
+        )
+    if value.shape != shape:
+        raise ImplementationError(
+            role, f"returned {what} of shape {value.shape}; expected {shape} (the input's shape)"
+        )
+    return np.array(value, copy=True)
+
+
+def lookup(container: object, name: str) -> object:
+    """``container[name]`` for a mapping, else ``getattr(container, name)``, else None."""
+    if isinstance(container, Mapping):
+        return container.get(name)
+    return getattr(container, name, None)
+
+
+class Implementation:
+    """A forward (and optionally a backward) wrapped for safe, uniform calling."""
+
+    def __init__(
+        self,
+        forward: Callable[..., Any],
+        backward: Callable[..., Any] | None = None,
+        *,
+        timeout: float | None = 10.0,
+        name: str | None = None,
+    ) -> None:
+        if not callable(forward):
+            raise TypeError(f"forward must be callable, got {type(forward).__name__}")
+        if backward is not None and not callable(backward):
+            raise TypeError(f"backward must be callable or None, got {type(backward).__name__}")
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ValueError(
+                f"timeout must be a positive number of seconds or None, got {timeout!r}"
+            )
+        self._forward = forward
+        self._backward = backward
+        self.timeout = None if timeout is None else float(timeout)
+        self.name: str = name or str(getattr(forward, "__qualname__", repr(forward)))
+
+    @property
+    def has_backward(self) -> bool:
+        return self._backward is not None
+
+    def forward(self, x: FloatArray) -> ForwardCall:
+        given = np.array(x, copy=True)
+        result = call_limited("forward", self._forward, given, timeout=self.timeout)
+        if isinstance(result, tuple) and len(result) == 2 and not hasattr(result, "_fields"):
+            y_raw, cache = result
+        else:
+            y_raw, cache = result, None
+        y = _checked_array("forward", "y", y_raw, x.shape)
+        if cache is None:
+            cache = y_raw  # the convention: backward(dout, y) when the forward returned only y
+        mutated = not np.array_equal(given, x, equal_nan=True)
+        return ForwardCall(y=y, cache=cache, mutated_input=mutated)
+
+    def backward(self, dout: FloatArray, cache: object) -> BackwardCall:
+        if self._backward is None:
+            raise ImplementationError("backward", "was not given")
+        given = np.array(dout, copy=True)
+        cache_before = _snapshot(cache)
+        result = call_limited("backward", self._backward, given, cache, timeout=self.timeout)
+        stages: dict[str, FloatArray] = {}
+        if isinstance(result, np.ndarray):
+            dx_raw: object = result
+        elif isinstance(result, Mapping) or hasattr(result, "dx"):
+            dx_raw = lookup(result, "dx")
+            if dx_raw is None:
+                raise ImplementationError(
+                    "backward", "returned a mapping without key 'dx'; expected dx or {'dx': ...}"
+                )
+            for stage in STAGE_NAMES:
+                value = lookup(result, stage)
+                if isinstance(value, np.ndarray):
+                    stages[stage] = np.array(value, copy=True)
+        else:
+            dx_raw = result
+        dx = _checked_array("backward", "dx", dx_raw, dout.shape)
+        return BackwardCall(
+            dx=dx,
+            stages=stages,
+            mutated_dout=not np.array_equal(given, dout, equal_nan=True),
+            mutated_cache=not _unchanged(cache_before, cache),
+        )
+
+    def vjp(self, x: FloatArray, dout: FloatArray) -> FloatArray:
+        """``backward(dout, cache)`` after a fresh ``forward(x)``: the implementation's VJP."""
+        return self.backward(dout, self.forward(x).cache).dx

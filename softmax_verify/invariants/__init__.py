@@ -1,0 +1,91 @@
+"""The invariants: each a property every correct softmax forward/backward satisfies.
+
+Each has a stable id, a docstring with its math and tolerance derivation, a
+check ``check(impl, case)`` that raises ``InvariantViolation`` when the
+property fails, and a strategy of cases per dtype. ``INVARIANTS`` lists them in
+report order: forward properties first, then backward ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from hypothesis.strategies import SearchStrategy
+
+from softmax_verify.implementation import Implementation
+from softmax_verify.invariants import _backward, _cases, _forward, _stages
+from softmax_verify.invariants._cases import Case
+
+__all__ = ["INVARIANTS", "INVARIANT_IDS", "Case", "Invariant", "get_invariant"]
+
+
+@dataclass(frozen=True)
+class Invariant:
+    """One property: ``check`` raises InvariantViolation on a counterexample."""
+
+    id: str
+    needs_backward: bool
+    check: Callable[[Implementation, Case], None]
+    cases: Callable[[np.dtype[Any]], SearchStrategy[Case]]
+
+    @property
+    def doc(self) -> str:
+        return (self.check.__doc__ or "").strip()
+
+    @property
+    def summary(self) -> str:
+        return self.doc.splitlines()[0] if self.doc else self.id
+
+
+def _forward_cases(dtype: np.dtype[Any]) -> SearchStrategy[Case]:
+    return _cases.forward_case(dtype)
+
+
+def _moderate_cases(dtype: np.dtype[Any]) -> SearchStrategy[Case]:
+    return _cases.backward_case(dtype)
+
+
+def _fd_cases(dtype: np.dtype[Any]) -> SearchStrategy[Case]:
+    return _cases.backward_case(dtype, well_conditioned=True)
+
+
+INVARIANTS: tuple[Invariant, ...] = (
+    Invariant("finite_for_finite_input", False, _forward.finite_for_finite_input, _forward_cases),
+    Invariant("rows_sum_to_one", False, _forward.rows_sum_to_one, _forward_cases),
+    Invariant("outputs_in_unit_interval", False, _forward.outputs_in_unit_interval, _forward_cases),
+    Invariant("dtype_preserved", False, _forward.dtype_preserved, _forward_cases),
+    Invariant("input_not_mutated", False, _forward.input_not_mutated, _forward_cases),
+    Invariant("shift_invariance", False, _forward.shift_invariance, _cases.shift_case),
+    Invariant(
+        "permutation_equivariance",
+        False,
+        _forward.permutation_equivariance,
+        _cases.permutation_case,
+    ),
+    Invariant("row_independence", False, _forward.row_independence, _forward_cases),
+    Invariant("matches_reference", False, _forward.matches_reference, _forward_cases),
+    Invariant(
+        "ones_upstream_gives_zero", True, _backward.ones_upstream_gives_zero, _cases.ones_case
+    ),
+    Invariant("central_differences", True, _backward.central_differences, _fd_cases),
+    Invariant("jacobian_symmetry", True, _backward.jacobian_symmetry, _cases.pair_case),
+    Invariant("jacobian_psd", True, _backward.jacobian_psd, _moderate_cases),
+    Invariant("linearity_in_upstream", True, _backward.linearity_in_upstream, _cases.pair_case),
+    Invariant(
+        "backward_matches_reference", True, _backward.backward_matches_reference, _forward_cases
+    ),
+    Invariant("stage_gradients", True, _stages.stage_gradients, _cases.stage_case),
+)
+
+INVARIANT_IDS: tuple[str, ...] = tuple(inv.id for inv in INVARIANTS)
+
+
+def get_invariant(invariant_id: str) -> Invariant:
+    """The invariant with this id; ValueError listing the ids if there is none."""
+    for inv in INVARIANTS:
+        if inv.id == invariant_id:
+            return inv
+    raise ValueError(f"invariant must be one of {', '.join(INVARIANT_IDS)}; got {invariant_id!r}")

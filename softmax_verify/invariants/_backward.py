@@ -1,0 +1,187 @@
+r"""Backward invariants: properties of ``dx = backward(dout, cache)``.
+
+The softmax Jacobian :math:`J = \operatorname{diag}(y) - y y^\top` is symmetric,
+positive semi-definite, and has the all-ones vector in its null space; the
+backward :math:`B(g) = J g` must be linear in g. Tolerances are sized from the
+float64 reference (tolerances.backward_error_bound: per entry
+:math:`y_i[(\eta_i + \gamma_{D+4})(|g_i| + P) + Q] + \lambda\|g\|_\infty`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from softmax_verify._compare import assert_within
+from softmax_verify.gradcheck import numerical_vjp_check
+from softmax_verify.implementation import Implementation
+from softmax_verify.invariants._cases import Case
+from softmax_verify.invariants._forward import _two_sum_error, exact
+from softmax_verify.reference import softmax_backward
+from softmax_verify.tolerances import (
+    backward_error_bound,
+    dot_rounding,
+    gamma,
+    reference_backward_bound,
+)
+
+__all__ = [
+    "backward_matches_reference",
+    "central_differences",
+    "jacobian_psd",
+    "jacobian_symmetry",
+    "linearity_in_upstream",
+    "ones_upstream_gives_zero",
+]
+
+F64 = NDArray[np.float64]
+
+
+def _f64(a: NDArray[Any]) -> F64:
+    return a.astype(np.float64)
+
+
+def ones_upstream_gives_zero(impl: Implementation, case: Case) -> None:
+    r""":math:`B(c\mathbf 1) = c\,y \odot (1 - \sum_j y_j) = 0`: the rows of J sum to zero.
+
+    Softmax is shift invariant, so moving every logit together changes nothing
+    and the gradient of any all-equal upstream vanishes. The notebook's
+    backward returns :math:`y(1 - y)` here. Tolerance: the backward bound with
+    exact value 0.
+    """
+    x, dout = case["x"], case["dout"]
+    dx = impl.vjp(x, dout)
+    tol = backward_error_bound(x, exact(x), dout, x.dtype)
+    assert_within(
+        dx,
+        np.zeros(x.shape),
+        tol,
+        invariant="ones_upstream_gives_zero",
+        what="backward(c * ones)",
+        message="the gradient of an all-equal upstream is not zero",
+    )
+
+
+def central_differences(impl: Implementation, case: Case) -> None:
+    r"""The VJP agrees with central differences of :math:`L = \sum dout \odot f(x)`, entry by entry.
+
+    :math:`dx_{rj} \approx \sum_i dout_{ri}\,(f(x + h e_j) - f(x - h e_j))_{ri} / 2h`
+    for every row r and column j, perturbing column j of all rows at once (rows
+    are independent: row_independence), so every Jacobian column enters and
+    2D forward calls suffice. The implementation's own forward is differenced,
+    so this checks that forward and backward agree. Step and tolerance:
+    gradcheck.numerical_vjp_check.
+    """
+    numerical_vjp_check(impl, case["x"], case["dout"]).raise_if_failed("central_differences")
+
+
+def _row_dot(a: NDArray[Any], b: NDArray[Any]) -> F64:
+    out: F64 = (_f64(a) * _f64(b)).sum(axis=1)
+    return out
+
+
+def jacobian_symmetry(impl: Implementation, case: Case) -> None:
+    r""":math:`\langle u, B(v)\rangle = \langle v, B(u)\rangle` per row, since :math:`J = J^\top`.
+
+    Tolerance per row: :math:`\sum_i |u_i| \tau_i(v) + \sum_i |v_i| \tau_i(u)`
+    (:math:`\tau` the backward bound) plus tolerances.dot_rounding for the two
+    inner products taken here in float64.
+    """
+    x, u, v = case["x"], case["u"], case["v"]
+    bu, bv = impl.vjp(x, u), impl.vjp(x, v)
+    y = exact(x)
+    tol = (
+        _row_dot(np.abs(u), backward_error_bound(x, y, v, x.dtype))
+        + _row_dot(np.abs(v), backward_error_bound(x, y, u, x.dtype))
+        + dot_rounding(
+            x.shape[1], _row_dot(np.abs(u), np.abs(bv)) + _row_dot(np.abs(v), np.abs(bu))
+        )
+    )
+    assert_within(
+        _row_dot(u, bv),
+        _row_dot(v, bu),
+        tol,
+        invariant="jacobian_symmetry",
+        what="<u, B(v)> vs <v, B(u)> per row",
+        message="the backward is not the transpose-symmetric Jacobian of softmax",
+    )
+
+
+def jacobian_psd(impl: Implementation, case: Case) -> None:
+    r""":math:`\langle v, B(v)\rangle = \operatorname{Var}_y(v) \ge 0` per row: J is PSD.
+
+    A sign error in the backward makes this negative. Tolerance: the quadratic
+    form may dip below 0 by :math:`\sum_i |v_i| \tau_i(v)` plus tolerances.dot_rounding.
+    """
+    x, v = case["x"], case["dout"]
+    bv = impl.vjp(x, v)
+    quad = _row_dot(v, bv)
+    tol = _row_dot(np.abs(v), backward_error_bound(x, exact(x), v, x.dtype)) + dot_rounding(
+        x.shape[1], _row_dot(np.abs(v), np.abs(bv))
+    )
+    floor = np.where(np.isnan(quad), 1.0, np.maximum(quad, 0.0))
+    assert_within(
+        quad,
+        floor,
+        np.where(quad < 0, tol, 0.0),
+        invariant="jacobian_psd",
+        what="<v, B(v)> per row against >= 0",
+        message="the backward's quadratic form <v, B(v)> is negative",
+    )
+
+
+def linearity_in_upstream(impl: Implementation, case: Case) -> None:
+    r""":math:`B(a u + b v) = a B(u) + b B(v)`.
+
+    a, b are powers of two, so the only rounding in forming :math:`w = a u + b v`
+    in the dtype is the addition; its exact error :math:`\delta` (TwoSum) moves
+    the answer by :math:`|J\delta|_i \le y_i(|\delta_i| + \sum_j y_j|\delta_j|)`.
+    Tolerance: :math:`\tau(w) + |a|\tau(u) + |b|\tau(v)` plus that, plus
+    :math:`\gamma_2` in float64 for the combination taken here.
+    """
+    x, u, v = case["x"], case["u"], case["v"]
+    a, b = float(case["a"]), float(case["b"])
+    with np.errstate(over="ignore"):
+        w = (a * u + b * v).astype(x.dtype)
+    au, bv_ = a * _f64(u), b * _f64(v)
+    delta = np.abs((_f64(w) - (au + bv_)) - _two_sum_error(au, bv_))
+    y = exact(x)
+    bu, bvv, bw = impl.vjp(x, u), impl.vjp(x, v), impl.vjp(x, w)
+    expected = a * _f64(bu) + b * _f64(bvv)
+    tol = (
+        backward_error_bound(x, y, w, x.dtype)
+        + abs(a) * backward_error_bound(x, y, u, x.dtype)
+        + abs(b) * backward_error_bound(x, y, v, x.dtype)
+        + y * (delta + (y * delta).sum(axis=1, keepdims=True))
+        + gamma(2, np.float64) * (np.abs(a * _f64(bu)) + np.abs(b * _f64(bvv)))
+    )
+    assert_within(
+        bw,
+        expected,
+        tol,
+        invariant="linearity_in_upstream",
+        what="B(a*u + b*v) vs a*B(u) + b*B(v)",
+        message="the backward is not linear in its upstream gradient",
+    )
+
+
+def backward_matches_reference(impl: Implementation, case: Case) -> None:
+    r""":math:`\hat{dx}` matches the float64 reference :math:`y \odot (g - \langle g, y\rangle)`.
+
+    Sharper than central_differences (no truncation error), and independent of
+    the implementation's own forward. Tolerance: the backward bound plus the
+    reference's own.
+    """
+    x, dout = case["x"], case["dout"]
+    y = exact(x)
+    expected = softmax_backward(_f64(dout), y)
+    assert_within(
+        impl.vjp(x, dout),
+        expected,
+        reference_backward_bound(x, y, dout, x.dtype),
+        invariant="backward_matches_reference",
+        what="backward(dout) vs float64 reference",
+        message="backward differs from the reference VJP beyond the derived error bound",
+    )

@@ -1,0 +1,146 @@
+"""The verdict: one result per (invariant, dtype), as text for people and JSON for tools."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from softmax_verify._compare import Mismatch
+
+__all__ = ["Report", "Result", "Status"]
+
+Status = Literal["passed", "failed", "error", "skipped"]
+
+#: Arrays up to this many entries are printed in full in text reports.
+FULL_PRINT = 64
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one invariant at one dtype."""
+
+    invariant: str
+    dtype: str
+    status: Status
+    examples: int
+    seconds: float
+    message: str
+    counterexample: dict[str, np.ndarray[Any, Any]] | None = None
+    first_wrong_stage: str | None = None
+    mismatch: Mismatch | None = field(default=None, compare=False)
+    location: str | None = None
+
+
+def _jsonable(value: Any) -> Any:
+    """Nested lists of floats; non-finite values as the strings "nan", "inf", "-inf"."""
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+    return value
+
+
+@dataclass(frozen=True)
+class Report:
+    """All results of one verification run, with what is needed to reproduce it."""
+
+    target: str
+    backward: str | None
+    profile: str
+    seed: int | None
+    results: tuple[Result, ...]
+    command: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return all(r.status in ("passed", "skipped") for r in self.results)
+
+    @property
+    def failures(self) -> tuple[Result, ...]:
+        return tuple(r for r in self.results if r.status in ("failed", "error"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "backward": self.backward,
+            "profile": self.profile,
+            "seed": self.seed,
+            "passed": self.passed,
+            "results": [
+                {
+                    "invariant": r.invariant,
+                    "dtype": r.dtype,
+                    "status": r.status,
+                    "examples": r.examples,
+                    "seconds": round(r.seconds, 4),
+                    "message": r.message,
+                    "counterexample": None
+                    if r.counterexample is None
+                    else {k: _jsonable(v) for k, v in r.counterexample.items()},
+                    "first_wrong_stage": r.first_wrong_stage,
+                }
+                for r in self.results
+            ],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    def to_text(self) -> str:
+        lines = [
+            f"softmax-verify: {self.target}"
+            + (f" (backward: {self.backward})" if self.backward else "")
+        ]
+        lines.append(
+            f"profile {self.profile}, seed {self.seed if self.seed is not None else 'derandomized'}"
+        )
+        lines.append("")
+        width = max((len(r.invariant) for r in self.results), default=10)
+        for r in self.results:
+            note = f"  [{r.message}]" if r.status == "skipped" else ""
+            lines.append(
+                f"  {r.status.upper():8} {r.invariant:<{width}}  {r.dtype:8} "
+                f"{r.examples:5d} examples  {r.seconds:6.2f} s{note}"
+            )
+        for r in self.failures:
+            lines.extend(["", f"{r.status.upper()}: {r.invariant} ({r.dtype})", f"  {r.message}"])
+            if r.first_wrong_stage:
+                lines.append(f"  first wrong stage: {r.first_wrong_stage}")
+            if r.location:
+                lines.append(f"  at {r.location}")
+            if r.mismatch is not None:
+                lines.extend("  " + line for line in r.mismatch.describe().splitlines())
+            if r.counterexample is not None:
+                lines.append("  minimal counterexample:")
+                for name, value in r.counterexample.items():
+                    lines.extend(_format_array(name, value))
+        passed = sum(r.status == "passed" for r in self.results)
+        failed = sum(r.status == "failed" for r in self.results)
+        errors = sum(r.status == "error" for r in self.results)
+        skipped = sum(r.status == "skipped" for r in self.results)
+        lines.extend(["", f"{passed} passed, {failed} failed, {errors} errors, {skipped} skipped"])
+        if self.failures and self.command:
+            lines.append(f"reproduce: {self.command}")
+        return "\n".join(lines)
+
+
+def _format_array(name: str, value: np.ndarray[Any, Any]) -> list[str]:
+    if value.size <= FULL_PRINT:
+        body = np.array2string(value, precision=17, separator=", ", max_line_width=100)
+        text = (
+            f"{name} = np.array({body}, dtype=np.{value.dtype})"
+            if value.ndim
+            else f"{name} = {value.item()!r}"
+        )
+    else:
+        text = f"{name}: array of shape {value.shape}, dtype {value.dtype} (too large to print)"
+    return ["    " + line for line in text.splitlines()]

@@ -1,0 +1,101 @@
+"""Resolving a TARGET string to the forward and backward callables it names.
+
+- ``package.module:attr`` or ``path/to/file.py:attr``: ``attr`` (dotted paths
+  allowed) is the forward, or an object whose ``forward``/``backward``
+  attributes are the pair.
+- ``path/to/file.py`` or ``package.module`` alone: the module's ``forward`` and
+  ``backward``, or ``softmax_forward`` and ``softmax_backward``.
+- ``scipy``, ``torch``, ``jax``: the built-in framework adapters.
+- ``reference`` (or no target): the bundled reference.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from softmax_verify.frameworks import FRAMEWORKS, adapter
+from softmax_verify.reference import softmax, softmax_backward
+
+__all__ = ["TargetError", "resolve", "resolve_callable"]
+
+_PAIRS = (("forward", "backward"), ("softmax_forward", "softmax_backward"))
+
+
+class TargetError(ValueError):
+    """A TARGET that cannot be resolved; the message says why in one line."""
+
+
+def _load_module(spec: str) -> ModuleType:
+    if spec.endswith(".py") or os.sep in spec or "/" in spec:
+        path = os.path.abspath(spec)
+        if not os.path.isfile(path):
+            raise TargetError(f"no such file: {spec}")
+        name = "softmax_verify_target_" + os.path.splitext(os.path.basename(path))[0]
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise TargetError(f"cannot load {spec} as a Python module")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.path.insert(0, os.path.dirname(path))  # so the file can import its neighbours
+        sys.modules[name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:
+            raise TargetError(f"importing {spec} failed: {type(exc).__name__}: {exc}") from None
+        return module
+    try:
+        return importlib.import_module(spec)
+    except Exception as exc:
+        raise TargetError(f"cannot import module {spec!r}: {type(exc).__name__}: {exc}") from None
+
+
+def _getattr_path(obj: Any, path: str, spec: str) -> Any:
+    for part in path.split("."):
+        if not hasattr(obj, part):
+            raise TargetError(f"{spec}: no attribute {part!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def resolve_callable(spec: str) -> Callable[..., Any]:
+    """The single callable ``module:attr`` or ``file.py:attr`` names (for --backward)."""
+    module_part, sep, attr = spec.rpartition(":")
+    if not sep or not module_part or not attr:
+        raise TargetError(f"expected MODULE:ATTR or FILE.py:ATTR, got {spec!r}")
+    found = _getattr_path(_load_module(module_part), attr, spec)
+    if not callable(found):
+        raise TargetError(f"{spec} is a {type(found).__name__}, not a callable")
+    result: Callable[..., Any] = found
+    return result
+
+
+def resolve(spec: str | None) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
+    """``(forward, backward)`` for a TARGET; backward may be None."""
+    if spec is None or spec == "reference":
+        return softmax, softmax_backward
+    if spec in FRAMEWORKS:
+        try:
+            return adapter(spec)
+        except ImportError as exc:
+            raise TargetError(str(exc)) from None
+    module_part, sep, attr = spec.rpartition(":")
+    if sep and module_part and attr and not (len(module_part) == 1 and module_part.isalpha()):
+        found = _getattr_path(_load_module(module_part), attr, spec)
+        if hasattr(found, "forward") and callable(found.forward):
+            return found.forward, getattr(found, "backward", None)
+        if not callable(found):
+            raise TargetError(f"{spec} is a {type(found).__name__}, not a callable")
+        return found, None
+    module = _load_module(spec)
+    for fwd, bwd in _PAIRS:
+        if callable(getattr(module, fwd, None)):
+            return getattr(module, fwd), getattr(module, bwd, None)
+    raise TargetError(
+        f"{spec} has no forward/backward or softmax_forward/softmax_backward; "
+        f"name one as {spec}:ATTR"
+    )

@@ -1,0 +1,73 @@
+"""A pytest contract: subclass ``SoftmaxContract`` in your own test suite.
+
+    from softmax_verify.testing import SoftmaxContract
+    import mymodel
+
+    class TestMySoftmax(SoftmaxContract):
+        forward = staticmethod(mymodel.softmax_forward)
+        backward = staticmethod(mymodel.softmax_backward)   # optional
+        dtypes = ("float64", "float32")                     # optional
+
+pytest then collects one test per invariant (``test_rows_sum_to_one``, ...),
+each a Hypothesis property run under your active Hypothesis profile, failing
+with Hypothesis's falsifying example and the invariant's explanation. Backward
+invariants are skipped, with the reason, when no backward is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pytest
+from hypothesis import given
+
+from softmax_verify._validate import resolve_dtype
+from softmax_verify.errors import NotApplicable
+from softmax_verify.implementation import Implementation
+from softmax_verify.invariants import INVARIANTS, Case, Invariant
+
+__all__ = ["SoftmaxContract"]
+
+
+def _contract_test(inv: Invariant) -> Callable[[Any], None]:
+    def test(self: SoftmaxContract) -> None:
+        impl = type(self).implementation()
+        if inv.needs_backward and not impl.has_backward:
+            pytest.skip("no backward set on the contract class")  # forward-only contract: by design
+        for name in type(self).dtypes:
+            dtype = resolve_dtype(name, "dtypes")
+
+            @given(inv.cases(dtype))
+            def prop(case: Case) -> None:
+                inv.check(impl, case)
+
+            try:
+                prop()
+            except NotApplicable as exc:
+                pytest.skip(f"{inv.id} does not apply: {exc}")  # e.g. no named stages to localize
+
+    test.__name__ = test.__qualname__ = f"test_{inv.id}"
+    test.__doc__ = inv.doc
+    return test
+
+
+class SoftmaxContract:
+    """Base class; set ``forward`` (and ``backward``) on a subclass named ``Test...``."""
+
+    forward: ClassVar[Callable[..., Any] | None] = None
+    backward: ClassVar[Callable[..., Any] | None] = None
+    dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32")
+    #: Seconds one call of the implementation may take before it counts as an error.
+    timeout: ClassVar[float | None] = 10.0
+
+    @classmethod
+    def implementation(cls) -> Implementation:
+        if cls.forward is None:
+            raise TypeError(f"{cls.__name__}.forward must be set to the softmax forward callable")
+        return Implementation(cls.forward, cls.backward, timeout=cls.timeout, name=cls.__name__)
+
+
+for _inv in INVARIANTS:
+    setattr(SoftmaxContract, f"test_{_inv.id}", _contract_test(_inv))
+del _inv

@@ -1,0 +1,35 @@
+"""Test configuration: Hypothesis profiles and the optional frameworks.
+
+Profiles are registered by ``softmax_verify.profiles`` (one place for the tests,
+the CLI and ``verify``). The active one is pytest's ``--hypothesis-profile`` if
+given, else ``HYPOTHESIS_PROFILE``, else ``ci`` under CI and ``dev`` locally.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from types import ModuleType
+
+import pytest
+from hypothesis import settings
+
+from softmax_verify.profiles import default_profile
+
+settings.load_profile(default_profile())
+
+sys.path.insert(0, os.path.dirname(__file__))  # for tests/bad_impls.py
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(module: str) -> ModuleType:
+    """Import an optional framework; in CI a missing one fails the test instead of skipping it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if IN_CI:
+            raise
+        # Locally the frameworks are optional extras; .ci/run installs them all.
+        pytest.skip(f"{module} is not installed (pip install -e '.[{module.split('.')[0]}]')")

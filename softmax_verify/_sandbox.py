@@ -77,7 +77,9 @@ def call_limited(role: str, func: Callable[..., T], *args: Any, timeout: float |
 
 
 def _call(role: str, func: Callable[..., T], args: tuple[Any, ...], timeout: float | None) -> T:
-    if timeout is None:
+    # A limit beyond what timers and Thread.join accept (e.g. inf) means no limit, not an
+    # OverflowError blamed on the code under test.
+    if timeout is None or timeout >= threading.TIMEOUT_MAX:
         try:
             return func(*args)
         except Exception as exc:

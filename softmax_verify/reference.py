@@ -51,17 +51,102 @@ __all__ = ["log_softmax", "log_softmax_backward", "softmax", "softmax_backward",
 
 FloatArray = NDArray[np.floating[Any]]
 
-# Non-finite rows are documented results, not errors: keep numpy quiet about them.
-_QUIET = {"over": "ignore", "invalid": "ignore", "divide": "ignore", "under": "ignore"}
+# Non-finite rows are documented results, not errors: numpy is kept quiet about them
+# (``np.errstate(all="ignore")``: overflow, invalid, divide and underflow).
+
+#: Bytes of each operand per row block of the blocked kernels. A block of the input and
+#: of the output (three operands in the backward) stays in a core's L2 cache while every
+#: pass over it runs, so main memory is read once and written once, as by one ``np.exp``.
+_BLOCK_BYTES = 1 << 17
+
+
+def _rows(array: FloatArray, ax: int) -> FloatArray | None:
+    """A 2-D (rows, D) view of ``array`` with the reduction axis ``ax`` last and unit-stride.
+
+    None when there is no such view (the reduction axis is strided or not innermost);
+    the callers then take the general path.
+    """
+    d = array.shape[ax]
+    if array.ndim == 2 and ax == 0 and array.flags.f_contiguous and d > 1:
+        array = array.T  # Fortran order reducing over axis 0: rows of the transpose
+    elif ax != array.ndim - 1:
+        return None
+    if d > 1 and array.strides[-1] != array.itemsize:
+        return None
+    if array.ndim == 2:
+        return array
+    if array.ndim == 1 or array.flags.c_contiguous:
+        return array.reshape(-1, d)  # a view: no copy for these layouts
+    return None
+
+
+def _empty_like_rows(array: FloatArray, ax: int) -> tuple[FloatArray, FloatArray]:
+    """An owned output of ``array``'s shape and dtype, and its (rows, D) view as ``_rows``."""
+    d = array.shape[ax]
+    if array.ndim == 2 and ax == 0 and array.flags.f_contiguous and d > 1:
+        out = np.empty(array.shape, dtype=array.dtype, order="F")
+        return out, out.T
+    out = np.empty(array.shape, dtype=array.dtype)
+    return out, out.reshape(-1, d)
+
+
+def _block_rows(d: int, itemsize: int) -> int:
+    return max(1, _BLOCK_BYTES // (d * itemsize))
+
+
+def _softmax_rows(x: FloatArray, out: FloatArray) -> None:
+    """Row softmax of the (N, D) ``x`` into ``out``, block by block of rows.
+
+    Per row the operations are those of the general path, in the same order (max,
+    subtract, exp, pairwise sum, divide), so the results are identical to it.
+    """
+    n, d = x.shape
+    step = _block_rows(d, x.itemsize)
+    peak = np.empty((min(step, n), 1), dtype=x.dtype)
+    total = np.empty_like(peak)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        xb, ob = x[start:stop], out[start:stop]
+        m, s = peak[: stop - start], total[: stop - start]
+        np.max(xb, axis=1, keepdims=True, out=m)
+        np.subtract(xb, m, out=ob)
+        np.exp(ob, out=ob)
+        np.sum(ob, axis=1, keepdims=True, out=s)
+        np.divide(ob, s, out=ob)  # a division: one rounding (the bound's budget allows 2u)
+
+
+def _vjp_rows(g: FloatArray, y: FloatArray, out: FloatArray) -> None:
+    """``y * (g - <g, y>)`` per row of (N, D) arrays into ``out``, block by block of rows.
+
+    The products ``g * y`` are formed in the output block and summed pairwise there, as
+    ``(g * y).sum(axis)`` does, so the results are identical to the general path.
+    """
+    n, d = g.shape
+    step = _block_rows(d, g.itemsize)
+    inner = np.empty((min(step, n), 1), dtype=g.dtype)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        gb, yb, ob = g[start:stop], y[start:stop], out[start:stop]
+        ib = inner[: stop - start]
+        np.multiply(gb, yb, out=ob)
+        np.sum(ob, axis=1, keepdims=True, out=ib)
+        np.subtract(gb, ib, out=ob)
+        np.multiply(ob, yb, out=ob)
 
 
 def softmax(x: FloatArray, axis: int = -1) -> FloatArray:
     """Softmax of ``x`` along ``axis``; stable for every finite input (see module docs)."""
     array = as_float_array(x, "x")
     ax = check_axis(axis, array, "x")
-    with np.errstate(**_QUIET):
-        # One owned buffer: shifted logits, then exps in place, then normalized in place.
-        out = array - array.max(axis=ax, keepdims=True)
+    rows = _rows(array, ax)
+    with np.errstate(all="ignore"):
+        if rows is not None:
+            result, result_rows = _empty_like_rows(array, ax)
+            _softmax_rows(rows, result_rows)
+            return result
+        # General path (no row view: the reduction axis is strided or not innermost):
+        # one owned buffer, shifted logits, then exps in place, then normalized in place.
+        out: FloatArray = array - array.max(axis=ax, keepdims=True)
         np.exp(out, out=out)
         out /= out.sum(axis=ax, keepdims=True)
     return out
@@ -69,9 +154,14 @@ def softmax(x: FloatArray, axis: int = -1) -> FloatArray:
 
 def _vjp(g: FloatArray, y: FloatArray, ax: int) -> FloatArray:
     """``y * (g - <g, y>)`` along ``ax``; the VJP and the JVP of softmax alike."""
-    with np.errstate(**_QUIET):
+    g_rows, y_rows = _rows(g, ax), _rows(y, ax)
+    with np.errstate(all="ignore"):
+        if g_rows is not None and y_rows is not None:
+            result, result_rows = _empty_like_rows(g, ax)
+            _vjp_rows(g_rows, y_rows, result_rows)
+            return result
         inner = (g * y).sum(axis=ax, keepdims=True)
-        out = g - inner
+        out: FloatArray = g - inner
         out *= y
     return out
 
@@ -102,8 +192,8 @@ def log_softmax(x: FloatArray, axis: int = -1) -> FloatArray:
     """``x - logsumexp(x)`` along ``axis``, computed with the maximum subtracted."""
     array = as_float_array(x, "x")
     ax = check_axis(axis, array, "x")
-    with np.errstate(**_QUIET):
-        out = array - array.max(axis=ax, keepdims=True)
+    with np.errstate(all="ignore"):
+        out: FloatArray = array - array.max(axis=ax, keepdims=True)
         out -= np.log(np.exp(out).sum(axis=ax, keepdims=True))
     return out
 
@@ -117,8 +207,8 @@ def log_softmax_backward(dout: FloatArray, y: FloatArray, axis: int = -1) -> Flo
     logp = as_float_array(y, "y")
     check_same_shape(g, "dout", logp, "y")
     ax = check_axis(axis, g, "dout")
-    with np.errstate(**_QUIET):
-        out = np.exp(logp)
+    with np.errstate(all="ignore"):
+        out: FloatArray = np.exp(logp)
         out *= g.sum(axis=ax, keepdims=True)
         np.subtract(g, out, out=out)
     return out

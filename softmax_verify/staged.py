@@ -86,14 +86,22 @@ def staged_backward(dout: FloatArray, cache: StagedCache) -> StagedGradients:
     exps = _matrix(cache.exps, "cache.exps")
     check_same_shape(g, "dout", exps, "cache.exps")
     rows = (exps.shape[0], 1)
+    stages = []
     for name in ("sexps", "divexps"):
         stage = as_float_array(getattr(cache, name), f"cache.{name}")
         if stage.shape != rows:
             raise ValueError(f"cache.{name} must have shape {rows}, got {stage.shape}")
+        if stage.dtype != exps.dtype:
+            raise TypeError(
+                f"cache.{name} must have the same dtype as cache.exps: "
+                f"got {stage.dtype} and {exps.dtype}"
+            )
+        stages.append(stage)
+    sexps, divexps = stages
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        dexps_0 = cache.divexps * g
+        dexps_0 = divexps * g
         ddivexps = (exps * g).sum(axis=1, keepdims=True)
-        dsexps = -ddivexps / cache.sexps**2
+        dsexps = -ddivexps / sexps**2
         dexps_1 = np.broadcast_to(dsexps, g.shape).copy()
         dx = exps * (dexps_0 + dexps_1)
     return StagedGradients(dexps_0, ddivexps, dsexps, dexps_1, dx)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
+from hypothesis.strategies import SearchStrategy
 from numpy.typing import NDArray
 
 import strategies as sv_st
@@ -29,6 +30,11 @@ def forward_case(draw: st.DrawFn, dtype: np.dtype[Any], max_magnitude: float | N
     x = draw(sv_st.logits(dtype, max_magnitude=max_magnitude), label="x")
     dout = draw(sv_st.upstreams(x.shape, dtype), label="dout")
     return {"x": x, "dout": dout}
+
+
+def logits_case(dtype: np.dtype[Any]) -> SearchStrategy[Case]:
+    """``x`` alone: logits of any magnitude up to the dtype's max."""
+    return sv_st.logits(dtype).map(lambda x: {"x": x})
 
 
 @st.composite

@@ -1,0 +1,97 @@
+"""Every invariant passes on the reference and fails on at least one known-bad implementation.
+
+The reference runs through the pytest contract (one Hypothesis property per
+invariant, under the active profile); each known-bad implementation runs through
+``run_invariant`` under the derandomized ci profile and must be rejected with a
+counterexample, for every invariant it is listed as failing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from bad_impls import BAD, Bad, notebook_backward, notebook_forward
+
+from softmax_verify.implementation import Implementation
+from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS, get_invariant
+from softmax_verify.reference import softmax, softmax_backward
+from softmax_verify.runner import run_invariant
+from softmax_verify.staged import staged_backward, staged_forward
+from softmax_verify.testing import SoftmaxContract
+
+
+class TestReferenceContract(SoftmaxContract):
+    """The bundled reference satisfies every invariant at float64 and float32."""
+
+    forward = staticmethod(softmax)
+    backward = staticmethod(softmax_backward)
+
+
+class TestStagedContract(SoftmaxContract):
+    """The corrected staged graph too, including stage_gradients on its own stages."""
+
+    forward = staticmethod(staged_forward)
+    backward = staticmethod(staged_backward)
+
+
+EXPECTED_FAILURES = [
+    pytest.param(bad, inv, dtype, id=f"{bad.name}-{inv}-{dtype}")
+    for bad in BAD
+    for inv in bad.fails
+    for dtype in bad.dtypes
+]
+
+
+@pytest.mark.parametrize(("bad", "invariant", "dtype"), EXPECTED_FAILURES)
+def test_bad_implementation_is_rejected(bad: Bad, invariant: str, dtype: str) -> None:
+    impl = Implementation(bad.forward, bad.backward, timeout=10.0)
+    result = run_invariant(invariant, impl, dtype, profile="ci")
+    assert result.status == "failed", result
+    assert result.counterexample is not None
+    assert "x" in result.counterexample
+    assert result.message
+
+
+def test_every_invariant_is_failed_by_some_bad_implementation() -> None:
+    covered = {inv for bad in BAD for inv in bad.fails}
+    assert covered == set(INVARIANT_IDS)
+
+
+def test_stage_gradients_names_the_notebook_bug() -> None:
+    impl = Implementation(notebook_forward, notebook_backward)
+    result = run_invariant("stage_gradients", impl, np.float64, profile="ci")
+    assert result.status == "failed"
+    assert result.first_wrong_stage == "dexps_1"
+    assert "broadcast(dsexps" in result.message
+
+
+def test_counterexamples_shrink_to_small_inputs() -> None:
+    impl = Implementation(notebook_forward, notebook_backward)
+    result = run_invariant("ones_upstream_gives_zero", impl, np.float64, profile="ci")
+    assert result.counterexample is not None
+    x = result.counterexample["x"]
+    # The bug shows on any row of length >= 2 (y(1 - y) != 0), so shrinking must reach one.
+    assert x.shape == (1, 2)
+
+
+def test_invariant_registry() -> None:
+    assert len(set(INVARIANT_IDS)) == len(INVARIANT_IDS)
+    for inv in INVARIANTS:
+        assert inv.doc, inv.id
+        assert get_invariant(inv.id) is inv
+    with pytest.raises(ValueError, match="invariant must be one of"):
+        get_invariant("rows_sum_to_two")
+
+
+def test_backward_invariants_skip_without_backward() -> None:
+    impl = Implementation(softmax)
+    result = run_invariant("central_differences", impl, np.float64, profile="ci")
+    assert result.status == "skipped"
+    assert "no backward" in result.message
+
+
+def test_stage_gradients_skips_without_named_stages() -> None:
+    impl = Implementation(softmax, softmax_backward)
+    result = run_invariant("stage_gradients", impl, np.float64, profile="ci")
+    assert result.status == "skipped"
+    assert "cache" in result.message

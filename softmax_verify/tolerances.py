@@ -89,8 +89,9 @@ def dot_rounding(d: int, abs_dot: NDArray[Any]) -> Float64Array:
 def forward_relative_bound(x: NDArray[Any], dtype: DTypeLike) -> Float64Array:
     r"""Per-entry :math:`\eta_i = \gamma_{D + 10 + \ln D + t_i}` for (N, D) logits ``x``.
 
-    Where :math:`t_i u \ge 1/2` (so :math:`t_i \ge 2^{23}` even in float64) the exact
-    probability is below :math:`e^{-t_i}`, which is 0 in every dtype, so the error
+    Where :math:`(D + 10 + \ln D + t_i) u \ge 1/2` (so :math:`t_i \ge 2^{22} - D - 10 -
+    \ln D` even in float32, and far more in float64) the exact probability is below
+    :math:`e^{-t_i}`, about :math:`e^{-4\cdot 10^6}`, which is 0 in every dtype, so the error
     term :math:`\eta_i y_i` is 0 and those entries get :math:`\eta_i = 0`; only the
     absolute :math:`\lambda` remains.
     """

@@ -1,14 +1,15 @@
 """Logit arrays: adversarial ones for forward checks, well-conditioned ones for gradients.
 
 Both strategies draw a shape and a plain background (noise times a drawn
-amplitude), then replace a few drawn rows with rows of a drawn *kind* built
-from the kind's parameters and the row's noise (see ``strategies._noise``).
-Kinds are listed simplest first, so rows shrink towards the first kind; a kind
-listed twice is drawn twice as often.
+amplitude), then replace a few rows (three on average) with rows of a drawn
+*kind*, built from the kind's drawn parameters and the row's noise (see
+``strategies._noise``). Kinds are listed simplest first, so rows shrink
+towards the first kind; a kind listed twice is drawn twice as often.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -42,7 +43,10 @@ class _Params:
         self.half_moderate = st.floats(0.0, min(5.0, bound))
         self.step = st.floats(0.0, min(10.0, bound) / 4.0)
         self.value = st.floats(-bound, bound)
-        self.offset = st.floats(-bound / 2.0, bound / 2.0)
+        # Offsets from 1 to 1e12 (log-uniform), within bound / 2; far larger
+        # magnitudes come from the constant and huge kinds.
+        top = min(math.log10(bound) - math.log10(2.0), 12.0)
+        self.offset_exponent = st.floats(min(0.0, top), top)
         self.offset_spread = st.floats(0.0, min(10.0, bound / 2.0))
         self.tiny_exponent = st.integers(_TINY_EXPONENT[dtype], -30)
 
@@ -80,8 +84,9 @@ def _masked(draw: st.DrawFn, u: Row, v: Row, p: _Params) -> Row:
 
 
 def _far(draw: st.DrawFn, u: Row, v: Row, p: _Params) -> Row:
-    """Moderate values around an offset of any size, so row maxima differ hugely."""
-    offset = draw(p.offset)
+    """Moderate values around an offset of log-uniform size, so row maxima differ hugely."""
+    magnitude = min(math.pow(10.0, draw(p.offset_exponent)), p.bound / 2.0)
+    offset = -magnitude if draw(st.booleans()) else magnitude
     return offset + draw(p.offset_spread) * u
 
 
@@ -129,13 +134,15 @@ def logits(
     is C-contiguous and owns its data.
 
     Rows are plain moderate values (``|x| <= 10``), except for a few (three on
-    average) of these kinds: moderate values again; values on a coarse grid,
-    so exact ties, often at the row maximum; a constant row of any magnitude;
-    one entry dominating the rest by 30 to 1000; some entries masked to
-    ``-max_magnitude``; moderate values around an offset of any size, so row
-    maxima differ by orders of magnitude (this breaks subtracting a global
-    instead of a per-row max); values spread up to ``max_magnitude``, where a
-    naive ``exp`` overflows; magnitudes of 1e-30 and below, into subnormals.
+    average) of these kinds: moderate values with their own amplitude; values
+    on a coarse grid, so exact ties, often at the row maximum; a constant row
+    of any magnitude; one entry dominating the rest by 30 to 1000; some
+    entries masked to ``-max_magnitude``; moderate values around a positive
+    or negative offset from 1 to 1e12 (log-uniform), so row maxima differ by
+    orders of magnitude (this breaks subtracting a global instead of a
+    per-row max); values spread up to ``max_magnitude``, where a naive
+    ``exp`` overflows; magnitudes of 1e-30 and below, into the subnormals of
+    ``dtype``.
     Offsets and spikes are clipped to ``max_magnitude``, so when it is small
     the extreme kinds degrade gracefully. Examples shrink towards a small
     shape of plain moderate rows, and then towards zeros.
@@ -196,10 +203,12 @@ def _well_conditioned(
     values = draw(centres) + _wc_spread(draw, u, half)
     for i in special_rows(draw, order):
         values[i] = draw(centres) + draw(_WC_KINDS)(draw, u[i], half)
-    return _enforce_spread(finalize(values, dtype, bound), spread)
+    return _enforce_spread(finalize(values, dtype, bound), spread, bound)
 
 
-def _enforce_spread(x: NDArray[np.floating[Any]], spread: float) -> NDArray[np.floating[Any]]:
+def _enforce_spread(
+    x: NDArray[np.floating[Any]], spread: float, bound: float
+) -> NDArray[np.floating[Any]]:
     """Pull each row's top down so ``max - min <= spread`` holds exactly after rounding.
 
     Rounding ``c + h * u``, or to float32, can widen a row by an ulp; the
@@ -209,7 +218,8 @@ def _enforce_spread(x: NDArray[np.floating[Any]], spread: float) -> NDArray[np.f
     """
     low = x.min(axis=1, keepdims=True)
     low64 = low.astype(np.float64)
-    high = (low64 + spread).astype(x.dtype)
+    # min(low + spread, bound), computed without overflowing near the float64 maximum.
+    high = (np.minimum(low64, bound - spread) + spread).astype(x.dtype)
     too_wide = high.astype(np.float64) - low64 > spread
     high = np.where(too_wide, np.nextafter(high, low), high)
     return np.ascontiguousarray(np.minimum(x, high))

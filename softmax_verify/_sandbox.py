@@ -35,6 +35,11 @@ class _Alarm(BaseException):
     """
 
 
+#: What the code under test may raise that is its failure, not the verifier's: SystemExit too
+#: (a stray ``sys.exit()`` must not end the run with status 0), but not KeyboardInterrupt.
+_USER_ERRORS = (Exception, SystemExit)
+
+
 def user_location(tb: TracebackType | None) -> str | None:
     """``file:line in function`` of the innermost frame outside numpy and this package."""
     found = None
@@ -82,7 +87,7 @@ def _call(role: str, func: Callable[..., T], args: tuple[Any, ...], timeout: flo
     if timeout is None or timeout >= threading.TIMEOUT_MAX:
         try:
             return func(*args)
-        except Exception as exc:
+        except _USER_ERRORS as exc:
             raise _describe_exception(role, exc) from exc
     if _can_use_alarm():
         return _call_with_alarm(role, func, args, timeout)
@@ -99,7 +104,7 @@ def _call_with_alarm(role: str, func: Callable[..., T], args: tuple[Any, ...], t
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _Alarm:
         raise CallTimeout(role, timeout) from None
-    except Exception as exc:
+    except _USER_ERRORS as exc:
         raise _describe_exception(role, exc) from exc
     finally:
         signal.signal(signal.SIGALRM, previous)
@@ -123,6 +128,6 @@ def _call_in_thread(role: str, func: Callable[..., T], args: tuple[Any, ...], ti
     if ok:
         result: T = value
         return result
-    if isinstance(value, Exception):
+    if isinstance(value, _USER_ERRORS):
         raise _describe_exception(role, value) from value
     raise value

@@ -45,12 +45,15 @@ def _load_module(spec: str) -> ModuleType:
         sys.modules[name] = module
         try:
             module_spec.loader.exec_module(module)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a stray sys.exit() must not end the run with 0
             raise TargetError(f"importing {spec} failed: {type(exc).__name__}: {exc}") from None
         return module
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        # As under ``python -m``: the console script's sys.path lacks the working directory.
+        sys.path.insert(0, os.getcwd())
     try:
         return importlib.import_module(spec)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise TargetError(f"cannot import module {spec!r}: {type(exc).__name__}: {exc}") from None
 
 

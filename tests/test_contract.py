@@ -1,0 +1,127 @@
+"""``SoftmaxContract``: subclassed here for correct code; run by pytester on the buggy notebook.
+
+The subclasses in this module are collected by pytest like any user's: one test
+per invariant, each a Hypothesis property under the active profile, and they
+must pass. The notebook's buggy code is run in a separate pytest process
+(pytester), where its expected tests must fail with Hypothesis's falsifying
+example, and a forward-only subclass must skip the backward tests.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from softmax_verify.invariants import INVARIANTS
+from softmax_verify.reference import softmax, softmax_backward
+from softmax_verify.staged import staged_backward, staged_forward
+from softmax_verify.testing import SoftmaxContract
+
+pytest_plugins = ["pytester"]
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TEST_NAMES = [f"test_{inv.id}" for inv in INVARIANTS]
+BACKWARD_TESTS = [f"test_{inv.id}" for inv in INVARIANTS if inv.needs_backward]
+NOTEBOOK_FAILS = ("ones_upstream_gives_zero", "central_differences", "jacobian_symmetry")
+
+
+class TestReferenceContract(SoftmaxContract):
+    """The bundled reference (float64 here; the staged graph below runs at float32)."""
+
+    forward = staticmethod(softmax)
+    backward = staticmethod(softmax_backward)
+    dtypes = ("float64",)
+
+
+class TestStagedContract(SoftmaxContract):
+    """The staged graph: named stages, so stage_gradients runs rather than skips."""
+
+    forward = staticmethod(staged_forward)
+    backward = staticmethod(staged_backward)
+    dtypes = ("float32",)
+
+
+@pytest.mark.parametrize("contract", [TestReferenceContract, TestStagedContract])
+def test_subclass_has_one_test_per_invariant(contract: type[SoftmaxContract]) -> None:
+    names = [name for name in dir(contract) if name.startswith("test_")]
+    assert sorted(names) == sorted(TEST_NAMES)
+    for inv in INVARIANTS:
+        test = getattr(contract, f"test_{inv.id}")
+        assert callable(test)
+        assert test.__doc__ == inv.doc  # the invariant's math shows in pytest's listing
+
+
+def test_contract_without_forward_says_so() -> None:
+    class TestNothing(SoftmaxContract):
+        pass
+
+    with pytest.raises(TypeError, match=r"TestNothing\.forward must be set"):
+        TestNothing.implementation()
+
+
+GENERATED = """
+import importlib.util
+
+from softmax_verify.testing import SoftmaxContract
+
+
+def load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+buggy = load({buggy!r}, "notebook_buggy")
+fixed = load({fixed!r}, "notebook_fixed")
+
+
+class TestNotebookBuggy(SoftmaxContract):
+    forward = staticmethod(buggy.softmax_forward)
+    backward = staticmethod(buggy.softmax_backward)
+    dtypes = ("float64",)
+
+
+class TestForwardOnly(SoftmaxContract):
+    forward = staticmethod(fixed.softmax_forward)
+"""
+
+
+def test_buggy_notebook_fails_its_contract_with_falsifying_examples(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest("import softmax_verify.profiles  # registers the ci profile\n")
+    pytester.makepyfile(
+        test_notebook=GENERATED.format(
+            buggy=str(EXAMPLES / "notebook_buggy.py"), fixed=str(EXAMPLES / "notebook_fixed.py")
+        )
+    )
+    # The buggy class's expected failures and one of its passing tests; the forward-only
+    # class's backward tests and one forward test.
+    buggy = " or ".join((*NOTEBOOK_FAILS, "dtype_preserved"))
+    forward_only = " or ".join((*BACKWARD_TESTS, "rows_sum_to_one"))
+    selected = f"(TestNotebookBuggy and ({buggy})) or (TestForwardOnly and ({forward_only}))"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--hypothesis-profile=ci", "-v", "-rfs", "-k", selected
+    )
+    output = result.stdout.str()
+    result.assert_outcomes(failed=len(NOTEBOOK_FAILS), passed=2, skipped=len(BACKWARD_TESTS))
+    for inv in NOTEBOOK_FAILS:
+        assert re.search(rf"FAILED test_notebook\.py::TestNotebookBuggy::test_{inv}\b", output)
+    result.stdout.fnmatch_lines(
+        [
+            "*::TestNotebookBuggy::test_dtype_preserved PASSED*",
+            "*::TestForwardOnly::test_rows_sum_to_one PASSED*",
+            *(f"*::TestForwardOnly::{name} SKIPPED*" for name in BACKWARD_TESTS),
+        ],
+        consecutive=False,
+    )
+    # Hypothesis's report of the shrunk case, for each failing test ("Falsifying example"; recent
+    # Hypothesis versions, like the 6.170 this was written against, say "Failing test case").
+    reported = re.findall(r"(?:Falsifying example|Failing test case): prop\(", output)
+    assert len(reported) >= len(NOTEBOOK_FAILS), output
+    assert "the gradient of an all-equal upstream is not zero" in output
+    assert "backward disagrees with central differences of forward" in output
+    assert "no backward set on the contract class" in output

@@ -27,14 +27,19 @@ class InvariantViolation(AssertionError):
         *,
         mismatch: Mismatch | None = None,
         stage: str | None = None,
+        location: str | None = None,
     ) -> None:
         self.invariant = invariant
         self.message = message
         self.mismatch = mismatch
         self.stage = stage
+        #: ``file:line`` in the implementation's source where the wrong value is computed.
+        self.location = location
         #: The failing case, attached by the runner (the minimal one after shrinking).
         self.case: dict[str, Any] | None = None
         text = f"{invariant}: {message}"
+        if location is not None:
+            text += f"\nat {location}"
         if mismatch is not None:
             text += "\n" + mismatch.describe()
         super().__init__(text)

@@ -17,6 +17,8 @@ shape before any invariant looks at the numbers.
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,6 +173,26 @@ class Implementation:
             mutated_dout=not np.array_equal(given, dout, equal_nan=True),
             mutated_cache=not _unchanged(cache_before, cache),
         )
+
+    def source_of(self, name: str) -> str | None:
+        """``file:line`` of the first assignment to stage ``name`` in the backward's source.
+
+        Matches ``name = ...`` and ``...["name"] = ...``; None when the source is not
+        available (a builtin, a lambda defined in a REPL) or names no such stage.
+        """
+        if self._backward is None:
+            return None
+        func = inspect.unwrap(self._backward)
+        try:
+            lines, first = inspect.getsourcelines(func)
+            path = inspect.getsourcefile(func)
+        except (OSError, TypeError):
+            return None
+        pattern = re.compile(rf"""(\b{name}\b|\[["']{name}["']\])\s*(\+|-|\*|/)?=(?!=)""")
+        for offset, line in enumerate(lines):
+            if pattern.search(line.split("#", 1)[0]):
+                return f"{path}:{first + offset}: {line.strip()}"
+        return None
 
     def vjp(self, x: FloatArray, dout: FloatArray) -> FloatArray:
         """``backward(dout, cache)`` after a fresh ``forward(x)``: the implementation's VJP."""

@@ -111,6 +111,7 @@ def stage_gradients(impl: Implementation, case: Case) -> None:
                 f"first wrong stage: {stage} has shape {back.stages[stage].shape}, "
                 f"expected {expected[stage].shape}; it should compute {FORMULAS[stage]}",
                 stage=stage,
+                location=impl.source_of(stage),
             )
         tol = (rounding + tiny) * scale[stage] + tiny
         mismatch = find_mismatch(actual, expected[stage], tol, what=f"stage {stage}")
@@ -120,4 +121,5 @@ def stage_gradients(impl: Implementation, case: Case) -> None:
                 f"first wrong stage: {stage}; it should compute {FORMULAS[stage]}",
                 mismatch=mismatch,
                 stage=stage,
+                location=impl.source_of(stage),
             )

@@ -78,13 +78,19 @@ def _jax() -> Adapter:
     def softmax_rows(a: Any) -> Any:
         return jax.nn.softmax(a, axis=1)
 
-    def forward(x: NDArray[Any]) -> tuple[NDArray[Any], Any]:
-        y, vjp_fn = jax.vjp(softmax_rows, jnp.asarray(x))
-        return np.array(y), vjp_fn
+    # One compiled program per (shape, dtype) for each direction: run eagerly, every
+    # primitive compiles separately for each new shape Hypothesis draws, which is
+    # several times slower. The cache is the input itself; the VJP recomputes the forward
+    # inside the compiled backward, as jax.grad of a jitted function would.
+    forward_jit = jax.jit(softmax_rows)
+    backward_jit = jax.jit(lambda a, g: jax.vjp(softmax_rows, a)[1](g)[0])
 
-    def backward(dout: NDArray[Any], vjp_fn: Any) -> NDArray[Any]:
-        (grad,) = vjp_fn(jnp.asarray(dout))
-        return np.array(grad)
+    def forward(x: NDArray[Any]) -> tuple[NDArray[Any], Any]:
+        a = jnp.asarray(x)
+        return np.array(forward_jit(a)), a
+
+    def backward(dout: NDArray[Any], a: Any) -> NDArray[Any]:
+        return np.array(backward_jit(a, jnp.asarray(dout)))
 
     return forward, backward
 

@@ -153,9 +153,13 @@ def backward_error_bound(
     (:math:`\gamma_{D+4}`: D-1 roundings in the inner product, the subtraction, the
     product, the output rounding, and two spare for an implementation that divides
     by the row sum on the way). Two absolute terms cover underflow: :math:`\lambda
-    \|g\|_\infty` for probabilities that underflow, and :math:`(D + 4)\sigma` (:math:`\sigma` the
-    smallest subnormal) for those D + 4 roundings landing in the subnormal range,
-    where a rounding's error is absolute, at most :math:`\sigma/2`, not relative.
+    \|g\|_\infty` for probabilities that underflow, and :math:`(D + 4)\lambda` for
+    those D + 4 roundings landing below the normal range. There an IEEE rounding errs
+    by at most half a subnormal spacing, but implementations that flush subnormals to
+    zero (XLA on CPU, CUDA's fast-math, ``-ffast-math`` builds: FTZ/DAZ) may turn any
+    operand or result below :math:`\lambda` into 0, an absolute error below
+    :math:`\lambda` each. Both are correct implementations of softmax, so the bound
+    allows the larger.
     """
     x64 = np.asarray(x, dtype=np.float64)
     y64 = np.abs(np.asarray(y_exact, dtype=np.float64))
@@ -168,7 +172,7 @@ def backward_error_bound(
     result: Float64Array = (
         y64 * ((eta + gamma(d + 4, dtype)) * (g + p) + q)
         + _tiny(dtype) * gmax
-        + (d + 4) * _subnormal(dtype)
+        + (d + 4) * _tiny(dtype)
     )
     return result
 

@@ -69,13 +69,13 @@ def find_mismatch(
     ratio = np.where(np.isnan(ratio), np.inf, ratio)  # NaN against a number: worst of all
     flat = int(np.argmax(ratio))
     index = tuple(int(i) for i in np.unravel_index(flat, exp.shape))
-    finite_err = np.where(bad, np.nan_to_num(err, nan=np.inf), 0.0)
+    finite_err = np.where(bad, np.where(np.isnan(err), np.inf, err), 0.0)
     return Mismatch(
         what=what,
         count=int(bad.sum()),
         total=int(exp.size),
         max_abs_error=float(finite_err.max()),
-        max_rel_error=float(np.nan_to_num(rel, nan=np.inf).max()),
+        max_rel_error=float(np.where(np.isnan(rel), np.inf, rel).max()),
         worst_index=index,
         actual=float(act[index]),
         expected=float(exp[index]),

@@ -113,7 +113,7 @@ class Report:
             )
         for r in self.failures:
             lines.extend(["", f"{r.status.upper()}: {r.invariant} ({r.dtype})", f"  {r.message}"])
-            if r.first_wrong_stage:
+            if r.first_wrong_stage and r.first_wrong_stage not in r.message:
                 lines.append(f"  first wrong stage: {r.first_wrong_stage}")
             if r.location:
                 lines.append(f"  at {r.location}")

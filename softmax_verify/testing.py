@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import numpy as np
 import pytest
 from hypothesis import given
 
@@ -30,22 +31,32 @@ from softmax_verify.invariants import INVARIANTS, Case, Invariant
 __all__ = ["SoftmaxContract"]
 
 
+def _run_property(inv: Invariant, impl: Implementation, dtype: np.dtype[Any]) -> str | None:
+    """Run ``inv`` as a Hypothesis property; the reason if it does not apply, else None."""
+    not_applicable: list[str] = []
+
+    @given(inv.cases(dtype))
+    def prop(case: Case) -> None:
+        if not_applicable:
+            return
+        try:
+            inv.check(impl, case)
+        except NotApplicable as exc:  # decided on the first example: nothing to shrink
+            not_applicable.append(str(exc))
+
+    prop()
+    return not_applicable[0] if not_applicable else None
+
+
 def _contract_test(inv: Invariant) -> Callable[[Any], None]:
     def test(self: SoftmaxContract) -> None:
         impl = type(self).implementation()
         if inv.needs_backward and not impl.has_backward:
             pytest.skip("no backward set on the contract class")  # forward-only contract: by design
         for name in type(self).dtypes:
-            dtype = resolve_dtype(name, "dtypes")
-
-            @given(inv.cases(dtype))
-            def prop(case: Case) -> None:
-                inv.check(impl, case)
-
-            try:
-                prop()
-            except NotApplicable as exc:
-                pytest.skip(f"{inv.id} does not apply: {exc}")  # e.g. no named stages to localize
+            reason = _run_property(inv, impl, resolve_dtype(name, "dtypes"))
+            if reason is not None:
+                pytest.skip(f"{inv.id} does not apply: {reason}")  # e.g. no named stages
 
     test.__name__ = test.__qualname__ = f"test_{inv.id}"
     test.__doc__ = inv.doc

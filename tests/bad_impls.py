@@ -54,17 +54,17 @@ def notebook_backward(dout: A, cache: dict[str, A]) -> dict[str, A]:
 
 def naive_forward(x: A) -> A:
     e = np.exp(x)  # no max subtracted: overflows for large logits
-    return e / e.sum(axis=1, keepdims=True)
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
 def wrong_axis_forward(x: A) -> A:
     e = np.exp(x - x.max(axis=0, keepdims=True))
-    return e / e.sum(axis=0, keepdims=True)  # normalizes columns, not rows
+    return np.asarray(e / e.sum(axis=0, keepdims=True))  # normalizes columns, not rows
 
 
 def epsilon_forward(x: A) -> A:
     e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / (e.sum(axis=1, keepdims=True) + 1e-8)  # "avoid division by zero"
+    return np.asarray(e / (e.sum(axis=1, keepdims=True) + 1e-8))  # "avoid division by zero"
 
 
 def temperature_forward(x: A) -> A:
@@ -77,40 +77,44 @@ def temperature_backward(dout: A, y: A) -> A:
 
 def clipped_forward(x: A) -> A:
     e = np.exp(np.clip(x, -50, 50))  # "stability" by clipping logits instead of shifting
-    return e / e.sum(axis=1, keepdims=True)
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
 def sliced_sum_forward(x: A) -> A:
     e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / (e[:, :-1].sum(axis=1, keepdims=True) + e[:, -1:] * 0.5)  # off-by-one slice
+    return np.asarray(
+        e / (e[:, :-1].sum(axis=1, keepdims=True) + e[:, -1:] * 0.5)
+    )  # off-by-one slice
 
 
 def log_softmax_forward(x: A) -> A:
     shifted = x - x.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # returns log-probs
+    return np.asarray(
+        shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    )  # returns log-probs
 
 
 def upcasting_forward(x: A) -> A:
     e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)  # float64 out for float32 in
+    return np.asarray(e / e.sum(axis=1, keepdims=True))  # float64 out for float32 in
 
 
 def mutating_forward(x: A) -> A:
     x -= x.max(axis=1, keepdims=True)  # in place: the caller's logits change
     np.exp(x, out=x)
-    return x / x.sum(axis=1, keepdims=True)
+    return np.asarray(x / x.sum(axis=1, keepdims=True))
 
 
 def global_max_forward(x: A) -> A:
     e = np.exp(x - x.max())  # max of the whole batch: rows far below underflow to 0/0
-    return e / e.sum(axis=1, keepdims=True)
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
 # --- wrong backwards -----------------------------------------------------------------------
 
 
 def diagonal_backward(dout: A, y: A) -> A:
-    return y * (1 - y) * dout  # only the Jacobian diagonal
+    return np.asarray(y * (1 - y) * dout)  # only the Jacobian diagonal
 
 
 def double_backward(dout: A, y: A) -> A:
@@ -118,7 +122,7 @@ def double_backward(dout: A, y: A) -> A:
 
 
 def negated_backward(dout: A, y: A) -> A:
-    return y * ((dout * y).sum(axis=1, keepdims=True) - dout)  # sign flipped
+    return np.asarray(y * ((dout * y).sum(axis=1, keepdims=True) - dout))  # sign flipped
 
 
 def clipping_backward(dout: A, y: A) -> A:

@@ -1,0 +1,583 @@
+"""Benchmarks of softmax-verify, side by side in one process (``make bench``).
+
+What is measured (medians of ``timeit`` repeats, wall time; ratios are "other / ours",
+so above 1 means softmax-verify is faster, except "ref / exp": the reference over the
+``numpy.exp`` floor):
+
+1. The reference ``softmax`` and ``softmax_backward`` against ``scipy.special.softmax``,
+   ``torch.softmax`` (CPU, torch's default thread count), ``jax.nn.softmax`` (jitted,
+   ``block_until_ready``), the straightforward numpy backward
+   ``y * (g - (g * y).sum(1, keepdims=True))`` and one bare ``numpy.exp`` pass (the
+   floor), on (1024, 1024), (4096, 4096), (65536, 64) and (64, 65536), float32 and float64.
+2. ``full_jacobian_check`` against ``torch.autograd.gradcheck`` (default mode) on the
+   same float64 input at 32x32, 64x64 and 128x128.
+3. ``directional_check`` against ``torch.autograd.gradcheck(fast_mode=True)`` at
+   1024x1024 and 4096x4096 float64.
+4. Time to a verdict: ``verify(softmax, softmax_backward)`` under the ci profile, and for
+   each known-bad implementation in tests/bad_impls.py the time and examples until its
+   first expected invariant fails (``run_invariant``, ci profile).
+
+``--quick`` is a smoke run: fewer repeats, no 4096x4096 shapes, no torch gradcheck at
+128x128, and verdicts capped at 20 examples per invariant. The tables are printed as
+markdown and written to bench/results.md (``--output`` to change it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import timeit
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+import softmax_verify
+from softmax_verify.frameworks import adapter
+from softmax_verify.gradcheck import directional_check, full_jacobian_check
+from softmax_verify.implementation import Implementation
+from softmax_verify.reference import softmax, softmax_backward
+from softmax_verify.runner import run_invariant
+
+ROOT = Path(__file__).resolve().parent.parent
+Array = NDArray[Any]
+SHAPES: tuple[tuple[int, int], ...] = ((1024, 1024), (4096, 4096), (65536, 64), (64, 65536))
+DTYPES: tuple[type[np.floating[Any]], ...] = (np.float32, np.float64)
+FULL_SIZES = (32, 64, 128)
+DIRECTIONAL_SIZES = (1024, 4096)
+
+
+@dataclass
+class Options:
+    quick: bool
+    repeat: int
+    output: Path
+
+
+@dataclass
+class Section:
+    """One markdown table, with notes printed under it."""
+
+    title: str
+    header: Sequence[str]
+    rows: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", ""]
+        lines.append("| " + " | ".join(self.header) + " |")
+        lines.append("|" + "|".join("---" for _ in self.header) + "|")
+        lines.extend("| " + " | ".join(row) + " |" for row in self.rows)
+        if self.notes:
+            lines.append("")
+            lines.extend(f"- {note}" for note in self.notes)
+        return "\n".join(lines) + "\n"
+
+
+def optional(module: str) -> Any | None:
+    """The module, or None when it is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def median_seconds(func: Callable[[], object], repeat: int) -> float:
+    """Median over ``repeat`` timed calls (one call each; the first, warm-up call untimed)."""
+    func()
+    return statistics.median(timeit.Timer(func).repeat(repeat=repeat, number=1))
+
+
+def once(func: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    func()
+    return time.perf_counter() - start
+
+
+def ms(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "n/a"
+    return f"{seconds * 1e3:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def secs(seconds: float) -> str:
+    return f"{seconds:.3f} s" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def ratio(other: float, ours: float) -> str:
+    if math.isnan(other) or math.isnan(ours) or ours <= 0:
+        return "n/a"
+    return f"{other / ours:.2f}x"
+
+
+def ratios(times: Sequence[float]) -> list[str]:
+    """For [floor, ours, a, b, c]: [ours / floor, a / ours, b / ours, c / ours]."""
+    return [ratio(times[1], times[0]), *(ratio(t, times[1]) for t in times[2:])]
+
+
+def missing(name: str) -> str:
+    return f"{name} not installed (pip install 'softmax-verify[{name}]'): not measured"
+
+
+def machine(torch: Any, jax: Any, scipy: Any) -> Section:
+    section = Section("Machine", ("item", "value"))
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    rows = [
+        ("platform", platform.platform()),
+        ("processor", platform.processor() or platform.machine()),
+        ("CPU count", str(os.cpu_count())),
+        ("python", platform.python_version()),
+        ("numpy", np.__version__),
+        ("scipy", scipy.__version__ if scipy is not None else "not installed"),
+        (
+            "torch",
+            f"{torch.__version__} ({torch.get_num_threads()} threads, the default)"
+            if torch is not None
+            else "not installed",
+        ),
+        ("jax", jax.__version__ if jax is not None else "not installed"),
+        ("softmax-verify", softmax_verify.__version__),
+        ("OPENBLAS_CORETYPE", f"set ({coretype})" if coretype else "not set"),
+    ]
+    section.rows = [[name, value] for name, value in rows]
+    return section
+
+
+def straightforward_backward(g: Array, y: Array) -> Array:
+    out: Array = y * (g - (g * y).sum(axis=1, keepdims=True))
+    return out
+
+
+def time_kernels(
+    x: Array,
+    g: Array,
+    repeat: int,
+    scipy: Any,
+    torch: Any,
+    torch_backward: Any,
+    jnp: Any,
+    jit_forward: Any,
+    jit_backward: Any,
+) -> tuple[list[float], list[float]]:
+    """Medians (seconds): forward [exp, reference, scipy, torch, jax] and backward
+    [exp, reference, straightforward, torch, jax]; NaN where a framework is missing."""
+    nan = float("nan")
+    y = softmax(x)
+    floor = median_seconds(lambda: np.exp(x), repeat)
+    forward = [floor, median_seconds(lambda: softmax(x), repeat), nan, nan, nan]
+    backward = [
+        floor,
+        median_seconds(lambda: softmax_backward(g, y), repeat),
+        median_seconds(lambda: straightforward_backward(g, y), repeat),
+        nan,
+        nan,
+    ]
+    if scipy is not None:
+        special = scipy.special
+        forward[2] = median_seconds(lambda: special.softmax(x, axis=1), repeat)
+    if torch is not None:
+        xt, gt, yt = (torch.from_numpy(a) for a in (x, g, y))
+        forward[3] = median_seconds(lambda: torch.softmax(xt, dim=1), repeat)
+        if torch_backward is not None:
+            backward[3] = median_seconds(lambda: torch_backward(gt, yt, 1, yt.dtype), repeat)
+    if jnp is not None:
+        xj, gj, yj = (jnp.asarray(a) for a in (x, g, y))
+        forward[4] = median_seconds(lambda: jit_forward(xj).block_until_ready(), repeat)
+        backward[4] = median_seconds(lambda: jit_backward(gj, yj).block_until_ready(), repeat)
+    return forward, backward
+
+
+def kernels(opts: Options, torch: Any, jax: Any, scipy: Any) -> tuple[Section, Section]:
+    forward = Section(
+        "Forward: softmax along axis 1",
+        (
+            "shape",
+            "dtype",
+            "numpy.exp (floor)",
+            "reference",
+            "scipy",
+            "torch",
+            "jax (jit)",
+            "ref / exp",
+            "scipy / ref",
+            "torch / ref",
+            "jax / ref",
+        ),
+    )
+    backward = Section(
+        "Backward: dx = y * (g - <g, y>) given y",
+        (
+            "shape",
+            "dtype",
+            "numpy.exp (floor)",
+            "reference",
+            "straightforward numpy",
+            "torch",
+            "jax (jit)",
+            "ref / exp",
+            "straightforward / ref",
+            "torch / ref",
+            "jax / ref",
+        ),
+    )
+    jnp = None
+    jit_forward: Any = None
+    jit_backward: Any = None
+    if jax is not None:
+        jax.config.update("jax_enable_x64", True)  # float64 must really be float64
+        jnp = importlib.import_module("jax.numpy")
+        jit_forward = jax.jit(lambda a: jax.nn.softmax(a, axis=1))
+        jit_backward = jax.jit(lambda g, y: y * (g - jnp.sum(g * y, axis=1, keepdims=True)))
+    torch_backward: Any = None
+    if torch is not None:
+        torch_backward = getattr(torch.ops.aten, "_softmax_backward_data", None)
+    shapes = [s for s in SHAPES if not (opts.quick and s == (4096, 4096))]
+    rng = np.random.default_rng(0)
+    for shape in shapes:
+        for dtype in DTYPES:
+            x = (rng.standard_normal(shape) * 3).astype(dtype)
+            g = rng.standard_normal(shape).astype(dtype)
+            repeat = max(3, opts.repeat // 3) if shape == (4096, 4096) else opts.repeat
+            f, b = time_kernels(
+                x, g, repeat, scipy, torch, torch_backward, jnp, jit_forward, jit_backward
+            )
+            name = np.dtype(dtype).name
+            forward.rows.append([str(shape), name, *(ms(t) for t in f), *ratios(f)])
+            backward.rows.append([str(shape), name, *(ms(t) for t in b), *ratios(b)])
+            print(f"  kernels {shape} {name} done", file=sys.stderr, flush=True)
+    for section in (forward, backward):
+        section.notes.append(
+            "ref / exp: the reference's time over one numpy.exp pass on the same array "
+            "(allocating its output, as the reference does); the floor is 1.00x."
+        )
+        if torch is None:
+            section.notes.append(missing("torch"))
+        else:
+            section.notes.append(
+                f"torch runs on {torch.get_num_threads()} threads (its default); numpy, "
+                "scipy and the reference on one."
+            )
+        if jax is None:
+            section.notes.append(missing("jax"))
+        if scipy is None and section is forward:
+            section.notes.append(missing("scipy"))
+    if torch is not None and torch_backward is None:
+        backward.notes.append("torch.ops.aten._softmax_backward_data unavailable: not measured")
+    if jax is not None:
+        backward.notes.append("jax: the same formula, jitted (what jax.vjp of softmax computes).")
+    if opts.quick:
+        forward.notes.append("--quick: (4096, 4096) skipped")
+    return forward, backward
+
+
+def time_full(
+    forward: Callable[..., Any], backward: Callable[..., Any], x: Array, repeat: int
+) -> float:
+    result = full_jacobian_check(forward, backward, x)
+    if not result.passed:
+        raise AssertionError(f"full_jacobian_check rejected a correct softmax: {result}")
+    return median_seconds(lambda: full_jacobian_check(forward, backward, x), repeat)
+
+
+def time_directional(x: Array, directions: int, repeat: int) -> float:
+    def run() -> None:
+        result = directional_check(softmax, softmax_backward, x, directions=directions)
+        if not result.passed:
+            raise AssertionError(f"directional_check rejected the reference: {result}")
+
+    return statistics.median(once(run) for _ in range(repeat))
+
+
+def torch_softmax_gradcheck(torch: Any, x: Array, fast: bool) -> Callable[[], bool]:
+    t = torch.from_numpy(x.copy()).requires_grad_(True)
+
+    def run() -> bool:
+        return bool(
+            torch.autograd.gradcheck(lambda a: torch.softmax(a, dim=1), (t,), fast_mode=fast)
+        )
+
+    return run
+
+
+def gradchecks(opts: Options, torch: Any) -> tuple[Section, Section]:
+    full = Section(
+        "Full Jacobian: full_jacobian_check vs torch.autograd.gradcheck (default mode), float64",
+        (
+            "size",
+            "torch gradcheck",
+            "torch repeats",
+            "full_jacobian_check (reference)",
+            "full_jacobian_check (torch adapter)",
+            "speed-up (reference)",
+            "speed-up (torch adapter)",
+        ),
+    )
+    directional = Section(
+        "Directional: directional_check vs torch.autograd.gradcheck(fast_mode=True), float64",
+        (
+            "size",
+            "torch fast_mode",
+            "directional_check, 1 direction",
+            "directional_check, 2 directions (default)",
+            "speed-up (1 direction)",
+            "speed-up (2 directions)",
+        ),
+    )
+    torch_pair = adapter("torch") if torch is not None else None
+    nan = float("nan")
+    rng = np.random.default_rng(1)
+    for n in FULL_SIZES:
+        x = rng.standard_normal((n, n)) * 3
+        t = nan
+        torch_repeat = "skipped (--quick)"
+        if torch is not None and not (opts.quick and n == 128):
+            check = torch_softmax_gradcheck(torch, x, fast=False)
+            if n == 128:
+                t, torch_repeat = once(check), "1 (about a minute per run)"
+            else:
+                reps = 1 if opts.quick else 3
+                t, torch_repeat = statistics.median(once(check) for _ in range(reps)), str(reps)
+        elif torch is None:
+            torch_repeat = "torch not installed"
+        ours = time_full(softmax, softmax_backward, x, opts.repeat)
+        ours_t = nan
+        if torch_pair is not None and torch_pair[1] is not None:
+            ours_t = time_full(torch_pair[0], torch_pair[1], x, opts.repeat)
+        full.rows.append(
+            [
+                f"{n}x{n}",
+                ms(t),
+                torch_repeat,
+                ms(ours),
+                ms(ours_t),
+                ratio(t, ours),
+                ratio(t, ours_t),
+            ]
+        )
+        print(f"  full jacobian {n} done", file=sys.stderr, flush=True)
+    for n in DIRECTIONAL_SIZES:
+        if opts.quick and n == 4096:
+            directional.rows.append([f"{n}x{n}", "skipped (--quick)", "", "", "", ""])
+            continue
+        x = rng.standard_normal((n, n)) * 3
+        reps = 1 if opts.quick else 3
+        t = nan
+        if torch is not None:
+            check = torch_softmax_gradcheck(torch, x, fast=True)
+            t = statistics.median(once(check) for _ in range(reps))
+        one = time_directional(x, 1, reps)
+        two = time_directional(x, 2, reps)
+        directional.rows.append([f"{n}x{n}", ms(t), ms(one), ms(two), ratio(t, one), ratio(t, two)])
+        print(f"  directional {n} done", file=sys.stderr, flush=True)
+    full.notes.extend(
+        [
+            "Same input for both: x = 3 * standard normal. full_jacobian_check compares all "
+            "N*D*D Jacobian entries with a per-entry derived tolerance; torch gradcheck "
+            "compares the same entries with atol=1e-5, rtol=1e-3.",
+            (
+                "torch gradcheck at 128x128 runs once (it takes about a minute); the others "
+                f"are medians of the repeats shown; ours are medians of {opts.repeat}."
+                if not opts.quick
+                else f"--quick: torch gradcheck once per size, not at 128x128; ours are "
+                f"medians of {opts.repeat}."
+            ),
+        ]
+    )
+    directional.notes.extend(
+        [
+            "torch fast mode checks one scalar v^T J u; directional_check compares J u with "
+            "backward(u) entry by entry, per direction.",
+            "Medians of 3 runs (1 with --quick); each run includes the forward and backward "
+            "calls through softmax-verify's sandbox (input copies, mutation checks).",
+        ]
+    )
+    if torch is None:
+        full.notes.append(missing("torch"))
+        directional.notes.append(missing("torch"))
+    return full, directional
+
+
+def verdicts(opts: Options) -> tuple[Section, Section]:
+    sys.path.insert(0, str(ROOT / "tests"))  # tests/bad_impls.py, as tests/conftest.py does
+    bad_impls = importlib.import_module("bad_impls")
+    cap = 20 if opts.quick else None
+    good = Section(
+        "Time to a verdict: verify(softmax, softmax_backward), ci profile",
+        ("target", "invariants", "examples", "wall time", "verdict"),
+    )
+    start = time.perf_counter()
+    report = softmax_verify.verify(softmax, softmax_backward, profile="ci", max_examples=cap)
+    wall = time.perf_counter() - start
+    good.rows.append(
+        [
+            "reference (float64)",
+            str(len(report.results)),
+            str(sum(r.examples for r in report.results)),
+            secs(wall),
+            "passed" if report.passed else f"FAILED: {[r.invariant for r in report.failures]}",
+        ]
+    )
+    slowest = sorted(report.results, key=lambda r: r.seconds, reverse=True)[:3]
+    good.notes.append(
+        "slowest invariants: "
+        + ", ".join(f"{r.invariant} {r.seconds:.1f} s ({r.examples} examples)" for r in slowest)
+    )
+    bad = Section(
+        "Time to a verdict: known-bad implementations (tests/bad_impls.py), ci profile",
+        (
+            "implementation",
+            "dtype",
+            "first failing invariant",
+            "status",
+            "examples (incl. shrinking)",
+            "time",
+            "invariants run",
+        ),
+    )
+    for entry in bad_impls.BAD:
+        impl = Implementation(entry.forward, entry.backward, name=entry.name)
+        dtype = entry.dtypes[0]
+        examples, seconds, ran = 0, 0.0, 0
+        found = None
+        for invariant in entry.fails:
+            result = run_invariant(invariant, impl, dtype, profile="ci", max_examples=cap)
+            examples, seconds, ran = examples + result.examples, seconds + result.seconds, ran + 1
+            if result.status in ("failed", "error"):
+                found = result
+                break
+        bad.rows.append(
+            [
+                entry.name,
+                dtype,
+                found.invariant if found is not None else "NONE (all expected invariants held)",
+                found.status if found is not None else "-",
+                str(examples),
+                secs(seconds),
+                f"{ran} of {len(entry.fails)}",
+            ]
+        )
+    bad.notes.append(
+        "Expected invariants are run in the order tests/bad_impls.py lists them, each at the "
+        "entry's first dtype, until one fails; examples and time add up over those run and "
+        "include Hypothesis shrinking to the minimal counterexample."
+    )
+    if cap is not None:
+        for section in (good, bad):
+            section.notes.append(f"--quick: at most {cap} examples per invariant")
+    return good, bad
+
+
+def headline(full: Section, directional: Section, forward: Section, backward: Section) -> Section:
+    section = Section("Headline ratios (goal in brackets)", ("measure", "ratio", "goal"))
+
+    def cell(table: Section, key: Sequence[str], column: str) -> str:
+        index = list(table.header).index(column)
+        for row in table.rows:
+            if row[: len(key)] == list(key):
+                return row[index]
+        return "not measured"
+
+    for size in ("64x64", "128x128"):
+        section.rows.append(
+            [
+                f"full_jacobian_check vs torch gradcheck, {size}",
+                cell(full, (size,), "speed-up (reference)"),
+                ">= 100x",
+            ]
+        )
+    section.rows.append(
+        [
+            "directional_check (1 direction) vs torch fast mode, 4096x4096",
+            cell(directional, ("4096x4096",), "speed-up (1 direction)"),
+            ">= 1x",
+        ]
+    )
+    section.rows.append(
+        [
+            "directional_check (2 directions) vs torch fast mode, 4096x4096",
+            cell(directional, ("4096x4096",), "speed-up (2 directions)"),
+            ">= 1x",
+        ]
+    )
+    section.rows.append(
+        [
+            "softmax vs scipy, (4096, 4096) float64",
+            cell(forward, ("(4096, 4096)", "float64"), "scipy / ref"),
+            ">= 1.5x",
+        ]
+    )
+    for shape in SHAPES:
+        for dtype in ("float32", "float64"):
+            value = cell(backward, (str(shape), dtype), "straightforward / ref")
+            if value != "not measured":
+                section.rows.append(
+                    [f"softmax_backward vs straightforward, {shape} {dtype}", value, ">= 1.3x"]
+                )
+    return section
+
+
+def parse(argv: Sequence[str] | None) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: fewer repeats, no 4096x4096 or 128x128 torch cases",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="timeit repeats (default 15, 3 with --quick)"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=ROOT / "bench" / "results.md",
+        help="where to write the markdown tables (default bench/results.md)",
+    )
+    args = parser.parse_args(argv)
+    repeat = args.repeat if args.repeat is not None else (3 if args.quick else 15)
+    if repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {repeat}")
+    return Options(quick=bool(args.quick), repeat=repeat, output=Path(args.output))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = parse(argv)
+    torch, jax = optional("torch"), optional("jax")
+    scipy = optional("scipy") if optional("scipy.special") is not None else None
+    started = time.perf_counter()
+    sections = [machine(torch, jax, scipy)]
+    forward, backward = kernels(opts, torch, jax, scipy)
+    full, directional = gradchecks(opts, torch)
+    good, bad = verdicts(opts)
+    sections = [
+        sections[0],
+        headline(full, directional, forward, backward),
+        forward,
+        backward,
+        full,
+        directional,
+        good,
+        bad,
+    ]
+    title = "# softmax-verify benchmarks" + (" (--quick)" if opts.quick else "")
+    text = "\n".join(
+        [title, "", f"Generated by bench/bench.py in {time.perf_counter() - started:.0f} s.", ""]
+        + [s.markdown() for s in sections]
+    )
+    print(text)
+    opts.output.parent.mkdir(parents=True, exist_ok=True)
+    opts.output.write_text(text)
+    print(f"(written to {opts.output})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

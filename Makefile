@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 # Extras to install; CI adds the frameworks: make verify EXTRAS=dev,scipy,torch,jax
 EXTRAS ?= dev
 TARGET ?=
-STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PYTEST_WORKERS ?= auto
 
 .PHONY: help verify check test typecheck lint format soak bench install clean

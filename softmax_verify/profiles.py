@@ -23,11 +23,15 @@ PROFILES: tuple[str, ...] = ("dev", "ci", "thorough")
 
 def register_profiles() -> None:
     """Register the three profiles with Hypothesis (idempotent)."""
-    settings.register_profile("dev", max_examples=50, deadline=None)
+    # derandomize is set explicitly: under CI=true Hypothesis's own defaults derandomize,
+    # and dev and thorough runs must draw fresh examples (with a reported seed) even there.
+    settings.register_profile("dev", max_examples=50, deadline=None, derandomize=False)
     settings.register_profile(
         "ci", max_examples=100, derandomize=True, database=None, deadline=None, print_blob=True
     )
-    settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True)
+    settings.register_profile(
+        "thorough", max_examples=2000, deadline=None, derandomize=False, print_blob=True
+    )
 
 
 def default_profile() -> str:

@@ -8,6 +8,10 @@
         backward = staticmethod(mymodel.softmax_backward)   # optional
         dtypes = ("float64", "float32")                     # optional
 
+    ``class TestMySoftmax(SoftmaxContract, exclude=("stage_gradients",))`` leaves
+    invariants out of collection (e.g. stage localization for a backward that returns
+    dx alone, which would otherwise be skipped with that reason).
+
 pytest then collects one test per invariant (``test_rows_sum_to_one``, ...),
 each a Hypothesis property run under your active Hypothesis profile, failing
 with Hypothesis's falsifying example and the invariant's explanation. Backward
@@ -26,7 +30,7 @@ from hypothesis import given
 from softmax_verify._validate import resolve_dtype
 from softmax_verify.errors import NotApplicable
 from softmax_verify.implementation import Implementation
-from softmax_verify.invariants import INVARIANTS, Case, Invariant
+from softmax_verify.invariants import INVARIANTS, Case, Invariant, get_invariant
 
 __all__ = ["SoftmaxContract"]
 
@@ -71,6 +75,18 @@ class SoftmaxContract:
     dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32")
     #: Seconds one call of the implementation may take before it counts as an error.
     timeout: ClassVar[float | None] = 10.0
+
+    def __init_subclass__(cls, exclude: tuple[str, ...] = (), **kwargs: Any) -> None:
+        """``class TestX(SoftmaxContract, exclude=("stage_gradients",))`` leaves those out.
+
+        An excluded invariant's test is not collected at all (rather than skipped): for
+        an invariant that cannot apply, e.g. stage_gradients on a backward that returns
+        dx alone.
+        """
+        super().__init_subclass__(**kwargs)
+        for invariant_id in exclude:
+            get_invariant(invariant_id)  # ValueError naming the ids for a typo
+            setattr(cls, f"test_{invariant_id}", None)
 
     @classmethod
     def implementation(cls) -> Implementation:

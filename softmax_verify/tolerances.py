@@ -97,11 +97,16 @@ def forward_relative_bound(x: NDArray[Any], dtype: DTypeLike) -> Float64Array:
     """
     x64 = np.asarray(x, dtype=np.float64)
     d = x64.shape[-1]
+    u = unit_roundoff(dtype)
     with np.errstate(over="ignore", invalid="ignore"):
-        t = x64.max(axis=-1, keepdims=True) - x64
-    n = d + 10 + math.log(d) + np.where(np.isfinite(t), t, np.inf)
-    eta = gamma(np.minimum(n, 0.5 / unit_roundoff(dtype)), dtype)
-    return np.where(n * unit_roundoff(dtype) < 0.5, eta, 0.0)
+        # One owned buffer, in place: nu = (D + 10 + ln D + t) u, then nu / (1 - nu).
+        nu = np.subtract(x64.max(axis=-1, keepdims=True), x64)
+        nu += d + 10 + math.log(d)
+        nu *= u
+        small = nu < 0.5  # False for inf and NaN t too: those entries get 0
+        np.divide(nu, 1 - nu, out=nu, where=small)
+    nu[~small] = 0.0
+    return nu
 
 
 def forward_error_bound(x: NDArray[Any], y_exact: NDArray[Any], dtype: DTypeLike) -> Float64Array:

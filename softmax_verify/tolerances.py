@@ -100,7 +100,7 @@ def forward_relative_bound(x: NDArray[Any], dtype: DTypeLike) -> Float64Array:
     u = unit_roundoff(dtype)
     with np.errstate(over="ignore", invalid="ignore"):
         # One owned buffer, in place: nu = (D + 10 + ln D + t) u, then nu / (1 - nu).
-        nu = np.subtract(x64.max(axis=-1, keepdims=True), x64)
+        nu: Float64Array = np.subtract(x64.max(axis=-1, keepdims=True), x64)
         nu += d + 10 + math.log(d)
         nu *= u
         small = nu < 0.5  # False for inf and NaN t too: those entries get 0

@@ -1,0 +1,156 @@
+"""Worst-entry accumulation of a gradient check's comparisons, and its result.
+
+``GradcheckResult`` is re-exported by ``softmax_verify.gradcheck``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from softmax_verify._compare import Mismatch, find_mismatch
+from softmax_verify.errors import InvariantViolation
+
+F64 = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class GradcheckResult:
+    """Outcome of a gradient check: the worst entry by error-to-tolerance ratio.
+
+    ``worst`` is ``(row, i, j)`` for a Jacobian entry dy_i/dx_j, ``(row, j)`` for an
+    entry of a VJP or JVP; ``expected`` is the numerical value, ``actual`` the
+    backward's.
+    """
+
+    passed: bool
+    max_error: float
+    tolerance: float
+    worst: tuple[int, ...]
+    expected: float
+    actual: float
+    forward_calls: int
+    backward_calls: int
+    mismatch: Mismatch | None = None
+
+    def raise_if_failed(self, invariant: str) -> None:
+        if not self.passed:
+            raise InvariantViolation(
+                invariant,
+                "backward disagrees with central differences of forward",
+                mismatch=self.mismatch,
+            )
+
+
+def _f64(a: NDArray[Any]) -> F64:
+    return np.asarray(a, dtype=np.float64)
+
+
+class _Tally:
+    """The worst entry and the mismatch of one comparison, accumulated block by block of rows.
+
+    Merging per-block results gives exactly what one pass over the whole array gives:
+    the worst entry is the first one with the largest error-to-tolerance ratio, and the
+    mismatch counts, maxima and worst entry are those of ``find_mismatch`` on the whole.
+    """
+
+    def __init__(self, what: str, shape: tuple[int, ...]) -> None:
+        self.what = what
+        self.shape = shape
+        self.max_error = 0.0
+        self.ratio = -1.0
+        self.worst: tuple[int, ...] = (0,) * len(shape)
+        self.expected = self.actual = self.tolerance = 0.0
+        self.count = 0
+        self.max_abs = self.max_rel = 0.0
+        self.mismatch_ratio = -1.0
+        self.mismatch: Mismatch | None = None
+
+    def add(self, numerical: F64, analytic: NDArray[Any], tol: F64, row: int = 0) -> None:
+        """Compare one block whose first row is row ``row`` of the whole."""
+        act = _f64(analytic)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            err = np.abs(numerical - act)
+            ratio = np.where(np.isnan(err), np.inf, err / np.where(tol > 0, tol, 1e-300))
+        if ratio.size == 0:
+            return
+        flat = int(np.argmax(ratio))
+        local = np.unravel_index(flat, ratio.shape)
+        self.max_error = max(self.max_error, float(np.nan_to_num(err, nan=np.inf).max()))
+        if float(ratio[local]) > self.ratio:
+            self.ratio = float(ratio[local])
+            self.worst = (int(local[0]) + int(row), *(int(i) for i in local[1:]))
+            self.expected = float(numerical[local])
+            self.actual = float(act[local])
+            self.tolerance = float(tol[local])
+        found = find_mismatch(act, numerical, tol, what=self.what)
+        if found is None:
+            return
+        self.count += found.count
+        self.max_abs = max(self.max_abs, found.max_abs_error)
+        self.max_rel = max(self.max_rel, found.max_rel_error)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            bad_err = np.abs(np.float64(found.actual) - np.float64(found.expected))
+            bad_tol = found.tolerance if found.tolerance > 0 else np.finfo(np.float64).tiny
+            bad_ratio = float(np.inf if np.isnan(bad_err) else bad_err / bad_tol)
+        if bad_ratio > self.mismatch_ratio:
+            self.mismatch_ratio = bad_ratio
+            index = (int(found.worst_index[0]) + int(row), *found.worst_index[1:])
+            self.mismatch = replace(found, worst_index=index)
+
+    def result(self, forward_calls: int, backward_calls: int) -> GradcheckResult:
+        mismatch = None
+        if self.mismatch is not None:
+            mismatch = replace(
+                self.mismatch,
+                count=self.count,
+                total=math.prod(self.shape),
+                max_abs_error=self.max_abs,
+                max_rel_error=self.max_rel,
+            )
+        return GradcheckResult(
+            passed=mismatch is None,
+            max_error=self.max_error,
+            tolerance=self.tolerance,
+            worst=self.worst,
+            expected=self.expected,
+            actual=self.actual,
+            forward_calls=forward_calls,
+            backward_calls=backward_calls,
+            mismatch=mismatch,
+        )
+
+
+def _result(
+    numerical: F64, analytic: NDArray[Any], tol: F64, what: str, calls: tuple[int, int]
+) -> GradcheckResult:
+    tally = _Tally(what, numerical.shape)
+    tally.add(numerical, analytic, tol)
+    return tally.result(*calls)
+
+
+def _jacobian_order(result: GradcheckResult) -> GradcheckResult:
+    """``result`` with its indices (j, r, i), as the columns were compared, as (r, i, j)."""
+
+    def order(index: tuple[int, ...]) -> tuple[int, ...]:
+        j, r, i = index
+        return (r, i, j)
+
+    mismatch = result.mismatch
+    if mismatch is not None:
+        mismatch = replace(mismatch, worst_index=order(mismatch.worst_index))
+    return replace(result, worst=order(result.worst), mismatch=mismatch)
+
+
+def _ratio(result: GradcheckResult) -> float:
+    """Error over tolerance at the result's worst entry (inf for NaN or a zero tolerance)."""
+    err = abs(result.expected - result.actual)
+    if math.isnan(err):
+        return math.inf
+    if result.tolerance > 0:
+        return err / result.tolerance
+    return math.inf if err > 0 else 0.0

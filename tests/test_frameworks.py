@@ -126,3 +126,38 @@ def test_unknown_framework_name() -> None:
     assert FRAMEWORKS == ("scipy", "torch", "jax")
     with pytest.raises(ValueError, match="framework must be one of scipy, torch, jax"):
         adapter("tensorflow")
+
+
+def test_jax_adapter_drops_compiled_programs_past_its_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A thorough run compiles thousands of shapes; unbounded, XLA ran out of mappable
+    # memory and segfaulted. Past the limit the adapter clears jax's caches and goes on.
+    jax = require("jax")
+    import softmax_verify.frameworks as frameworks
+
+    cleared: list[int] = []
+    original = jax.clear_caches
+    monkeypatch.setattr(frameworks, "_MAX_PROGRAMS", 2)
+
+    def counting_clear() -> None:
+        cleared.append(1)
+        original()
+
+    monkeypatch.setattr(jax, "clear_caches", counting_clear)
+    forward, backward = adapter("jax")
+    assert backward is not None
+    from softmax_verify.reference import softmax, softmax_backward
+    from softmax_verify.tolerances import reference_backward_bound, reference_forward_bound
+
+    for n in range(1, 6):
+        x = np.linspace(-3.0, 3.0, n * 4).reshape(n, 4)
+        g = np.arange(n * 4, dtype=np.float64).reshape(n, 4) / 7
+        y, cache = forward(x)
+        exact = softmax(x)
+        # The derived bounds (softmax_verify.tolerances), as the invariants use them.
+        assert (np.abs(y - exact) <= reference_forward_bound(x, exact, np.float64)).all()
+        dx = backward(g, cache)
+        tol = reference_backward_bound(x, exact, g, np.float64)
+        assert (np.abs(dx - softmax_backward(g, exact)) <= tol).all()
+    assert len(cleared) == 2  # at the 3rd and 5th new shape

@@ -90,7 +90,9 @@ def _unchanged(before: list[NDArray[Any]], obj: object) -> bool:
     )
 
 
-def _checked_array(role: str, what: str, value: object, shape: tuple[int, ...]) -> FloatArray:
+def _checked_array(
+    role: str, what: str, value: object, shape: tuple[int, ...], *, copy: bool = True
+) -> FloatArray:
     if value is None:
         raise ImplementationError(role, f"returned None for {what}; expected a numpy array")
     if not isinstance(value, np.ndarray):
@@ -105,7 +107,7 @@ def _checked_array(role: str, what: str, value: object, shape: tuple[int, ...]) 
         raise ImplementationError(
             role, f"returned {what} of shape {value.shape}; expected {shape} (the input's shape)"
         )
-    return np.array(value, copy=True)
+    return np.array(value, copy=True) if copy else value
 
 
 def lookup(container: object, name: str) -> object:
@@ -143,24 +145,41 @@ class Implementation:
     def has_backward(self) -> bool:
         return self._backward is not None
 
-    def forward(self, x: FloatArray) -> ForwardCall:
-        given = np.array(x, copy=True)
+    def forward(self, x: FloatArray, *, scratch: bool = False) -> ForwardCall:
+        """Call the forward on a copy of ``x``; y is checked and copied.
+
+        ``scratch=True`` (the gradient checks, on large arrays): ``x`` is the caller's
+        scratch array, passed as is and never read again by the caller, and the caller
+        reads ``y`` before its next call; so neither is copied and mutation of ``x`` is
+        not looked for (``mutated_input`` is False). Checks of y's type, shape and dtype
+        kind still apply.
+        """
+        given = x if scratch else np.array(x, copy=True)
         result = call_limited("forward", self._forward, given, timeout=self.timeout)
         if isinstance(result, tuple) and len(result) == 2 and not hasattr(result, "_fields"):
             y_raw, cache = result
         else:
             y_raw, cache = result, None
-        y = _checked_array("forward", "y", y_raw, x.shape)
+        y = _checked_array("forward", "y", y_raw, x.shape, copy=not scratch)
         if cache is None:
             cache = y_raw  # the convention: backward(dout, y) when the forward returned only y
-        mutated = not _same_bits(given, x)
+        mutated = False if scratch else not _same_bits(given, x)
         return ForwardCall(y=y, cache=cache, mutated_input=mutated)
 
-    def backward(self, dout: FloatArray, cache: object) -> BackwardCall:
+    def backward(
+        self, dout: FloatArray, cache: object, *, scratch: bool = False, watch_cache: bool = True
+    ) -> BackwardCall:
+        """Call the backward on a copy of ``dout`` and ``cache``; dx is checked and copied.
+
+        ``scratch=True``: as for ``forward``, ``dout`` is handed over and ``dx`` (and the
+        stages) are read before the next call, so nothing is copied and ``mutated_dout``
+        is False. ``watch_cache=False``: the cache is not used again, so it is not
+        snapshotted (``mutated_cache`` is False).
+        """
         if self._backward is None:
             raise ImplementationError("backward", "was not given")
-        given = np.array(dout, copy=True)
-        cache_before = _snapshot(cache)
+        given = dout if scratch else np.array(dout, copy=True)
+        cache_before = _snapshot(cache) if watch_cache else []
         result = call_limited("backward", self._backward, given, cache, timeout=self.timeout)
         stages: dict[str, FloatArray] = {}
         if isinstance(result, np.ndarray):
@@ -174,15 +193,15 @@ class Implementation:
             for stage in STAGE_NAMES:
                 value = lookup(result, stage)
                 if isinstance(value, np.ndarray):
-                    stages[stage] = np.array(value, copy=True)
+                    stages[stage] = value if scratch else value.copy()
         else:
             dx_raw = result
-        dx = _checked_array("backward", "dx", dx_raw, dout.shape)
+        dx = _checked_array("backward", "dx", dx_raw, dout.shape, copy=not scratch)
         return BackwardCall(
             dx=dx,
             stages=stages,
-            mutated_dout=not _same_bits(given, dout),
-            mutated_cache=not _unchanged(cache_before, cache),
+            mutated_dout=False if scratch else not _same_bits(given, dout),
+            mutated_cache=watch_cache and not _unchanged(cache_before, cache),
         )
 
     def source_of(self, name: str) -> str | None:

@@ -86,8 +86,15 @@ def dot_rounding(d: int, abs_dot: NDArray[Any]) -> Float64Array:
     return out
 
 
-def forward_relative_bound(x: NDArray[Any], dtype: DTypeLike) -> Float64Array:
+def forward_relative_bound(
+    x: NDArray[Any], dtype: DTypeLike, *, moved: float = 0.0
+) -> Float64Array:
     r"""Per-entry :math:`\eta_i = \gamma_{D + 10 + \ln D + t_i}` for (N, D) logits ``x``.
+
+    ``moved`` (>= 0): the bound is wanted at every x' with :math:`|x'_j - x_j| \le`
+    ``moved`` too (a perturbed point of a finite difference). There
+    :math:`t'_i = \max_j x'_j - x'_i \le t_i + 2\,moved`, and :math:`\gamma` grows with
+    its argument, so :math:`t_i` is enlarged by ``2 * moved``.
 
     Where :math:`(D + 10 + \ln D + t_i) u \ge 1/2` (so :math:`t_i \ge 2^{22} - D - 10 -
     \ln D` even in float32, and far more in float64) the exact probability is below
@@ -101,7 +108,7 @@ def forward_relative_bound(x: NDArray[Any], dtype: DTypeLike) -> Float64Array:
     with np.errstate(over="ignore", invalid="ignore"):
         # One owned buffer, in place: nu = (D + 10 + ln D + t) u, then nu / (1 - nu).
         nu: Float64Array = np.subtract(x64.max(axis=-1, keepdims=True), x64)
-        nu += d + 10 + math.log(d)
+        nu += d + 10 + math.log(d) + 2 * moved
         nu *= u
         small = nu < 0.5  # False for inf and NaN t too: those entries get 0
         np.divide(nu, 1 - nu, out=nu, where=small)
@@ -169,16 +176,27 @@ def backward_error_bound(
     x64 = np.asarray(x, dtype=np.float64)
     y64 = np.abs(np.asarray(y_exact, dtype=np.float64))
     g = np.abs(np.asarray(dout, dtype=np.float64))
-    d = x64.shape[-1]
-    eta = forward_relative_bound(x64, dtype)
-    p = (g * y64).sum(axis=-1, keepdims=True)
-    q = (g * y64 * eta).sum(axis=-1, keepdims=True)
+    return _backward_bound(y64, g, forward_relative_bound(x64, dtype), dtype)
+
+
+def _backward_bound(
+    y: Float64Array, g: Float64Array, eta: Float64Array, dtype: DTypeLike
+) -> Float64Array:
+    r"""``backward_error_bound`` from ``|y|``, ``|dout|`` and :math:`\eta` (float64, (N, D)).
+
+    For callers that evaluate it many times on one x (the gradient checks): :math:`\eta`
+    is computed once, and any upper bound on it gives an upper bound here.
+    """
+    d = y.shape[-1]
+    p = np.einsum("...i,...i->...", g, y)[..., None]
+    gy = g * y
+    q = np.einsum("...i,...i->...", gy, eta)[..., None]
     gmax = g.max(axis=-1, keepdims=True)
-    result: Float64Array = (
-        y64 * ((eta + gamma(d + 4, dtype)) * (g + p) + q)
-        + _tiny(dtype) * gmax
-        + (d + 4) * _tiny(dtype)
-    )
+    result: Float64Array = eta + gamma(d + 4, dtype)
+    result *= g + p
+    result += q
+    result *= y
+    result += _tiny(dtype) * gmax + (d + 4) * _tiny(dtype)
     return result
 
 

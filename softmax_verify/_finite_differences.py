@@ -17,7 +17,6 @@ from numpy.typing import NDArray
 from softmax_verify._tally import F64, _f64
 from softmax_verify.implementation import Implementation
 from softmax_verify.reference import softmax
-from softmax_verify.tolerances import forward_error_bound
 
 #: max |sigma''| of the logistic function: sigma(1 - sigma)(1 - 2 sigma) peaks at 1/(6 sqrt 3).
 _SECOND = 1 / (6 * math.sqrt(3))
@@ -40,27 +39,67 @@ _STACK_ENTRIES = 1 << 16
 
 
 @dataclass(frozen=True)
-class _Columns:
-    r"""Central differences for the columns ``start:stop`` (c of them), every row at once.
+class _Steps:
+    r"""The perturbed values :math:`x_{rj} \pm h` of every entry, and the steps taken.
 
-    ``diff[k, r, i] = y_ri(x + h_+ e_j) - y_ri(x - h_- e_j)`` for j = start + k (float64);
-    ``steps[:, k, r]`` the steps ``(h_+, h_-)`` actually taken (``x +/- h`` is rounded
-    to the dtype; measured), ``width[k, r] = fl(x_+ - x_-)`` (one rounding) and
-    ``rounding[k, r, i]`` the forward's bound :math:`E^+ + E^-` at the two points.
-
-    The bound at :math:`x \pm h_\pm e_j` is evaluated with :math:`e^{\max h_\pm} y_i(x)`
-    in place of the exact probability there: along one coordinate
-    :math:`|\partial \log y_i / \partial x_j| = |\delta_{ij} - y_j| \le 1`, so
-    :math:`y_i(x \pm s e_j) \le e^s y_i(x)`, and the bound grows with the probability.
-    This saves evaluating the reference at every perturbed point.
+    ``plus`` and ``minus`` are ``x + h`` and ``x - h`` rounded to x's dtype (N, D);
+    ``up`` and ``down`` the steps actually taken, :math:`h_\pm` (float64, exact: each
+    is the difference of two nearby floats); ``width = fl(x_+ - x_-)`` (one rounding
+    in float64); ``largest`` the largest step, which bounds how far any perturbed
+    point is from x.
     """
 
-    start: int
-    stop: int
-    diff: F64
-    steps: F64
+    plus: NDArray[Any]
+    minus: NDArray[Any]
+    up: F64
+    down: F64
     width: F64
-    rounding: F64
+    largest: float
+
+    def truncation(self) -> F64:
+        r"""Per entry (N, D): :math:`\max(h_\pm)^2/48 + |h_+ - h_-| / (12\sqrt3)`.
+
+        The error of :math:`(f(x + h_+) - f(x - h_-)) / (h_+ + h_-)` against
+        :math:`f'(x)`, by Taylor's theorem at both points, for f of one coordinate whose
+        second and third derivatives are at most those of the logistic function (softmax
+        along one coordinate is logistic): ``_SECOND`` and ``_THIRD``. For a weighted sum
+        of outputs, multiply by the range of the weights.
+        """
+        out: F64 = np.maximum(self.up, self.down) ** 2 * (_THIRD / 6)
+        out += np.abs(self.up - self.down) * (_SECOND / 2)
+        return out
+
+
+def _steps(x: NDArray[Any], h: float) -> _Steps:
+    """``x +/- h`` entry by entry; ValueError where the ulp of x exceeds h (no step exists)."""
+    _check_step(x, h)
+    x64 = _f64(x)
+    plus, minus = (x64 + h).astype(x.dtype), (x64 - h).astype(x.dtype)
+    up, down = _f64(plus) - x64, x64 - _f64(minus)
+    return _Steps(
+        plus=plus,
+        minus=minus,
+        up=up,
+        down=down,
+        width=_f64(plus) - _f64(minus),
+        largest=float(max(up.max(), down.max())),
+    )
+
+
+def _rounding(eta: F64, y: F64, largest: float, dtype: np.dtype[Any]) -> F64:
+    r""":math:`E^+_i + E^-_i`: the forward's bound at both points :math:`x \pm h_\pm e_j`,
+    for every column j at once (N, D).
+
+    ``eta`` is ``forward_relative_bound(x, dtype, moved=largest)``: at a point that moved
+    one coordinate by s <= ``largest``, :math:`\eta_i` is at most that, and the probability
+    at most :math:`e^s y_i(x)` (along one coordinate :math:`|\partial \log y_i / \partial
+    x_j| = |\delta_{ij} - y_j| \le 1`); the bound :math:`\eta_i y_i + \lambda` grows
+    with both. So one array serves every column, and the reference is evaluated at x only.
+    """
+    out: F64 = eta * y
+    out *= 2 * math.exp(largest)
+    out += 2 * float(np.finfo(dtype).smallest_normal)
+    return out
 
 
 def _column_chunks(n: int, d: int, copies: int) -> list[tuple[int, int]]:
@@ -78,44 +117,28 @@ def _check_step(x: NDArray[Any], h: float) -> None:
         )
 
 
-def _column_steps(impl: Implementation, x: NDArray[Any], y: F64, h: float) -> Iterator[_Columns]:
-    """Central differences of the forward along every column, chunk by chunk of columns.
+def _column_differences(
+    impl: Implementation, x: NDArray[Any], steps: _Steps
+) -> Iterator[tuple[int, int, F64]]:
+    """``(start, stop, diff)``: central differences of the forward for columns ``start:stop``.
 
-    The inputs ``x + h e_j`` and ``x - h e_j`` of a chunk are stacked into one
-    (2cN, D) array and passed to one forward call: rows are independent (the same
-    assumption as perturbing column j of every row at once), so each row's output is
-    what the forward gives that row alone. The step is h for every entry; ValueError
-    where the ulp of x exceeds it (``x +/- h`` would round back to x or far from it).
-    ``y`` is the reference at x, for the rounding bounds (see ``_Columns``).
+    ``diff[k, r, i] = y_ri(x + h_+ e_j) - y_ri(x - h_- e_j)`` for j = start + k, in float64
+    (c, N, D). The inputs of a chunk of c columns are stacked into one (2cN, D) array and
+    passed to one forward call: rows are independent (the same assumption as perturbing
+    column j of every row at once), so each row's output is what the forward gives that
+    row alone. The stack is scratch, handed over without a copy.
     """
     n, d = x.shape
-    _check_step(x, h)
-    x64 = _f64(x)
+    rows = np.arange(n)[None, :]
     for start, stop in _column_chunks(n, d, 2):
         c = stop - start
         k, cols = np.arange(c)[:, None], np.arange(start, stop)[:, None]
-        rows = np.arange(n)[None, :]
         stack = np.empty((2, c, n, d), dtype=x.dtype)
         stack[:] = x
-        stack[0, k, rows, cols] = x64[:, start:stop].T + h
-        stack[1, k, rows, cols] = x64[:, start:stop].T - h
-        moved = _f64(stack[:, k, rows, cols])  # (2, c, N): x_+ and x_-
-        base = x64[:, start:stop].T
-        steps = np.stack([moved[0] - base, base - moved[1]])
-        flat = stack.reshape(2 * c * n, d)
-        out = _f64(impl.forward(flat).y).reshape(2, c, n, d)
-        above = np.exp(steps.max(axis=0))[:, :, None] * y  # >= y at both points (c, N, D)
-        rounding = forward_error_bound(
-            flat, np.broadcast_to(above, (2, c, n, d)).reshape(2 * c * n, d), x.dtype
-        ).reshape(2, c, n, d)
-        yield _Columns(
-            start=start,
-            stop=stop,
-            diff=out[0] - out[1],
-            steps=steps,
-            width=moved[0] - moved[1],
-            rounding=rounding[0] + rounding[1],
-        )
+        stack[0, k, rows, cols] = steps.plus[:, start:stop].T
+        stack[1, k, rows, cols] = steps.minus[:, start:stop].T
+        out = impl.forward(stack.reshape(2 * c * n, d), scratch=True).y.reshape(2, c, n, d)
+        yield start, stop, np.subtract(out[0], out[1], dtype=np.float64)
 
 
 def _on_step_grid(x64: F64, step: F64, dtype: np.dtype[Any]) -> F64:
@@ -155,6 +178,7 @@ _BLOCK_ENTRIES = 1 << 15
 
 #: The entries of a direction: +/- k/8 for k in 4..8 (three significant bits at most).
 _DIRECTION_ENTRIES = np.array([-8, -7, -6, -5, -4, 4, 5, 6, 7, 8], dtype=np.float64) / 8
+_ABS_ENTRIES = np.abs(_DIRECTION_ENTRIES)
 
 
 def _row_blocks(n: int, d: int) -> list[tuple[int, int]]:
@@ -162,39 +186,41 @@ def _row_blocks(n: int, d: int) -> list[tuple[int, int]]:
     return [(start, min(start + rows, n)) for start in range(0, n, rows)]
 
 
-def _step_points(
-    x: NDArray[Any], u: NDArray[Any], h: float
-) -> tuple[NDArray[Any], NDArray[Any], F64]:
-    """``(x' + h u, x' - h u, shift)`` in x's dtype, both exact (see directional_check).
+def _step_points(x: NDArray[Any], u: NDArray[Any], h: float, out: NDArray[Any]) -> F64:
+    """Fill ``out`` (2, N, D) with ``x' + h u`` and ``x' - h u`` in x's dtype, both exact;
+    return ``shift`` (N, 1), each row's :math:`\\max_i |x'_i - x_i|` (0 for most rows).
 
     ``x' = x`` wherever ``x +/- h u`` is exact; elsewhere x' is x on the step grid
-    (``_on_step_grid``). ``shift`` (N, 1) is each row's :math:`\\max_i |x'_i - x_i|`
-    (0 for most rows). ValueError if some ``x' +/- h u`` is still not exact (it
+    (``_on_step_grid``). Exactness is tested as ``fl(fl(x + s) - x) == s``, which is
+    exact (Fast2Sum) where :math:`|x| \\ge |s|`; entries with :math:`|x| < h` go to the
+    grid without the test. ValueError if some ``x' +/- h u`` is still not exact (it
     overflows, or h is below x's ulp).
     """
-    xp, xm = np.empty_like(x), np.empty_like(x)
     shift = np.zeros((x.shape[0], 1))
     for a, b in _row_blocks(*x.shape):
         x64 = _f64(x[a:b])
-        step = h * _f64(u[a:b])  # exact: u has three significant bits, h is a power of two
+        step = _f64(u[a:b]) * h  # exact: u has three significant bits, h is a power of two
+        plus, minus = out[0, a:b], out[1, a:b]
         with np.errstate(over="ignore", invalid="ignore"):
-            xp[a:b] = x64 + step
-            xm[a:b] = x64 - step
-            inexact = (_f64(xp[a:b]) - x64 != step) | (x64 - _f64(xm[a:b]) != step)
+            np.add(x64, step, out=plus, casting="same_kind")
+            np.subtract(x64, step, out=minus, casting="same_kind")
+            inexact = np.abs(x64) < h
+            inexact |= np.subtract(plus, x64, dtype=np.float64) != step
+            inexact |= np.subtract(x64, minus, dtype=np.float64) != step
         if not inexact.any():
             continue
-        rows, cols = np.nonzero(inexact)
+        rows, cols = np.divmod(np.flatnonzero(inexact), inexact.shape[1])  # faster than 2-D
         s = step[rows, cols]
         grid = _on_step_grid(x64[rows, cols], s, x.dtype)
         with np.errstate(over="ignore", invalid="ignore"):
-            xp[a:b][rows, cols] = grid + s
-            xm[a:b][rows, cols] = grid - s
+            plus[rows, cols] = grid + s
+            minus[rows, cols] = grid - s
             exact = (
                 np.array_equal(_f64(grid.astype(x.dtype)), grid)
-                and np.array_equal(_f64(xp[a:b][rows, cols]) - grid, s)
-                and np.array_equal(grid - _f64(xm[a:b][rows, cols]), s)
+                and np.array_equal(_f64(plus[rows, cols]) - grid, s)
+                and np.array_equal(grid - _f64(minus[rows, cols]), s)
             )
         if not exact:
             raise ValueError(f"x has entries too large for an exact step of {h:g} in {x.dtype}")
         np.maximum.at(shift[a:b, 0], rows, np.abs(grid - x64[rows, cols]))
-    return xp, xm, shift
+    return shift

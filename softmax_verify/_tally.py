@@ -72,21 +72,30 @@ class _Tally:
 
     def add(self, numerical: F64, analytic: NDArray[Any], tol: F64, row: int = 0) -> None:
         """Compare one block whose first row is row ``row`` of the whole."""
+        if numerical.size == 0:
+            return
         act = _f64(analytic)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             err = np.abs(numerical - act)
-            ratio = np.where(np.isnan(err), np.inf, err / np.where(tol > 0, tol, 1e-300))
-        if ratio.size == 0:
-            return
-        flat = int(np.argmax(ratio))
+            ratio = err / tol
+            flat = int(np.argmax(ratio))  # the first NaN, if any: np.argmax ranks NaN first
+            largest = float(ratio.flat[flat])
+            if math.isnan(largest):
+                # A NaN error ranks first (as inf); 0 / 0 (no error, no tolerance) is 0.
+                ratio = np.where(np.isnan(err), np.inf, err / np.where(tol > 0, tol, 1e-300))
+                flat = int(np.argmax(ratio))
+                largest = float(ratio.flat[flat])
         local = np.unravel_index(flat, ratio.shape)
-        self.max_error = max(self.max_error, float(np.nan_to_num(err, nan=np.inf).max()))
-        if float(ratio[local]) > self.ratio:
-            self.ratio = float(ratio[local])
+        worst_error = float(err.max())
+        self.max_error = max(self.max_error, math.inf if math.isnan(worst_error) else worst_error)
+        if largest > self.ratio:
+            self.ratio = largest
             self.worst = (int(local[0]) + int(row), *(int(i) for i in local[1:]))
             self.expected = float(numerical[local])
             self.actual = float(act[local])
             self.tolerance = float(tol[local])
+        if largest < 1:
+            return  # fl(err / tol) < 1 implies err < tol everywhere: no mismatch in this block
         found = find_mismatch(act, numerical, tol, what=self.what)
         if found is None:
             return

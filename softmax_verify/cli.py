@@ -3,7 +3,14 @@
     softmax-verify check [TARGET] [--backward TARGET] [--dtype float64|float32|all]
                          [--profile dev|ci|thorough] [--max-examples N] [--seed N]
                          [--format text|json] [--timeout SECONDS] [--invariant ID ...]
+                         [--no-isolate]
     softmax-verify list
+
+``check`` runs the implementation in a child process (``softmax_verify._isolation``):
+a crash of that process (a segfault in a C extension, ``os.abort()``, ``os._exit``)
+or a call stuck where the time limit cannot interrupt it becomes an error of the
+invariant being checked, and the others still run. ``--no-isolate`` runs it in this
+process instead, e.g. to debug it with pdb; a crash then ends the run.
 
 Exit status: 0 when nothing failed or errored, 1 when an invariant failed or the
 implementation errored, 2 for a usage error (one line on stderr, no traceback).
@@ -12,11 +19,13 @@ implementation errored, 2 for a usage error (one line on stderr, no traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TypeVar
 
+from softmax_verify._isolation import verify_isolated
 from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Result
@@ -81,6 +90,13 @@ def _parser() -> _Parser:
         metavar="ID",
         help="run only this invariant (repeatable)",
     )
+    check.add_argument(
+        "--no-isolate",
+        dest="isolate",
+        action="store_false",
+        help="run the implementation in this process (for pdb); by default it runs in a "
+        "child process, so that a crash is reported instead of ending the run",
+    )
     sub.add_parser("list", help="list the invariants and their math")
     return parser
 
@@ -110,6 +126,7 @@ def _progress(result: Result) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     try:
+        # Also when isolated: a usage error is reported here, before any child starts.
         forward, backward = resolve(args.target)
         if args.backward:
             backward = resolve_callable(args.backward)
@@ -117,18 +134,34 @@ def _check(args: argparse.Namespace) -> int:
         sys.stderr.write(f"softmax-verify: error: {exc}\n")
         return EXIT_USAGE
     dtypes = ("float64", "float32") if args.dtype == "all" else (args.dtype,)
-    report = verify(
-        forward,
-        backward,
-        dtypes=dtypes,
-        profile=args.profile,
-        max_examples=args.max_examples,
-        seed=args.seed,
-        timeout=args.timeout,
-        invariants=args.invariant,
-        target=args.target or "reference",
-        progress=_progress if sys.stderr.isatty() else None,
-    )
+    progress = _progress if sys.stderr.isatty() else None
+    if args.isolate:
+        report = verify_isolated(
+            args.target,
+            args.backward,
+            dtypes=dtypes,
+            profile=args.profile,
+            max_examples=args.max_examples,
+            seed=args.seed,
+            timeout=args.timeout,
+            invariants=args.invariant,
+            progress=progress,
+        )
+    else:
+        # stdout carries the report: what the code under test prints goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            report = verify(
+                forward,
+                backward,
+                dtypes=dtypes,
+                profile=args.profile,
+                max_examples=args.max_examples,
+                seed=args.seed,
+                timeout=args.timeout,
+                invariants=args.invariant,
+                target=args.target or "reference",
+                progress=progress,
+            )
     report = type(report)(
         target=report.target,
         backward=args.backward,

@@ -23,7 +23,7 @@ import contextlib
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from softmax_verify._isolation import verify_isolated
 from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS
@@ -133,35 +133,21 @@ def _check(args: argparse.Namespace) -> int:
     except TargetError as exc:
         sys.stderr.write(f"softmax-verify: error: {exc}\n")
         return EXIT_USAGE
-    dtypes = ("float64", "float32") if args.dtype == "all" else (args.dtype,)
-    progress = _progress if sys.stderr.isatty() else None
+    options: dict[str, Any] = {
+        "dtypes": ("float64", "float32") if args.dtype == "all" else (args.dtype,),
+        "profile": args.profile,
+        "max_examples": args.max_examples,
+        "seed": args.seed,
+        "timeout": args.timeout,
+        "invariants": args.invariant,
+        "progress": _progress if sys.stderr.isatty() else None,
+    }
     if args.isolate:
-        report = verify_isolated(
-            args.target,
-            args.backward,
-            dtypes=dtypes,
-            profile=args.profile,
-            max_examples=args.max_examples,
-            seed=args.seed,
-            timeout=args.timeout,
-            invariants=args.invariant,
-            progress=progress,
-        )
+        report = verify_isolated(args.target, args.backward, **options)
     else:
         # stdout carries the report: what the code under test prints goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):
-            report = verify(
-                forward,
-                backward,
-                dtypes=dtypes,
-                profile=args.profile,
-                max_examples=args.max_examples,
-                seed=args.seed,
-                timeout=args.timeout,
-                invariants=args.invariant,
-                target=args.target or "reference",
-                progress=progress,
-            )
+            report = verify(forward, backward, target=args.target or "reference", **options)
     report = type(report)(
         target=report.target,
         backward=args.backward,

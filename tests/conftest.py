@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -33,3 +35,15 @@ def require(module: str) -> ModuleType:
             raise
         # Locally the frameworks are optional extras; .ci/run installs them all.
         pytest.skip(f"{module} is not installed (pip install -e '.[{module.split('.')[0]}]')")
+
+
+@pytest.fixture
+def in_repo_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Run from the repository root (relative example paths); undo the imports of targets."""
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # loading a file target prepends its folder
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith(("softmax_verify_target_", "notebook_")):
+            del sys.modules[name]

@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +31,7 @@ NOTEBOOK_FAILS = ("ones_upstream_gives_zero", "central_differences", "jacobian_s
 STATUSES = {"passed", "failed", "error", "skipped"}
 
 
-@pytest.fixture(autouse=True)
-def _in_repo_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Run from the repository root (relative example paths); undo the imports of targets."""
-    monkeypatch.chdir(ROOT)
-    monkeypatch.setattr(sys, "path", list(sys.path))  # loading a file target prepends its folder
-    before = set(sys.modules)
-    yield
-    for name in set(sys.modules) - before:
-        if name.startswith(("softmax_verify_target_", "notebook_")):
-            del sys.modules[name]
+pytestmark = pytest.mark.usefixtures("in_repo_root")
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

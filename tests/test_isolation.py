@@ -15,7 +15,6 @@ import pickle
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,16 +110,7 @@ forward = softmax
 FORWARD_ONLY = ("rows_sum_to_one", "matches_reference")
 
 
-@pytest.fixture(autouse=True)
-def _in_repo_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Run from the repository root; undo the imports of target files."""
-    monkeypatch.chdir(ROOT)
-    monkeypatch.setattr(sys, "path", list(sys.path))  # loading a file target prepends its folder
-    before = set(sys.modules)
-    yield
-    for name in set(sys.modules) - before:
-        if name.startswith(("softmax_verify_target_", "notebook_")):
-            del sys.modules[name]
+pytestmark = pytest.mark.usefixtures("in_repo_root")
 
 
 def target(tmp_path: Path, source: str) -> tuple[str, str]:

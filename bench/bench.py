@@ -13,9 +13,11 @@ so above 1 means softmax-verify is faster, except "ref / exp": the reference ove
    same float64 input at 32x32, 64x64 and 128x128.
 3. ``directional_check`` against ``torch.autograd.gradcheck(fast_mode=True)`` at
    1024x1024 and 4096x4096 float64.
-4. Time to a verdict: ``verify(softmax, softmax_backward)`` under the ci profile, and for
-   each known-bad implementation in tests/bad_impls.py the time and examples until its
-   first expected invariant fails (``run_invariant``, ci profile).
+4. Time to a verdict: ``verify(softmax, softmax_backward)`` in process and the command
+   ``softmax-verify check`` (a fresh process, the checks in an isolated child) on the
+   reference under the ci profile, and for each known-bad implementation in
+   tests/bad_impls.py the time and examples until its first expected invariant fails
+   (``run_invariant``, ci profile).
 
 ``--quick`` is a smoke run: fewer repeats, no 4096x4096 shapes, no torch gradcheck at
 128x128, and verdicts capped at 20 examples per invariant. The tables are printed as
@@ -26,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import timeit
@@ -411,7 +415,7 @@ def verdicts(opts: Options) -> tuple[Section, Section]:
     bad_impls = importlib.import_module("bad_impls")
     cap = 20 if opts.quick else None
     good = Section(
-        "Time to a verdict: verify(softmax, softmax_backward), ci profile",
+        "Time to a verdict: the reference, ci profile",
         ("target", "invariants", "examples", "wall time", "verdict"),
     )
     start = time.perf_counter()
@@ -419,11 +423,30 @@ def verdicts(opts: Options) -> tuple[Section, Section]:
     wall = time.perf_counter() - start
     good.rows.append(
         [
-            "reference (float64)",
+            "`verify(softmax, softmax_backward)` (float64, in process)",
             str(len(report.results)),
             str(sum(r.examples for r in report.results)),
             secs(wall),
             "passed" if report.passed else f"FAILED: {[r.invariant for r in report.failures]}",
+        ]
+    )
+    # The command a user runs: a fresh process, the implementation in a child (isolated).
+    command = [sys.executable, "-m", "softmax_verify", "check", "--format", "json"]
+    if cap is not None:
+        command += ["--max-examples", str(cap)]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+    wall = time.perf_counter() - start
+    doc: dict[str, Any] = {"results": [], "passed": False}
+    if done.stdout.strip():
+        doc = json.loads(done.stdout)
+    good.rows.append(
+        [
+            "`softmax-verify check` (reference, float64, process start and isolation included)",
+            str(len(doc["results"])),
+            str(sum(r["examples"] for r in doc["results"])),
+            secs(wall),
+            "passed" if doc["passed"] else f"FAILED (exit {done.returncode})",
         ]
     )
     slowest = sorted(report.results, key=lambda r: r.seconds, reverse=True)[:3]

@@ -8,7 +8,9 @@ Math, along the reduction axis with :math:`m = \max_j x_j`:
 
 - ``softmax``: :math:`y_i = e^{x_i - m} / \sum_j e^{x_j - m}`. Subtracting the
   maximum leaves the result unchanged mathematically and keeps every ``exp``
-  argument <= 0, so nothing overflows for any finite input.
+  argument <= 0, so nothing overflows for any finite input. (Where the row
+  sum of :math:`e^{x_j}` is safely inside the dtype's range, the blocked kernel
+  skips the subtraction, which only removes a rounding; see ``_softmax_rows``.)
 - ``softmax_backward`` (vector-Jacobian product): with the Jacobian
   :math:`J = \operatorname{diag}(y) - y y^\top`,
   :math:`dx = J^\top g = y \odot (g - \langle g, y \rangle)`.
@@ -40,6 +42,9 @@ formula above, per row, without raising.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -54,12 +59,22 @@ FloatArray = NDArray[np.floating[Any]]
 # Non-finite rows are documented results, not errors: numpy is kept quiet about them
 # (``np.errstate(all="ignore")``: overflow, invalid, divide and underflow).
 
-#: Bytes of each operand per row block of the blocked kernels. The blocks of the input and
-#: the output (three operands in the backward) stay in cache while every pass over them
-#: runs, so main memory is read once and written once, as by one ``np.exp``; blocks are
-#: large enough (1 MiB: measured best from 128 KiB up) that the per-call overhead of the
-#: few numpy calls per block is small.
-_BLOCK_BYTES = 1 << 20
+#: Bytes of each operand per row block of the blocked kernels. Every pass over a block after
+#: the first finds it in cache, so main memory is read once and written once, as by one
+#: ``np.exp``. Measured on a CPU with 512 KiB of L2 per core: 512 KiB ties 1-2 MiB and beats
+#: 128-256 KiB (more blocks, so more numpy calls at about 1 us each).
+_BLOCK_BYTES = 1 << 19
+
+#: From this row length on, the per-row broadcasts (``ob * r[:, None]``, ``gb - c[:, None]``)
+#: run with a ufunc buffer no longer than a row. Otherwise numpy (2.4, measured) coalesces
+#: rows into buffer-sized chunks and copies the broadcast column into its buffer, which makes
+#: such a pass about twice as slow as a plain elementwise product; below ~256 entries one
+#: inner loop per row costs more than that copy (also measured).
+_ROW_LOOP_MIN = 256
+
+#: Longest inner product given to one BLAS dot (``np.vecdot``): OpenBLAS spreads dots of more
+#: than 10 000 entries over threads, and the reference stays on its caller's thread.
+_DOT_CHUNK = 4096
 
 
 def _rows(array: FloatArray, ax: int) -> FloatArray | None:
@@ -96,44 +111,154 @@ def _block_rows(d: int, itemsize: int) -> int:
     return max(1, _BLOCK_BYTES // (d * itemsize))
 
 
+@contextmanager
+def _row_by_row(d: int) -> Iterator[None]:
+    """Run per-row broadcasts over rows of length ``d`` one row per inner loop (see above).
+
+    numpy's ufunc buffer size is context-local, like ``np.errstate``; it is restored on exit.
+    """
+    if d < _ROW_LOOP_MIN:
+        yield
+        return
+    previous = np.setbufsize(_ROW_LOOP_MIN)  # a multiple of 16, as numpy requires
+    try:
+        yield
+    finally:
+        np.setbufsize(previous)
+
+
+def _shifted_softmax(array: FloatArray, ax: int) -> FloatArray:
+    """``exp(x - m) / sum(exp(x - m))`` along ``ax`` into a new array: the textbook form."""
+    out: FloatArray = array - array.max(axis=ax, keepdims=True)
+    np.exp(out, out=out)
+    out /= out.sum(axis=ax, keepdims=True)
+    return out
+
+
+def _direct_sum_range(dtype: np.dtype[Any]) -> tuple[float, float]:
+    """The row sums ``s`` for which the unshifted softmax ``e_i * fl(1/s)`` is within the bound.
+
+    ``s <= 1/lambda`` keeps every ``e_i`` finite and ``fl(1/s)`` normal (so it rounds once,
+    relative). ``s >= sqrt(eps)``: an ``exp`` that underflows errs by at most 2 sigma =
+    2 eps lambda (2 ulps of a subnormal), and ``1/s`` scales that to <= 2 sqrt(eps) lambda,
+    well inside the bound's absolute term lambda.
+    """
+    finfo = np.finfo(dtype)
+    return float(finfo.eps) ** 0.5, 1 / float(finfo.smallest_normal)
+
+
 def _softmax_rows(x: FloatArray, out: FloatArray) -> None:
     """Row softmax of the (N, D) ``x`` into ``out``, block by block of rows.
 
-    Per row the operations are those of the general path, in the same order (max,
-    subtract, exp, pairwise sum, divide), so the results are identical to it.
+    Softmax is shift invariant, so a row is computed without its maximum when that is
+    safe: ``e_j = exp(x_j)``, ``s = sum_j e_j`` (D - 1 additions, see ``_row_dots``) and
+    ``y_i = e_i * fl(1/s)`` (``e_1 / s`` when D = 1). That skips two passes (the maximum
+    and the subtraction) and stays within the bound (docs/tolerances.md: the exp arguments
+    carry no shift error; the reciprocal and the product round once each) whenever ``s`` is
+    in ``_direct_sum_range``: for any row whose largest logit is moderate. The other rows
+    (overflow, NaN, +-inf, or every logit very negative) get ``e_j = exp(x_j - m)`` as in
+    the general path, which also gives them their IEEE results, then the same sum and
+    normalization. That rule depends on the row alone, so a row's result never depends on
+    the other rows, nor on the order of work below.
+
+    Rows needing the shift are found after the fact (their ``s``) and recomputed; after a
+    block that had some, the next block takes the maxima first and shifts the rows whose
+    maximum already settles it, so that arrays of such rows do not pay ``exp`` twice.
     """
     n, d = x.shape
     step = _block_rows(d, x.itemsize)
-    peak = np.empty((min(step, n), 1), dtype=x.dtype)
-    total = np.empty_like(peak)
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        xb, ob = x[start:stop], out[start:stop]
-        m, s = peak[: stop - start], total[: stop - start]
-        np.maximum.reduce(xb, axis=1, keepdims=True, out=m)  # what max() calls, less overhead
-        np.subtract(xb, m, out=ob)
-        np.exp(ob, out=ob)
-        np.add.reduce(ob, axis=1, keepdims=True, out=s)  # sum()'s pairwise summation
-        np.divide(ob, s, out=ob)  # a division: one rounding (the bound's budget allows 2u)
+    low, high = _direct_sum_range(x.dtype)
+    # e^m <= s <= D e^m, so a maximum m outside [m_low, m_high] puts s outside [low, high]
+    # (with a factor e to spare for the roundings of exp and of the sum).
+    m_low, m_high = math.log(low / d) - 1, math.log(high) + 1
+    sums = np.empty(min(step, n), dtype=x.dtype)
+    inverse = np.empty((min(step, n), 1), dtype=x.dtype)
+    ones = np.ones(min(d, _DOT_CHUNK), dtype=x.dtype)
+    look_first = False
+    with _row_by_row(d):
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            xb, ob, s = x[start:stop], out[start:stop], sums[: stop - start]
+            shifted = None
+            if look_first:
+                peaks = np.maximum.reduce(xb, axis=1)
+                shifted = ~((peaks >= m_low) & (peaks <= m_high))  # NaN too
+                np.subtract(xb, np.where(shifted, peaks, 0)[:, None], out=ob)  # x - 0 is x
+                np.exp(ob, out=ob)
+            else:
+                np.exp(xb, out=ob)
+            _row_dots(ob, ones, s)  # a dot with ones: faster than add.reduce on short rows
+            look_first = shifted is not None and bool(shifted.any())
+            if not (s.min() >= low and s.max() <= high):  # NaN compares False
+                redo = ~((s >= low) & (s <= high))
+                if shifted is not None:
+                    redo &= ~shifted
+                rows = np.flatnonzero(redo)
+                if rows.size:  # rows the maxima did not settle (or not looked at): recompute
+                    look_first = True
+                    e = xb[rows]
+                    e -= e.max(axis=1, keepdims=True)
+                    np.exp(e, out=e)
+                    ob[rows] = e
+                    e_sums = np.empty(rows.size, dtype=x.dtype)
+                    _row_dots(e, ones, e_sums)
+                    s[rows] = e_sums
+            if d == 1:  # e / e: exactly 1, so a single column's Jacobian is exactly 0
+                np.divide(ob, s[:, None], out=ob)
+                continue
+            r = inverse[: stop - start]
+            np.divide(1, s[:, None], out=r)
+            np.multiply(ob, r, out=ob)  # a reciprocal and a product: f64 division is slow
+
+
+def _row_dots(a: FloatArray, b: FloatArray, out: FloatArray) -> None:
+    """``out[i] = <a_i, b_i>`` for an (R, D) ``a``, by BLAS dots of at most _DOT_CHUNK entries.
+
+    ``b`` is (R, D) like ``a``, or a vector of ones (at least ``min(D, _DOT_CHUNK)`` long)
+    for the row sums of ``a``. A longer row is split into q equal chunks plus a remainder of
+    fewer than q entries, whose dots are then added: still D - 1 additions, in an order fixed
+    by D alone, so a row's result depends on nothing but the row (einsum's order also
+    depends on how many rows there are). The FMA-fused products round less, not more.
+    """
+    rows, d = a.shape
+    if not hasattr(np, "vecdot"):  # numpy < 2.0: the calls of the previous kernels
+        if b.ndim == 2:
+            np.einsum("ij,ij->i", a, b, out=out)
+        else:
+            np.add.reduce(a, axis=1, out=out)
+        return
+    q = -(-d // _DOT_CHUNK)
+    c = d // q
+    if q == 1:
+        np.vecdot(a, b if b.ndim == 2 else b[:d], out=out)
+        return
+    k = q * c
+    chunks = a[:, :k].reshape(rows, q, c)
+    part = np.vecdot(chunks, b[:, :k].reshape(rows, q, c) if b.ndim == 2 else b[:c])
+    np.add.reduce(part, axis=1, out=out)
+    if k < d:
+        out += np.vecdot(a[:, k:], b[:, k:] if b.ndim == 2 else b[: d - k])
 
 
 def _vjp_rows(g: FloatArray, y: FloatArray, out: FloatArray) -> None:
     """``y * (g - <g, y>)`` per row of (N, D) arrays into ``out``, block by block of rows.
 
-    The inner products come from ``einsum`` without a temporary: D - 1 additions in an
-    order other than the general path's pairwise sum, so a result can differ from it by
-    rounding, within the same bound (the bound allows any order of the D - 1 additions).
+    The inner products come from BLAS dots (``_row_dots``, without a temporary): D - 1
+    additions in an order other than the general path's pairwise sum, so a result can differ
+    from it by rounding, within the same bound (the bound allows any order of the D - 1
+    additions).
     """
     n, d = g.shape
     step = _block_rows(d, g.itemsize)
-    inner = np.empty(min(step, n), dtype=g.dtype)
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        gb, yb, ob = g[start:stop], y[start:stop], out[start:stop]
-        ib = inner[: stop - start]
-        np.einsum("ij,ij->i", gb, yb, out=ib)
-        np.subtract(gb, ib[:, None], out=ob)
-        np.multiply(ob, yb, out=ob)
+    inner = np.empty((min(step, n), 1), dtype=g.dtype)
+    with _row_by_row(d):
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            gb, yb, ob = g[start:stop], y[start:stop], out[start:stop]
+            ib = inner[: stop - start]
+            _row_dots(gb, yb, ib[:, 0])
+            np.subtract(gb, ib, out=ob)
+            np.multiply(ob, yb, out=ob)
 
 
 def softmax(x: FloatArray, axis: int = -1) -> FloatArray:
@@ -148,10 +273,7 @@ def softmax(x: FloatArray, axis: int = -1) -> FloatArray:
             return result
         # General path (no row view: the reduction axis is strided or not innermost):
         # one owned buffer, shifted logits, then exps in place, then normalized in place.
-        out: FloatArray = array - array.max(axis=ax, keepdims=True)
-        np.exp(out, out=out)
-        out /= out.sum(axis=ax, keepdims=True)
-    return out
+        return _shifted_softmax(array, ax)
 
 
 def _vjp(g: FloatArray, y: FloatArray, ax: int) -> FloatArray:

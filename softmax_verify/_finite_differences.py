@@ -7,9 +7,11 @@ tolerances built from them are derived in the docstrings of ``softmax_verify.gra
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,6 +19,8 @@ from numpy.typing import NDArray
 from softmax_verify._tally import F64, _f64
 from softmax_verify.implementation import Implementation
 from softmax_verify.reference import softmax
+
+T = TypeVar("T")
 
 #: max |sigma''| of the logistic function: sigma(1 - sigma)(1 - 2 sigma) peaks at 1/(6 sqrt 3).
 _SECOND = 1 / (6 * math.sqrt(3))
@@ -186,6 +190,29 @@ def _row_blocks(n: int, d: int) -> list[tuple[int, int]]:
     return [(start, min(start + rows, n)) for start in range(0, n, rows)]
 
 
+def _threads() -> int:
+    """Threads for the checks' own blockwise work: the cores this process may use, up to 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+def _map_blocks(func: Callable[[tuple[int, int]], T], blocks: list[tuple[int, int]]) -> list[T]:
+    """``[func(block) for block in blocks]``, on several threads when there are several blocks.
+
+    Row blocks are independent and numpy releases the GIL inside its loops, so the checks'
+    elementwise work (the bounds, the comparisons) runs on every core, as the frameworks'
+    own kernels do. Results come back in block order.
+    """
+    threads = _threads()
+    if threads == 1 or len(blocks) < 2:
+        return [func(block) for block in blocks]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(func, blocks))
+
+
 def _step_points(x: NDArray[Any], u: NDArray[Any], h: float, out: NDArray[Any]) -> F64:
     """Fill ``out`` (2, N, D) with ``x' + h u`` and ``x' - h u`` in x's dtype, both exact;
     return ``shift`` (N, 1), each row's :math:`\\max_i |x'_i - x_i|` (0 for most rows).
@@ -197,7 +224,9 @@ def _step_points(x: NDArray[Any], u: NDArray[Any], h: float, out: NDArray[Any]) 
     overflows, or h is below x's ulp).
     """
     shift = np.zeros((x.shape[0], 1))
-    for a, b in _row_blocks(*x.shape):
+
+    def block(rows: tuple[int, int]) -> None:
+        a, b = rows
         x64 = _f64(x[a:b])
         step = _f64(u[a:b]) * h  # exact: u has three significant bits, h is a power of two
         plus, minus = out[0, a:b], out[1, a:b]
@@ -208,19 +237,21 @@ def _step_points(x: NDArray[Any], u: NDArray[Any], h: float, out: NDArray[Any]) 
             inexact |= np.subtract(plus, x64, dtype=np.float64) != step
             inexact |= np.subtract(x64, minus, dtype=np.float64) != step
         if not inexact.any():
-            continue
-        rows, cols = np.divmod(np.flatnonzero(inexact), inexact.shape[1])  # faster than 2-D
-        s = step[rows, cols]
-        grid = _on_step_grid(x64[rows, cols], s, x.dtype)
+            return
+        rows_, cols = np.divmod(np.flatnonzero(inexact), inexact.shape[1])  # faster than 2-D
+        s = step[rows_, cols]
+        grid = _on_step_grid(x64[rows_, cols], s, x.dtype)
         with np.errstate(over="ignore", invalid="ignore"):
-            plus[rows, cols] = grid + s
-            minus[rows, cols] = grid - s
+            plus[rows_, cols] = grid + s
+            minus[rows_, cols] = grid - s
             exact = (
                 np.array_equal(_f64(grid.astype(x.dtype)), grid)
-                and np.array_equal(_f64(plus[rows, cols]) - grid, s)
-                and np.array_equal(grid - _f64(minus[rows, cols]), s)
+                and np.array_equal(_f64(plus[rows_, cols]) - grid, s)
+                and np.array_equal(grid - _f64(minus[rows_, cols]), s)
             )
         if not exact:
             raise ValueError(f"x has entries too large for an exact step of {h:g} in {x.dtype}")
-        np.maximum.at(shift[a:b, 0], rows, np.abs(grid - x64[rows, cols]))
+        np.maximum.at(shift[a:b, 0], rows_, np.abs(grid - x64[rows_, cols]))
+
+    _map_blocks(block, _row_blocks(*x.shape))  # blocks write disjoint rows of out and shift
     return shift

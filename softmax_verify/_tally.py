@@ -111,6 +111,23 @@ class _Tally:
             index = (int(found.worst_index[0]) + int(row), *found.worst_index[1:])
             self.mismatch = replace(found, worst_index=index)
 
+    def merge(self, later: _Tally) -> None:
+        """Take in the tally of blocks that come after this one's (rows counted in the whole):
+        the same as adding its blocks here, in order."""
+        self.max_error = max(self.max_error, later.max_error)
+        if later.ratio > self.ratio:
+            self.ratio, self.worst = later.ratio, later.worst
+            self.expected, self.actual, self.tolerance = (
+                later.expected,
+                later.actual,
+                later.tolerance,
+            )
+        self.count += later.count
+        self.max_abs = max(self.max_abs, later.max_abs)
+        self.max_rel = max(self.max_rel, later.max_rel)
+        if later.mismatch_ratio > self.mismatch_ratio:
+            self.mismatch_ratio, self.mismatch = later.mismatch_ratio, later.mismatch
+
     def result(self, forward_calls: int, backward_calls: int) -> GradcheckResult:
         mismatch = None
         if self.mismatch is not None:

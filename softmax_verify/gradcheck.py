@@ -40,6 +40,7 @@ from softmax_verify._finite_differences import (
     _column_chunks,
     _column_differences,
     _exact,
+    _map_blocks,
     _power_of_two,
     _rounding,
     _row_blocks,
@@ -321,14 +322,17 @@ def directional_check(
         pending.append((pick, shift, diff, call.dx if last else call.dx.copy()))
     moved = h + 0.5 * float(np.spacing(np.asarray(largest + h, dtype=x.dtype)))
     tiny = float(np.finfo(x.dtype).smallest_normal)
-    tallies = [_Tally(f"backward(u_{k}) vs J u_{k}", x.shape) for k in range(directions)]
-    for a, b in _row_blocks(n, d):
+    names = [f"backward(u_{k}) vs J u_{k}" for k in range(directions)]
+
+    def compare(rows: tuple[int, int]) -> list[_Tally]:
+        a, b = rows
         # Shared by every direction: the reference at x and eta moved as far as x' +/- h u.
         y = _exact(x[a:b])
         y_eta = forward_relative_bound(x[a:b], x.dtype, moved=moved)
         y_eta *= y
         weight = y * gamma(d + 4, x.dtype) + y_eta  # y (eta + gamma_{D+4})
-        for (pick, shift, diff, dx), tally in zip(pending, tallies, strict=True):
+        tallies = []
+        for (pick, shift, diff, dx), name in zip(pending, names, strict=True):
             # |u| and the range of u per row, rebuilt from the picks (u itself was handed
             # over); the entries are sorted, so the largest pick is the largest entry.
             g = np.take(_ABS_ENTRIES, pick[a:b])
@@ -348,7 +352,16 @@ def directional_check(
             tol += np.multiply(weight, g, out=g)
             tol += np.multiply(np.abs(numerical), gamma(1, np.float64), out=g)
             tol += tiny / h + (d + 5) * tiny  # lambda ||u||_inf <= lambda: |u_i| <= 1
+            tally = _Tally(name, x.shape)
             tally.add(numerical, dx[a:b], tol, a)
+            tallies.append(tally)
+        return tallies
+
+    blocks = _map_blocks(compare, _row_blocks(n, d))
+    tallies = blocks[0]
+    for later in blocks[1:]:
+        for tally, part in zip(tallies, later, strict=True):
+            tally.merge(part)
     results = [t.result(forward_calls, directions) for t in tallies]
     failing = [r for r in results if not r.passed]
     return max(failing or results, key=_ratio)

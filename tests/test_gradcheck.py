@@ -441,3 +441,24 @@ def test_backward_is_required() -> None:
         directional_check(softmax, None, x)
     with pytest.raises(TypeError, match="backward must be given"):
         numerical_vjp_check(softmax, x, x)
+
+
+def test_tallies_of_row_blocks_merge_into_the_tally_of_the_whole() -> None:
+    """directional_check compares row blocks on several threads and merges their tallies:
+    the merged result must be exactly the one-pass result (worst entry, counts, maxima)."""
+    from softmax_verify._tally import _Tally
+
+    rng = np.random.default_rng(7)
+    numerical = rng.standard_normal((40, 6))
+    analytic = numerical + rng.standard_normal((40, 6)) * 1e-3
+    tol = np.full((40, 6), 2e-3)
+    analytic[[3, 17, 31], [1, 4, 2]] += [0.5, -0.9, 0.9]  # mismatches, a tie in size
+    whole = _Tally("what", (40, 6))
+    whole.add(numerical, analytic, tol)
+    merged = _Tally("what", (40, 6))
+    for a in range(0, 40, 7):
+        part = _Tally("what", (40, 6))
+        part.add(numerical[a : a + 7], analytic[a : a + 7], tol[a : a + 7], a)
+        merged.merge(part)
+    assert merged.result(1, 1) == whole.result(1, 1)
+    assert whole.result(1, 1).worst == (17, 4)

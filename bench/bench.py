@@ -1,6 +1,7 @@
 """Benchmarks of softmax-verify, side by side in one process (``make bench``).
 
-What is measured (medians of ``timeit`` repeats, wall time; ratios are "other / ours",
+What is measured (medians of repeats, wall time, the candidates of a table interleaved
+round by round so that a noisy neighbour slows them alike; ratios are "other / ours",
 so above 1 means softmax-verify is faster, except "ref / exp": the reference over the
 ``numpy.exp`` floor):
 
@@ -101,6 +102,19 @@ def median_seconds(func: Callable[[], object], repeat: int) -> float:
     return statistics.median(timeit.Timer(func).repeat(repeat=repeat, number=1))
 
 
+def interleaved_medians(funcs: Sequence[Callable[[], object]], repeat: int) -> list[float]:
+    """Medians over ``repeat`` rounds, each timing every function once (after one untimed
+    warm-up call each), so that a noisy neighbour slows all of them alike, not one of them."""
+    for func in funcs:
+        func()
+    times: list[list[float]] = [[] for _ in funcs]
+    for r in range(repeat):
+        for k in range(len(funcs)):
+            i = (k + r) % len(funcs)  # rotate the order: no function always runs first
+            times[i].append(once(funcs[i]))
+    return [statistics.median(t) for t in times]
+
+
 def once(func: Callable[[], object]) -> float:
     start = time.perf_counter()
     func()
@@ -176,27 +190,33 @@ def time_kernels(
     [exp, reference, straightforward, torch, jax]; NaN where a framework is missing."""
     nan = float("nan")
     y = softmax(x)
-    floor = median_seconds(lambda: np.exp(x), repeat)
-    forward = [floor, median_seconds(lambda: softmax(x), repeat), nan, nan, nan]
-    backward = [
-        floor,
-        median_seconds(lambda: softmax_backward(g, y), repeat),
-        median_seconds(lambda: straightforward_backward(g, y), repeat),
-        nan,
-        nan,
-    ]
+    funcs: dict[str, Callable[[], object]] = {
+        "exp": lambda: np.exp(x),
+        "forward": lambda: softmax(x),
+        "backward": lambda: softmax_backward(g, y),
+        "straightforward": lambda: straightforward_backward(g, y),
+    }
     if scipy is not None:
         special = scipy.special
-        forward[2] = median_seconds(lambda: special.softmax(x, axis=1), repeat)
+        funcs["scipy"] = lambda: special.softmax(x, axis=1)
     if torch is not None:
         xt, gt, yt = (torch.from_numpy(a) for a in (x, g, y))
-        forward[3] = median_seconds(lambda: torch.softmax(xt, dim=1), repeat)
+        funcs["torch"] = lambda: torch.softmax(xt, dim=1)
         if torch_backward is not None:
-            backward[3] = median_seconds(lambda: torch_backward(gt, yt, 1, yt.dtype), repeat)
+            funcs["torch backward"] = lambda: torch_backward(gt, yt, 1, yt.dtype)
     if jnp is not None:
         xj, gj, yj = (jnp.asarray(a) for a in (x, g, y))
-        forward[4] = median_seconds(lambda: jit_forward(xj).block_until_ready(), repeat)
-        backward[4] = median_seconds(lambda: jit_backward(gj, yj).block_until_ready(), repeat)
+        funcs["jax"] = lambda: jit_forward(xj).block_until_ready()
+        funcs["jax backward"] = lambda: jit_backward(gj, yj).block_until_ready()
+    t = dict(zip(funcs, interleaved_medians(list(funcs.values()), repeat), strict=True))
+    forward = [t["exp"], t["forward"], t.get("scipy", nan), t.get("torch", nan), t.get("jax", nan)]
+    backward = [
+        t["exp"],
+        t["backward"],
+        t["straightforward"],
+        t.get("torch backward", nan),
+        t.get("jax backward", nan),
+    ]
     return forward, backward
 
 
@@ -263,6 +283,10 @@ def kernels(opts: Options, torch: Any, jax: Any, scipy: Any) -> tuple[Section, S
             "ref / exp: the reference's time over one numpy.exp pass on the same array "
             "(allocating its output, as the reference does); the floor is 1.00x."
         )
+        section.notes.append(
+            f"Medians of {opts.repeat} rounds; each round times every candidate of the shape "
+            "once (forward and backward tables alike), in a rotating order."
+        )
         if torch is None:
             section.notes.append(missing("torch"))
         else:
@@ -292,13 +316,15 @@ def time_full(
     return median_seconds(lambda: full_jacobian_check(forward, backward, x), repeat)
 
 
-def time_directional(x: Array, directions: int, repeat: int) -> float:
-    def run() -> None:
-        result = directional_check(softmax, softmax_backward, x, directions=directions)
-        if not result.passed:
-            raise AssertionError(f"directional_check rejected the reference: {result}")
+def directional_run(x: Array, directions: int, pair: Any = None) -> Callable[[], None]:
+    forward, backward = pair if pair is not None else (softmax, softmax_backward)
 
-    return statistics.median(once(run) for _ in range(repeat))
+    def run() -> None:
+        result = directional_check(forward, backward, x, directions=directions)
+        if not result.passed:
+            raise AssertionError(f"directional_check rejected a correct softmax: {result}")
+
+    return run
 
 
 def torch_softmax_gradcheck(torch: Any, x: Array, fast: bool) -> Callable[[], bool]:
@@ -332,8 +358,10 @@ def gradchecks(opts: Options, torch: Any) -> tuple[Section, Section]:
             "torch fast_mode",
             "directional_check, 1 direction",
             "directional_check, 2 directions (default)",
+            "directional_check, 1 direction, torch adapter",
             "speed-up (1 direction)",
             "speed-up (2 directions)",
+            "speed-up (1 direction, torch adapter)",
         ),
     )
     torch_pair = adapter("torch") if torch is not None else None
@@ -373,14 +401,26 @@ def gradchecks(opts: Options, torch: Any) -> tuple[Section, Section]:
             directional.rows.append([f"{n}x{n}", "skipped (--quick)", "", "", "", ""])
             continue
         x = rng.standard_normal((n, n)) * 3
-        reps = 1 if opts.quick else 3
-        t = nan
-        if torch is not None:
-            check = torch_softmax_gradcheck(torch, x, fast=True)
-            t = statistics.median(once(check) for _ in range(reps))
-        one = time_directional(x, 1, reps)
-        two = time_directional(x, 2, reps)
-        directional.rows.append([f"{n}x{n}", ms(t), ms(one), ms(two), ratio(t, one), ratio(t, two)])
+        reps = 1 if opts.quick else 5
+        runs: list[Callable[[], object]] = [directional_run(x, 1), directional_run(x, 2)]
+        if torch is not None and torch_pair is not None:
+            runs.append(torch_softmax_gradcheck(torch, x, fast=True))
+            runs.append(directional_run(x, 1, torch_pair))
+        medians = interleaved_medians(runs, reps)
+        one, two = medians[:2]
+        t, adapted = medians[2:] if len(medians) == 4 else (nan, nan)
+        directional.rows.append(
+            [
+                f"{n}x{n}",
+                ms(t),
+                ms(one),
+                ms(two),
+                ms(adapted),
+                ratio(t, one),
+                ratio(t, two),
+                ratio(t, adapted),
+            ]
+        )
         print(f"  directional {n} done", file=sys.stderr, flush=True)
     full.notes.extend(
         [
@@ -399,9 +439,11 @@ def gradchecks(opts: Options, torch: Any) -> tuple[Section, Section]:
     directional.notes.extend(
         [
             "torch fast mode checks one scalar v^T J u; directional_check compares J u with "
-            "backward(u) entry by entry, per direction.",
-            "Medians of 3 runs (1 with --quick); each run includes the forward and backward "
-            "calls through softmax-verify's sandbox (input copies, mutation checks).",
+            "backward(u) entry by entry, per direction. Both check one softmax: the reference "
+            "(numpy, one thread) in the first columns, torch.softmax (the same code torch's "
+            "gradcheck checks, two threads) through the torch adapter in the last.",
+            "Medians of 5 interleaved runs (1 with --quick), after one warm-up run each; each "
+            "run includes the forward and backward calls through softmax-verify's sandbox.",
         ]
     )
     if torch is None:
@@ -521,6 +563,13 @@ def headline(full: Section, directional: Section, forward: Section, backward: Se
         [
             "directional_check (1 direction) vs torch fast mode, 4096x4096",
             cell(directional, ("4096x4096",), "speed-up (1 direction)"),
+            ">= 1x",
+        ]
+    )
+    section.rows.append(
+        [
+            "directional_check (1 direction) of torch.softmax vs torch fast mode, 4096x4096",
+            cell(directional, ("4096x4096",), "speed-up (1 direction, torch adapter)"),
             ">= 1x",
         ]
     )

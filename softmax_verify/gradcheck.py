@@ -5,7 +5,7 @@ r"""Gradient checks that are exhaustive and cheap, by using softmax's structure.
   rows are independent), against the analytic Jacobian from the D basis upstreams;
   the copies and the upstreams go to the forward and backward in a few stacked
   calls. ``torch.autograd.gradcheck`` needs 2ND forward calls.
-- ``directional_check``: O(1) forward calls per direction. Because J is
+- ``directional_check``: two forward calls per direction. Because J is
   symmetric, :math:`J u` from two forward calls equals ``backward(u)`` entry by
   entry, so a zero, scaled or diagonal-only backward is caught at any size
   (a single scalar :math:`\langle w, J u\rangle` would average such errors away).
@@ -34,20 +34,21 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_verify._directions import (
+    _draw_eighths,
+    _evaluate,
+    _row_blocks,
+    _step_for_magnitude,
+)
 from softmax_verify._finite_differences import (
-    _ABS_ENTRIES,
-    _DIRECTION_ENTRIES,
     _column_chunks,
     _column_differences,
     _exact,
-    _map_blocks,
     _power_of_two,
     _rounding,
-    _row_blocks,
-    _step_for_magnitude,
-    _step_points,
     _steps,
 )
+from softmax_verify._parallel import map_blocks
 from softmax_verify._tally import (
     F64,
     GradcheckResult,
@@ -274,12 +275,12 @@ def directional_check(
       :math:`x' - x` is at most :math:`4 R \delta y_i`); zero where no entry moved;
     - + the backward bound at x for g = u, with the same :math:`\eta` (an upper bound).
 
-    Calls: ``forward(x)`` once for the cache, then per direction one forward call on the
-    two points stacked, (2N, D) (rows are independent), and one backward call: whole
-    arrays, so the code under test runs at the size it is checked at. The points and u
-    are scratch, handed over without copies. The comparison runs block by block of rows,
-    in cache, with the reference and :math:`\eta` computed once per block for every
-    direction; it gives what one pass over the whole would. Of several directions, the
+    Calls: ``forward(x)`` once for the cache, then per direction ``backward(u)`` and the
+    forward at each of the two points: whole (N, D) arrays, so the code under test runs at
+    the size and shape it is checked at. u and the points are scratch, handed over without
+    copies, in one buffer (see ``_directions._evaluate``). The comparison runs block by
+    block of rows, in cache, with the reference and :math:`\eta` computed once per block
+    for every direction; it gives what one pass over the whole would. Of several directions, the
     failing one with the largest error-to-tolerance ratio at its worst entry is
     returned, else the passing one with the largest ratio.
     """
@@ -291,7 +292,7 @@ def directional_check(
         raise ValueError(f"directions must be a positive int, got {directions!r}")
     n, d = x.shape
     h0 = _power_of_two(central_difference_step(d, x.dtype))
-    largest = float(np.abs(x).max())
+    largest = float(max(x.max(), -x.min()))  # max |x| without an |x| temporary
     h = _step_for_magnitude(h0, largest, x.dtype)
     if h > 8 * h0:
         raise ValueError(
@@ -299,27 +300,20 @@ def directional_check(
             f"the ulp of |x| = {largest:g} exceeds it"
         )
     rng = np.random.default_rng(seed)
-    entries = _DIRECTION_ENTRIES.astype(x.dtype)
     # forward(x) on a copy (the caller's x is never handed over), for its cache only.
     cache = impl.forward(x.copy(), scratch=True).cache
-    forward_calls = 1
+    forward_calls, backward_calls = 1, 0
     pending: list[tuple[NDArray[np.int8], F64, F64, NDArray[Any]]] = []
     for k in range(directions):
-        pick = rng.integers(0, entries.size, size=x.shape, dtype=np.int8)
-        u = np.take(entries, pick)
-        points = np.empty((2, n, d), dtype=x.dtype)
-        shift = _step_points(x, u, h, points)
-        # Both points in one stacked call (rows are independent), handed over as scratch.
-        out = impl.forward(points.reshape(2 * n, d), scratch=True).y
-        diff = np.subtract(out[:n], out[n:], dtype=np.float64)
-        del points, out
+        eighths = _draw_eighths(rng, x.shape)
         last = k + 1 == directions
-        call = impl.backward(u, cache, scratch=True, watch_cache=not last)
-        forward_calls += 1
-        if call.mutated_cache:  # a backward that consumes its cache gets a fresh one
-            cache = impl.forward(x.copy(), scratch=True).cache
-            forward_calls += 1
-        pending.append((pick, shift, diff, call.dx if last else call.dx.copy()))
+        done = _evaluate(impl, x, eighths, h, largest, cache, last=last)
+        cache = done.cache
+        forward_calls += done.forward_calls
+        backward_calls += done.backward_calls
+        # Kept past the next direction's calls, which may reuse the buffer it came in.
+        dx = done.dx if last else done.dx.copy()
+        pending.append((eighths, done.moved.shift, done.numerical, dx))
     moved = h + 0.5 * float(np.spacing(np.asarray(largest + h, dtype=x.dtype)))
     tiny = float(np.finfo(x.dtype).smallest_normal)
     names = [f"backward(u_{k}) vs J u_{k}" for k in range(directions)]
@@ -332,12 +326,12 @@ def directional_check(
         y_eta *= y
         weight = y * gamma(d + 4, x.dtype) + y_eta  # y (eta + gamma_{D+4})
         tallies = []
-        for (pick, shift, diff, dx), name in zip(pending, names, strict=True):
-            # |u| and the range of u per row, rebuilt from the picks (u itself was handed
-            # over); the entries are sorted, so the largest pick is the largest entry.
-            g = np.take(_ABS_ENTRIES, pick[a:b])
-            spread = _DIRECTION_ENTRIES[pick[a:b].max(axis=1)]
-            spread -= _DIRECTION_ENTRIES[pick[a:b].min(axis=1)]
+        for (eighths, shift, numerical, dx), name in zip(pending, names, strict=True):
+            # |u| and the range of u per row, rebuilt from 8u (u itself was handed over).
+            g = np.abs(eighths[a:b], dtype=np.float64)
+            g *= 0.125
+            spread = eighths[a:b].max(axis=1) - eighths[a:b].min(axis=1).astype(np.float64)
+            spread *= 0.125
             delta = shift[a:b, 0]
             grow = np.exp(h * spread + 2 * delta)  # G: y_i <= G y_i(x) on the whole segment
             p = np.einsum("ri,ri->r", g, y)
@@ -346,22 +340,21 @@ def directional_check(
             #     + y eta [G / h + p] + y (eta + gamma) |u| + gamma_1 |num| + constants.
             on_y = grow * h**2 * (2.75 / 6) * spread**3 + gamma(d + 4, x.dtype) * p + q
             on_y += 4 * spread * delta * np.exp(2 * delta)
-            numerical = diff[a:b] * (1 / (2 * h))  # exact: h is a power of two
             tol = y * on_y[:, None]
             tol += y_eta * (grow / h + p)[:, None]
             tol += np.multiply(weight, g, out=g)
-            tol += np.multiply(np.abs(numerical), gamma(1, np.float64), out=g)
+            tol += np.multiply(np.abs(numerical[a:b]), gamma(1, np.float64), out=g)
             tol += tiny / h + (d + 5) * tiny  # lambda ||u||_inf <= lambda: |u_i| <= 1
             tally = _Tally(name, x.shape)
-            tally.add(numerical, dx[a:b], tol, a)
+            tally.add(numerical[a:b], dx[a:b], tol, a)
             tallies.append(tally)
         return tallies
 
-    blocks = _map_blocks(compare, _row_blocks(n, d))
+    blocks = map_blocks(compare, _row_blocks(n, d))
     tallies = blocks[0]
     for later in blocks[1:]:
         for tally, part in zip(tallies, later, strict=True):
             tally.merge(part)
-    results = [t.result(forward_calls, directions) for t in tallies]
+    results = [t.result(forward_calls, backward_calls) for t in tallies]
     failing = [r for r in results if not r.passed]
     return max(failing or results, key=_ratio)

@@ -155,7 +155,7 @@ def test_directional_passes_on_correct_implementations(
     result = directional_check(forward, backward, random_logits(shape, dtype), directions=2)
     assert_passed(result, shape)
     assert result.backward_calls == 2
-    assert result.forward_calls == 3  # forward(x) for the cache, then one per direction
+    assert result.forward_calls == 5  # forward(x) for the cache, then x' +/- h u per direction
 
 
 @correct_params
@@ -267,7 +267,71 @@ def test_directional_gives_a_cache_consuming_backward_a_fresh_cache() -> None:
     x = random_logits((16, 9), np.float64)
     result = directional_check(softmax, consuming_backward, x, directions=3)
     assert_passed(result, x.shape)
-    assert (result.forward_calls, result.backward_calls) == (1 + 3 + 2, 3)
+    assert (result.forward_calls, result.backward_calls) == (1 + 2 * 3 + 2, 3)
+
+
+def in_place_forward(x: Array) -> Array:
+    """softmax written over its input: the output is the (scratch) input buffer."""
+    x -= x.max(axis=1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=1, keepdims=True)
+    return x
+
+
+def in_place_backward(dout: Array, y: Array) -> Array:
+    """The VJP written over its upstream: dx is the (scratch) upstream buffer."""
+    dout -= (dout * y).sum(axis=1, keepdims=True)
+    dout *= y
+    return dout
+
+
+class OneBuffer:
+    """Every output in one workspace, so each call overwrites what the last returned."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.workspace: Array | None = None
+        self.scale = scale
+
+    def _into(self, value: Array) -> Array:
+        if self.workspace is None or self.workspace.shape != value.shape:
+            self.workspace = np.empty_like(value)
+        np.copyto(self.workspace, value)
+        return self.workspace
+
+    def forward(self, x: Array) -> tuple[Array, Array]:
+        y = softmax(x)
+        return self._into(y), y
+
+    def backward(self, dout: Array, y: Array) -> Array:
+        return self._into(softmax_backward(dout, y) * self.scale)
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0], ids=["right", "doubled"])
+def test_directional_with_outputs_in_the_inputs_buffers(scale: float) -> None:
+    """The check reuses the buffer it hands over (u, then each point) only where the outputs
+    leave it free: a forward and a backward that work in place on their inputs are
+    judged as any other."""
+
+    def backward(dout: Array, y: Array) -> Array:
+        out = in_place_backward(dout, y)
+        out *= scale
+        return out
+
+    x = random_logits((300, 70), np.float64)
+    result = directional_check(in_place_forward, backward, x, directions=2)
+    (assert_passed if scale == 1.0 else assert_rejected)(result, x.shape)
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0], ids=["right", "doubled"])
+def test_directional_with_one_buffer_for_every_output(scale: float) -> None:
+    """Outputs that overwrite each other are detected (they share memory) and the direction
+    is evaluated again with each output copied as it arrives."""
+    impl = OneBuffer(scale)
+    x = random_logits((300, 70), np.float64)
+    result = directional_check(impl.forward, impl.backward, x, directions=2)
+    (assert_passed if scale == 1.0 else assert_rejected)(result, x.shape)
+    # 1 for the cache; per direction 2, then 2 again (the last also refreshes the cache).
+    assert (result.forward_calls, result.backward_calls) == (1 + 4 + 5, 4)
 
 
 def test_full_jacobian_with_dout_reports_the_upstream_comparison() -> None:

@@ -62,6 +62,7 @@ from softmax_verify._validate import as_float_array, check_same_shape
 from softmax_verify.implementation import Implementation
 from softmax_verify.tolerances import (
     _backward_bound,
+    _eta_times,
     backward_error_bound,
     central_difference_step,
     forward_relative_bound,
@@ -268,8 +269,12 @@ def directional_check(
     - rounding: :math:`(E_i^+ + E_i^-)/2h \le (\eta_i G y_i + \lambda)/h`, with
       :math:`\eta` at x moved by :math:`h + \delta_{max}` (``forward_relative_bound``;
       :math:`\delta_{max}` is half an ulp of :math:`\max|x| + h`, the most any entry of
-      x' moves), so that it holds at :math:`x' \pm h u`, + :math:`\gamma_1 |num_i|` (the
-      float64 subtraction; dividing by 2h is exact);
+      x' moves), so that it holds at :math:`x' \pm h u` (computed as ``_eta_times``);
+    - the float64 subtraction of the two outputs: :math:`\gamma_1` times their difference,
+      which for a correct forward is at most :math:`2hRGy_i + E_i^+ + E_i^-`
+      (:math:`|\partial_t y_i(x' + tu)| = y_i |u_i - \bar u| \le R G y_i`), so
+      :math:`\gamma_1 R G y_i` and the rounding term times :math:`1 + \gamma_1`
+      (dividing by 2h is exact);
     - moving from x to x': :math:`|(J(x') u)_i - (J(x) u)_i| \le 4 R \delta e^{2\delta}
       y_i(x)` (the derivative of :math:`y_i (u_i - \bar u)` along
       :math:`x' - x` is at most :math:`4 R \delta y_i`); zero where no entry moved;
@@ -316,14 +321,15 @@ def directional_check(
         pending.append((eighths, done.moved.shift, done.numerical, dx))
     moved = h + 0.5 * float(np.spacing(np.asarray(largest + h, dtype=x.dtype)))
     tiny = float(np.finfo(x.dtype).smallest_normal)
+    subtraction = float(gamma(1, np.float64))  # fl(out+ - out-) in float64
+    rounding = (1 + subtraction) / h  # the forward's bounds at both points, over 2h
     names = [f"backward(u_{k}) vs J u_{k}" for k in range(directions)]
 
     def compare(rows: tuple[int, int]) -> list[_Tally]:
         a, b = rows
         # Shared by every direction: the reference at x and eta moved as far as x' +/- h u.
         y = _exact(x[a:b])
-        y_eta = forward_relative_bound(x[a:b], x.dtype, moved=moved)
-        y_eta *= y
+        y_eta = _eta_times(x[a:b], y, x.dtype, moved)
         weight = y * gamma(d + 4, x.dtype) + y_eta  # y (eta + gamma_{D+4})
         tallies = []
         for (eighths, shift, numerical, dx), name in zip(pending, names, strict=True):
@@ -336,15 +342,15 @@ def directional_check(
             grow = np.exp(h * spread + 2 * delta)  # G: y_i <= G y_i(x) on the whole segment
             p = np.einsum("ri,ri->r", g, y)
             q = np.einsum("ri,ri->r", g, y_eta)
-            # tol = y [G h^2 2.75 R^3 / 6 + 4 R delta e^{2 delta} + gamma p + q]
-            #     + y eta [G / h + p] + y (eta + gamma) |u| + gamma_1 |num| + constants.
+            # tol = y [G h^2 2.75 R^3 / 6 + gamma_1 R G + 4 R delta e^{2 delta} + gamma p + q]
+            #     + y eta [(1 + gamma_1) G / h + p] + y (eta + gamma) |u| + constants.
             on_y = grow * h**2 * (2.75 / 6) * spread**3 + gamma(d + 4, x.dtype) * p + q
+            on_y += spread * grow * subtraction
             on_y += 4 * spread * delta * np.exp(2 * delta)
             tol = y * on_y[:, None]
-            tol += y_eta * (grow / h + p)[:, None]
+            tol += y_eta * (grow * rounding + p)[:, None]
             tol += np.multiply(weight, g, out=g)
-            tol += np.multiply(np.abs(numerical[a:b]), gamma(1, np.float64), out=g)
-            tol += tiny / h + (d + 5) * tiny  # lambda ||u||_inf <= lambda: |u_i| <= 1
+            tol += tiny * rounding + (d + 5) * tiny  # lambda ||u||_inf <= lambda: |u_i| <= 1
             tally = _Tally(name, x.shape)
             tally.add(numerical[a:b], dx[a:b], tol, a)
             tallies.append(tally)

@@ -50,6 +50,8 @@ __all__ = [
 
 Float64Array = NDArray[np.float64]
 
+_EPS64 = float(np.finfo(np.float64).eps)
+
 
 def unit_roundoff(dtype: DTypeLike) -> float:
     """``u = eps / 2`` of ``dtype``: the largest relative error of one rounding."""
@@ -114,6 +116,37 @@ def forward_relative_bound(
         np.divide(nu, 1 - nu, out=nu, where=small)
     nu[~small] = 0.0
     return nu
+
+
+def _eta_times(x: NDArray[Any], y: Float64Array, dtype: DTypeLike, moved: float) -> Float64Array:
+    r""":math:`y_i \eta_i`, an upper bound of ``forward_relative_bound(x, dtype, moved=moved)
+    * y`` for (N, D) x and y >= 0, in three passes instead of nine.
+
+    Per row, with :math:`\nu_i = (K + m - x_i) u` (K = D + 10 + ln D + 2 moved, m the
+    row's maximum) and :math:`\nu^* = \max_i \nu_i` (at the row's minimum): where
+    :math:`\nu^* < 1/2`, :math:`\eta_i = \nu_i / (1 - \nu_i) \le \beta (K + m - x_i)`
+    with :math:`\beta = u / (1 - \nu^*)`, larger by a factor at most
+    :math:`(1 - \nu_i)/(1 - \nu^*) \le 1 + 2 \nu^*` (about :math:`1 + 10^{-12}` for
+    ordinary rows), and by a margin of 8 eps for the float64 roundings. Rows with
+    :math:`\nu^* \ge 1/2` (a logit some :math:`2^{22}` below its row's maximum in
+    float32) take ``forward_relative_bound`` itself.
+    """
+    x64 = np.asarray(x, dtype=np.float64)
+    d = x64.shape[-1]
+    u = unit_roundoff(dtype)
+    top = x64.max(axis=-1, keepdims=True)
+    top += d + 10 + math.log(d) + 2 * moved  # K + m
+    nu_max = (top - x64.min(axis=-1, keepdims=True)) * u
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # The margin 1 + 8 eps covers the float64 roundings here and in the nine passes.
+        beta = u * (1 + 8 * _EPS64) / (1 - nu_max)
+    out: Float64Array = np.subtract(top, x64)
+    out *= beta
+    out *= y
+    far = np.flatnonzero(~(nu_max[:, 0] < 0.5))  # NaN too
+    if far.size:
+        out[far] = forward_relative_bound(x64[far], dtype, moved=moved) * y[far]
+    return out
 
 
 def forward_error_bound(x: NDArray[Any], y_exact: NDArray[Any], dtype: DTypeLike) -> Float64Array:

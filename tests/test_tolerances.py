@@ -137,6 +137,32 @@ def test_forward_relative_bound_is_zero_where_the_shift_overflows() -> None:
 
 
 @BY_DTYPE
+@pytest.mark.parametrize("moved", [0.0, 2.0**-10])
+def test_eta_times_bounds_eta_y_and_is_tight(dtype: np.dtype[Any], moved: float) -> None:
+    """``_eta_times`` (the directional check's per-block bound) is at least
+    ``forward_relative_bound * y`` everywhere; equal to it on rows whose logits span more
+    than 1/(2u), where it defers to it; within a factor 1 + 2 nu* (+ 8 eps) on the other
+    rows, nu* = (K + max t) u, with t < 40 here."""
+    from softmax_verify.tolerances import _eta_times
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 50)) * 4
+    x[1, 7] = -5e7 if dtype == np.float32 else -5e15  # nu* >= 1/2: the exact function
+    x[2, 3] = 1e30  # every other entry of the row has eta = 0
+    x[3, :] = 0.0  # a constant row
+    y = rng.random(x.shape)
+    exact = forward_relative_bound(x, dtype, moved=moved) * y
+    bound = _eta_times(x, y, dtype, moved)
+    assert np.all(bound >= exact)
+    ordinary = [0, 3, 4, 5]
+    # Looser by at most 1 + 2 nu* (+ 8 eps): nu* = (K + max t) u is about 1e-5 here in float32.
+    nu_star = (x.shape[1] + 10 + math.log(x.shape[1]) + 2 * moved + 40) * U[np.dtype(dtype)]
+    rtol = 2 * nu_star + 8 * 2.0**-52
+    np.testing.assert_allclose(bound[ordinary], exact[ordinary], rtol=rtol, atol=0)
+    np.testing.assert_array_equal(bound[[1, 2]], exact[[1, 2]])
+
+
+@BY_DTYPE
 def test_forward_error_bound_is_eta_y_plus_lambda(dtype: np.dtype[Any]) -> None:
     x = np.array([[0.0, -1.0, -200.0]], dtype=dtype)
     y = np.array([[0.73, 0.27, 0.0]])

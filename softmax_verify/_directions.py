@@ -10,7 +10,7 @@ then the differences, wherever the code under test's outputs leave it free.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -214,16 +214,13 @@ def _differences(plus: NDArray[Any], minus: NDArray[Any], h: float, spare: NDArr
 
 @dataclass(frozen=True)
 class _Evaluated:
-    """One direction, evaluated: ``backward(u)`` at x, the central differences
-    ``(f(x' + hu) - f(x' - hu)) / 2h`` (float64), where x' differs from x, the cache to
-    use next, and the calls made."""
+    """One direction, evaluated: ``backward(u)`` at x and the central differences
+    ``(f(x' + hu) - f(x' - hu)) / 2h`` (float64), where x' differs from x."""
 
+    eighths: NDArray[np.int8]
     moved: _Moved
     numerical: F64
     dx: NDArray[Any]
-    cache: object
-    forward_calls: int
-    backward_calls: int = 1
 
 
 def _evaluate(
@@ -235,17 +232,16 @@ def _evaluate(
     cache: object,
     *,
     last: bool,
-    safe: bool = False,
-) -> _Evaluated:
+    safe: bool,
+) -> tuple[_Evaluated, tuple[NDArray[Any], ...], object, int]:
     """``backward(u, cache)``, then ``forward(x' + hu)`` and ``forward(x' - hu)``: two (N, D)
-    calls, the shape of x, so a framework that compiles per shape compiles once.
+    calls, the shape of x, so a framework that compiles per shape compiles once. Returns
+    the direction, the outputs of the calls, the cache for the next backward and the
+    number of forward calls.
 
     u and the points are scratch, handed over without copies, all in one buffer: u's, once
     the backward has returned (a backward does not keep its upstream), unless an output
-    is a view of it. The outputs are used after later calls, so an implementation that
-    returns one internal buffer from every call (each output overwriting the last) would
-    corrupt them; that shows as outputs sharing memory, and the direction is then
-    evaluated again with each output copied as it arrives (``safe``). A backward that
+    is a view of it. With ``safe``, each output is copied as it arrives. A backward that
     consumes its cache gets a fresh ``forward(x)`` for the next call (unless ``last``).
     """
 
@@ -259,21 +255,58 @@ def _evaluate(
     if back.mutated_cache:
         cache = impl.forward(x.copy(), scratch=True).cache
         calls += 1
-    buffer = u if safe or not np.may_share_memory(dx, u) else np.empty_like(x)
+    buffer = u if not np.may_share_memory(dx, u) else np.empty_like(x)
     moved = _step_points(x, eighths, h, largest, buffer)
     plus = owned(impl.forward(buffer, scratch=True).y)
-    if not safe and np.may_share_memory(plus, buffer):
+    if np.may_share_memory(plus, buffer):
         buffer = np.empty_like(x)
     _minus_points(x, eighths, h, moved, buffer)
     minus = owned(impl.forward(buffer, scratch=True).y)
     calls += 2
-    outputs = (dx, plus, minus)
-    if not safe and any(
-        np.may_share_memory(outputs[i], outputs[j]) for i, j in ((0, 1), (0, 2), (1, 2))
-    ):
-        if last:  # the unwatched backward may have consumed the cache
-            cache = impl.forward(x.copy(), scratch=True).cache
-            calls += 1
-        again = _evaluate(impl, x, eighths, h, largest, cache, last=last, safe=True)
-        return replace(again, forward_calls=calls + again.forward_calls, backward_calls=2)
-    return _Evaluated(moved, _differences(plus, minus, h, buffer), dx, cache, calls)
+    numerical = _differences(plus, minus, h, buffer)
+    return _Evaluated(eighths, moved, numerical, dx), (dx, plus, minus), cache, calls
+
+
+def _evaluate_all(
+    impl: Implementation,
+    x: NDArray[Any],
+    draws: list[NDArray[np.int8]],
+    h: float,
+    largest: float,
+) -> tuple[list[_Evaluated], int, int]:
+    """``forward(x)`` (on a copy: the caller's x is never handed over) for the cache, then
+    every direction (``_evaluate``); returns them and the numbers of forward and backward
+    calls.
+
+    Outputs are used after later calls (dx at the end, each forward's output after the
+    other's call), so an implementation that returns one internal buffer from every call
+    (each output overwriting the last) would corrupt them. That shows as outputs sharing
+    memory: a direction's three with each other, or an earlier dx with a later output.
+    Then every direction is evaluated again, from a fresh cache, with each output copied
+    as it arrives.
+    """
+
+    def run(safe: bool) -> tuple[list[_Evaluated], int, bool]:
+        cache = impl.forward(x.copy(), scratch=True).cache
+        done: list[_Evaluated] = []
+        calls, shared = 1, False
+        for k, eighths in enumerate(draws):
+            last = k + 1 == len(draws)
+            one, outputs, cache, more = _evaluate(
+                impl, x, eighths, h, largest, cache, last=last, safe=safe
+            )
+            calls += more
+            held = [e.dx for e in done] + list(outputs)
+            shared = shared or any(
+                np.may_share_memory(held[i], held[j])
+                for i in range(len(held))
+                for j in range(max(i + 1, len(done)), len(held))
+            )
+            done.append(one)
+        return done, calls, shared
+
+    done, calls, shared = run(safe=False)
+    if not shared:
+        return done, calls, len(draws)
+    again, more, _ = run(safe=True)
+    return again, calls + more, 2 * len(draws)

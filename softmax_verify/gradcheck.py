@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 
 from softmax_verify._directions import (
     _draw_eighths,
-    _evaluate,
+    _evaluate_all,
     _row_blocks,
     _step_for_magnitude,
 )
@@ -305,20 +305,8 @@ def directional_check(
             f"the ulp of |x| = {largest:g} exceeds it"
         )
     rng = np.random.default_rng(seed)
-    # forward(x) on a copy (the caller's x is never handed over), for its cache only.
-    cache = impl.forward(x.copy(), scratch=True).cache
-    forward_calls, backward_calls = 1, 0
-    pending: list[tuple[NDArray[np.int8], F64, F64, NDArray[Any]]] = []
-    for k in range(directions):
-        eighths = _draw_eighths(rng, x.shape)
-        last = k + 1 == directions
-        done = _evaluate(impl, x, eighths, h, largest, cache, last=last)
-        cache = done.cache
-        forward_calls += done.forward_calls
-        backward_calls += done.backward_calls
-        # Kept past the next direction's calls, which may reuse the buffer it came in.
-        dx = done.dx if last else done.dx.copy()
-        pending.append((eighths, done.moved.shift, done.numerical, dx))
+    draws = [_draw_eighths(rng, x.shape) for _ in range(directions)]
+    done, forward_calls, backward_calls = _evaluate_all(impl, x, draws, h, largest)
     moved = h + 0.5 * float(np.spacing(np.asarray(largest + h, dtype=x.dtype)))
     tiny = float(np.finfo(x.dtype).smallest_normal)
     subtraction = float(gamma(1, np.float64))  # fl(out+ - out-) in float64
@@ -332,7 +320,8 @@ def directional_check(
         y_eta = _eta_times(x[a:b], y, x.dtype, moved)
         weight = y * gamma(d + 4, x.dtype) + y_eta  # y (eta + gamma_{D+4})
         tallies = []
-        for (eighths, shift, numerical, dx), name in zip(pending, names, strict=True):
+        for one, name in zip(done, names, strict=True):
+            eighths, shift, numerical, dx = one.eighths, one.moved.shift, one.numerical, one.dx
             # |u| and the range of u per row, rebuilt from 8u (u itself was handed over).
             g = np.abs(eighths[a:b], dtype=np.float64)
             g *= 0.125

@@ -58,10 +58,10 @@ class BackwardCall:
     mutated_cache: bool = False
 
 
-def _snapshot(obj: object) -> list[NDArray[Any]]:
-    """Copies of the arrays inside ``obj`` (an array, a mapping, a sequence or a named tuple)."""
+def _arrays(obj: object) -> list[NDArray[Any]]:
+    """The arrays inside ``obj`` (an array, a mapping, a sequence or a named tuple)."""
     if isinstance(obj, np.ndarray):
-        return [obj.copy()]
+        return [obj]
     values: list[object]
     if isinstance(obj, Mapping):
         values = list(obj.values())
@@ -69,7 +69,12 @@ def _snapshot(obj: object) -> list[NDArray[Any]]:
         values = list(obj)
     else:
         values = list(getattr(obj, "__dict__", {}).values())
-    return [v.copy() for v in values if isinstance(v, np.ndarray)]
+    return [v for v in values if isinstance(v, np.ndarray)]
+
+
+def _snapshot(obj: object) -> list[NDArray[Any]]:
+    """Copies of the arrays inside ``obj``."""
+    return [array.copy() for array in _arrays(obj)]
 
 
 def _same_bits(a: NDArray[Any], b: NDArray[Any]) -> bool:
@@ -84,7 +89,7 @@ def _same_bits(a: NDArray[Any], b: NDArray[Any]) -> bool:
 
 
 def _unchanged(before: list[NDArray[Any]], obj: object) -> bool:
-    after = _snapshot(obj)
+    after = _arrays(obj)  # compared in place: a second copy would only cost memory
     return len(before) == len(after) and all(
         _same_bits(a, b) for a, b in zip(before, after, strict=True)
     )

@@ -47,6 +47,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import softmax_verify
+import softmax_verify._parallel as parallel
 from softmax_verify.frameworks import adapter
 from softmax_verify.gradcheck import directional_check, full_jacobian_check
 from softmax_verify.implementation import Implementation
@@ -291,8 +292,9 @@ def kernels(opts: Options, torch: Any, jax: Any, scipy: Any) -> tuple[Section, S
             section.notes.append(missing("torch"))
         else:
             section.notes.append(
-                f"torch runs on {torch.get_num_threads()} threads (its default); numpy, "
-                "scipy and the reference on one."
+                f"torch runs on {torch.get_num_threads()} threads (its default); numpy and "
+                "scipy on one; the reference's softmax on up to "
+                f"{parallel.threads()} for arrays of 8 MiB and more, its backward on one."
             )
         if jax is None:
             section.notes.append(missing("jax"))
@@ -440,7 +442,7 @@ def gradchecks(opts: Options, torch: Any) -> tuple[Section, Section]:
         [
             "torch fast mode checks one scalar v^T J u; directional_check compares J u with "
             "backward(u) entry by entry, per direction. Both check one softmax: the reference "
-            "(numpy, one thread) in the first columns, torch.softmax (the same code torch's "
+            "(numpy) in the first columns, torch.softmax (the same code torch's "
             "gradcheck checks, two threads) through the torch adapter in the last.",
             "Medians of 5 interleaved runs (1 with --quick), after one warm-up run each; each "
             "run includes the forward and backward calls through softmax-verify's sandbox.",

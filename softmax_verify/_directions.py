@@ -302,6 +302,9 @@ def _evaluate_all(
                 for i in range(len(held))
                 for j in range(max(i + 1, len(done)), len(held))
             )
+            # Only dx and the differences are read again: let both points go now, not
+            # after the next direction's calls (two arrays of x's size fewer at the peak).
+            del held, outputs
             done.append(one)
         return done, calls, shared
 

@@ -33,6 +33,7 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -105,13 +106,20 @@ def median_seconds(func: Callable[[], object], repeat: int) -> float:
 
 def interleaved_medians(funcs: Sequence[Callable[[], object]], repeat: int) -> list[float]:
     """Medians over ``repeat`` rounds, each timing every function once (after one untimed
-    warm-up call each), so that a noisy neighbour slows all of them alike, not one of them."""
+    warm-up call each), so that a noisy neighbour slows all of them alike, not one of them.
+
+    Each round runs the functions in a fresh random order (seeded: the same for every run of
+    the bench). A fixed or rotated cyclic order would always run a function right after the
+    same other one, which leaves its own inputs in cache when both read the same arrays:
+    with a rotation, the straightforward backward always followed the reference's, which had
+    just read g and y, and the reference's forward always followed numpy.exp of its x.
+    """
     for func in funcs:
         func()
+    order = random.Random(len(funcs) * 1000 + repeat)
     times: list[list[float]] = [[] for _ in funcs]
-    for r in range(repeat):
-        for k in range(len(funcs)):
-            i = (k + r) % len(funcs)  # rotate the order: no function always runs first
+    for _ in range(repeat):
+        for i in order.sample(range(len(funcs)), len(funcs)):
             times[i].append(once(funcs[i]))
     return [statistics.median(t) for t in times]
 
@@ -286,7 +294,9 @@ def kernels(opts: Options, torch: Any, jax: Any, scipy: Any) -> tuple[Section, S
         )
         section.notes.append(
             f"Medians of {opts.repeat} rounds; each round times every candidate of the shape "
-            "once (forward and backward tables alike), in a rotating order."
+            "once (forward and backward tables alike), in a random order drawn afresh each "
+            "round, so that no candidate always runs right after one that left its inputs in "
+            "cache."
         )
         if torch is None:
             section.notes.append(missing("torch"))

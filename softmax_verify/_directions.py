@@ -10,8 +10,9 @@ then the differences, wherever the code under test's outputs leave it free.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,6 +20,8 @@ from numpy.typing import NDArray
 from softmax_verify._parallel import map_blocks
 from softmax_verify._tally import F64, _f64
 from softmax_verify.implementation import Implementation
+
+_T = TypeVar("_T")
 
 
 def _on_step_grid(x64: F64, step: F64, dtype: np.dtype[Any]) -> F64:
@@ -267,49 +270,50 @@ def _evaluate(
     return _Evaluated(eighths, moved, numerical, dx), (dx, plus, minus), cache, calls
 
 
-def _evaluate_all(
+def _each_direction(
     impl: Implementation,
     x: NDArray[Any],
     draws: list[NDArray[np.int8]],
     h: float,
     largest: float,
-) -> tuple[list[_Evaluated], int, int]:
+    compare: Callable[[int, _Evaluated], _T],
+) -> tuple[list[_T], int, int]:
     """``forward(x)`` (on a copy: the caller's x is never handed over) for the cache, then
-    every direction (``_evaluate``); returns them and the numbers of forward and backward
-    calls.
+    each direction in turn (``_evaluate``), given to ``compare`` (with its index) before the
+    next one's calls;
+    returns what ``compare`` returned, and the numbers of forward and backward calls.
 
-    Outputs are used after later calls (dx at the end, each forward's output after the
-    other's call), so an implementation that returns one internal buffer from every call
-    (each output overwriting the last) would corrupt them. That shows as outputs sharing
-    memory: a direction's three with each other, or an earlier dx with a later output.
-    Then every direction is evaluated again, from a fresh cache, with each output copied
-    as it arrives.
+    So only one direction's arrays are alive at a time: memory does not grow with the
+    number of directions (each held back would keep dx and the differences, two arrays of
+    x's size, and make the next direction's outputs fresh memory).
+
+    A direction's outputs are read after later calls (dx after both forwards, each forward's
+    output after the other's call), so an implementation that returns one internal buffer
+    from every call (each output overwriting the last) would corrupt them. That shows as
+    the direction's outputs sharing memory. Then that direction is evaluated again from a
+    fresh cache, and from there on every output is copied as it arrives.
     """
-
-    def run(safe: bool) -> tuple[list[_Evaluated], int, bool]:
-        cache = impl.forward(x.copy(), scratch=True).cache
-        done: list[_Evaluated] = []
-        calls, shared = 1, False
-        for k, eighths in enumerate(draws):
-            last = k + 1 == len(draws)
-            one, outputs, cache, more = _evaluate(
-                impl, x, eighths, h, largest, cache, last=last, safe=safe
+    cache = impl.forward(x.copy(), scratch=True).cache
+    forward_calls, backward_calls, safe = 1, 0, False
+    compared: list[_T] = []
+    for k, eighths in enumerate(draws):
+        last = k + 1 == len(draws)
+        one, outputs, next_cache, calls = _evaluate(
+            impl, x, eighths, h, largest, cache, last=last, safe=safe
+        )
+        forward_calls, backward_calls = forward_calls + calls, backward_calls + 1
+        if not safe and any(
+            np.may_share_memory(a, b) for i, a in enumerate(outputs) for b in outputs[i + 1 :]
+        ):
+            del one, outputs, next_cache
+            safe = True
+            cache = impl.forward(x.copy(), scratch=True).cache
+            one, outputs, next_cache, calls = _evaluate(
+                impl, x, eighths, h, largest, cache, last=last, safe=True
             )
-            calls += more
-            held = [e.dx for e in done] + list(outputs)
-            shared = shared or any(
-                np.may_share_memory(held[i], held[j])
-                for i in range(len(held))
-                for j in range(max(i + 1, len(done)), len(held))
-            )
-            # Only dx and the differences are read again: let both points go now, not
-            # after the next direction's calls (two arrays of x's size fewer at the peak).
-            del held, outputs
-            done.append(one)
-        return done, calls, shared
-
-    done, calls, shared = run(safe=False)
-    if not shared:
-        return done, calls, len(draws)
-    again, more, _ = run(safe=True)
-    return again, calls + more, 2 * len(draws)
+            forward_calls, backward_calls = forward_calls + 1 + calls, backward_calls + 1
+        del outputs  # the points are not read again; dx and the differences are in one
+        cache = next_cache
+        compared.append(compare(k, one))
+        del one  # gone before the next direction allocates
+    return compared, forward_calls, backward_calls

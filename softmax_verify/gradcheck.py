@@ -36,7 +36,8 @@ from numpy.typing import NDArray
 
 from softmax_verify._directions import (
     _draw_eighths,
-    _evaluate_all,
+    _each_direction,
+    _Evaluated,
     _row_blocks,
     _step_for_magnitude,
 )
@@ -283,11 +284,13 @@ def directional_check(
     Calls: ``forward(x)`` once for the cache, then per direction ``backward(u)`` and the
     forward at each of the two points: whole (N, D) arrays, so the code under test runs at
     the size and shape it is checked at. u and the points are scratch, handed over without
-    copies, in one buffer (see ``_directions._evaluate``). The comparison runs block by
-    block of rows, in cache, with the reference and :math:`\eta` computed once per block
-    for every direction; it gives what one pass over the whole would. Of several directions, the
-    failing one with the largest error-to-tolerance ratio at its worst entry is
-    returned, else the passing one with the largest ratio.
+    copies, in one buffer (see ``_directions._evaluate``). Each direction is compared as
+    soon as its calls return, block by block of rows, in cache, so memory does not grow
+    with the number of directions (the reference and :math:`\eta` are recomputed per
+    direction, which costs less than keeping two arrays of x's size per direction); the
+    blocks give what one pass over the whole would. Of several directions, the failing one
+    with the largest error-to-tolerance ratio at its worst entry is returned, else the
+    passing one with the largest ratio.
     """
     impl = _implementation(forward, backward)
     x = _matrix(x, "x")
@@ -306,50 +309,52 @@ def directional_check(
         )
     rng = np.random.default_rng(seed)
     draws = [_draw_eighths(rng, x.shape) for _ in range(directions)]
-    done, forward_calls, backward_calls = _evaluate_all(impl, x, draws, h, largest)
     moved = h + 0.5 * float(np.spacing(np.asarray(largest + h, dtype=x.dtype)))
     tiny = float(np.finfo(x.dtype).smallest_normal)
     subtraction = float(gamma(1, np.float64))  # fl(out+ - out-) in float64
     rounding = (1 + subtraction) / h  # the forward's bounds at both points, over 2h
-    names = [f"backward(u_{k}) vs J u_{k}" for k in range(directions)]
 
-    def compare(rows: tuple[int, int]) -> list[_Tally]:
+    def compare(one: _Evaluated, name: str, rows: tuple[int, int]) -> _Tally:
         a, b = rows
-        # Shared by every direction: the reference at x and eta moved as far as x' +/- h u.
+        # The reference at x and eta moved as far as x' +/- h u.
         y = _exact(x[a:b])
         y_eta = _eta_times(x[a:b], y, x.dtype, moved)
-        weight = y * gamma(d + 4, x.dtype) + y_eta  # y (eta + gamma_{D+4})
-        tallies = []
-        for one, name in zip(done, names, strict=True):
-            eighths, shift, numerical, dx = one.eighths, one.moved.shift, one.numerical, one.dx
-            # |u| and the range of u per row, rebuilt from 8u (u itself was handed over).
-            g = np.abs(eighths[a:b], dtype=np.float64)
-            g *= 0.125
-            spread = eighths[a:b].max(axis=1) - eighths[a:b].min(axis=1).astype(np.float64)
-            spread *= 0.125
-            delta = shift[a:b, 0]
-            grow = np.exp(h * spread + 2 * delta)  # G: y_i <= G y_i(x) on the whole segment
-            p = np.einsum("ri,ri->r", g, y)
-            q = np.einsum("ri,ri->r", g, y_eta)
-            # tol = y [G h^2 2.75 R^3 / 6 + gamma_1 R G + 4 R delta e^{2 delta} + gamma p + q]
-            #     + y eta [(1 + gamma_1) G / h + p] + y (eta + gamma) |u| + constants.
-            on_y = grow * h**2 * (2.75 / 6) * spread**3 + gamma(d + 4, x.dtype) * p + q
-            on_y += spread * grow * subtraction
-            on_y += 4 * spread * delta * np.exp(2 * delta)
-            tol = y * on_y[:, None]
-            tol += y_eta * (grow * rounding + p)[:, None]
-            tol += np.multiply(weight, g, out=g)
-            tol += tiny * rounding + (d + 5) * tiny  # lambda ||u||_inf <= lambda: |u_i| <= 1
-            tally = _Tally(name, x.shape)
-            tally.add(numerical[a:b], dx[a:b], tol, a)
-            tallies.append(tally)
-        return tallies
+        eighths, shift, numerical, dx = one.eighths, one.moved.shift, one.numerical, one.dx
+        # |u| and the range of u per row, rebuilt from 8u (u itself was handed over).
+        g = np.abs(eighths[a:b], dtype=np.float64)
+        g *= 0.125
+        spread = eighths[a:b].max(axis=1) - eighths[a:b].min(axis=1).astype(np.float64)
+        spread *= 0.125
+        delta = shift[a:b, 0]
+        grow = np.exp(h * spread + 2 * delta)  # G: y_i <= G y_i(x) on the whole segment
+        p = np.einsum("ri,ri->r", g, y)
+        q = np.einsum("ri,ri->r", g, y_eta)
+        # tol = y [G h^2 2.75 R^3 / 6 + gamma_1 R G + 4 R delta e^{2 delta} + gamma p + q]
+        #     + y eta [(1 + gamma_1) G / h + p] + y (eta + gamma) |u| + constants.
+        on_y = grow * h**2 * (2.75 / 6) * spread**3 + gamma(d + 4, x.dtype) * p + q
+        on_y += spread * grow * subtraction
+        on_y += 4 * spread * delta * np.exp(2 * delta)
+        tol = y * on_y[:, None]
+        tol += y_eta * (grow * rounding + p)[:, None]
+        weight = np.multiply(y, gamma(d + 4, x.dtype), out=y)  # y is not read again
+        weight += y_eta  # y (eta + gamma_{D+4})
+        tol += np.multiply(weight, g, out=g)
+        tol += tiny * rounding + (d + 5) * tiny  # lambda ||u||_inf <= lambda: |u_i| <= 1
+        tally = _Tally(name, x.shape)
+        tally.add(numerical[a:b], dx[a:b], tol, a)
+        return tally
 
-    blocks = map_blocks(compare, _row_blocks(n, d))
-    tallies = blocks[0]
-    for later in blocks[1:]:
-        for tally, part in zip(tallies, later, strict=True):
+    def compare_all(k: int, one: _Evaluated) -> _Tally:
+        name = f"backward(u_{k}) vs J u_{k}"
+        blocks = map_blocks(lambda rows: compare(one, name, rows), _row_blocks(n, d))
+        tally = blocks[0]
+        for part in blocks[1:]:
             tally.merge(part)
+        return tally
+
+    tallies, forward_calls, backward_calls = _each_direction(
+        impl, x, draws, h, largest, compare_all
+    )
     results = [t.result(forward_calls, backward_calls) for t in tallies]
     failing = [r for r in results if not r.passed]
     return max(failing or results, key=_ratio)

@@ -49,6 +49,21 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _mismatch_dict(m: Mismatch) -> dict[str, Any]:
+    """The fields of the text report's comparison block (``Mismatch.describe``)."""
+    return {
+        "what": m.what,
+        "count": int(m.count),
+        "total": int(m.total),
+        "max_abs_error": _jsonable(float(m.max_abs_error)),
+        "max_rel_error": _jsonable(float(m.max_rel_error)),
+        "worst_index": [int(i) for i in m.worst_index],
+        "actual": _jsonable(float(m.actual)),
+        "expected": _jsonable(float(m.expected)),
+        "tolerance": _jsonable(float(m.tolerance)),
+    }
+
+
 @dataclass(frozen=True)
 class Report:
     """All results of one verification run, with what is needed to reproduce it."""
@@ -87,9 +102,12 @@ class Report:
                     if r.counterexample is None
                     else {k: _jsonable(v) for k, v in r.counterexample.items()},
                     "first_wrong_stage": r.first_wrong_stage,
+                    "location": r.location,
+                    "mismatch": None if r.mismatch is None else _mismatch_dict(r.mismatch),
                 }
                 for r in self.results
             ],
+            "command": self.command or None,
         }
 
     def to_json(self) -> str:

@@ -53,7 +53,7 @@ def strict_json(text: str) -> Any:
 
 # --- the JSON schema -----------------------------------------------------------------------
 
-REPORT_KEYS = {"target", "backward", "profile", "seed", "passed", "results"}
+REPORT_KEYS = {"target", "backward", "profile", "seed", "passed", "results", "command"}
 RESULT_KEYS = {
     "invariant",
     "dtype",
@@ -63,6 +63,19 @@ RESULT_KEYS = {
     "message",
     "counterexample",
     "first_wrong_stage",
+    "location",
+    "mismatch",
+}
+MISMATCH_KEYS = {
+    "what",
+    "count",
+    "total",
+    "max_abs_error",
+    "max_rel_error",
+    "worst_index",
+    "actual",
+    "expected",
+    "tolerance",
 }
 
 
@@ -108,6 +121,18 @@ def check_schema(doc: Any) -> None:
             assert isinstance(name, str)
             _check_array_json(value, f"{result['invariant']}.{name}")
         assert result["first_wrong_stage"] is None or isinstance(result["first_wrong_stage"], str)
+        assert result["location"] is None or isinstance(result["location"], str)
+        mismatch = result["mismatch"]
+        if mismatch is not None:
+            assert set(mismatch) == MISMATCH_KEYS
+            assert isinstance(mismatch["what"], str)
+            assert _is_int(mismatch["count"])
+            assert _is_int(mismatch["total"])
+            assert 0 < mismatch["count"] <= mismatch["total"]
+            assert all(_is_int(i) for i in mismatch["worst_index"])
+            for key in ("max_abs_error", "max_rel_error", "actual", "expected", "tolerance"):
+                _check_array_json(mismatch[key], f"{result['invariant']}.mismatch.{key}")
+    assert doc["command"] is None or isinstance(doc["command"], str)
     assert doc["passed"] == all(r["status"] in ("passed", "skipped") for r in doc["results"])
 
 
@@ -183,6 +208,17 @@ def test_json_output_has_the_exact_schema(capsys: pytest.CaptureFixture[str]) ->
     assert x.shape == dout.shape
     assert np.all(dout == dout.flat[0])  # the all-equal upstream this invariant feeds
     assert by_inv["stage_gradients"]["first_wrong_stage"] == "dexps_1"
+    # Where in the user's code, and the comparison behind the verdict, as in the text report.
+    stage = by_inv["stage_gradients"]
+    path, line, code_line = stage["location"].split(":", 2)
+    assert path.endswith("notebook_buggy.py")
+    assert int(line) > 0
+    assert "dexps_1" in code_line
+    assert stage["mismatch"]["what"] == "stage dexps_1"
+    assert ones["mismatch"]["count"] >= 1
+    assert doc["command"].startswith("softmax-verify check ")
+    assert by_inv["dtype_preserved"]["location"] is None
+    assert by_inv["dtype_preserved"]["mismatch"] is None
 
 
 def test_json_non_finite_values_are_strings() -> None:

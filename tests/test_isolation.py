@@ -188,7 +188,7 @@ def test_segfault_on_float32_only_fails_the_float32_pairs(
         )
         assert crashed["counterexample"] is None
 
-    # the location is in the text report (the JSON schema has no key for it)
+    # the location is in the text report too
     code, out, _ = cli(capsys, "check", path, "--dtype", "float32", *selection("rows_sum_to_one"))
     assert code == 1
     assert f"  at {where} in forward\n" in out

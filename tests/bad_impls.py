@@ -100,9 +100,11 @@ def upcasting_forward(x: A) -> A:
 
 
 def mutating_forward(x: A) -> A:
-    x -= x.max(axis=1, keepdims=True)  # in place: the caller's logits change
+    """Softmax written over its input: the caller's logits change, and y is that buffer."""
+    x -= x.max(axis=1, keepdims=True)
     np.exp(x, out=x)
-    return np.asarray(x / x.sum(axis=1, keepdims=True))
+    x /= x.sum(axis=1, keepdims=True)
+    return x
 
 
 def global_max_forward(x: A) -> A:
@@ -130,7 +132,8 @@ def clipping_backward(dout: A, y: A) -> A:
 
 
 def mutating_backward(dout: A, y: A) -> A:
-    dout -= (dout * y).sum(axis=1, keepdims=True)  # in place: the caller's upstream changes
+    """The VJP written over its upstream: the caller's dout changes, and dx is that buffer."""
+    dout -= (dout * y).sum(axis=1, keepdims=True)
     dout *= y
     return dout
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bad_impls import mutating_backward, mutating_forward
 from numpy.typing import NDArray
 
 from softmax_verify import Report, Result, softmax, softmax_backward, verify
@@ -236,19 +237,6 @@ def test_nan_backward_fails_while_forward_invariants_pass() -> None:
 # --- writing to inputs ---------------------------------------------------------------------
 
 
-def mutating_forward(x: Array) -> Array:
-    x -= x.max(axis=1, keepdims=True)  # in place: the caller's logits change
-    np.exp(x, out=x)
-    x /= x.sum(axis=1, keepdims=True)
-    return x
-
-
-def dout_mutating_backward(dout: Array, y: Array) -> Array:
-    dout -= (dout * y).sum(axis=1, keepdims=True)
-    dout *= y
-    return dout
-
-
 def cache_mutating_backward(dout: Array, y: Array) -> Array:
     dx = rows_vjp(dout, y)
     y[...] = 0.0  # clobbers the forward's output it was handed as the cache
@@ -259,7 +247,7 @@ def cache_mutating_backward(dout: Array, y: Array) -> Array:
     ("forward", "backward", "what"),
     [
         (mutating_forward, rows_vjp, "forward(x) wrote to its input x"),
-        (rows_softmax, dout_mutating_backward, "backward wrote to its input dout"),
+        (rows_softmax, mutating_backward, "backward wrote to its input dout"),
         (rows_softmax, cache_mutating_backward, "backward wrote to the cache"),
     ],
     ids=["forward-x", "backward-dout", "backward-cache"],

@@ -4,7 +4,8 @@ calls that give ``backward(u)`` and the two forward values of a central differen
 Memory is part of the design: at the sizes the check is meant for (4096 x 4096 and up)
 every fresh array costs about as much as a pass over it, because each page is zeroed on
 first touch. So one (N, D) buffer of the check's serves u, then both points in turn,
-then the differences, wherever the code under test's outputs leave it free.
+then the differences, then the next direction's u, wherever the code under test's
+outputs leave it free.
 """
 
 from __future__ import annotations
@@ -80,9 +81,12 @@ def _draw_eighths(rng: np.random.Generator, shape: tuple[int, ...]) -> NDArray[n
     return eighths
 
 
-def _direction(eighths: NDArray[np.int8], dtype: np.dtype[Any]) -> NDArray[Any]:
-    """The direction u = eighths / 8 in ``dtype`` (exact), filled block by block on the pool."""
-    u = np.empty(eighths.shape, dtype=dtype)
+def _direction(
+    eighths: NDArray[np.int8], dtype: np.dtype[Any], out: NDArray[Any] | None = None
+) -> NDArray[Any]:
+    """The direction u = eighths / 8 in ``dtype`` (exact), filled block by block on the pool,
+    into ``out`` (a free buffer of that shape and dtype) when given."""
+    u = np.empty(eighths.shape, dtype=dtype) if out is None else out
     eighth = dtype.type(0.125)
 
     def block(rows: tuple[int, int]) -> None:
@@ -233,14 +237,16 @@ def _evaluate(
     h: float,
     largest: float,
     cache: object,
+    spare: NDArray[Any] | None,
     *,
     last: bool,
     safe: bool,
-) -> tuple[_Evaluated, tuple[NDArray[Any], ...], object, int]:
+) -> tuple[_Evaluated, tuple[NDArray[Any], ...], object, int, NDArray[Any] | None]:
     """``backward(u, cache)``, then ``forward(x' + hu)`` and ``forward(x' - hu)``: two (N, D)
     calls, the shape of x, so a framework that compiles per shape compiles once. Returns
-    the direction, the outputs of the calls, the cache for the next backward and the
-    number of forward calls.
+    the direction, the outputs of the calls, the cache for the next backward, the
+    number of forward calls, and the check's buffer once this direction is compared (for
+    the next direction's u; None if an output shares its memory).
 
     u and the points are scratch, handed over without copies, all in one buffer: u's, once
     the backward has returned (a backward does not keep its upstream), unless an output
@@ -252,7 +258,7 @@ def _evaluate(
         return array.copy() if safe else array
 
     calls = 0
-    u = _direction(eighths, x.dtype)
+    u = _direction(eighths, x.dtype, spare)
     back = impl.backward(u, cache, scratch=True, watch_cache=not last)
     dx = owned(back.dx)
     if back.mutated_cache:
@@ -267,7 +273,9 @@ def _evaluate(
     minus = owned(impl.forward(buffer, scratch=True).y)
     calls += 2
     numerical = _differences(plus, minus, h, buffer)
-    return _Evaluated(eighths, moved, numerical, dx), (dx, plus, minus), cache, calls
+    outputs = (dx, plus, minus)
+    free = None if any(np.may_share_memory(buffer, out) for out in outputs) else buffer
+    return _Evaluated(eighths, moved, numerical, dx), outputs, cache, calls, free
 
 
 def _each_direction(
@@ -296,10 +304,11 @@ def _each_direction(
     cache = impl.forward(x.copy(), scratch=True).cache
     forward_calls, backward_calls, safe = 1, 0, False
     compared: list[_T] = []
+    spare: NDArray[Any] | None = None  # the last direction's buffer, free once compared
     for k, eighths in enumerate(draws):
         last = k + 1 == len(draws)
-        one, outputs, next_cache, calls = _evaluate(
-            impl, x, eighths, h, largest, cache, last=last, safe=safe
+        one, outputs, next_cache, calls, free = _evaluate(
+            impl, x, eighths, h, largest, cache, spare, last=last, safe=safe
         )
         forward_calls, backward_calls = forward_calls + calls, backward_calls + 1
         if not safe and any(
@@ -308,12 +317,13 @@ def _each_direction(
             del one, outputs, next_cache
             safe = True
             cache = impl.forward(x.copy(), scratch=True).cache
-            one, outputs, next_cache, calls = _evaluate(
-                impl, x, eighths, h, largest, cache, last=last, safe=True
+            one, outputs, next_cache, calls, free = _evaluate(
+                impl, x, eighths, h, largest, cache, None, last=last, safe=True
             )
             forward_calls, backward_calls = forward_calls + 1 + calls, backward_calls + 1
         del outputs  # the points are not read again; dx and the differences are in one
         cache = next_cache
         compared.append(compare(k, one))
         del one  # gone before the next direction allocates
+        spare = free
     return compared, forward_calls, backward_calls

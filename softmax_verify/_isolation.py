@@ -16,7 +16,9 @@ So the command line runs the (invariant, dtype) pairs in a child process:
 - When the child dies during pair ``i``, that pair becomes an "error" naming the
   signal or exit status, with the innermost frame of the user's code taken from
   the ``faulthandler`` dump the child writes to a temporary file; a new child
-  then runs the pairs after ``i``. Results already received are kept. A child
+  then runs the pairs after ``i``. The error carries the case the child was checking
+  (``_case_log``: written to a file before each case), as its counterexample, not
+  shrunk. Results already received are kept. A child
   that dies before it announces its first pair (while loading the target) fails
   every remaining pair, so the loop always ends.
 - Every child gets the same seed, drawn once by the parent as ``verify`` does,
@@ -56,6 +58,7 @@ from typing import Any
 import numpy as np
 from hypothesis import settings
 
+from softmax_verify._case_log import CaseLog, read_case
 from softmax_verify._compare import Mismatch
 from softmax_verify._sandbox import user_location
 from softmax_verify._validate import resolve_dtype
@@ -179,6 +182,7 @@ class _Job:
     seed: int | None
     timeout: float | None
     fault_path: str = ""
+    case_path: str = ""
 
 
 def _counted(func: Callable[..., Any], calls: ctypes.c_uint64) -> Callable[..., Any]:
@@ -214,10 +218,18 @@ def _child_main(conn: Connection, job: _Job, calls: ctypes.c_uint64) -> None:
             timeout=job.timeout,
             name=job.target or "reference",
         )
+        log = CaseLog(job.case_path)
         for index, (inv, dtype) in enumerate(job.pairs):
+            log.clear()
             conn.send(("start", index))
             result = run_invariant(
-                inv, impl, dtype, profile=job.profile, max_examples=job.max_examples, seed=job.seed
+                inv,
+                impl,
+                dtype,
+                profile=job.profile,
+                max_examples=job.max_examples,
+                seed=job.seed,
+                on_case=log.write,
             )
             conn.send(("result", index, encode_result(result)))
     except BaseException as exc:  # what the sandbox lets through: KeyboardInterrupt and the like
@@ -281,13 +293,14 @@ class _Worker:
         elif message[0] == "raised":
             self.raised = (message[2], message[3])
 
-    def ended(self, how: str, location: str | None) -> None:
-        """Record the early end of the child (``how``: "crashed the process (...)" etc.)."""
+    def ended(self, how: str, location: str | None, case: dict[str, Any] | None) -> None:
+        """Record the early end of the child (``how``: "crashed the process (...)" etc.), with
+        the case it was checking, if it got to one."""
         if self.raised is not None:
             how, location = f"stopped on {self.raised[0]}", self.raised[1] or location
         if self.current is not None:
             inv, dtype = self.job.pairs[self.current]
-            self._error(f"the implementation {how} while checking {inv} at {dtype}", location)
+            self._error(f"the implementation {how} while checking {inv} at {dtype}", location, case)
         elif not self.results:  # died loading the target: no pair would ever get further
             for inv, dtype in self.job.pairs:
                 self.started = time.perf_counter()
@@ -297,10 +310,22 @@ class _Worker:
                     location,
                 )
 
-    def _error(self, message: str, location: str | None) -> None:
+    def _error(
+        self, message: str, location: str | None, case: dict[str, Any] | None = None
+    ) -> None:
         inv, dtype = self.job.pairs[len(self.results)]
         seconds = time.perf_counter() - self.started
-        result = Result(inv, dtype, "error", 0, seconds, message, location=location)
+        result = Result(
+            inv,
+            dtype,
+            "error",
+            0,
+            seconds,
+            message,
+            counterexample=case,
+            location=location,
+            minimal=False,  # the crash ended the search: the case it was on, not shrunk
+        )
         self.results.append(result)
         self.on_result(result)
 
@@ -363,7 +388,9 @@ def _run_child(job: _Job, on_result: Callable[[Result], None]) -> list[Result]:
     ctx = multiprocessing.get_context("spawn")
     handle, fault_path = tempfile.mkstemp(prefix="softmax-verify-", suffix=".faults")
     os.close(handle)
-    job = dataclasses.replace(job, fault_path=fault_path)
+    handle, case_path = tempfile.mkstemp(prefix="softmax-verify-", suffix=".case")
+    os.close(handle)
+    job = dataclasses.replace(job, fault_path=fault_path, case_path=case_path)
     receiver, sender = ctx.Pipe(duplex=False)
     calls = ctx.RawValue(ctypes.c_uint64, 0)
     proc = ctx.Process(
@@ -392,7 +419,7 @@ def _run_child(job: _Job, on_result: Callable[[Result], None]) -> list[Result]:
                 )
             else:
                 how = _death(proc.exitcode)
-            worker.ended(how, location)
+            worker.ended(how, location, read_case(case_path))
     finally:
         if started:
             if proc.is_alive():
@@ -402,6 +429,7 @@ def _run_child(job: _Job, on_result: Callable[[Result], None]) -> list[Result]:
         receiver.close()
         sender.close()
         os.unlink(fault_path)
+        os.unlink(case_path)
     return worker.results
 
 

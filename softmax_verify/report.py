@@ -33,6 +33,9 @@ class Result:
     first_wrong_stage: str | None = None
     mismatch: Mismatch | None = field(default=None, compare=False)
     location: str | None = None
+    #: Whether ``counterexample`` is Hypothesis's shrunk, minimal case. Not for a call that
+    #: overran its time limit or crashed the process: either ends the search at once.
+    minimal: bool = True
 
 
 def _jsonable(value: Any) -> Any:
@@ -101,6 +104,7 @@ class Report:
                     "counterexample": None
                     if r.counterexample is None
                     else {k: _jsonable(v) for k, v in r.counterexample.items()},
+                    "minimal": r.minimal,
                     "first_wrong_stage": r.first_wrong_stage,
                     "location": r.location,
                     "mismatch": None if r.mismatch is None else _mismatch_dict(r.mismatch),
@@ -138,7 +142,11 @@ class Report:
             if r.mismatch is not None:
                 lines.extend("  " + line for line in r.mismatch.describe().splitlines())
             if r.counterexample is not None:
-                lines.append("  minimal counterexample:")
+                lines.append(
+                    "  minimal counterexample:"
+                    if r.minimal
+                    else "  counterexample (the input it stopped on; not shrunk):"
+                )
                 for name, value in r.counterexample.items():
                     lines.extend(_format_array(name, value))
         passed = sum(r.status == "passed" for r in self.results)

@@ -72,8 +72,13 @@ def run_invariant(
     profile: str = "ci",
     max_examples: int | None = None,
     seed: int | None = None,
+    on_case: Callable[[Case], None] | None = None,
 ) -> Result:
-    """Run one invariant at one dtype as a Hypothesis property and return its Result."""
+    """Run one invariant at one dtype as a Hypothesis property and return its Result.
+
+    ``on_case``, if given, sees each case before it is checked (the crash-isolated
+    command keeps the latest, to report the input a crash happened on).
+    """
     inv = get_invariant(invariant) if isinstance(invariant, str) else invariant
     dt = resolve_dtype(dtype)
     if inv.needs_backward and not impl.has_backward:
@@ -86,6 +91,8 @@ def run_invariant(
         if state.timed_out is not None:
             raise state.timed_out  # fail fast: one overrun is the verdict, never wait again
         state.examples += 1
+        if on_case is not None:
+            on_case(case)
         try:
             inv.check(impl, case)
         except NotApplicable as exc:
@@ -108,11 +115,13 @@ def run_invariant(
     stage: str | None = None
     mismatch: Mismatch | None = None
     location: str | None = None
+    minimal = True
     try:
         with with_reporter(lambda _text: None):
             test()
     except CallTimeout as exc:
         status, message, case = "error", str(exc), state.timeout_case
+        minimal = False  # one overrun ends the search: the case is not shrunk
     except InvariantViolation as exc:
         status, message, stage, mismatch = "failed", exc.message, exc.stage, exc.mismatch
         location = exc.location
@@ -141,6 +150,7 @@ def run_invariant(
         first_wrong_stage=stage,
         mismatch=mismatch,
         location=location,
+        minimal=minimal,
     )
 
 

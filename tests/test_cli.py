@@ -62,6 +62,7 @@ RESULT_KEYS = {
     "seconds",
     "message",
     "counterexample",
+    "minimal",
     "first_wrong_stage",
     "location",
     "mismatch",
@@ -121,6 +122,7 @@ def check_schema(doc: Any) -> None:
             assert isinstance(name, str)
             _check_array_json(value, f"{result['invariant']}.{name}")
         assert result["first_wrong_stage"] is None or isinstance(result["first_wrong_stage"], str)
+        assert isinstance(result["minimal"], bool)
         assert result["location"] is None or isinstance(result["location"], str)
         mismatch = result["mismatch"]
         if mismatch is not None:

@@ -69,6 +69,17 @@ def forward(x):
 """
 )
 
+ABORTING_ON_LARGE_LOGITS = (
+    SOFTMAX
+    + """
+
+def forward(x):
+    if np.abs(x).max() > 100:
+        os.abort()  # CRASH-HERE
+    return softmax(x)
+"""
+)
+
 EXITING_ONCE = (
     SOFTMAX
     + """
@@ -186,12 +197,38 @@ def test_segfault_on_float32_only_fails_the_float32_pairs(
             "the implementation crashed the process (SIGSEGV, signal 11) "
             f"while checking {inv} at float32"
         )
-        assert crashed["counterexample"] is None
+        # the case the child was on when it died, kept outside it: not shrunk
+        assert crashed["minimal"] is False
+        crashed_x = np.array(crashed["counterexample"]["x"], dtype=np.float32)
+        assert crashed_x.ndim == 2
 
     # the location is in the text report too
     code, out, _ = cli(capsys, "check", path, "--dtype", "float32", *selection("rows_sum_to_one"))
     assert code == 1
     assert f"  at {where} in forward\n" in out
+
+
+def test_a_crash_reports_the_case_it_happened_on(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The forward aborts on logits above 100: the error carries that very case, read
+    back from the file the child writes before each case, and says it is not shrunk."""
+    path, where = target(tmp_path, ABORTING_ON_LARGE_LOGITS)
+    code, doc = run_json(capsys, path, *selection("finite_for_finite_input"))
+    assert code == 1
+    crashed = by_pair(doc)["finite_for_finite_input", "float64"]
+    assert crashed["status"] == "error"
+    assert crashed["location"] == f"{where} in forward"
+    assert crashed["minimal"] is False
+    x = np.array(crashed["counterexample"]["x"], dtype=np.float64)
+    assert np.abs(x).max() > 100  # the input it crashed on, not an earlier one
+
+    code, out, _ = cli(
+        capsys, "check", path, "--max-examples", "5", *selection("finite_for_finite_input")
+    )
+    assert code == 1
+    assert "  counterexample (the input it stopped on; not shrunk):\n    x = np.array(" in out
+    assert "minimal counterexample" not in out
 
 
 def test_exit_on_the_first_call_fails_that_invariant_only(
@@ -235,7 +272,10 @@ def test_a_call_deaf_to_the_time_limit_is_stopped_by_the_watchdog(
         "interrupted (stuck outside Python, e.g. in C code); the process was stopped after "
         "2.6 s without progress while checking rows_sum_to_one at float32\n"
         f"  at {where} in forward\n"
+        "  counterexample (the input it stopped on; not shrunk):\n"
+        "    x = np.array("
     ) in out
+    assert "dtype=np.float32)" in out.split("ERROR: rows_sum_to_one (float32)")[1]
 
 
 def test_a_crash_while_loading_the_target_fails_every_pair_once(

@@ -289,6 +289,7 @@ def test_hanging_forward_times_out(forward: Callable[..., Any]) -> None:
     assert time.perf_counter() - start < 10
     for result in results.values():
         assert result.counterexample is not None
+        assert result.minimal is False  # the case it overran on: the search stops there
 
 
 def test_hanging_backward_times_out_while_forward_invariants_pass() -> None:

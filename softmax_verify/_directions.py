@@ -288,8 +288,8 @@ def _each_direction(
 ) -> tuple[list[_T], int, int]:
     """``forward(x)`` (on a copy: the caller's x is never handed over) for the cache, then
     each direction in turn (``_evaluate``), given to ``compare`` (with its index) before the
-    next one's calls;
-    returns what ``compare`` returned, and the numbers of forward and backward calls.
+    next one's calls; returns what ``compare`` returned, and the numbers of forward and
+    backward calls.
 
     So only one direction's arrays are alive at a time: memory does not grow with the
     number of directions (each held back would keep dx and the differences, two arrays of

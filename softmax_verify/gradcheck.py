@@ -314,7 +314,7 @@ def directional_check(
     subtraction = float(gamma(1, np.float64))  # fl(out+ - out-) in float64
     rounding = (1 + subtraction) / h  # the forward's bounds at both points, over 2h
 
-    def compare(one: _Evaluated, name: str, rows: tuple[int, int]) -> _Tally:
+    def compare_block(one: _Evaluated, name: str, rows: tuple[int, int]) -> _Tally:
         a, b = rows
         # The reference at x and eta moved as far as x' +/- h u.
         y = _exact(x[a:b])
@@ -344,16 +344,16 @@ def directional_check(
         tally.add(numerical[a:b], dx[a:b], tol, a)
         return tally
 
-    def compare_all(k: int, one: _Evaluated) -> _Tally:
+    def compare_direction(k: int, one: _Evaluated) -> _Tally:
         name = f"backward(u_{k}) vs J u_{k}"
-        blocks = map_blocks(lambda rows: compare(one, name, rows), _row_blocks(n, d))
+        blocks = map_blocks(lambda rows: compare_block(one, name, rows), _row_blocks(n, d))
         tally = blocks[0]
         for part in blocks[1:]:
             tally.merge(part)
         return tally
 
     tallies, forward_calls, backward_calls = _each_direction(
-        impl, x, draws, h, largest, compare_all
+        impl, x, draws, h, largest, compare_direction
     )
     results = [t.result(forward_calls, backward_calls) for t in tallies]
     failing = [r for r in results if not r.passed]

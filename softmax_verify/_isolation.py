@@ -17,10 +17,10 @@ So the command line runs the (invariant, dtype) pairs in a child process:
   signal or exit status, with the innermost frame of the user's code taken from
   the ``faulthandler`` dump the child writes to a temporary file; a new child
   then runs the pairs after ``i``. The error carries the case the child was checking
-  (``_case_log``: written to a file before each case), as its counterexample, not
-  shrunk. Results already received are kept. A child
-  that dies before it announces its first pair (while loading the target) fails
-  every remaining pair, so the loop always ends.
+  (``_case_log``: written to a file before each case) as its counterexample, not
+  shrunk. Results already received are kept. A child that dies before it announces
+  its first pair (while loading the target) fails every remaining pair, so the loop
+  always ends.
 - Every child gets the same seed, drawn once by the parent as ``verify`` does,
   so the report's seed and its "reproduce" command stay valid.
 - The per-call time limit (``SIGALRM``) works in the child as in process. The

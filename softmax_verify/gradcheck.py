@@ -248,7 +248,7 @@ def directional_check(
 ) -> GradcheckResult:
     r"""``backward(u)`` against :math:`J u \approx (f(x + h u) - f(x - h u)) / 2h`, entry by entry.
 
-    Directions have entries :math:`\pm k/8`, k in 4..8 (every entry O(1), so every
+    Directions have entries :math:`\pm k/8`, k in 4..7 (every entry O(1), so every
     Jacobian column contributes); h is a power of two. ``backward(u)`` is taken at x
     (with the cache of ``forward(x)``); the central difference is taken about
     :math:`x'`, x rounded, entry by entry, to the spacing of :math:`|x| + h|u|` in x's

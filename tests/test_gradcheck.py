@@ -512,3 +512,21 @@ def test_tallies_of_row_blocks_merge_into_the_tally_of_the_whole() -> None:
         merged.merge(part)
     assert merged.result(1, 1) == whole.result(1, 1)
     assert whole.result(1, 1).worst == (17, 4)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (64, 64), (7, 1001)], ids=str)
+def test_directions_are_eighths_four_to_seven_uniformly(shape: tuple[int, int]) -> None:
+    """directional_check's u = eighths / 8: entries +/- 4..7 (every entry O(1), exact in
+    every dtype), the same for a seed, and each of the eight values about equally often."""
+    from softmax_verify._directions import _draw_eighths
+
+    eighths = _draw_eighths(np.random.default_rng(5), shape)
+    assert eighths.shape == shape
+    assert eighths.dtype == np.int8
+    assert np.array_equal(eighths, _draw_eighths(np.random.default_rng(5), shape))
+    assert set(np.unique(eighths)) <= {-7, -6, -5, -4, 4, 5, 6, 7}
+    many = _draw_eighths(np.random.default_rng(5), (256, 1000)).ravel()
+    values, counts = np.unique(many, return_counts=True)
+    assert list(values) == [-7, -6, -5, -4, 4, 5, 6, 7]
+    # Binomial(256000, 1/8): standard deviation 167, so 6 sigma is about 1000.
+    assert np.all(np.abs(counts - many.size / 8) < 1000)

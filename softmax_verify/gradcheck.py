@@ -286,11 +286,11 @@ def directional_check(
     the size and shape it is checked at. u and the points are scratch, handed over without
     copies, in one buffer (see ``_directions._evaluate``). Each direction is compared as
     soon as its calls return, block by block of rows, in cache, so memory does not grow
-    with the number of directions (the reference and :math:`\eta` are recomputed per
-    direction, which costs less than keeping two arrays of x's size per direction); the
-    blocks give what one pass over the whole would. Of several directions, the failing one
-    with the largest error-to-tolerance ratio at its worst entry is returned, else the
-    passing one with the largest ratio.
+    with the number of directions past two: with several, the float64 reference at x is
+    kept (one array of x's size), and :math:`\eta` is recomputed per direction, which
+    costs less than keeping more arrays; the blocks give what one pass over the whole
+    would. Of several directions, the failing one with the largest error-to-tolerance
+    ratio at its worst entry is returned, else the passing one with the largest ratio.
     """
     impl = _implementation(forward, backward)
     x = _matrix(x, "x")
@@ -314,10 +314,20 @@ def directional_check(
     subtraction = float(gamma(1, np.float64))  # fl(out+ - out-) in float64
     rounding = (1 + subtraction) / h  # the forward's bounds at both points, over 2h
 
-    def compare_block(one: _Evaluated, name: str, rows: tuple[int, int]) -> _Tally:
+    # The reference at x, kept for the later directions when there are several: it is the
+    # costliest pass of a comparison (a float64 exp per entry, which numpy leaves to libm
+    # without AVX-512), and one array of x's size costs less than recomputing it.
+    held = np.empty((n, d)) if directions > 1 else None
+
+    def compare_block(k: int, one: _Evaluated, name: str, rows: tuple[int, int]) -> _Tally:
         a, b = rows
         # The reference at x and eta moved as far as x' +/- h u.
-        y = _exact(x[a:b])
+        if held is None:
+            y = _exact(x[a:b])
+        else:
+            y = held[a:b]
+            if k == 0:
+                y[...] = _exact(x[a:b])
         y_eta = _eta_times(x[a:b], y, x.dtype, moved)
         eighths, shift, numerical, dx = one.eighths, one.moved.shift, one.numerical, one.dx
         # |u| and the range of u per row, rebuilt from 8u (u itself was handed over).
@@ -336,7 +346,7 @@ def directional_check(
         on_y += 4 * spread * delta * np.exp(2 * delta)
         tol = y * on_y[:, None]
         tol += y_eta * (grow * rounding + p)[:, None]
-        weight = np.multiply(y, gamma(d + 4, x.dtype), out=y)  # y is not read again
+        weight = np.multiply(y, gamma(d + 4, x.dtype), out=None if held is not None else y)
         weight += y_eta  # y (eta + gamma_{D+4})
         tol += np.multiply(weight, g, out=g)
         tol += tiny * rounding + (d + 5) * tiny  # lambda ||u||_inf <= lambda: |u_i| <= 1
@@ -346,7 +356,7 @@ def directional_check(
 
     def compare_direction(k: int, one: _Evaluated) -> _Tally:
         name = f"backward(u_{k}) vs J u_{k}"
-        blocks = map_blocks(lambda rows: compare_block(one, name, rows), _row_blocks(n, d))
+        blocks = map_blocks(lambda rows: compare_block(k, one, name, rows), _row_blocks(n, d))
         tally = blocks[0]
         for part in blocks[1:]:
             tally.merge(part)

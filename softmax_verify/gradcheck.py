@@ -312,6 +312,7 @@ def directional_check(
     moved = h + 0.5 * float(np.spacing(np.asarray(largest + h, dtype=x.dtype)))
     tiny = float(np.finfo(x.dtype).smallest_normal)
     subtraction = float(gamma(1, np.float64))  # fl(out+ - out-) in float64
+    backward_gamma = float(gamma(d + 4, x.dtype))  # the backward's own bound
     rounding = (1 + subtraction) / h  # the forward's bounds at both points, over 2h
 
     # The reference at x, kept for the later directions when there are several: it is the
@@ -341,12 +342,12 @@ def directional_check(
         q = np.einsum("ri,ri->r", g, y_eta)
         # tol = y [G h^2 2.75 R^3 / 6 + gamma_1 R G + 4 R delta e^{2 delta} + gamma p + q]
         #     + y eta [(1 + gamma_1) G / h + p] + y (eta + gamma) |u| + constants.
-        on_y = grow * h**2 * (2.75 / 6) * spread**3 + gamma(d + 4, x.dtype) * p + q
+        on_y = grow * h**2 * (2.75 / 6) * spread**3 + backward_gamma * p + q
         on_y += spread * grow * subtraction
         on_y += 4 * spread * delta * np.exp(2 * delta)
         tol = y * on_y[:, None]
         tol += y_eta * (grow * rounding + p)[:, None]
-        weight = np.multiply(y, gamma(d + 4, x.dtype), out=None if held is not None else y)
+        weight = np.multiply(y, backward_gamma, out=None if held is not None else y)
         weight += y_eta  # y (eta + gamma_{D+4})
         tol += np.multiply(weight, g, out=g)
         tol += tiny * rounding + (d + 5) * tiny  # lambda ||u||_inf <= lambda: |u_i| <= 1

@@ -130,6 +130,24 @@ def once(func: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def system_share(func: Callable[[], object]) -> str:
+    """One more call of ``func``: its wall time, the CPU time of the process (user and
+    system, all threads) and its minor page faults, which say how much of the time went
+    to the kernel handing out fresh memory."""
+    try:
+        import resource
+    except ImportError:  # not on every platform
+        return "not measured (no resource module)"
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    wall = once(func)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return (
+        f"{wall:.2f} s wall, {after.ru_utime - before.ru_utime:.2f} s user, "
+        f"{after.ru_stime - before.ru_stime:.2f} s system, "
+        f"{after.ru_minflt - before.ru_minflt} minor page faults"
+    )
+
+
 def ms(seconds: float) -> str:
     if math.isnan(seconds):
         return "n/a"
@@ -408,6 +426,7 @@ def gradchecks(opts: Options, torch: Any) -> tuple[Section, Section]:
             ]
         )
         print(f"  full jacobian {n} done", file=sys.stderr, flush=True)
+    shares: list[str] = []  # the system's share of the time, at 4096x4096
     for n in DIRECTIONAL_SIZES:
         if opts.quick and n == 4096:
             directional.rows.append([f"{n}x{n}", "skipped (--quick)", "", "", "", ""])
@@ -419,6 +438,11 @@ def gradchecks(opts: Options, torch: Any) -> tuple[Section, Section]:
             runs.append(torch_softmax_gradcheck(torch, x, fast=True))
             runs.append(directional_run(x, 1, torch_pair))
         medians = interleaved_medians(runs, reps)
+        if n == 4096 and len(runs) == 4:
+            shares.append(
+                f"One more call each at {n}x{n}: torch fast mode {system_share(runs[2])}; "
+                f"directional_check (2 directions) {system_share(runs[1])}."
+            )
         one, two = medians[:2]
         t, adapted = medians[2:] if len(medians) == 4 else (nan, nan)
         directional.rows.append(
@@ -458,6 +482,7 @@ def gradchecks(opts: Options, torch: Any) -> tuple[Section, Section]:
             "run includes the forward and backward calls through softmax-verify's sandbox.",
         ]
     )
+    directional.notes.extend(shares)
     if torch is None:
         full.notes.append(missing("torch"))
         directional.notes.append(missing("torch"))

@@ -253,6 +253,7 @@ def _evaluate(
     *,
     last: bool,
     safe: bool,
+    snapshot_into: NDArray[Any] | None = None,
 ) -> tuple[_Evaluated, tuple[NDArray[Any], ...], object, int, NDArray[Any] | None]:
     """``backward(u, cache)``, then ``forward(x' + hu)`` and ``forward(x' - hu)``: two (N, D)
     calls, the shape of x, so a framework that compiles per shape compiles once. Returns
@@ -271,7 +272,7 @@ def _evaluate(
 
     calls = 0
     u = _direction(eighths, x.dtype, spare)
-    back = impl.backward(u, cache, scratch=True, watch_cache=not last)
+    back = impl.backward(u, cache, scratch=True, watch_cache=not last, snapshot_into=snapshot_into)
     dx = owned(back.dx)
     if back.mutated_cache:
         cache = impl.forward(x.copy(), scratch=True).cache
@@ -297,6 +298,7 @@ def _each_direction(
     h: float,
     largest: float,
     compare: Callable[[int, _Evaluated], _T],
+    free_until_compared: NDArray[Any] | None = None,
 ) -> tuple[list[_T], int, int]:
     """``forward(x)`` (on a copy: the caller's x is never handed over) for the cache, then
     each direction in turn (``_evaluate``), given to ``compare`` (with its index) before the
@@ -312,6 +314,10 @@ def _each_direction(
     from every call (each output overwriting the last) would corrupt them. That shows as
     the direction's outputs sharing memory. Then that direction is evaluated again from a
     fresh cache, and from there on every output is copied as it arrives.
+
+    ``free_until_compared``: an array of the caller's that nothing reads or writes before
+    the first direction is compared; the first backward's snapshot of the cache (taken to
+    see whether the backward consumed it) is kept there rather than in fresh memory.
     """
     cache = impl.forward(x.copy(), scratch=True).cache
     forward_calls, backward_calls, safe = 1, 0, False
@@ -320,7 +326,16 @@ def _each_direction(
     for k, eighths in enumerate(draws):
         last = k + 1 == len(draws)
         one, outputs, next_cache, calls, free = _evaluate(
-            impl, x, eighths, h, largest, cache, spare, last=last, safe=safe
+            impl,
+            x,
+            eighths,
+            h,
+            largest,
+            cache,
+            spare,
+            last=last,
+            safe=safe,
+            snapshot_into=free_until_compared if k == 0 else None,
         )
         forward_calls, backward_calls = forward_calls + calls, backward_calls + 1
         if not safe and any(
@@ -330,7 +345,16 @@ def _each_direction(
             safe = True
             cache = impl.forward(x.copy(), scratch=True).cache
             one, outputs, next_cache, calls, free = _evaluate(
-                impl, x, eighths, h, largest, cache, None, last=last, safe=True
+                impl,
+                x,
+                eighths,
+                h,
+                largest,
+                cache,
+                None,
+                last=last,
+                safe=True,
+                snapshot_into=free_until_compared if k == 0 else None,
             )
             forward_calls, backward_calls = forward_calls + 1 + calls, backward_calls + 1
         del outputs  # the points are not read again; dx and the differences are in one

@@ -317,7 +317,9 @@ def directional_check(
 
     # The reference at x, kept for the later directions when there are several: it is the
     # costliest pass of a comparison (a float64 exp per entry, which numpy leaves to libm
-    # without AVX-512), and one array of x's size costs less than recomputing it.
+    # without AVX-512), and one array of x's size costs less than recomputing it. Until
+    # the first comparison fills it, it holds the first backward's snapshot of the cache,
+    # which would otherwise take fresh memory of the same size.
     held = np.empty((n, d)) if directions > 1 else None
 
     def compare_block(k: int, one: _Evaluated, name: str, rows: tuple[int, int]) -> _Tally:
@@ -364,7 +366,7 @@ def directional_check(
         return tally
 
     tallies, forward_calls, backward_calls = _each_direction(
-        impl, x, draws, h, largest, compare_direction
+        impl, x, draws, h, largest, compare_direction, free_until_compared=held
     )
     results = [t.result(forward_calls, backward_calls) for t in tallies]
     failing = [r for r in results if not r.passed]

@@ -72,9 +72,26 @@ def _arrays(obj: object) -> list[NDArray[Any]]:
     return [v for v in values if isinstance(v, np.ndarray)]
 
 
-def _snapshot(obj: object) -> list[NDArray[Any]]:
-    """Copies of the arrays inside ``obj``."""
-    return [array.copy() for array in _arrays(obj)]
+def _snapshot(obj: object, into: NDArray[Any] | None = None) -> list[NDArray[Any]]:
+    """Copies of the arrays inside ``obj``: in ``into``'s memory (a C-contiguous array of
+    the caller's, free until the comparison) when they all fit there, each at a 64-byte
+    aligned offset, else fresh. At the gradient checks' sizes fresh memory costs more than
+    the copy itself (every page is zeroed on first touch)."""
+    arrays = _arrays(obj)
+    if into is None or not into.flags.c_contiguous or any(a.dtype.hasobject for a in arrays):
+        return [array.copy() for array in arrays]
+    raw = into.reshape(-1).view(np.uint8)
+    copies: list[NDArray[Any]] = []
+    offset = 0
+    for array in arrays:
+        offset = -(-offset // 64) * 64
+        if offset + array.nbytes > raw.size:
+            return [array.copy() for array in arrays]
+        copy = raw[offset : offset + array.nbytes].view(array.dtype).reshape(array.shape)
+        np.copyto(copy, array)
+        copies.append(copy)
+        offset += array.nbytes
+    return copies
 
 
 def _same_bits(a: NDArray[Any], b: NDArray[Any]) -> bool:
@@ -172,19 +189,26 @@ class Implementation:
         return ForwardCall(y=y, cache=cache, mutated_input=mutated)
 
     def backward(
-        self, dout: FloatArray, cache: object, *, scratch: bool = False, watch_cache: bool = True
+        self,
+        dout: FloatArray,
+        cache: object,
+        *,
+        scratch: bool = False,
+        watch_cache: bool = True,
+        snapshot_into: NDArray[Any] | None = None,
     ) -> BackwardCall:
         """Call the backward on a copy of ``dout`` and ``cache``; dx is checked and copied.
 
         ``scratch=True``: as for ``forward``, ``dout`` is handed over and ``dx`` (and the
         stages) are read before the next call, so nothing is copied and ``mutated_dout``
         is False. ``watch_cache=False``: the cache is not used again, so it is not
-        snapshotted (``mutated_cache`` is False).
+        snapshotted (``mutated_cache`` is False). ``snapshot_into``: a C-contiguous array
+        of the caller's, free during the call, to hold the cache's snapshot if it fits.
         """
         if self._backward is None:
             raise ImplementationError("backward", "was not given")
         given = dout if scratch else np.array(dout, copy=True)
-        cache_before = _snapshot(cache) if watch_cache else []
+        cache_before = _snapshot(cache, snapshot_into) if watch_cache else []
         result = call_limited("backward", self._backward, given, cache, timeout=self.timeout)
         stages: dict[str, FloatArray] = {}
         if isinstance(result, np.ndarray):

@@ -262,6 +262,43 @@ def test_mutating_inputs_fails_input_not_mutated_only(
     assert_passed(results, FORWARD_SET + BACKWARD_SET)
 
 
+@pytest.mark.parametrize("room", [None, 2.0, 0.5], ids=["fresh", "room", "no-room"])
+def test_a_cache_snapshot_kept_in_the_callers_memory_still_sees_a_mutation(
+    room: float | None,
+) -> None:
+    """directional_check lends the backward's cache snapshot an array of its own: copies go
+    there when every cache array fits (at aligned offsets, odd sizes and mixed dtypes too),
+    else to fresh memory, and a written cache is reported either way."""
+    rng = np.random.default_rng(0)
+    y32 = rows_softmax(rng.standard_normal((3, 7))).astype(np.float32)  # 84 bytes: odd
+    y64 = rows_softmax(rng.standard_normal((3, 7)))
+    cache = {"y32": y32, "y64": y64}
+    lent = None if room is None else np.full(int(room * (y32.nbytes + y64.nbytes)) // 8, 7.0)
+
+    def backward(dout: Array, cache: dict[str, Array]) -> Array:
+        return rows_vjp(dout, cache["y64"])
+
+    def writing_backward(dout: Array, cache: dict[str, Array]) -> Array:
+        dx = rows_vjp(dout, cache["y64"])
+        cache["y32"][1, 3] = 0.5
+        return dx
+
+    impl = Implementation(rows_softmax, backward, timeout=None)
+    dout = rng.standard_normal((3, 7))
+    assert not impl.backward(dout, cache, snapshot_into=lent).mutated_cache
+    writer = Implementation(rows_softmax, writing_backward, timeout=None)
+    assert writer.backward(dout, cache, snapshot_into=lent).mutated_cache
+
+    from softmax_verify.implementation import _snapshot
+
+    copies = _snapshot({"y32": y32, "y64": y64}, lent)
+    assert [c.tobytes() for c in copies] == [y32.tobytes(), y64.tobytes()]
+    in_lent = [lent is not None and np.shares_memory(c, lent) for c in copies]
+    assert in_lent == [room == 2.0] * 2
+    if lent is not None and room == 2.0:  # offsets from the lent array's start
+        assert [(c.ctypes.data - lent.ctypes.data) % 64 for c in copies] == [0, 0]
+
+
 # --- hanging -------------------------------------------------------------------------------
 
 

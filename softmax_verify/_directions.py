@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -325,18 +326,17 @@ def _each_direction(
     spare: NDArray[Any] | None = None  # the last direction's buffer, free once compared
     for k, eighths in enumerate(draws):
         last = k + 1 == len(draws)
-        one, outputs, next_cache, calls, free = _evaluate(
+        evaluate = partial(
+            _evaluate,
             impl,
             x,
             eighths,
             h,
             largest,
-            cache,
-            spare,
             last=last,
-            safe=safe,
             snapshot_into=free_until_compared if k == 0 else None,
         )
+        one, outputs, next_cache, calls, free = evaluate(cache, spare, safe=safe)
         forward_calls, backward_calls = forward_calls + calls, backward_calls + 1
         if not safe and any(
             np.may_share_memory(a, b) for i, a in enumerate(outputs) for b in outputs[i + 1 :]
@@ -344,18 +344,7 @@ def _each_direction(
             del one, outputs, next_cache
             safe = True
             cache = impl.forward(x.copy(), scratch=True).cache
-            one, outputs, next_cache, calls, free = _evaluate(
-                impl,
-                x,
-                eighths,
-                h,
-                largest,
-                cache,
-                None,
-                last=last,
-                safe=True,
-                snapshot_into=free_until_compared if k == 0 else None,
-            )
+            one, outputs, next_cache, calls, free = evaluate(cache, None, safe=True)
             forward_calls, backward_calls = forward_calls + 1 + calls, backward_calls + 1
         del outputs  # the points are not read again; dx and the differences are in one
         cache = next_cache

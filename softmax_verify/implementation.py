@@ -78,7 +78,11 @@ def _snapshot(obj: object, into: NDArray[Any] | None = None) -> list[NDArray[Any
     aligned offset, else fresh. At the gradient checks' sizes fresh memory costs more than
     the copy itself (every page is zeroed on first touch)."""
     arrays = _arrays(obj)
-    if into is None or not into.flags.c_contiguous or any(a.dtype.hasobject for a in arrays):
+    if (
+        into is None
+        or not into.flags.c_contiguous
+        or any(a.dtype.hasobject or np.may_share_memory(a, into) for a in arrays)
+    ):
         return [array.copy() for array in arrays]
     raw = into.reshape(-1).view(np.uint8)
     copies: list[NDArray[Any]] = []

@@ -297,6 +297,12 @@ def test_a_cache_snapshot_kept_in_the_callers_memory_still_sees_a_mutation(
     assert in_lent == [room == 2.0] * 2
     if lent is not None and room == 2.0:  # offsets from the lent array's start
         assert [(c.ctypes.data - lent.ctypes.data) % 64 for c in copies] == [0, 0]
+    if lent is not None:  # never into memory the cache itself lives in
+        inside = lent[:3]
+        inside[...] = [0.25, 0.5, 0.25]
+        copies = _snapshot({"y": inside}, lent)
+        assert not np.shares_memory(copies[0], lent)
+        assert copies[0].tolist() == [0.25, 0.5, 0.25]
 
 
 # --- hanging -------------------------------------------------------------------------------

@@ -429,7 +429,8 @@ def gradchecks(opts: Options, torch: Any) -> tuple[Section, Section]:
     shares: list[str] = []  # the system's share of the time, at 4096x4096
     for n in DIRECTIONAL_SIZES:
         if opts.quick and n == 4096:
-            directional.rows.append([f"{n}x{n}", "skipped (--quick)", "", "", "", ""])
+            skipped = [f"{n}x{n}", "skipped (--quick)"]
+            directional.rows.append(skipped + [""] * (len(directional.header) - len(skipped)))
             continue
         x = rng.standard_normal((n, n)) * 3
         reps = 1 if opts.quick else 5
@@ -585,7 +586,7 @@ def headline(full: Section, directional: Section, forward: Section, backward: Se
         index = list(table.header).index(column)
         for row in table.rows:
             if row[: len(key)] == list(key):
-                return row[index]
+                return row[index] or "not measured"
         return "not measured"
 
     for size in ("64x64", "128x128"):

@@ -19,10 +19,10 @@ Every function validates its arguments when called, raising ``TypeError`` for
 a wrong type and ``hypothesis.errors.InvalidArgument`` for a bad value.
 """
 
-from strategies._logits import logits, well_conditioned_logits
-from strategies._shapes import shapes
-from strategies._upstreams import directions, permutations, shifts, upstreams
-from strategies._validation import DTYPES
+from ._logits import logits, well_conditioned_logits
+from ._shapes import shapes
+from ._upstreams import directions, permutations, shifts, upstreams
+from ._validation import DTYPES
 
 __all__ = [
     "DTYPES",

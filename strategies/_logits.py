@@ -19,9 +19,9 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 from numpy.typing import DTypeLike, NDArray
 
-from strategies._noise import draw_noise, finalize, special_rows
-from strategies._shapes import resolve_shape
-from strategies._validation import check_dtype, check_magnitude, largest_at_most
+from ._noise import draw_noise, finalize, special_rows
+from ._shapes import resolve_shape
+from ._validation import check_dtype, check_magnitude, largest_at_most
 
 __all__ = ["logits", "well_conditioned_logits"]
 

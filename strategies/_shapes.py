@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 
-from strategies._validation import check_int, check_shape
+from ._validation import check_int, check_shape
 
 __all__ = ["resolve_shape", "shapes"]
 

@@ -11,8 +11,8 @@ from hypothesis.extra import numpy as hnp
 from hypothesis.strategies import SearchStrategy
 from numpy.typing import DTypeLike, NDArray
 
-from strategies._noise import draw_noise, finalize, special_rows
-from strategies._validation import (
+from ._noise import draw_noise, finalize, special_rows
+from ._validation import (
     check_dtype,
     check_int,
     check_magnitude,

@@ -31,6 +31,7 @@ from softmax_verify.reference import (
     softmax_backward,
     softmax_jvp,
 )
+from softmax_verify.strategies import DTYPES, directions, logits, shapes, upstreams
 from softmax_verify.tolerances import (
     backward_error_bound,
     forward_error_bound,
@@ -38,7 +39,6 @@ from softmax_verify.tolerances import (
     row_sum_bound,
     unit_interval_slack,
 )
-from strategies import DTYPES, directions, logits, shapes, upstreams
 
 FloatArray = NDArray[np.floating[Any]]
 Float64Array = NDArray[np.float64]

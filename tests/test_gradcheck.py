@@ -41,7 +41,7 @@ from softmax_verify.gradcheck import (
 )
 from softmax_verify.reference import softmax, softmax_backward
 from softmax_verify.staged import StagedCache, staged_backward, staged_forward
-from strategies import logits, upstreams, well_conditioned_logits
+from softmax_verify.strategies import logits, upstreams, well_conditioned_logits
 
 Array = NDArray[Any]
 Pair = tuple[Callable[..., Any], Callable[..., Any]]

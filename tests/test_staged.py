@@ -29,6 +29,7 @@ from softmax_verify.staged import (
     staged_backward,
     staged_forward,
 )
+from softmax_verify.strategies import DTYPES, logits, upstreams, well_conditioned_logits
 from softmax_verify.tolerances import (
     backward_error_bound,
     forward_error_bound,
@@ -36,7 +37,6 @@ from softmax_verify.tolerances import (
     gamma,
     row_sum_bound,
 )
-from strategies import DTYPES, logits, upstreams, well_conditioned_logits
 
 FloatArray = NDArray[np.floating[Any]]
 Float64Array = NDArray[np.float64]

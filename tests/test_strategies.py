@@ -26,8 +26,8 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 from numpy.typing import NDArray
 
-import strategies
-from strategies import (
+from softmax_verify import strategies
+from softmax_verify.strategies import (
     DTYPES,
     directions,
     logits,

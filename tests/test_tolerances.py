@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from softmax_verify.strategies import DTYPES
 from softmax_verify.tolerances import (
     backward_error_bound,
     central_difference_step,
@@ -28,7 +29,6 @@ from softmax_verify.tolerances import (
     unit_interval_slack,
     unit_roundoff,
 )
-from strategies import DTYPES
 
 BY_DTYPE = pytest.mark.parametrize("dtype", DTYPES, ids=str)
 U = {np.dtype(np.float32): 2.0**-24, np.dtype(np.float64): 2.0**-53}

@@ -31,8 +31,8 @@ from softmax_verify.reference import (
     softmax_jvp,
 )
 from softmax_verify.staged import StagedCache, staged_backward, staged_forward
+from softmax_verify.strategies import DTYPES, logits, shapes, upstreams
 from softmax_verify.tolerances import forward_relative_bound, gamma, row_sum_bound
-from strategies import DTYPES, logits, shapes, upstreams
 
 FloatArray = NDArray[np.floating[Any]]
 BoolArray = NDArray[np.bool_]

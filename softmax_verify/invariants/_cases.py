@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 from numpy.typing import NDArray
 
-import strategies as sv_st
+from softmax_verify import strategies as sv_st
 
 __all__ = ["Case", "backward_case", "forward_case", "pair_case", "shift_case"]
 

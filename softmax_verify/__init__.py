@@ -5,7 +5,9 @@ Public API:
 - the reference: ``softmax``, ``softmax_backward``, ``softmax_jvp``,
   ``log_softmax``, ``log_softmax_backward``, ``staged_forward``, ``staged_backward``;
 - ``verify(forward, backward=None, ...) -> Report``: every invariant as a
-  Hypothesis property against your implementation;
+  Hypothesis property against your implementation, at float32 and float64; a
+  Report is true when it passed (``assert verify(f, b)``), and
+  ``report.raise_for_failures()`` raises ``VerificationFailed`` with the text report;
 - ``INVARIANTS``: the invariants, each with an id, its math and a check;
 - ``softmax_verify.gradcheck``: exhaustive and fast gradient checks;
 - ``softmax_verify.testing.SoftmaxContract``: the same checks as a pytest base class.
@@ -20,7 +22,7 @@ from softmax_verify.reference import (
     softmax_backward,
     softmax_jvp,
 )
-from softmax_verify.report import Report, Result
+from softmax_verify.report import Report, Result, VerificationFailed
 from softmax_verify.runner import verify
 from softmax_verify.staged import StagedCache, StagedGradients, staged_backward, staged_forward
 
@@ -34,6 +36,7 @@ __all__ = [
     "Result",
     "StagedCache",
     "StagedGradients",
+    "VerificationFailed",
     "__version__",
     "log_softmax",
     "log_softmax_backward",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -11,12 +12,15 @@ import numpy as np
 
 from softmax_verify._compare import Mismatch
 
-__all__ = ["Report", "Result", "Status"]
+__all__ = ["Report", "Result", "Status", "VerificationFailed"]
 
 Status = Literal["passed", "failed", "error", "skipped"]
 
 #: Arrays up to this many entries are printed in full in text reports.
 FULL_PRINT = 64
+_STATUSES: tuple[Status, ...] = ("passed", "failed", "error", "skipped")
+#: Failing (invariant, dtype) pairs named in ``repr(report)`` before "...".
+_REPR_NAMED = 3
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,33 @@ class Report:
     @property
     def passed(self) -> bool:
         return all(r.status in ("passed", "skipped") for r in self.results)
+
+    def __bool__(self) -> bool:
+        """True when nothing failed or errored (``passed``): ``assert verify(f, b)`` means it.
+
+        An empty or all-skipped report is true as well, as ``passed`` is.
+        """
+        return self.passed
+
+    def __repr__(self) -> str:
+        """One line: the target, the verdict and the counts, with the first failures named."""
+        counts = Counter(r.status for r in self.results)
+        tally = ", ".join(f"{counts[s]} {s}" for s in _STATUSES if counts[s])
+        failing = [f"{r.invariant}[{r.dtype}]" for r in self.failures]
+        named = ", ".join(failing[:_REPR_NAMED]) + (", ..." if len(failing) > _REPR_NAMED else "")
+        verdict = "passed" if self.passed else f"FAILED: {named}"
+        return f"<Report {self.target!r} {verdict} ({tally or 'no results'})>"
+
+    def _repr_html_(self) -> str:
+        """The report as an HTML table, for Jupyter (``softmax_verify._formats.to_html``)."""
+        from softmax_verify._formats import to_html  # it renders Reports: imported on use
+
+        return to_html(self)
+
+    def raise_for_failures(self) -> None:
+        """Raise ``VerificationFailed`` (an AssertionError) with the text report, unless passed."""
+        if not self.passed:
+            raise VerificationFailed(self)
 
     @property
     def failures(self) -> tuple[Result, ...]:
@@ -170,3 +201,11 @@ def _format_array(name: str, value: np.ndarray[Any, Any]) -> list[str]:
     else:
         text = f"{name}: array of shape {value.shape}, dtype {value.dtype} (too large to print)"
     return ["    " + line for line in text.splitlines()]
+
+
+class VerificationFailed(AssertionError):
+    """``Report.raise_for_failures``: the report did not pass; the message is its text form."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        super().__init__(report.to_text())

@@ -1,0 +1,224 @@
+"""More renderings of a Report: HTML for notebooks, JUnit XML and GitHub annotations for CI.
+
+- ``to_html``: a results table, then each failure with its message, location,
+  comparison, counterexample and diagnosis (Jupyter shows it via ``Report._repr_html_``).
+- ``to_junit``: one ``<testcase>`` per (invariant, dtype), named ``invariant[dtype]``,
+  with a ``<failure>``, ``<error>`` or ``<skipped>`` element carrying the message and
+  the counterexample, in the shape CI systems read (Jenkins, GitLab, GitHub actions).
+- ``to_github``: the text report followed by one workflow command
+  (``::error file=...,line=...,title=...::message``) per failure, at the user's file
+  and line when the location is known, else at the target file.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from softmax_verify.report import Report, Result, _format_array
+
+__all__ = ["diagnoses", "failure_text", "to_github", "to_html", "to_junit"]
+
+#: Characters XML 1.0 cannot carry, even escaped (a message may quote any byte).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: ``Result.location``: ``path:line``, ``path:line in function`` or ``path:line: source``.
+_LOCATION = re.compile(r"^(?P<path>.+?):(?P<line>\d+)(?:$| in |: )")
+
+
+def diagnoses(result: Result) -> tuple[str, ...]:
+    """The named mistakes a result's evidence proves, if the result carries any.
+
+    Read duck-typed so that this renderer shows them wherever a ``diagnosis``
+    attribute (a string or a sequence of strings) is added to ``Result``.
+    """
+    found: Any = getattr(result, "diagnosis", None)
+    if not found:
+        return ()
+    return (str(found),) if isinstance(found, str) else tuple(str(d) for d in found)
+
+
+def failure_text(result: Result) -> str:
+    """The text report's block for one failure: message, location, comparison, input."""
+    lines = [result.message]
+    lines += [f"diagnosis: {d}" for d in diagnoses(result)]
+    if result.first_wrong_stage and result.first_wrong_stage not in result.message:
+        lines.append(f"first wrong stage: {result.first_wrong_stage}")
+    if result.location:
+        lines.append(f"at {result.location}")
+    if result.mismatch is not None:
+        lines.extend(result.mismatch.describe().splitlines())
+    if result.counterexample is not None:
+        lines.append(
+            "minimal counterexample:"
+            if result.minimal
+            else "counterexample (the input it stopped on; not shrunk):"
+        )
+        for name, value in result.counterexample.items():
+            lines.extend(line[2:] for line in _format_array(name, value))
+    return "\n".join(lines)
+
+
+def _counts(report: Report) -> dict[str, int]:
+    statuses = [r.status for r in report.results]
+    return {s: statuses.count(s) for s in ("passed", "failed", "error", "skipped")}
+
+
+# --- HTML ---------------------------------------------------------------------------------
+
+_COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#bf8700", "skipped": "#6e7781"}
+
+
+def to_html(report: Report) -> str:
+    """A self-contained HTML fragment: header, results table, one section per failure."""
+    e = html.escape
+    counts = _counts(report)
+    verdict = "passed" if report.passed else "FAILED"
+    seed = report.seed if report.seed is not None else "derandomized"
+    parts = [
+        "<div class='softmax-verify-report'>",
+        f"<p><strong>softmax-verify: {e(report.target)}</strong>"
+        + (f" (backward: {e(report.backward)})" if report.backward else "")
+        + f" &mdash; <strong style='color:{_COLOURS['passed' if report.passed else 'failed']}'>"
+        f"{verdict}</strong><br>profile {e(report.profile)}, seed {e(str(seed))}; "
+        + ", ".join(f"{n} {s}" for s, n in counts.items())
+        + "</p>",
+        "<table><thead><tr><th>status</th><th>invariant</th><th>dtype</th>"
+        "<th>examples</th><th>seconds</th><th>note</th></tr></thead><tbody>",
+    ]
+    for r in report.results:
+        note = r.message if r.status == "skipped" else ""
+        parts.append(
+            f"<tr><td style='color:{_COLOURS[r.status]}'><strong>{r.status.upper()}</strong></td>"
+            f"<td><code>{e(r.invariant)}</code></td><td>{e(r.dtype)}</td>"
+            f"<td style='text-align:right'>{r.examples}</td>"
+            f"<td style='text-align:right'>{r.seconds:.2f}</td><td>{e(note)}</td></tr>"
+        )
+    parts.append("</tbody></table>")
+    for r in report.failures:
+        parts.append(
+            f"<details open><summary><strong>{r.status.upper()}: {e(r.invariant)} "
+            f"({e(r.dtype)})</strong>: {e(r.message.splitlines()[0] if r.message else '')}"
+            "</summary>"
+        )
+        found = diagnoses(r)
+        if found:
+            items = "".join(f"<li>{e(d)}</li>" for d in found)
+            parts.append(f"<p>Diagnosis:</p><ul class='diagnosis'>{items}</ul>")
+        parts.append(f"<pre>{e(failure_text(r))}</pre></details>")
+    if report.failures and report.command:
+        parts.append(f"<p>reproduce: <code>{e(report.command)}</code></p>")
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+# --- JUnit XML ----------------------------------------------------------------------------
+
+
+def _xml_text(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def to_junit(report: Report) -> str:
+    """JUnit XML: one testsuite for the target, one testcase per (invariant, dtype)."""
+    counts = _counts(report)
+    total_time = f"{sum(r.seconds for r in report.results):.3f}"
+    suite_attrs = {
+        "name": _xml_text(f"softmax-verify: {report.target}"),
+        "tests": str(len(report.results)),
+        "failures": str(counts["failed"]),
+        "errors": str(counts["error"]),
+        "skipped": str(counts["skipped"]),
+        "time": total_time,
+    }
+    root = ET.Element("testsuites", {**suite_attrs, "name": "softmax-verify"})
+    suite = ET.SubElement(root, "testsuite", suite_attrs)
+    properties = ET.SubElement(suite, "properties")
+    seed = str(report.seed) if report.seed is not None else "derandomized"
+    for name, value in (
+        ("target", report.target),
+        ("backward", report.backward or ""),
+        ("profile", report.profile),
+        ("seed", seed),
+        ("command", report.command),
+    ):
+        ET.SubElement(properties, "property", {"name": name, "value": _xml_text(value)})
+    for r in report.results:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {
+                "classname": _xml_text(f"softmax-verify.{report.target}"),
+                "name": _xml_text(f"{r.invariant}[{r.dtype}]"),
+                "time": f"{r.seconds:.3f}",
+            },
+        )
+        if r.status == "skipped":
+            ET.SubElement(case, "skipped", {"message": _xml_text(r.message)})
+        elif r.status in ("failed", "error"):
+            tag, kind = (
+                ("failure", "InvariantViolation")
+                if r.status == "failed"
+                else ("error", "ImplementationError")
+            )
+            first = r.message.splitlines()[0] if r.message else r.status
+            element = ET.SubElement(case, tag, {"message": _xml_text(first), "type": kind})
+            element.text = _xml_text(failure_text(r))
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+# --- GitHub workflow commands -------------------------------------------------------------
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _relative(path: str) -> str:
+    """``path`` relative to the working directory (the checkout, in a workflow) when inside."""
+    absolute = os.path.abspath(path)
+    here = os.getcwd()
+    if absolute.startswith(here + os.sep):
+        return os.path.relpath(absolute, here).replace(os.sep, "/")
+    return path
+
+
+def _target_file(target: str) -> str | None:
+    """The FILE.py a TARGET names (``FILE.py`` or ``FILE.py:ATTR``), if it names one."""
+    path = target if target.endswith(".py") else target.rpartition(":")[0]
+    return path if path.endswith(".py") and os.path.isfile(path) else None
+
+
+def _annotation(report: Report, r: Result) -> str:
+    where: dict[str, str] = {}
+    match = _LOCATION.match(r.location) if r.location else None
+    if match is not None:
+        where = {"file": _relative(match["path"]), "line": match["line"]}
+    else:
+        path = _target_file(report.target)
+        if path is not None:
+            where = {"file": _relative(path)}
+    title = f"softmax-verify: {r.invariant} ({r.dtype}) {r.status}"
+    props = ",".join(f"{k}={_escape_property(v)}" for k, v in {**where, "title": title}.items())
+    return f"::error {props}::{_escape_data(failure_text(r))}"
+
+
+def to_github(report: Report) -> str:
+    """The text report for the log, then one ``::error`` annotation per failure or error.
+
+    A run that passed adds a ``::notice`` with the counts, so the summary shows it ran.
+    """
+    lines = [report.to_text(), ""]
+    lines += [_annotation(report, r) for r in report.failures]
+    if report.passed:
+        counts = _counts(report)
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+        lines.append(f"::notice title=softmax-verify {_escape_property(report.target)}::{summary}")
+    return "\n".join(lines)

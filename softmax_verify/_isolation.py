@@ -61,6 +61,7 @@ from hypothesis import settings
 from softmax_verify._case_log import CaseLog, read_case
 from softmax_verify._compare import Mismatch
 from softmax_verify._sandbox import user_location
+from softmax_verify._settings import DEFAULT_DTYPES
 from softmax_verify._validate import resolve_dtype
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS, get_invariant
@@ -437,7 +438,7 @@ def verify_isolated(
     target: str | None,
     backward: str | None = None,
     *,
-    dtypes: Sequence[str] = ("float64",),
+    dtypes: Sequence[str] = DEFAULT_DTYPES,
     profile: str = "ci",
     max_examples: int | None = None,
     seed: int | None = None,

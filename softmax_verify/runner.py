@@ -9,6 +9,7 @@ become status "error" for that invariant, and the next invariant runs.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -16,11 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.reporting import with_reporter
 
 from softmax_verify._compare import Mismatch
+from softmax_verify._settings import DEFAULT_DTYPES, registered_profile, verdict_settings
+from softmax_verify._storage import private_hypothesis_storage
 from softmax_verify._validate import resolve_dtype
 from softmax_verify.errors import (
     CallTimeout,
@@ -30,7 +33,6 @@ from softmax_verify.errors import (
 )
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS, Case, Invariant, get_invariant
-from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result, Status
 
 __all__ = ["run_invariant", "verify"]
@@ -46,21 +48,12 @@ class _State:
 
 
 def _settings(profile: str, max_examples: int | None, seed: int | None) -> settings:
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
-    base = settings.get_profile(profile)
+    base = registered_profile(profile)
     return settings(
-        base,
+        verdict_settings(base),
         max_examples=max_examples if max_examples is not None else base.max_examples,
         derandomize=base.derandomize and seed is None,
         database=None,  # a verifier run must not write an example database into the user's folder
-        deadline=None,  # per-call time is bounded by the sandbox's timeout instead
-        report_multiple_bugs=False,
-        # The explain phase only annotates Hypothesis's own report, which is silenced here, and
-        # calls the code under test about 100 more times per failure.
-        phases=tuple(p for p in base.phases if p is not Phase.explain),
-        # The code under test may be slow or the arrays large: neither is a property failure.
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
 
 
@@ -73,11 +66,14 @@ def run_invariant(
     max_examples: int | None = None,
     seed: int | None = None,
     on_case: Callable[[Case], None] | None = None,
+    base: settings | None = None,
 ) -> Result:
     """Run one invariant at one dtype as a Hypothesis property and return its Result.
 
     ``on_case``, if given, sees each case before it is checked (the crash-isolated
-    command keeps the latest, to report the input a crash happened on).
+    command keeps the latest, to report the input a crash happened on). ``base``, if
+    given, replaces ``profile``, ``max_examples`` and ``seed``: the pytest contract runs
+    under the user's active settings, example database and storage included.
     """
     inv = get_invariant(invariant) if isinstance(invariant, str) else invariant
     dt = resolve_dtype(dtype)
@@ -105,7 +101,9 @@ def run_invariant(
             raise
 
     test = given(inv.cases(dt))(prop)
-    test = _settings(profile, max_examples, seed)(test)
+    test = (_settings(profile, max_examples, seed) if base is None else verdict_settings(base))(
+        test
+    )
     if seed is not None:
         test = hypothesis_seed(seed)(test)
     start = time.perf_counter()
@@ -117,7 +115,8 @@ def run_invariant(
     location: str | None = None
     minimal = True
     try:
-        with with_reporter(lambda _text: None):
+        storage = private_hypothesis_storage() if base is None else contextlib.nullcontext()
+        with with_reporter(lambda _text: None), storage:
             test()
     except CallTimeout as exc:
         status, message, case = "error", str(exc), state.timeout_case
@@ -158,7 +157,7 @@ def verify(
     forward: Callable[..., Any],
     backward: Callable[..., Any] | None = None,
     *,
-    dtypes: Sequence[str] = ("float64",),
+    dtypes: Sequence[str] = DEFAULT_DTYPES,
     profile: str = "ci",
     max_examples: int | None = None,
     seed: int | None = None,
@@ -169,7 +168,8 @@ def verify(
 ) -> Report:
     """Check ``forward`` (and ``backward``) against every invariant, at each dtype.
 
-    ``profile`` picks the Hypothesis profile (dev, ci, thorough); ``max_examples``
+    ``dtypes`` defaults to float32 and float64. ``profile`` picks the Hypothesis
+    profile: dev, ci, thorough or any other registered one. ``max_examples``
     overrides its example count; ``seed`` makes a random profile reproducible (a
     seed is drawn and reported when the profile is not derandomized). Each call
     of the implementation is limited to ``timeout`` seconds.

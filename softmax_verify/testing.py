@@ -6,16 +6,20 @@
     class TestMySoftmax(SoftmaxContract):
         forward = staticmethod(mymodel.softmax_forward)
         backward = staticmethod(mymodel.softmax_backward)   # optional
-        dtypes = ("float64", "float32")                     # optional
+        dtypes = ("float32", "float64")                     # optional (the default)
 
     ``class TestMySoftmax(SoftmaxContract, exclude=("stage_gradients",))`` leaves
     invariants out of collection (e.g. stage localization for a backward that returns
     dx alone, which would otherwise be skipped with that reason).
 
-pytest then collects one test per invariant (``test_rows_sum_to_one``, ...),
-each a Hypothesis property run under your active Hypothesis profile, failing
-with Hypothesis's falsifying example and the invariant's explanation. Backward
-invariants are skipped, with the reason, when no backward is set.
+pytest then collects one test per invariant and dtype
+(``test_rows_sum_to_one[float32]``, ...), each a Hypothesis property run under your
+active Hypothesis profile (its example count, seed and example database), shrunk
+as ``softmax-verify check`` shrinks: no deadline (each call has ``timeout``
+instead), one bug at a time, no explain phase. A failure reads like the command's
+report: the invariant, what was compared, the location in your code when known and
+the minimal counterexample as numpy arrays, with no frame of this package in the
+traceback. Backward invariants are skipped, with the reason, when no backward is set.
 """
 
 from __future__ import annotations
@@ -23,47 +27,36 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import settings
 
+from softmax_verify._formats import failure_text
+from softmax_verify._settings import DEFAULT_DTYPES
 from softmax_verify._validate import resolve_dtype
-from softmax_verify.errors import NotApplicable
 from softmax_verify.implementation import Implementation
-from softmax_verify.invariants import INVARIANTS, Case, Invariant, get_invariant
+from softmax_verify.invariants import INVARIANTS, Invariant, get_invariant
+from softmax_verify.runner import run_invariant
 
 __all__ = ["SoftmaxContract"]
 
 
-def _run_property(inv: Invariant, impl: Implementation, dtype: np.dtype[Any]) -> str | None:
-    """Run ``inv`` as a Hypothesis property; the reason if it does not apply, else None."""
-    not_applicable: list[str] = []
-
-    @given(inv.cases(dtype))
-    def prop(case: Case) -> None:
-        if not_applicable:
-            return
-        try:
-            inv.check(impl, case)
-        except NotApplicable as exc:  # decided on the first example: nothing to shrink
-            not_applicable.append(str(exc))
-
-    prop()
-    return not_applicable[0] if not_applicable else None
-
-
-def _contract_test(inv: Invariant) -> Callable[[Any], None]:
-    def test(self: SoftmaxContract) -> None:
+def _contract_test(inv: Invariant) -> Callable[[Any, str], None]:
+    def test(self: SoftmaxContract, dtype: str) -> None:
         impl = type(self).implementation()
         if inv.needs_backward and not impl.has_backward:
             pytest.skip("no backward set on the contract class")  # forward-only contract: by design
-        for name in type(self).dtypes:
-            reason = _run_property(inv, impl, resolve_dtype(name, "dtypes"))
-            if reason is not None:
-                # Not a hidden failure: the invariant cannot be checked on this implementation
-                # (e.g. stage_gradients on a cache without named stages), and a pass would claim
-                # a check that never ran. exclude= leaves it out of the contract instead.
-                pytest.skip(f"{inv.id} does not apply: {reason}")
+        # The active profile (the user's), with the command's shrinking: one bug, no explain.
+        result = run_invariant(inv, impl, resolve_dtype(dtype, "dtypes"), base=settings.default)
+        if result.status == "skipped":
+            # Not a hidden failure: the invariant cannot be checked on this implementation
+            # (e.g. stage_gradients on a cache without named stages), and a pass would claim
+            # a check that never ran. exclude= leaves it out of the contract instead.
+            pytest.skip(f"{inv.id} does not apply: {result.message}")
+        if result.status != "passed":
+            verdict = "failed" if result.status == "failed" else "errored"
+            text = failure_text(result).replace("\n", "\n  ")
+            # The message is the whole failure: no traceback, so no frame of this package.
+            pytest.fail(f"{inv.id} ({dtype}) {verdict}: {text}", pytrace=False)
 
     test.__name__ = test.__qualname__ = f"test_{inv.id}"
     test.__doc__ = inv.doc
@@ -75,7 +68,7 @@ class SoftmaxContract:
 
     forward: ClassVar[Callable[..., Any] | None] = None
     backward: ClassVar[Callable[..., Any] | None] = None
-    dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32")
+    dtypes: ClassVar[tuple[str, ...]] = DEFAULT_DTYPES
     #: Seconds one call of the implementation may take before it counts as an error.
     timeout: ClassVar[float | None] = 10.0
 
@@ -90,6 +83,12 @@ class SoftmaxContract:
         for invariant_id in exclude:
             get_invariant(invariant_id)  # ValueError naming the ids for a typo
             setattr(cls, f"test_{invariant_id}", None)
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """One test per invariant and dtype: ``test_rows_sum_to_one[float32]``."""
+        if "dtype" in metafunc.fixturenames:
+            names = [resolve_dtype(d, "dtypes").name for d in type(self).dtypes]
+            metafunc.parametrize("dtype", names, ids=names)
 
     @classmethod
     def implementation(cls) -> Implementation:

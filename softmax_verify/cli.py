@@ -2,9 +2,10 @@
 
     softmax-verify check [TARGET] [--backward TARGET] [--dtype float64|float32|all]
                          [--profile dev|ci|thorough] [--max-examples N] [--seed N]
-                         [--format text|json] [--timeout SECONDS] [--invariant ID ...]
-                         [--no-isolate]
-    softmax-verify list
+                         [--format text|json|junit|github] [--timeout SECONDS]
+                         [--invariant ID ...] [--no-isolate]
+    softmax-verify list [--format text|json]
+    softmax-verify --version
 
 ``check`` runs the implementation in a child process (``softmax_verify._isolation``):
 a crash of that process (a segfault in a C extension, ``os.abort()``, ``os._exit``)
@@ -20,15 +21,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
+from softmax_verify import __version__
+from softmax_verify._formats import to_github, to_junit
 from softmax_verify._isolation import verify_isolated
+from softmax_verify._settings import DEFAULT_DTYPES
+from softmax_verify._storage import private_hypothesis_storage
 from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS
 from softmax_verify.profiles import PROFILES
-from softmax_verify.report import Result
+from softmax_verify.report import Report, Result
 from softmax_verify.runner import verify
 from softmax_verify.targets import TargetError, resolve, resolve_callable
 
@@ -39,9 +45,30 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 N = TypeVar("N", int, float)
 
 
+FORMATS = {"text": "the report for people", "json": "the report as JSON"}
+FORMATS["junit"] = "JUnit XML, one testcase per invariant and dtype"
+FORMATS["github"] = "the text report, then GitHub workflow annotations at the failing lines"
+
+EPILOG = """\
+exit status:
+  0  every invariant held (or was skipped, with the reason)
+  1  an invariant failed or the implementation errored
+  2  usage error: a bad option or a TARGET that cannot be loaded (one line on stderr)
+
+examples:
+  softmax-verify check mypkg/softmax.py              # its softmax_forward/softmax_backward
+  softmax-verify check mypkg.layers:forward --backward mypkg.layers:backward --format junit
+"""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"softmax-verify: error: {message}\n")
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    # The epilog's table and examples keep their lines.
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=28)
 
 
 def _bounded(
@@ -67,28 +94,85 @@ _seconds = _bounded(float, "a positive number of seconds", lambda v: v > 0)  # N
 
 
 def _parser() -> _Parser:
-    parser = _Parser(prog="softmax-verify", description="Verify a softmax forward/backward.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    check = sub.add_parser("check", help="run every invariant against an implementation")
+    parser = _Parser(
+        prog="softmax-verify",
+        description="Verify a softmax forward/backward: every invariant as a Hypothesis "
+        "property, with the minimal counterexample of each failure.",
+        epilog=EPILOG,
+        formatter_class=_formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"softmax-verify {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    check = sub.add_parser(
+        "check",
+        help="run every invariant against an implementation",
+        description="Run every invariant against an implementation, at each dtype.",
+        epilog=EPILOG,
+        formatter_class=_formatter,
+    )
     check.add_argument(
         "target",
         nargs="?",
         default=None,
-        help="MODULE:ATTR, FILE.py:ATTR, FILE.py, scipy, torch or jax (default: the reference)",
+        metavar="TARGET",
+        help="MODULE:ATTR, FILE.py:ATTR, FILE.py (its forward/backward or "
+        "softmax_forward/softmax_backward), scipy, torch or jax (default: the bundled "
+        "reference)",
     )
-    check.add_argument("--backward", help="MODULE:ATTR or FILE.py:ATTR of the backward")
-    check.add_argument("--dtype", choices=("float64", "float32", "all"), default="float64")
-    check.add_argument("--profile", choices=PROFILES, default="ci")
-    check.add_argument("--max-examples", type=_positive_int, default=None)
-    check.add_argument("--seed", type=_seed, default=None)
-    check.add_argument("--format", choices=("text", "json"), default="text")
-    check.add_argument("--timeout", type=_seconds, default=10.0, help="seconds per call (10)")
+    check.add_argument(
+        "--backward",
+        metavar="TARGET",
+        help="MODULE:ATTR or FILE.py:ATTR of the backward (default: the one TARGET names, "
+        "if any; without one the backward invariants are skipped)",
+    )
+    check.add_argument(
+        "--dtype",
+        choices=("float64", "float32", "all"),
+        default=None,
+        help=f"the dtype to check (default: {' and '.join(DEFAULT_DTYPES)})",
+    )
+    check.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="ci",
+        help="Hypothesis profile: dev (50 random examples per property), ci (100, "
+        "derandomized: the same every run), thorough (2000) (default: ci)",
+    )
+    check.add_argument(
+        "--max-examples",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="examples per invariant and dtype (default: the profile's)",
+    )
+    check.add_argument(
+        "--seed",
+        type=_seed,
+        default=None,
+        metavar="N",
+        help="seed of a random profile (dev, thorough), to repeat a run (default: drawn "
+        "and reported; ci is derandomized)",
+    )
+    check.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="; ".join(f"{k}: {v}" for k, v in FORMATS.items()) + " (default: text)",
+    )
+    check.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="time limit of one call of the implementation (default: 10)",
+    )
     check.add_argument(
         "--invariant",
         action="append",
         choices=INVARIANT_IDS,
         metavar="ID",
-        help="run only this invariant (repeatable)",
+        help="run only this invariant (repeatable; `softmax-verify list` names them) "
+        "(default: all)",
     )
     check.add_argument(
         "--no-isolate",
@@ -97,7 +181,16 @@ def _parser() -> _Parser:
         help="run the implementation in this process (for pdb); by default it runs in a "
         "child process, so that a crash is reported instead of ending the run",
     )
-    sub.add_parser("list", help="list the invariants and their math")
+    listing = sub.add_parser(
+        "list", help="list the invariants and their math", description="List the invariants."
+    )
+    listing.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: one line each; json: a list of {id, needs_backward, summary, doc} "
+        "(default: text)",
+    )
     return parser
 
 
@@ -107,7 +200,9 @@ def _reproduce(args: argparse.Namespace, seed: int | None) -> str:
         words.append(args.target)
     if args.backward:
         words += ["--backward", args.backward]
-    words += ["--dtype", args.dtype, "--profile", args.profile]
+    if args.dtype is not None:
+        words += ["--dtype", args.dtype]
+    words += ["--profile", args.profile]
     if args.max_examples is not None:
         words += ["--max-examples", str(args.max_examples)]
     if seed is not None:
@@ -134,7 +229,13 @@ def _check(args: argparse.Namespace) -> int:
         sys.stderr.write(f"softmax-verify: error: {exc}\n")
         return EXIT_USAGE
     options: dict[str, Any] = {
-        "dtypes": ("float64", "float32") if args.dtype == "all" else (args.dtype,),
+        "dtypes": (
+            ("float64", "float32")
+            if args.dtype == "all"
+            else DEFAULT_DTYPES
+            if args.dtype is None
+            else (args.dtype,)
+        ),
         "profile": args.profile,
         "max_examples": args.max_examples,
         "seed": args.seed,
@@ -156,11 +257,19 @@ def _check(args: argparse.Namespace) -> int:
         results=report.results,
         command=_reproduce(args, report.seed),
     )
-    sys.stdout.write((report.to_json() if args.format == "json" else report.to_text()) + "\n")
+    render = {"json": Report.to_json, "junit": to_junit, "github": to_github}
+    sys.stdout.write(render.get(args.format, Report.to_text)(report) + "\n")
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
-def _list() -> int:
+def _list(args: argparse.Namespace) -> int:
+    if args.format == "json":
+        entries = [
+            {"id": i.id, "needs_backward": i.needs_backward, "summary": i.summary, "doc": i.doc}
+            for i in INVARIANTS
+        ]
+        sys.stdout.write(json.dumps(entries, indent=2) + "\n")
+        return EXIT_OK
     for inv in INVARIANTS:
         kind = "backward" if inv.needs_backward else "forward "
         sys.stdout.write(f"{inv.id:28} {kind}  {inv.summary}\n")
@@ -169,10 +278,16 @@ def _list() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``softmax-verify`` console script; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # a bare `softmax-verify`: what it can do, not just an error
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     if args.command == "list":
-        return _list()
-    return _check(args)
+        return _list(args)
+    # Hypothesis keeps caches in .hypothesis/ under the working directory: not the user's.
+    with private_hypothesis_storage():
+        return _check(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,6 +32,10 @@ class TargetError(ValueError):
 
 
 def _load_module(spec: str) -> ModuleType:
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        # As under ``python -m``: the console script's sys.path lacks the working directory,
+        # where the user's own packages are (a FILE.py target may import them too).
+        sys.path.insert(0, os.getcwd())
     if spec.endswith(".py") or os.sep in spec or "/" in spec:
         path = os.path.abspath(spec)
         if not os.path.isfile(path):
@@ -48,9 +52,6 @@ def _load_module(spec: str) -> ModuleType:
         except (Exception, SystemExit) as exc:  # a stray sys.exit() must not end the run with 0
             raise TargetError(f"importing {spec} failed: {type(exc).__name__}: {exc}") from None
         return module
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        # As under ``python -m``: the console script's sys.path lacks the working directory.
-        sys.path.insert(0, os.getcwd())
     try:
         return importlib.import_module(spec)
     except (Exception, SystemExit) as exc:

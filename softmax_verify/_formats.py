@@ -66,6 +66,12 @@ def _counts(report: Report) -> dict[str, int]:
     return {s: statuses.count(s) for s in ("passed", "failed", "error", "skipped")}
 
 
+def _summary(report: Report) -> str:
+    """The text report's last line: ``3 passed, 1 failed, 0 errors, 0 skipped``."""
+    counts = _counts(report)
+    return ", ".join(f"{n} {'errors' if s == 'error' else s}" for s, n in counts.items())
+
+
 # --- HTML ---------------------------------------------------------------------------------
 
 _COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#bf8700", "skipped": "#6e7781"}
@@ -74,7 +80,6 @@ _COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#bf8700", "skipp
 def to_html(report: Report) -> str:
     """A self-contained HTML fragment: header, results table, one section per failure."""
     e = html.escape
-    counts = _counts(report)
     verdict = "passed" if report.passed else "FAILED"
     seed = report.seed if report.seed is not None else "derandomized"
     parts = [
@@ -83,8 +88,7 @@ def to_html(report: Report) -> str:
         + (f" (backward: {e(report.backward)})" if report.backward else "")
         + f" &mdash; <strong style='color:{_COLOURS['passed' if report.passed else 'failed']}'>"
         f"{verdict}</strong><br>profile {e(report.profile)}, seed {e(str(seed))}; "
-        + ", ".join(f"{n} {s}" for s, n in counts.items())
-        + "</p>",
+        f"{_summary(report)}</p>",
         "<table><thead><tr><th>status</th><th>invariant</th><th>dtype</th>"
         "<th>examples</th><th>seconds</th><th>note</th></tr></thead><tbody>",
     ]
@@ -218,7 +222,6 @@ def to_github(report: Report) -> str:
     lines = [report.to_text(), ""]
     lines += [_annotation(report, r) for r in report.failures]
     if report.passed:
-        counts = _counts(report)
-        summary = ", ".join(f"{n} {s}" for s, n in counts.items())
-        lines.append(f"::notice title=softmax-verify {_escape_property(report.target)}::{summary}")
+        title = _escape_property(f"softmax-verify {report.target}")
+        lines.append(f"::notice title={title}::{_escape_data(_summary(report))}")
     return "\n".join(lines)

@@ -96,7 +96,11 @@ class Report:
     def __repr__(self) -> str:
         """One line: the target, the verdict and the counts, with the first failures named."""
         counts = Counter(r.status for r in self.results)
-        tally = ", ".join(f"{counts[s]} {s}" for s in _STATUSES if counts[s])
+        tally = ", ".join(
+            f"{counts[s]} {'errors' if s == 'error' and counts[s] > 1 else s}"
+            for s in _STATUSES
+            if counts[s]
+        )
         failing = [f"{r.invariant}[{r.dtype}]" for r in self.failures]
         named = ", ".join(failing[:_REPR_NAMED]) + (", ..." if len(failing) > _REPR_NAMED else "")
         verdict = "passed" if self.passed else f"FAILED: {named}"

@@ -96,7 +96,7 @@ _seconds = _bounded(float, "a positive number of seconds", lambda v: v > 0)  # N
 def _parser() -> _Parser:
     parser = _Parser(
         prog="softmax-verify",
-        description="Verify a softmax forward/backward: every invariant as a Hypothesis "
+        description="Verify a softmax forward/backward: every invariant as a Hypothesis\n"
         "property, with the minimal counterexample of each failure.",
         epilog=EPILOG,
         formatter_class=_formatter,

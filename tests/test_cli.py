@@ -158,7 +158,8 @@ def test_no_target_checks_the_reference(capsys: pytest.CaptureFixture[str]) -> N
     assert code == 0
     assert out.startswith("softmax-verify: reference\n")
     for inv in INVARIANT_IDS:
-        assert re.search(rf"^  (PASSED|SKIPPED)\s+{inv}\s+float64 ", out, re.M), inv
+        for dtype in ("float32", "float64"):  # both by default
+            assert re.search(rf"^  (PASSED|SKIPPED)\s+{inv}\s+{dtype} ", out, re.M), inv
     assert "0 failed, 0 errors" in out
     assert "reproduce:" not in out  # only printed when something failed
 
@@ -170,12 +171,13 @@ def test_notebook_buggy_fails_and_names_the_stage(capsys: pytest.CaptureFixture[
     assert "Traceback" not in out + err
     assert out.startswith(f"softmax-verify: {BUGGY}\n")
     for inv in (*NOTEBOOK_FAILS, "stage_gradients"):
-        assert re.search(rf"^  FAILED\s+{inv}\s+float64 ", out, re.M), inv
-        assert f"\nFAILED: {inv} (float64)\n" in out
+        for dtype in ("float32", "float64"):
+            assert re.search(rf"^  FAILED\s+{inv}\s+{dtype} ", out, re.M), inv
+            assert f"\nFAILED: {inv} ({dtype})\n" in out
     assert "first wrong stage: dexps_1" in out
     assert "minimal counterexample:" in out
     assert "x = np.array(" in out
-    assert "0 passed, 4 failed, 0 errors, 0 skipped" in out
+    assert "0 passed, 8 failed, 0 errors, 0 skipped" in out
 
 
 def test_json_output_has_the_exact_schema(capsys: pytest.CaptureFixture[str]) -> None:
@@ -298,6 +300,8 @@ def test_module_attr_target_without_backward_skips_backward_invariants(
     code, doc = json_report(
         capsys,
         "softmax_verify.reference:softmax",
+        "--dtype",
+        "float64",
         "--invariant",
         "matches_reference",
         "--invariant",
@@ -336,9 +340,14 @@ def test_seed_appears_in_the_reproduce_line(capsys: pytest.CaptureFixture[str]) 
     assert code == 1
     assert "profile ci, seed 7" in out
     assert (
-        f"reproduce: softmax-verify check {BUGGY} --dtype float64 --profile ci --seed 7 "
+        f"reproduce: softmax-verify check {BUGGY} --profile ci --seed 7 "
         "--invariant ones_upstream_gives_zero"
     ) in out
+    code, out, _ = cli(
+        capsys, "check", BUGGY, "--dtype", "float32", "--invariant", "ones_upstream_gives_zero"
+    )
+    assert code == 1
+    assert f"reproduce: softmax-verify check {BUGGY} --dtype float32 --profile ci " in out
 
 
 def test_drawn_seed_reproduces_the_run(capsys: pytest.CaptureFixture[str]) -> None:
@@ -380,7 +389,6 @@ def test_drawn_seed_reproduces_the_run(capsys: pytest.CaptureFixture[str]) -> No
         (["check", "--profile", "quick"], "--profile"),
         (["check", "--frobnicate"], "unrecognized arguments: --frobnicate"),
         (["frobnicate"], "invalid choice"),
-        ([], "required"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(
@@ -431,6 +439,8 @@ def test_module_target_is_found_in_the_working_directory(
         "notebook_fixed:softmax_forward",
         "--backward",
         "notebook_fixed:softmax_backward",
+        "--dtype",
+        "float64",
         "--invariant",
         "stage_gradients",
         "--max-examples",
@@ -477,10 +487,10 @@ def test_python_m_buggy_notebook_json_exits_1() -> None:
     doc = strict_json(proc.stdout)
     check_schema(doc)
     got = statuses(doc)
-    assert list(got) == [(inv, "float64") for inv in INVARIANT_IDS]
+    assert list(got) == [(inv, dt) for inv in INVARIANT_IDS for dt in ("float32", "float64")]
     for inv in (*NOTEBOOK_FAILS, "stage_gradients", "finite_for_finite_input"):
-        assert got[inv, "float64"] == "failed", inv
-    assert got["dtype_preserved", "float64"] == "passed"
+        assert got[inv, "float32"] == got[inv, "float64"] == "failed", inv
+    assert got["dtype_preserved", "float32"] == got["dtype_preserved", "float64"] == "passed"
     stages = {r["first_wrong_stage"] for r in doc["results"] if r["invariant"] == "stage_gradients"}
     assert stages == {"dexps_1"}
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from softmax_verify.cli import main
 from softmax_verify.invariants import INVARIANTS
 from softmax_verify.reference import softmax, softmax_backward
 from softmax_verify.staged import staged_backward, staged_forward
@@ -101,9 +102,7 @@ class TestForwardOnly(SoftmaxContract):
 """
 
 
-def test_buggy_notebook_fails_its_contract_with_falsifying_examples(
-    pytester: pytest.Pytester,
-) -> None:
+def run_notebook_contract(pytester: pytest.Pytester) -> pytest.RunResult:
     pytester.makeconftest("import softmax_verify.profiles  # registers the ci profile\n")
     pytester.makepyfile(
         test_notebook=GENERATED.format(
@@ -115,25 +114,82 @@ def test_buggy_notebook_fails_its_contract_with_falsifying_examples(
     buggy = " or ".join((*NOTEBOOK_FAILS, "dtype_preserved"))
     forward_only = " or ".join((*BACKWARD_TESTS, "rows_sum_to_one"))
     selected = f"(TestNotebookBuggy and ({buggy})) or (TestForwardOnly and ({forward_only}))"
-    result = pytester.runpytest_subprocess(
+    return pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--hypothesis-profile=ci", "-v", "-rfs", "-k", selected
     )
+
+
+def failure_sections(output: str) -> dict[str, str]:
+    """pytest's failure report, by test id (``TestNotebookBuggy.test_x[float64]``)."""
+    parts = re.split(r"^_{3,} (\S+) _{3,}$", output, flags=re.M)
+    # The last section runs into the summary, which starts with a line of "=".
+    return {
+        parts[i]: re.split(r"^=+ ", parts[i + 1], flags=re.M)[0]
+        for i in range(1, len(parts) - 1, 2)
+    }
+
+
+def counterexample_lines(text: str) -> list[str]:
+    return re.findall(r"minimal counterexample:\n((?:    .*\n)+)", text)
+
+
+def test_buggy_notebook_fails_its_contract_with_minimal_counterexamples(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run_notebook_contract(pytester)
     output = result.stdout.str()
-    result.assert_outcomes(failed=len(NOTEBOOK_FAILS), passed=2, skipped=len(BACKWARD_TESTS))
+    # One test per invariant and dtype: the buggy class checks float64 only, the
+    # forward-only class both dtypes (the default).
+    result.assert_outcomes(
+        failed=len(NOTEBOOK_FAILS), passed=1 + 2, skipped=2 * len(BACKWARD_TESTS)
+    )
     for inv in NOTEBOOK_FAILS:
-        assert re.search(rf"FAILED test_notebook\.py::TestNotebookBuggy::test_{inv}\b", output)
+        assert re.search(
+            rf"FAILED test_notebook\.py::TestNotebookBuggy::test_{inv}\[float64\]", output
+        )
     result.stdout.fnmatch_lines(
         [
-            "*::TestNotebookBuggy::test_dtype_preserved PASSED*",
-            "*::TestForwardOnly::test_rows_sum_to_one PASSED*",
-            *(f"*::TestForwardOnly::{name} SKIPPED*" for name in BACKWARD_TESTS),
+            "*::TestNotebookBuggy::test_dtype_preserved[[]float64[]] PASSED*",
+            "*::TestForwardOnly::test_rows_sum_to_one[[]float32[]] PASSED*",
+            "*::TestForwardOnly::test_rows_sum_to_one[[]float64[]] PASSED*",
+            *(f"*::TestForwardOnly::{name}[[]float*[]] SKIPPED*" for name in BACKWARD_TESTS),
         ],
         consecutive=False,
     )
-    # Hypothesis's report of the shrunk case, for each failing test ("Falsifying example"; recent
-    # Hypothesis versions, like the 6.170 this was written against, say "Failing test case").
-    reported = re.findall(r"(?:Falsifying example|Failing test case): prop\(", output)
-    assert len(reported) >= len(NOTEBOOK_FAILS), output
+    sections = failure_sections(output)
+    assert sorted(sections) == sorted(
+        f"TestNotebookBuggy.test_{i}[float64]" for i in NOTEBOOK_FAILS
+    )
+    for inv in NOTEBOOK_FAILS:
+        section = sections[f"TestNotebookBuggy.test_{inv}[float64]"]
+        # The invariant, what was compared, and the shrunk input as numpy arrays.
+        assert section.lstrip().startswith(f"{inv} (float64) failed: "), section
+        assert "Mismatched elements:" in section
+        assert len(counterexample_lines(section)) == 1, section
+        assert "x = np.array(" in section
+        # No frame of this package (or of Hypothesis), and no explain-phase annotations.
+        assert not re.search(r"softmax_verify[/\\]\w+\.py", section), section
+        assert "hypothesis" not in section.lower(), section
+        assert "Explanation:" not in section
     assert "the gradient of an all-equal upstream is not zero" in output
     assert "backward disagrees with central differences of forward" in output
     assert "no backward set on the contract class" in output
+
+
+def test_the_contract_shrinks_as_the_command_does(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same bug, the same minimal counterexample: in the contract and in ``check``."""
+    sections = failure_sections(run_notebook_contract(pytester).stdout.str())
+    selection = [w for inv in NOTEBOOK_FAILS for w in ("--invariant", inv)]
+    buggy = str(EXAMPLES / "notebook_buggy.py")
+    code = main(["check", buggy, "--dtype", "float64", "--no-isolate", *selection])
+    assert code == 1
+    command = capsys.readouterr().out
+    for inv in NOTEBOOK_FAILS:
+        block = command.split(f"\nFAILED: {inv} (float64)\n", 1)[1].split("\nFAILED: ", 1)[0]
+        from_command = counterexample_lines(block)
+        assert len(from_command) == 1, block
+        assert from_command == counterexample_lines(
+            sections[f"TestNotebookBuggy.test_{inv}[float64]"]
+        )

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
+from hypothesis import settings
 from numpy.typing import NDArray
 
 from softmax_verify import (
@@ -340,9 +341,14 @@ def test_report_fields_names_and_progress() -> None:
     assert report.profile == "ci"
     assert report.seed is None  # ci is derandomized: nothing to report
     assert seen == list(report.results)
-    assert [r.invariant for r in report.results] == ["rows_sum_to_one", "jacobian_psd"]
+    # Both dtypes by default (as the command and the contract), float32 first.
+    assert [(r.invariant, r.dtype) for r in report.results] == [
+        ("rows_sum_to_one", "float32"),
+        ("rows_sum_to_one", "float64"),
+        ("jacobian_psd", "float32"),
+        ("jacobian_psd", "float64"),
+    ]
     for result in report.results:
-        assert result.dtype == "float64"
         assert result.status == "passed"
         assert result.examples == 7
         assert result.seconds > 0
@@ -363,6 +369,7 @@ def test_seed_is_drawn_reported_and_reproduces() -> None:
             seed=seed,
             invariants=["jacobian_symmetry"],
             max_examples=20,
+            dtypes=("float64",),
         )
 
     drawn = run(None)
@@ -390,6 +397,7 @@ def test_seed_is_drawn_reported_and_reproduces() -> None:
         ({"dtypes": ("int32",)}, TypeError, "dtypes"),
         ({"dtypes": ()}, ValueError, "dtypes"),
         ({"profile": "fast"}, ValueError, "profile"),
+        ({"profile": None}, TypeError, "profile"),
         ({"max_examples": 0}, ValueError, "max_examples"),
         ({"max_examples": -5}, ValueError, "max_examples"),
         ({"max_examples": 2.5}, ValueError, "max_examples"),
@@ -416,3 +424,12 @@ def test_verify_rejects_non_callables() -> None:
         verify(not_callable)
     with pytest.raises(TypeError, match="backward"):
         verify(rows_softmax, not_callable)
+
+
+def test_verify_accepts_any_registered_hypothesis_profile() -> None:
+    """A project's own profile: its example count is used, our verdict settings on top."""
+    settings.register_profile("a_users_own_profile", max_examples=3, derandomize=True)
+    report = verify(rows_softmax, invariants=["rows_sum_to_one"], profile="a_users_own_profile")
+    assert report.profile == "a_users_own_profile"
+    assert [r.examples for r in report.results] == [3, 3]
+    assert report

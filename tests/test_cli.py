@@ -286,7 +286,14 @@ def test_backward_option(capsys: pytest.CaptureFixture[str]) -> None:
 
     # the buggy notebook's backward paired with the fixed forward is still caught
     code, doc = json_report(
-        capsys, fwd, "--backward", f"{BUGGY}:softmax_backward", "--invariant", "stage_gradients"
+        capsys,
+        fwd,
+        "--backward",
+        f"{BUGGY}:softmax_backward",
+        "--invariant",
+        "stage_gradients",
+        "--dtype",
+        "float64",
     )
     assert code == 1
     (result,) = doc["results"]
@@ -325,6 +332,8 @@ def test_invariant_selection_runs_in_the_order_given(capsys: pytest.CaptureFixtu
         "jacobian_psd",
         "--invariant",
         "rows_sum_to_one",
+        "--dtype",
+        "float64",
         "--max-examples",
         "5",
     )

@@ -1,10 +1,11 @@
 """``SoftmaxContract``: subclassed here for correct code; run by pytester on the buggy notebook.
 
 The subclasses in this module are collected by pytest like any user's: one test
-per invariant, each a Hypothesis property under the active profile, and they
-must pass. The notebook's buggy code is run in a separate pytest process
-(pytester), where its expected tests must fail with Hypothesis's falsifying
-example, and a forward-only subclass must skip the backward tests.
+per invariant and dtype, each a Hypothesis property under the active profile, and
+they must pass. The notebook's buggy code is run in a separate pytest process
+(pytester), where its expected tests must fail with the invariant and the same
+minimal counterexample as ``softmax-verify check`` gives, and a forward-only
+subclass must skip the backward tests.
 """
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ def test_abort_in_backward_is_an_error_and_the_forward_invariants_pass(
     path, where = target(tmp_path, ABORTING_BACKWARD)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # progress lines are for terminals
     argv = (path, *selection("rows_sum_to_one", "ones_upstream_gives_zero", "matches_reference"))
-    code, out, err = cli(capsys, "check", *argv, "--max-examples", "5")
+    code, out, err = cli(capsys, "check", *argv, "--dtype", "float64", "--max-examples", "5")
     assert code == 1
     listed = re.findall(r"^  (\w+)\s+(\w+)\s+float64 ", out, re.M)
     assert listed == [
@@ -235,7 +235,7 @@ def test_exit_on_the_first_call_fails_that_invariant_only(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     path, _ = target(tmp_path, EXITING_ONCE)
-    argv = (path, "--backward", f"{path}:backward")
+    argv = (path, "--backward", f"{path}:backward", "--dtype", "float64")
     code, doc = run_json(capsys, *argv, *selection(*FORWARD_ONLY, "ones_upstream_gives_zero"))
     assert code == 1
     assert (tmp_path / "exited-once").exists()
@@ -282,7 +282,8 @@ def test_a_crash_while_loading_the_target_fails_every_pair_once(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     path, where = target(tmp_path, CRASHING_WHEN_LOADED_IN_A_CHILD)
-    code, out, _ = cli(capsys, "check", path, *selection(*FORWARD_ONLY), "--max-examples", "5")
+    argv = (path, "--dtype", "float64", *selection(*FORWARD_ONLY), "--max-examples", "5")
+    code, out, _ = cli(capsys, "check", *argv)
     assert code == 1
     for inv in FORWARD_ONLY:
         assert re.search(rf"^  ERROR\s+{inv}\s+float64 ", out, re.M), inv

@@ -503,7 +503,7 @@ def verdicts(opts: Options) -> tuple[Section, Section]:
     wall = time.perf_counter() - start
     good.rows.append(
         [
-            "`verify(softmax, softmax_backward)` (float64, in process)",
+            "`verify(softmax, softmax_backward)` (float32 and float64, in process)",
             str(len(report.results)),
             str(sum(r.examples for r in report.results)),
             secs(wall),
@@ -522,7 +522,8 @@ def verdicts(opts: Options) -> tuple[Section, Section]:
         doc = json.loads(done.stdout)
     good.rows.append(
         [
-            "`softmax-verify check` (reference, float64, process start and isolation included)",
+            "`softmax-verify check` (reference, float32 and float64, process start and "
+            "isolation included)",
             str(len(doc["results"])),
             str(sum(r["examples"] for r in doc["results"])),
             secs(wall),

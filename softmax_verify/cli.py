@@ -155,6 +155,7 @@ def _check(args: argparse.Namespace) -> int:
         seed=report.seed,
         results=report.results,
         command=_reproduce(args, report.seed),
+        diagnosis=report.diagnosis,
     )
     sys.stdout.write((report.to_json() if args.format == "json" else report.to_text()) + "\n")
     return EXIT_OK if report.passed else EXIT_FAILED

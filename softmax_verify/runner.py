@@ -22,6 +22,7 @@ from hypothesis.reporting import with_reporter
 
 from softmax_verify._compare import Mismatch
 from softmax_verify._validate import resolve_dtype
+from softmax_verify.diagnosis import diagnose
 from softmax_verify.errors import (
     CallTimeout,
     ImplementationError,
@@ -205,4 +206,5 @@ def verify(
         profile=profile,
         seed=seed,
         results=tuple(results),
+        diagnosis=diagnose(impl, results, resolved),
     )

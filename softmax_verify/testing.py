@@ -28,9 +28,11 @@ import pytest
 from hypothesis import given
 
 from softmax_verify._validate import resolve_dtype
-from softmax_verify.errors import NotApplicable
+from softmax_verify.diagnosis import describe, diagnose
+from softmax_verify.errors import ImplementationError, InvariantViolation, NotApplicable
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS, Case, Invariant, get_invariant
+from softmax_verify.report import Result, Status
 
 __all__ = ["SoftmaxContract"]
 
@@ -47,9 +49,25 @@ def _run_property(inv: Invariant, impl: Implementation, dtype: np.dtype[Any]) ->
             inv.check(impl, case)
         except NotApplicable as exc:  # decided on the first example: nothing to shrink
             not_applicable.append(str(exc))
+        except (InvariantViolation, ImplementationError) as exc:
+            exc.case = case  # the last replay's: the minimal case, for the diagnosis
+            raise
 
     prop()
     return not_applicable[0] if not_applicable else None
+
+
+def _raise_diagnosed(
+    exc: InvariantViolation | ImplementationError,
+    inv: Invariant,
+    impl: Implementation,
+    dtype: np.dtype[Any],
+) -> None:
+    """Re-raise ``exc`` with the report's "Diagnosis" lines added to its message."""
+    status: Status = "failed" if isinstance(exc, InvariantViolation) else "error"
+    failed = Result(inv.id, dtype.name, status, 0, 0.0, str(exc), counterexample=exc.case)
+    lines = describe(diagnose(impl, [failed], [dtype]), [(inv.id, dtype.name)])
+    raise AssertionError(f"{exc}\n\n" + "\n".join(lines)) from exc
 
 
 def _contract_test(inv: Invariant) -> Callable[[Any], None]:
@@ -58,7 +76,11 @@ def _contract_test(inv: Invariant) -> Callable[[Any], None]:
         if inv.needs_backward and not impl.has_backward:
             pytest.skip("no backward set on the contract class")  # forward-only contract: by design
         for name in type(self).dtypes:
-            reason = _run_property(inv, impl, resolve_dtype(name, "dtypes"))
+            dtype = resolve_dtype(name, "dtypes")
+            try:
+                reason = _run_property(inv, impl, dtype)
+            except (InvariantViolation, ImplementationError) as exc:
+                _raise_diagnosed(exc, inv, impl, dtype)
             if reason is not None:
                 # Not a hidden failure: the invariant cannot be checked on this implementation
                 # (e.g. stage_gradients on a cache without named stages), and a pass would claim

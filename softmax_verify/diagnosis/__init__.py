@@ -25,7 +25,7 @@ from softmax_verify._validate import resolve_dtype
 from softmax_verify.diagnosis import _backward, _forward
 from softmax_verify.diagnosis._match import Tally
 from softmax_verify.diagnosis._probes import Observation, large_probes, moderate_probes, observe
-from softmax_verify.diagnosis._regions import region_findings
+from softmax_verify.diagnosis._regions import merge, region_findings
 from softmax_verify.diagnosis._types import Diagnosis, describe, from_dict, to_dict
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS
@@ -202,14 +202,9 @@ def diagnose(
         findings += _calls(moderate, dt.name, impl.has_backward)
     diagnoses = _merge(findings)
     explained = {inv for d in diagnoses for inv in d.explains}
-    regions = region_findings(impl, list(results), explained, start + budget)
-    seen: set[tuple[str, str]] = set()
-    for region, summary, evidence in regions:
-        if (region, summary) not in seen:
-            seen.add((region, summary))
-            diagnoses.append(
-                Diagnosis(region, "region", summary, _REGION_FIX.get(region, ""), evidence)
-            )
+    hits = region_findings(impl, list(results), explained, start + budget)
+    for region, summary, evidence in merge(hits):
+        diagnoses.append(Diagnosis(region, "region", summary, _REGION_FIX[region], evidence))
     return tuple(diagnoses)
 
 

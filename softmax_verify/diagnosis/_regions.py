@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from softmax_verify.invariants import Case, Invariant, get_invariant
 if TYPE_CHECKING:
     from softmax_verify.report import Result
 
-__all__ = ["BLOCKS", "region_findings"]
+__all__ = ["BLOCKS", "Hit", "merge", "region_findings"]
 
 MIN_FAILING = 2
 #: Block sizes a remainder bug is looked for at (the largest consistent one is named).
@@ -133,30 +134,37 @@ def _count(run: _Runner, build: Callable[..., Case], shapes: Any, rng: Any) -> t
     return failed, len(shapes)
 
 
-def _shape_regions(run: _Runner, build: Callable[..., Case]) -> list[tuple[str, str, str]]:
+@dataclass(frozen=True)
+class Hit:
+    """One region of one failing (invariant, dtype); ``param`` the block size or threshold."""
+
+    region: str
+    invariant: str
+    dtype: str
+    evidence: str
+    param: float | None = None
+
+
+def _shape_regions(run: _Runner, build: Callable[..., Case], dtype: str) -> list[Hit]:
     out = []
     rng = np.random.default_rng(SEED + 2)
     for region, inside, outside, condition in FAMILIES:
         failed_in, n_in = _count(run, build, inside, rng)
         failed_out, n_out = _count(run, build, outside, rng)
         if failed_in >= MIN_FAILING and failed_out == 0 and n_out:
-            out.append(
-                (
-                    region,
-                    f"{run.inv.id} fails only when {condition}",
-                    f"failed on {failed_in} of {n_in} cases with {condition.split(' (')[0]}, "
-                    f"held on all {n_out} others",
-                )
+            evidence = (
+                f"failed on {failed_in} of {n_in} cases with {condition}, held on all {n_out}"
             )
-    block = _block_region(run, build, rng)
+            out.append(Hit(region, run.inv.id, dtype, evidence + " others"))
+    block = _block_region(run, build, rng, dtype)
     if block is not None:
         out.append(block)
     return out
 
 
 def _block_region(
-    run: _Runner, build: Callable[..., Case], rng: np.random.Generator
-) -> tuple[str, str, str] | None:
+    run: _Runner, build: Callable[..., Case], rng: np.random.Generator, dtype: str
+) -> Hit | None:
     """``only_when_d_not_multiple_of_block``: fails exactly for D % b != 0, D = 1 .. 33."""
     lengths = range(1, 34)
     failing = set()
@@ -168,17 +176,13 @@ def _block_region(
             failing.add(d)
     for b in reversed(BLOCKS):
         if failing == {d for d in lengths if d % b} and len(failing) >= MIN_FAILING:
-            return (
-                "only_when_d_not_multiple_of_block",
-                f"{run.inv.id} fails only when the row length D is not a multiple of {b} "
-                f"(block size {b}): the remainder after the last full block is mishandled",
-                f"failed for every D in 1..33 with D % {b} != 0 and held for D = "
-                + ", ".join(str(d) for d in lengths if d % b == 0),
-            )
+            held = ", ".join(str(d) for d in lengths if d % b == 0)
+            evidence = f"failed for every D in 1..33 with D % {b} != 0, held for D = {held}"
+            return Hit("only_when_d_not_multiple_of_block", run.inv.id, dtype, evidence, b)
     return None
 
 
-def _large_region(run: _Runner, build: Callable[..., Case]) -> tuple[str, str, str] | None:
+def _large_region(run: _Runner, build: Callable[..., Case], dtype: str) -> Hit | None:
     """``only_for_large_logits``: holds up to some logit magnitude, fails beyond it.
 
     Logits ``s * base`` with ``max |base| = 1`` along s = 1, 2, 4, ...: it must hold at
@@ -189,12 +193,11 @@ def _large_region(run: _Runner, build: Callable[..., Case]) -> tuple[str, str, s
     base = rng.uniform(-1.0, 1.0, (3, 5))
     base /= np.abs(base).max()
     template = build((3, 5), rng)
-    dtype = template["x"].dtype
-    top = float(np.finfo(dtype).max) / 2
+    top = float(np.finfo(template["x"].dtype).max) / 2
 
     def at(s: float) -> bool | None:
         case = dict(template)
-        case["x"] = (base * s).astype(dtype)
+        case["x"] = (base * s).astype(template["x"].dtype)
         return run.fails(case)
 
     rungs = []
@@ -220,44 +223,92 @@ def _large_region(run: _Runner, build: Callable[..., Case]) -> tuple[str, str, s
         if verdict is None:
             break
         low, high = (low, mid) if verdict else (mid, high)
-    return (
-        "only_for_large_logits",
-        f"{run.inv.id} fails only for large logits: from a largest |x| of about {high:.4g} on",
-        f"held for every largest |x| up to {low:.4g} and failed at {high:.4g} and at every "
-        f"doubling after it (up to {rungs[-1]:.3g})",
+    evidence = (
+        f"held for every largest |x| up to {low:.4g}, failed at {high:.4g} and at every "
+        f"doubling after it (up to {rungs[-1]:.3g})"
     )
+    return Hit("only_for_large_logits", run.inv.id, dtype, evidence, high)
+
+
+def _other_dtype(run: _Runner, r: Result, other: str) -> Hit | None:
+    """``only_at_<dtype>``: passed at the other dtype in the run, and the counterexample
+    itself, converted to the other dtype, holds there."""
+    assert r.counterexample is not None
+    converted = {
+        k: v.astype(other) if v.dtype.kind == "f" else v for k, v in r.counterexample.items()
+    }
+    if run.fails(converted) is not False:
+        return None
+    evidence = (
+        f"passed at {other} on the run's examples, and the {r.dtype} counterexample "
+        f"converted to {other} holds there"
+    )
+    return Hit(f"only_at_{r.dtype}", r.invariant, r.dtype, evidence)
 
 
 def region_findings(
     impl: Implementation, results: list[Result], explained: set[str], deadline: float
-) -> list[tuple[str, str, str]]:
-    """(region id, summary, evidence) for every region a failure of ``results`` has."""
-    out: list[tuple[str, str, str]] = []
+) -> list[Hit]:
+    """Every region a failure of ``results`` has, one Hit per (region, invariant, dtype)."""
+    out: list[Hit] = []
     status = {(r.invariant, r.dtype): r.status for r in results}
     for r in results:
-        if r.status != "failed":
-            continue
-        for dtype, other in (("float32", "float64"), ("float64", "float32")):
-            if r.dtype == dtype and status.get((r.invariant, other)) == "passed":
-                out.append(
-                    (
-                        f"only_at_{dtype}",
-                        f"{r.invariant} fails only at {dtype}",
-                        f"failed at {dtype}, passed at {other} on the run's examples",
-                    )
-                )
-        if r.invariant in _SKIP or r.counterexample is None:
-            continue
-        build = _builder(r.counterexample)
-        if build is None:
+        if r.status != "failed" or r.counterexample is None:
             continue
         run = _Runner(impl, get_invariant(r.invariant), deadline)
-        for region in _shape_regions(run, build):
-            if region[0] == "only_when_d_gt_1" and r.invariant in explained:
-                continue  # the named formula already says how it fails
-            out.append(region)
+        other = {"float32": "float64", "float64": "float32"}.get(r.dtype)
+        if other is not None and status.get((r.invariant, other)) == "passed":
+            hit = _other_dtype(run, r, other)
+            if hit is not None:
+                out.append(hit)
+        build = _builder(r.counterexample)
+        if build is None or r.invariant in _SKIP:
+            continue
+        for hit in _shape_regions(run, build, r.dtype):
+            if not (hit.region == "only_when_d_gt_1" and r.invariant in explained):
+                out.append(hit)  # (D > 1 is left out where a named formula already explains)
         if r.invariant in _ANY_MAGNITUDE:
-            large = _large_region(run, build)
+            large = _large_region(run, build, r.dtype)
             if large is not None:
                 out.append(large)
+    return out
+
+
+_CONDITIONS = {
+    "only_when_n_equals_d": "only when N == D (square input)",
+    "only_when_n_gt_1": "only when N > 1 (more than one row)",
+    "only_when_d_gt_1": "only when D > 1 (rows longer than one entry)",
+    "only_at_float32": "only at float32",
+    "only_at_float64": "only at float64",
+}
+
+
+def merge(hits: list[Hit]) -> list[tuple[str, str, str]]:
+    """(region id, summary, evidence): one per region (and block size), invariants listed."""
+    groups: dict[tuple[str, float | None], list[Hit]] = {}
+    for hit in hits:
+        key = (hit.region, None if hit.region == "only_for_large_logits" else hit.param)
+        groups.setdefault(key, []).append(hit)
+    out = []
+    for (region, param), group in groups.items():
+        names = list(dict.fromkeys(h.invariant for h in group))
+        subject = (", ".join(names[:-1]) + " and " + names[-1]) if len(names) > 1 else names[0]
+        verb = "fail" if len(names) > 1 else "fails"
+        if region == "only_for_large_logits":
+            lowest: dict[str, float] = {}
+            for h in group:
+                assert h.param is not None
+                lowest[h.dtype] = min(lowest.get(h.dtype, np.inf), h.param)
+            where = ", ".join(f"{t:.4g} at {dt}" for dt, t in lowest.items())
+            condition = f"only for large logits: from a largest |x| of about {where} on"
+        elif region == "only_when_d_not_multiple_of_block":
+            b = int(param or 0)
+            condition = (
+                f"only when the row length D is not a multiple of {b} (block size {b}): "
+                "the tail after the last full block is mishandled"
+            )
+        else:
+            condition = _CONDITIONS[region]
+        evidence = "; ".join(f"{h.invariant} at {h.dtype}: {h.evidence}" for h in group)
+        out.append((region, f"{subject} {verb} {condition}", evidence))
     return out

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from softmax_verify._validate import resolve_dtype
 from softmax_verify.diagnosis import _backward, _forward
-from softmax_verify.diagnosis._match import Tally
+from softmax_verify.diagnosis._match import Tally, shortest
 from softmax_verify.diagnosis._probes import Observation, large_probes, moderate_probes, observe
 from softmax_verify.diagnosis._regions import merge, region_findings
 from softmax_verify.diagnosis._types import Diagnosis, describe, from_dict, to_dict
@@ -71,12 +71,13 @@ def _backward_findings(observations: list[Observation], dtype: str) -> list[_Fin
         (e.id, e.summary, e.fix, _backward.tally_fixed(e, observations))
         for e in _backward.CATALOGUE
     ]
-    scaled, k = _backward.tally_scaled(observations)
-    flip = " (a sign flip)" if abs(k + 1) < 1e-3 else ""
+    scaled, k, delta = _backward.tally_scaled(observations)
+    flip = " (a sign flip)" if abs(k + 1) <= delta else ""
     entries.append(
         (
             "scaled_backward",
-            f"the backward returns k = {k:.4g} times the true vector-Jacobian product{flip}",
+            f"the backward returns k = {shortest(k, delta)} times the true vector-Jacobian "
+            f"product{flip}",
             _backward.BACKWARD_FIX,
             scaled,
         )

@@ -189,7 +189,7 @@ def tally_fixed(entry: BackwardEntry, observations: list[Observation]) -> Tally:
     return tally
 
 
-def tally_scaled(observations: list[Observation]) -> tuple[Tally, float]:
+def tally_scaled(observations: list[Observation]) -> tuple[Tally, float, float]:
     """Match ``k * C``, with k the least-squares estimate over every usable probe at once."""
     tally = Tally()
     rows = []
@@ -200,7 +200,8 @@ def tally_scaled(observations: list[Observation]) -> tuple[Tally, float]:
             tally.fail()
             continue
         x, g = obs.probe.x, obs.probe.dout.astype(np.float64)
-        c, c_abs = correct(x.astype(np.float64), obs.y, g)
+        with np.errstate(all="ignore"):
+            c, c_abs = correct(x.astype(np.float64), obs.y, g)
         rows.append((obs, c, tolerance(c_abs, x, g, x.dtype)))
     with np.errstate(all="ignore"):
         norm = sum(float((c * c).sum()) for _, c, _ in rows)
@@ -208,7 +209,7 @@ def tally_scaled(observations: list[Observation]) -> tuple[Tally, float]:
         k = sum(float((obs.dx * c).sum()) for obs, c, _ in rows if obs.dx is not None)
     if not (norm > 0 and np.isfinite(k)):
         tally.fail()
-        return tally, float("nan")
+        return tally, float("nan"), float("inf")
     k /= norm
     delta = max(abs(k), 1.0) * signal / norm
     for obs, c, tol_c in rows:
@@ -216,4 +217,4 @@ def tally_scaled(observations: list[Observation]) -> tuple[Tally, float]:
         with np.errstate(all="ignore"):
             tol_f = abs(k) * tol_c + 2 * np.abs(c) * delta
         tally.add(obs.probe.label, obs.dx, k * c, tol_f, c, tol_c)
-    return tally, k
+    return tally, k, delta / abs(k) if k else float("inf")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify.diagnosis._match import Tally
+from softmax_verify.diagnosis._match import Tally, shortest
 from softmax_verify.diagnosis._probes import Observation, exp_limit
 from softmax_verify.reference import softmax
 from softmax_verify.tolerances import (
@@ -132,18 +132,17 @@ def _temperature(observations: list[Observation]) -> tuple[float, float] | None:
     num = den = err = 0.0
     for obs, y in _usable(observations):
         x, dt = obs.probe.x, obs.probe.x.dtype
-        if not (y > 0).all() or not np.isfinite(y).all():
-            return None
-        x64 = _f64(x)
         tiny = float(np.finfo(dt).smallest_normal)
-        eps = 1.01 * (forward_relative_bound(x, dt) + tiny / y)
-        if eps.max() > 0.01:
-            return None
-        xc = x64 - x64.mean(axis=1, keepdims=True)
-        lc = np.log(y) - np.log(y).mean(axis=1, keepdims=True)
+        with np.errstate(all="ignore"):
+            eps = 1.01 * (forward_relative_bound(x, dt) + tiny / y)
+            # Rows with an entry that underflowed (or is not finite) say too little about T.
+            rows = (y > 0).all(axis=1) & (eps <= 0.01).all(axis=1)
+            x64, y64 = _f64(x)[rows], y[rows]
+            xc = x64 - x64.mean(axis=1, keepdims=True)
+            lc = np.log(y64) - np.log(y64).mean(axis=1, keepdims=True)
         num += float((xc * xc).sum())
         den += float((xc * lc).sum())
-        err += float((np.abs(xc) * 2 * eps.max(axis=1, keepdims=True)).sum())
+        err += float((np.abs(xc) * 2 * eps[rows].max(axis=1, keepdims=True, initial=0.0)).sum())
     if not (den > 0 and num > 0):
         return None
     delta = err / den
@@ -207,8 +206,8 @@ def forward_findings(
         out.append(
             (
                 "epsilon_in_denominator",
-                f"the forward adds epsilon = {value:.3g} to the row sum: y = e / (sum(e) + "
-                f"{value:.3g}), so rows sum to less than 1",
+                f"the forward adds epsilon = {shortest(value, delta)} to the row sum: "
+                f"y = e / (sum(e) + {shortest(value, delta)}), so rows sum to less than 1",
                 FORWARD_FIX + " (after the shift the row sum is at least 1: nothing to guard)",
                 _tally(moderate, with_eps),
             )
@@ -230,15 +229,16 @@ def forward_findings(
         out.append(
             (
                 "temperature",
-                f"the forward computes softmax(x / T) with a temperature T = {t:.4g}",
+                f"the forward computes softmax(x / T) with a temperature T = {shortest(t, delta)}",
                 FORWARD_FIX + " (no division of x by a temperature)",
                 _tally(moderate, tempered),
             )
         )
     lo, hi = _clip_bounds(moderate)
     if lo is not None or hi is not None:
-        low = "-inf" if lo is None else f"{lo:.6g}"
-        bounds = f"[{low}, {'inf' if hi is None else f'{hi:.6g}'}]"
+        # As the dtype prints them (shortest round trip): the constants the code was given.
+        low = "-inf" if lo is None else str(dtype.type(lo))
+        bounds = f"[{low}, {'inf' if hi is None else str(dtype.type(hi))}]"
 
         def clipped(x: F64, lo: float | None = lo, hi: float | None = hi) -> tuple[F64, F64]:
             c = _exact(x)
@@ -284,7 +284,8 @@ def _reduced_precision(moderate: list[Observation]) -> list[tuple[str, str, str,
         c = _exact(x)
         tol_c = reference_forward_bound(x, c, np.float64)
         missed = bool(np.any(~(np.abs(obs.y - c) <= tol_c)))
-        as32 = _f64(obs.y.astype(np.float32))
+        with np.errstate(over="ignore"):
+            as32 = _f64(obs.y.astype(np.float32))
         near = bool(np.all(np.abs(obs.y - c) <= 2 * (forward_relative_bound(x, f32) * c + tiny32)))
         computed.add(
             obs.probe.label,
@@ -295,7 +296,8 @@ def _reduced_precision(moderate: list[Observation]) -> list[tuple[str, str, str,
             tol_c,
             differs=missed,
         )
-        x32 = _f64(x.astype(np.float32))
+        with np.errstate(over="ignore"):  # beyond float32's range: inf, and no match
+            x32 = _f64(x.astype(np.float32))
         f = _exact(x32)
         cast.add(
             obs.probe.label,

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from softmax_verify._compare import find_mismatch
 
-__all__ = ["MIN_DIFFERING", "Tally", "deviation"]
+__all__ = ["MIN_DIFFERING", "Tally", "deviation", "shortest"]
 
 F64 = NDArray[np.float64]
 
@@ -42,6 +42,16 @@ def deviation(a: NDArray[Any], b: NDArray[Any]) -> float:
         same = (a64 == b64) | (np.isnan(a64) & np.isnan(b64))
     err = np.where(same, 0.0, np.where(np.isnan(err), np.inf, err))
     return float(err.max()) if err.size else 0.0
+
+
+def shortest(value: float, delta: float) -> str:
+    """``value`` with the fewest significant digits that stay within its relative error
+    bound ``delta``: an estimate of 9.9987e-05 known to 0.1% reads 0.0001."""
+    for digits in range(1, 9):
+        rounded = float(f"{value:.{digits}g}")
+        if abs(rounded - value) <= delta * abs(value):
+            return f"{rounded:.{digits}g}"
+    return f"{value:.9g}"
 
 
 @dataclass

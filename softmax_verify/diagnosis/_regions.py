@@ -234,9 +234,10 @@ def _other_dtype(run: _Runner, r: Result, other: str) -> Hit | None:
     """``only_at_<dtype>``: passed at the other dtype in the run, and the counterexample
     itself, converted to the other dtype, holds there."""
     assert r.counterexample is not None
-    converted = {
-        k: v.astype(other) if v.dtype.kind == "f" else v for k, v in r.counterexample.items()
-    }
+    with np.errstate(over="ignore"):  # a float64 logit beyond float32's range becomes inf
+        converted = {
+            k: v.astype(other) if v.dtype.kind == "f" else v for k, v in r.counterexample.items()
+        }
     if run.fails(converted) is not False:
         return None
     evidence = (

@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from softmax_verify._validate import resolve_dtype
 from softmax_verify.diagnosis import _backward, _forward
 from softmax_verify.diagnosis._match import Tally, shortest
@@ -167,6 +169,29 @@ def _merge(findings: list[_Finding]) -> list[Diagnosis]:
     return list(merged.values())
 
 
+def _formula_findings(
+    impl: Implementation, failed: list[Result], dtypes: list[np.dtype[Any]]
+) -> list[_Finding]:
+    """The proven formula, dtype and mutation findings at each dtype."""
+    findings: list[_Finding] = []
+    for dt in dtypes:
+        examples = [r.counterexample for r in failed if r.dtype == dt.name and r.counterexample]
+        moderate = [observe(impl, p) for p in moderate_probes(dt, examples)]
+        large = [observe(impl, p) for p in large_probes(dt)]
+        forward = _named(_forward.forward_findings(moderate, large, dt), dt.name, FORWARD_IDS)
+        if impl.has_backward:
+            backward = _backward_findings(moderate, dt.name)
+            if forward and _consistent_backward(moderate):
+                # A backward right for its forward's output: the forward's mistake explains
+                # the backward failures too (they compare with the reference at x).
+                forward = [(*f[:5], f[5] + BACKWARD_IDS) for f in forward]
+            findings += forward + backward
+        else:
+            findings += forward
+        findings += _calls(moderate, dt.name, impl.has_backward)
+    return findings
+
+
 def diagnose(
     impl: Implementation,
     results: Sequence[Result],
@@ -185,22 +210,8 @@ def diagnose(
     start = time.monotonic()
     names = [r.dtype for r in results] if dtypes is None else list(dtypes)
     resolved = list(dict.fromkeys(resolve_dtype(d, "dtypes") for d in names))
-    findings: list[_Finding] = []
-    for dt in resolved:
-        examples = [r.counterexample for r in failed if r.dtype == dt.name and r.counterexample]
-        moderate = [observe(impl, p) for p in moderate_probes(dt, examples)]
-        large = [observe(impl, p) for p in large_probes(dt)]
-        forward = _named(_forward.forward_findings(moderate, large, dt), dt.name, FORWARD_IDS)
-        if impl.has_backward:
-            backward = _backward_findings(moderate, dt.name)
-            if forward and _consistent_backward(moderate):
-                # A backward right for its forward's output: the forward's mistake explains
-                # the backward failures too (they compare with the reference at x).
-                forward = [(*f[:5], f[5] + BACKWARD_IDS) for f in forward]
-            findings += forward + backward
-        else:
-            findings += forward
-        findings += _calls(moderate, dt.name, impl.has_backward)
+    with np.errstate(all="ignore"):  # probes beyond exp's range overflow by design
+        findings = _formula_findings(impl, failed, resolved)
     diagnoses = _merge(findings)
     explained = {inv for d in diagnoses for inv in d.explains}
     hits = region_findings(impl, list(results), explained, start + budget)

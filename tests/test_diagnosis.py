@@ -8,7 +8,10 @@ and ``verify``, the report and the pytest contract carry the result.
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import bad_impls
@@ -26,9 +29,11 @@ from softmax_verify.diagnosis._forward import FORWARD_FIX
 from softmax_verify.implementation import Implementation
 from softmax_verify.reference import softmax, softmax_backward
 from softmax_verify.report import Report, Result
+from softmax_verify.staged import staged_backward, staged_forward
 from softmax_verify.testing import SoftmaxContract
 
 BOTH = ("float64", "float32")
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 FORMULA_IDS = {
     "diagonal_only",
     "identity_backward",
@@ -49,6 +54,15 @@ FORMULA_IDS = {
     "dtype_changed",
     "mutates_input",
 }
+
+
+def load_example(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"diagnosis_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def failed(invariant: str, dtype: str, case: dict[str, Any] | None = None) -> Result:
@@ -107,6 +121,19 @@ def test_near_misses_and_combined_mistakes_get_no_formula(impl: Impl, dtype: str
 @pytest.mark.parametrize("impl", CORRECT, ids=lambda i: i.name)
 def test_correct_code_gets_no_diagnosis(impl: Impl, dtype: str) -> None:
     assert diagnosed(impl, dtype) == ()
+
+
+@pytest.mark.parametrize("dtype", BOTH)
+@pytest.mark.parametrize("name", ["staged", "notebook_fixed"])
+def test_staged_correct_code_gets_no_diagnosis(name: str, dtype: str) -> None:
+    """Code that returns a cache and every stage's gradient by name, as the notebook does."""
+    if name == "staged":
+        forward, backward = staged_forward, staged_backward
+    else:
+        fixed = load_example("notebook_fixed")
+        forward, backward = fixed.softmax_forward, fixed.softmax_backward
+    code = Implementation(forward, backward)
+    assert diagnose(code, [failed("stage_gradients", dtype)], [dtype]) == ()
 
 
 @pytest.mark.parametrize("dtype", BOTH)

@@ -94,7 +94,7 @@ def _consistent_backward(observations: list[Observation]) -> bool:
     return tally.matched and tally.probes > 0
 
 
-def _calls(observations: list[Observation], dtype: str, has_backward: bool) -> list[_Finding]:
+def _calls(observations: list[Observation], dtype: str) -> list[_Finding]:
     """dtype_changed and mutates_input, as the calls reported them."""
     out: list[_Finding] = []
     n = len(observations)
@@ -145,7 +145,6 @@ def _calls(observations: list[Observation], dtype: str, has_backward: bool) -> l
                     ("input_not_mutated",),
                 )
             )
-    del has_backward
     return out
 
 
@@ -188,7 +187,7 @@ def _formula_findings(
             findings += forward + backward
         else:
             findings += forward
-        findings += _calls(moderate, dt.name, impl.has_backward)
+        findings += _calls(moderate, dt.name)
     return findings
 
 

@@ -26,9 +26,16 @@ import numpy as np
 from softmax_verify._validate import resolve_dtype
 from softmax_verify.diagnosis import _backward, _forward
 from softmax_verify.diagnosis._match import Tally, shortest
-from softmax_verify.diagnosis._probes import Observation, large_probes, moderate_probes, observe
+from softmax_verify.diagnosis._probes import (
+    Observation,
+    Probe,
+    large_probes,
+    moderate_probes,
+    observe,
+)
 from softmax_verify.diagnosis._regions import merge, region_findings
 from softmax_verify.diagnosis._types import Diagnosis, describe, from_dict, to_dict
+from softmax_verify.errors import CallTimeout
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS
 
@@ -37,8 +44,9 @@ if TYPE_CHECKING:
 
 __all__ = ["BUDGET_SECONDS", "Diagnosis", "describe", "diagnose", "from_dict", "to_dict"]
 
-#: Wall time after which region probing stops (what it found so far is kept). Formula
-#: probing is a fixed, small number of calls.
+#: Wall time after which probing stops: a formula needs every probe, so none is named when
+#: formula probing runs out; region probing keeps what it found so far. A call that overruns
+#: its time limit stops probing at once. (A hang guard: a diagnosis takes 0.1 to 2 s.)
 BUDGET_SECONDS = 10.0
 
 FORWARD_IDS = tuple(
@@ -168,15 +176,28 @@ def _merge(findings: list[_Finding]) -> list[Diagnosis]:
     return list(merged.values())
 
 
+class _OutOfTime(Exception):
+    """The probing budget ran out before every probe was observed."""
+
+
+def _observe_all(impl: Implementation, probes: list[Probe], deadline: float) -> list[Observation]:
+    out = []
+    for probe in probes:
+        if time.monotonic() > deadline:
+            raise _OutOfTime
+        out.append(observe(impl, probe))
+    return out
+
+
 def _formula_findings(
-    impl: Implementation, failed: list[Result], dtypes: list[np.dtype[Any]]
+    impl: Implementation, failed: list[Result], dtypes: list[np.dtype[Any]], deadline: float
 ) -> list[_Finding]:
     """The proven formula, dtype and mutation findings at each dtype."""
     findings: list[_Finding] = []
     for dt in dtypes:
         examples = [r.counterexample for r in failed if r.dtype == dt.name and r.counterexample]
-        moderate = [observe(impl, p) for p in moderate_probes(dt, examples)]
-        large = [observe(impl, p) for p in large_probes(dt)]
+        moderate = _observe_all(impl, moderate_probes(dt, examples), deadline)
+        large = _observe_all(impl, large_probes(dt), deadline)
         forward = _named(_forward.forward_findings(moderate, large, dt), dt.name, FORWARD_IDS)
         if impl.has_backward:
             backward = _backward_findings(moderate, dt.name)
@@ -209,8 +230,11 @@ def diagnose(
     start = time.monotonic()
     names = [r.dtype for r in results] if dtypes is None else list(dtypes)
     resolved = list(dict.fromkeys(resolve_dtype(d, "dtypes") for d in names))
-    with np.errstate(all="ignore"):  # probes beyond exp's range overflow by design
-        findings = _formula_findings(impl, failed, resolved)
+    try:
+        with np.errstate(all="ignore"):  # probes beyond exp's range overflow by design
+            findings = _formula_findings(impl, failed, resolved, start + budget)
+    except (CallTimeout, _OutOfTime):
+        return ()  # a formula is only named on every probe: none can be
     diagnoses = _merge(findings)
     explained = {inv for d in diagnoses for inv in d.explains}
     hits = region_findings(impl, list(results), explained, start + budget)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify.errors import ImplementationError
+from softmax_verify.errors import CallTimeout, ImplementationError
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants._forward import exact
 
@@ -114,9 +114,15 @@ def large_probes(dtype: np.dtype[Any]) -> list[Probe]:
 
 
 def observe(impl: Implementation, probe: Probe) -> Observation:
-    """Call the forward (and backward, with the forward's cache) on one probe."""
+    """Call the forward (and backward, with the forward's cache) on one probe.
+
+    A call that overran its time limit is raised (CallTimeout): every further probe
+    could wait as long, so the caller stops probing.
+    """
     try:
         fwd = impl.forward(probe.x)
+    except CallTimeout:
+        raise
     except ImplementationError:
         return Observation(probe, None, None, False)
     y = fwd.y.astype(np.float64)
@@ -124,6 +130,8 @@ def observe(impl: Implementation, probe: Probe) -> Observation:
         return Observation(probe, y, fwd.y.dtype, fwd.mutated_input)
     try:
         back = impl.backward(probe.dout, fwd.cache)
+    except CallTimeout:
+        raise
     except ImplementationError:
         return Observation(probe, y, fwd.y.dtype, fwd.mutated_input)
     return Observation(

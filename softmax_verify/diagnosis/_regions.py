@@ -20,7 +20,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_verify.diagnosis._probes import SEED
-from softmax_verify.errors import ImplementationError, InvariantViolation, NotApplicable
+from softmax_verify.errors import (
+    CallTimeout,
+    ImplementationError,
+    InvariantViolation,
+    NotApplicable,
+)
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import Case, Invariant, get_invariant
 
@@ -122,6 +127,9 @@ class _Runner:
             # The checks' own arithmetic on NaN or inf output is expected here, not a warning.
             with np.errstate(all="ignore"):
                 self.inv.check(self.impl, case)
+        except CallTimeout:  # every further case could wait as long: stop probing
+            self.deadline = -np.inf
+            return None
         except (InvariantViolation, ImplementationError):
             return True
         except NotApplicable:

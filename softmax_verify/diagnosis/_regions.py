@@ -237,7 +237,7 @@ def _large_region(run: _Runner, build: Callable[..., Case], dtype: str) -> Hit |
             break
         low, high = (low, mid) if verdict else (mid, high)
     evidence = (
-        f"held for every largest |x| up to {low:.4g}, failed at {high:.4g} and at every "
+        f"held for every largest |x| up to {low:.7g}, failed at {high:.7g} and at every "
         f"larger magnitude tried after it (up to {rungs[-1]:.3g})"
     )
     return Hit("only_for_large_logits", run.inv.id, dtype, evidence, high)
@@ -314,7 +314,7 @@ def merge(hits: list[Hit]) -> list[tuple[str, str, str]]:
                 assert h.param is not None
                 lowest[h.dtype] = min(lowest.get(h.dtype, np.inf), h.param)
             where = ", ".join(f"{t:.4g} at {dt}" for dt, t in lowest.items())
-            condition = f"only for large logits: from a largest |x| of about {where} on"
+            condition = f"only for large logits, from a largest |x| of about {where}"
         elif region == "only_when_d_not_multiple_of_block":
             b = int(param or 0)
             condition = (
@@ -323,6 +323,10 @@ def merge(hits: list[Hit]) -> list[tuple[str, str, str]]:
             )
         else:
             condition = _CONDITIONS[region]
-        evidence = "; ".join(f"{h.invariant} at {h.dtype}: {h.evidence}" for h in group)
+        # Invariants with the same evidence at the same dtype are listed together.
+        same: dict[tuple[str, str], list[str]] = {}
+        for h in group:
+            same.setdefault((h.dtype, h.evidence), []).append(h.invariant)
+        evidence = "; ".join(f"{', '.join(i)} at {dt}: {text}" for (dt, text), i in same.items())
         out.append((region, f"{subject} {verb} {condition}", evidence))
     return out

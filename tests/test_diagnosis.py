@@ -118,6 +118,34 @@ def test_near_misses_and_combined_mistakes_get_no_formula(impl: Impl, dtype: str
     assert named(diagnosed(impl, dtype)) == set()
 
 
+#: Mistakes whose formula a 1 + 1e-3 factor leaves in the catalogue (k absorbs it) or that
+#: are not formulas of the values (a dtype, a write).
+_FACTOR_KEEPS = {"scaled_backward", "dtype_changed", "mutates_input"}
+
+
+def _scaled_by(func: Any, factor: float) -> Any:
+    def scaled(*args: Any) -> Any:
+        out = func(*args)
+        return (out * factor).astype(out.dtype)
+
+    return scaled
+
+
+@pytest.mark.parametrize(
+    "impl", [i for i in FORMULA_BUGS if not set(i.ids) & _FACTOR_KEEPS], ids=lambda i: i.name
+)
+def test_each_formula_can_fail_on_its_near_miss(impl: Impl) -> None:
+    """The same code with its output scaled by 1 + 1e-3: no longer that formula, nor any."""
+    factor = 1 + 1e-3
+    if impl.backward is None:
+        near = Impl(impl.name, _scaled_by(impl.forward, factor), None, ())
+    else:
+        near = Impl(impl.name, impl.forward, _scaled_by(impl.backward, factor), ())
+    for dtype in impl.dtypes:
+        assert named(diagnosed(impl, dtype)) == set(impl.ids)
+        assert named(diagnosed(near, dtype)) == set()
+
+
 @pytest.mark.parametrize("dtype", BOTH)
 @pytest.mark.parametrize("impl", CORRECT, ids=lambda i: i.name)
 def test_correct_code_gets_no_diagnosis(impl: Impl, dtype: str) -> None:
@@ -343,3 +371,14 @@ def test_a_call_that_overruns_stops_the_probing() -> None:
     x = np.zeros((2, 3))
     assert diagnose(code, [failed("matches_reference", "float64", {"x": x})]) == ()
     assert len(calls) == 1
+
+
+def test_a_known_and_an_unknown_mistake_name_only_the_known_one() -> None:
+    """Smoothed probabilities (in no catalogue) and a diagonal-only backward (at its own y)."""
+    code = Implementation(di.smoothed, di.diagonal_only)
+    results = [failed("matches_reference", "float64"), failed("jacobian_psd", "float64")]
+    found = diagnose(code, results)
+    assert named(found) == {"diagonal_only"}
+    text = "\n".join(describe(found, [(r.invariant, r.dtype) for r in results]))
+    assert "no known pattern for: matches_reference (float64)" in text
+    assert "jacobian_psd" not in text.split("no known pattern")[1]

@@ -21,7 +21,7 @@ invariants are skipped, with the reason, when no backward is set.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import numpy as np
 import pytest
@@ -62,7 +62,7 @@ def _raise_diagnosed(
     inv: Invariant,
     impl: Implementation,
     dtype: np.dtype[Any],
-) -> None:
+) -> NoReturn:
     """Re-raise ``exc`` with the report's "Diagnosis" lines added to its message."""
     status: Status = "failed" if isinstance(exc, InvariantViolation) else "error"
     failed = Result(inv.id, dtype.name, status, 0, 0.0, str(exc), counterexample=exc.case)

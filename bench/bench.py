@@ -19,6 +19,8 @@ so above 1 means softmax-verify is faster, except "ref / exp": the reference ove
    reference under the ci profile, and for each known-bad implementation in
    tests/bad_impls.py the time and examples until its first expected invariant fails
    (``run_invariant``, ci profile).
+5. Time to a diagnosis: ``diagnose`` after each known-bad implementation's first
+   expected failure (both dtypes), and after the notebook's full run.
 
 ``--quick`` is a smoke run: fewer repeats, no 4096x4096 shapes, no torch gradcheck at
 128x128, and verdicts capped at 20 examples per invariant. The tables are printed as
@@ -49,6 +51,7 @@ from numpy.typing import NDArray
 
 import softmax_verify
 import softmax_verify._parallel as parallel
+from softmax_verify.diagnosis import diagnose
 from softmax_verify.frameworks import adapter
 from softmax_verify.gradcheck import directional_check, full_jacobian_check
 from softmax_verify.implementation import Implementation
@@ -580,6 +583,45 @@ def verdicts(opts: Options) -> tuple[Section, Section]:
     return good, bad
 
 
+def diagnoses(opts: Options) -> Section:
+    """Wall time of ``diagnose`` after a failure: per known-bad implementation, on its first
+    failing invariant at both dtypes, and for the notebook after every invariant failed."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    bad_impls = importlib.import_module("bad_impls")
+    cap = 20 if opts.quick else None
+    section = Section(
+        "Time to a diagnosis (after the failures; not part of a passing run)",
+        ("implementation", "failures diagnosed", "diagnosis", "wall time"),
+    )
+    both = ("float64", "float32")
+    for entry in bad_impls.BAD:
+        impl = Implementation(entry.forward, entry.backward, name=entry.name)
+        results = [
+            run_invariant(entry.fails[0], impl, dtype, profile="ci", max_examples=cap)
+            for dtype in both
+        ]
+        start = time.perf_counter()
+        found = diagnose(impl, results, both)
+        wall = time.perf_counter() - start
+        failures = sum(r.status in ("failed", "error") for r in results)
+        names = ", ".join(dict.fromkeys(d.id for d in found)) or "no known pattern"
+        section.rows.append([entry.name, str(failures), names, secs(wall)])
+    report = softmax_verify.verify(
+        bad_impls.notebook_forward, bad_impls.notebook_backward, dtypes=both, max_examples=cap
+    )
+    impl = Implementation(bad_impls.notebook_forward, bad_impls.notebook_backward)
+    start = time.perf_counter()
+    found = diagnose(impl, report.results, both)
+    wall = time.perf_counter() - start
+    names = ", ".join(dict.fromkeys(d.id for d in found)) or "no known pattern"
+    section.rows.append(["notebook, every invariant", str(len(report.failures)), names, secs(wall)])
+    section.notes.append(
+        "diagnose() probes the formulas (a fixed set of calls per dtype) and re-runs each "
+        "failing invariant on its region families; its wall time grows with the failures."
+    )
+    return section
+
+
 def headline(full: Section, directional: Section, forward: Section, backward: Section) -> Section:
     section = Section("Headline ratios (goal in brackets)", ("measure", "ratio", "goal"))
 
@@ -668,6 +710,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     forward, backward = kernels(opts, torch, jax, scipy)
     full, directional = gradchecks(opts, torch)
     good, bad = verdicts(opts)
+    diagnosed = diagnoses(opts)
     sections = [
         sections[0],
         headline(full, directional, forward, backward),
@@ -677,6 +720,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         directional,
         good,
         bad,
+        diagnosed,
     ]
     title = "# softmax-verify benchmarks" + (" (--quick)" if opts.quick else "")
     text = "\n".join(

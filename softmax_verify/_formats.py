@@ -16,11 +16,10 @@ import html
 import os
 import re
 import xml.etree.ElementTree as ET
-from typing import Any
 
 from softmax_verify.report import Report, Result, _format_array
 
-__all__ = ["diagnoses", "failure_text", "to_github", "to_html", "to_junit"]
+__all__ = ["failure_text", "to_github", "to_html", "to_junit"]
 
 #: Characters XML 1.0 cannot carry, even escaped (a message may quote any byte).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -28,22 +27,9 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _LOCATION = re.compile(r"^(?P<path>.+?):(?P<line>\d+)(?:$| in |: )")
 
 
-def diagnoses(result: Result) -> tuple[str, ...]:
-    """The named mistakes a result's evidence proves, if the result carries any.
-
-    Read duck-typed so that this renderer shows them wherever a ``diagnosis``
-    attribute (a string or a sequence of strings) is added to ``Result``.
-    """
-    found: Any = getattr(result, "diagnosis", None)
-    if not found:
-        return ()
-    return (str(found),) if isinstance(found, str) else tuple(str(d) for d in found)
-
-
 def failure_text(result: Result) -> str:
     """The text report's block for one failure: message, location, comparison, input."""
     lines = [result.message]
-    lines += [f"diagnosis: {d}" for d in diagnoses(result)]
     if result.first_wrong_stage and result.first_wrong_stage not in result.message:
         lines.append(f"first wrong stage: {result.first_wrong_stage}")
     if result.location:
@@ -107,11 +93,16 @@ def to_html(report: Report) -> str:
             f"({e(r.dtype)})</strong>: {e(r.message.splitlines()[0] if r.message else '')}"
             "</summary>"
         )
-        found = diagnoses(r)
-        if found:
-            items = "".join(f"<li>{e(d)}</li>" for d in found)
-            parts.append(f"<p>Diagnosis:</p><ul class='diagnosis'>{items}</ul>")
         parts.append(f"<pre>{e(failure_text(r))}</pre></details>")
+    if report.failures:
+        items = "".join(
+            f"<li><code>{e(d.id)}</code> ({e(d.kind)}): {e(d.summary)}<br>fix: "
+            f"<code>{e(d.fix)}</code><br>evidence: {e(d.evidence)}</li>"
+            for d in report.diagnosis
+        )
+        parts.append(
+            f"<p>Diagnosis:</p><ul class='diagnosis'>{items or '<li>no known pattern</li>'}</ul>"
+        )
     if report.failures and report.command:
         parts.append(f"<p>reproduce: <code>{e(report.command)}</code></p>")
     parts.append("</div>")

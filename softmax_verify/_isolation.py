@@ -63,6 +63,7 @@ from softmax_verify._compare import Mismatch
 from softmax_verify._sandbox import user_location
 from softmax_verify._settings import DEFAULT_DTYPES
 from softmax_verify._validate import resolve_dtype
+from softmax_verify.diagnosis import Diagnosis, diagnose, from_dict
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS, get_invariant
 from softmax_verify.profiles import PROFILES
@@ -220,6 +221,7 @@ def _child_main(conn: Connection, job: _Job, calls: ctypes.c_uint64) -> None:
             name=job.target or "reference",
         )
         log = CaseLog(job.case_path)
+        done = []
         for index, (inv, dtype) in enumerate(job.pairs):
             log.clear()
             conn.send(("start", index))
@@ -232,6 +234,10 @@ def _child_main(conn: Connection, job: _Job, calls: ctypes.c_uint64) -> None:
                 seed=job.seed,
                 on_case=log.write,
             )
+            done.append(result)
+            if index == len(job.pairs) - 1:  # before the last result: the parent stops there
+                found = diagnose(impl, done, dict.fromkeys(d for _, d in job.pairs))
+                conn.send(("diagnosis", [dataclasses.asdict(d) for d in found]))
             conn.send(("result", index, encode_result(result)))
     except BaseException as exc:  # what the sandbox lets through: KeyboardInterrupt and the like
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -277,6 +283,7 @@ class _Worker:
     started: float = 0.0
     raised: tuple[str, str | None] | None = None
     heard: bool = False
+    diagnosis: tuple[Diagnosis, ...] = ()
 
     @property
     def done(self) -> bool:
@@ -293,6 +300,8 @@ class _Worker:
             self.on_result(result)
         elif message[0] == "raised":
             self.raised = (message[2], message[3])
+        elif message[0] == "diagnosis":
+            self.diagnosis = tuple(from_dict(d) for d in message[1])
 
     def ended(self, how: str, location: str | None, case: dict[str, Any] | None) -> None:
         """Record the early end of the child (``how``: "crashed the process (...)" etc.), with
@@ -384,7 +393,9 @@ def _stop(proc: multiprocessing.process.BaseProcess) -> None:
         proc.kill()
 
 
-def _run_child(job: _Job, on_result: Callable[[Result], None]) -> list[Result]:
+def _run_child(
+    job: _Job, on_result: Callable[[Result], None], diagnosis: list[Diagnosis] | None = None
+) -> list[Result]:
     """Run a child on ``job.pairs``: the results of a prefix of them (at least one)."""
     ctx = multiprocessing.get_context("spawn")
     handle, fault_path = tempfile.mkstemp(prefix="softmax-verify-", suffix=".faults")
@@ -431,6 +442,8 @@ def _run_child(job: _Job, on_result: Callable[[Result], None]) -> list[Result]:
         sender.close()
         os.unlink(fault_path)
         os.unlink(case_path)
+    if diagnosis is not None:
+        diagnosis.extend(worker.diagnosis)
     return worker.results
 
 
@@ -461,13 +474,15 @@ def verify_isolated(
         seed = random.SystemRandom().randrange(2**32)
     pairs = tuple((inv.id, name) for inv in selected for name in names)
     results: list[Result] = []
+    diagnosis: list[Diagnosis] = []
     while len(results) < len(pairs):
         job = _Job(target, backward, pairs[len(results) :], profile, max_examples, seed, timeout)
-        results += _run_child(job, progress or (lambda _result: None))
+        results += _run_child(job, progress or (lambda _result: None), diagnosis)
     return Report(
         target=target or "reference",
         backward=backward,
         profile=profile,
         seed=seed,
         results=tuple(results),
+        diagnosis=tuple(diagnosis),
     )

@@ -256,6 +256,7 @@ def _check(args: argparse.Namespace) -> int:
         seed=report.seed,
         results=report.results,
         command=_reproduce(args, report.seed),
+        diagnosis=report.diagnosis,
     )
     render = {"json": Report.to_json, "junit": to_junit, "github": to_github}
     sys.stdout.write(render.get(args.format, Report.to_text)(report) + "\n")

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from softmax_verify._compare import Mismatch
+from softmax_verify.diagnosis._types import Diagnosis, describe, to_dict
 
 __all__ = ["Report", "Result", "Status", "VerificationFailed"]
 
@@ -81,6 +82,8 @@ class Report:
     seed: int | None
     results: tuple[Result, ...]
     command: str = ""
+    #: What the failures are known to come from (softmax_verify.diagnosis); () when all passed.
+    diagnosis: tuple[Diagnosis, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -147,6 +150,7 @@ class Report:
                 for r in self.results
             ],
             "command": self.command or None,
+            "diagnosis": [to_dict(d) for d in self.diagnosis],
         }
 
     def to_json(self) -> str:
@@ -184,6 +188,8 @@ class Report:
                 )
                 for name, value in r.counterexample.items():
                     lines.extend(_format_array(name, value))
+        diagnosis = describe(self.diagnosis, ((r.invariant, r.dtype) for r in self.failures))
+        lines.extend(["", *diagnosis] if diagnosis else [])
         passed = sum(r.status == "passed" for r in self.results)
         failed = sum(r.status == "failed" for r in self.results)
         errors = sum(r.status == "error" for r in self.results)

@@ -25,6 +25,7 @@ from softmax_verify._compare import Mismatch
 from softmax_verify._settings import DEFAULT_DTYPES, registered_profile, verdict_settings
 from softmax_verify._storage import private_hypothesis_storage
 from softmax_verify._validate import resolve_dtype
+from softmax_verify.diagnosis import diagnose
 from softmax_verify.errors import (
     CallTimeout,
     ImplementationError,
@@ -205,4 +206,5 @@ def verify(
         profile=profile,
         seed=seed,
         results=tuple(results),
+        diagnosis=diagnose(impl, results, resolved),
     )

@@ -33,6 +33,7 @@ from hypothesis import settings
 from softmax_verify._formats import failure_text
 from softmax_verify._settings import DEFAULT_DTYPES
 from softmax_verify._validate import resolve_dtype
+from softmax_verify.diagnosis import describe, diagnose
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS, Invariant, get_invariant
 from softmax_verify.runner import run_invariant
@@ -54,7 +55,9 @@ def _contract_test(inv: Invariant) -> Callable[[Any, str], None]:
             pytest.skip(f"{inv.id} does not apply: {result.message}")
         if result.status != "passed":
             verdict = "failed" if result.status == "failed" else "errored"
-            text = failure_text(result).replace("\n", "\n  ")
+            found = diagnose(impl, [result], [dtype])
+            text = "\n".join([failure_text(result), "", *describe(found, [(inv.id, dtype)])])
+            text = text.replace("\n", "\n  ")
             # The message is the whole failure: no traceback, so no frame of this package.
             pytest.fail(f"{inv.id} ({dtype}) {verdict}: {text}", pytrace=False)
 

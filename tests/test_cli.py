@@ -53,7 +53,16 @@ def strict_json(text: str) -> Any:
 
 # --- the JSON schema -----------------------------------------------------------------------
 
-REPORT_KEYS = {"target", "backward", "profile", "seed", "passed", "results", "command"}
+REPORT_KEYS = {
+    "target",
+    "backward",
+    "profile",
+    "seed",
+    "passed",
+    "results",
+    "command",
+    "diagnosis",
+}
 RESULT_KEYS = {
     "invariant",
     "dtype",
@@ -107,6 +116,11 @@ def check_schema(doc: Any) -> None:
     assert doc["seed"] is None or _is_int(doc["seed"])
     assert isinstance(doc["passed"], bool)
     assert isinstance(doc["results"], list)
+    assert isinstance(doc["diagnosis"], list)
+    for entry in doc["diagnosis"]:
+        assert set(entry) == {"id", "kind", "summary", "fix", "evidence"}
+        assert entry["kind"] in ("formula", "region", "mutation")
+        assert all(isinstance(value, str) and value for value in entry.values())
     for result in doc["results"]:
         assert isinstance(result, dict)
         assert set(result) == RESULT_KEYS, set(result) ^ RESULT_KEYS
@@ -515,3 +529,53 @@ def test_console_script_usage_error_exits_2() -> None:
     proc = run_process(script, "check", "missing_target.py")
     assert proc.returncode == 2
     assert proc.stderr == "softmax-verify: error: no such file: missing_target.py\n"
+
+
+# --- diagnosis -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("isolate", [(), ("--no-isolate",)])
+def test_json_carries_the_diagnosis(
+    capsys: pytest.CaptureFixture[str], isolate: tuple[str, ...]
+) -> None:
+    """The notebook's forward has no max shift: named, with the region where it fails."""
+    code, doc = json_report(
+        capsys, BUGGY, *isolate, "--invariant", "finite_for_finite_input", "--dtype", "all"
+    )
+    assert code == 1
+    ids = {d["id"]: d for d in doc["diagnosis"]}
+    assert set(ids) == {"no_max_shift", "only_for_large_logits"}
+    assert ids["no_max_shift"]["kind"] == "formula"
+    assert "x.max(axis=-1, keepdims=True)" in ids["no_max_shift"]["fix"]
+    assert "709.8 at float64" in ids["only_for_large_logits"]["summary"]
+    assert "88.72 at float32" in ids["only_for_large_logits"]["summary"]
+
+
+def test_text_has_a_diagnosis_section_and_says_no_known_pattern(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = cli(
+        capsys,
+        "check",
+        BUGGY,
+        "--invariant",
+        "finite_for_finite_input",
+        "--invariant",
+        "ones_upstream_gives_zero",
+        "--max-examples",
+        "30",
+    )
+    assert code == 1
+    section = out[out.index("\nDiagnosis\n") :]
+    assert out.index("FAILED: ones_upstream_gives_zero") < out.index("\nDiagnosis\n")
+    assert "  no_max_shift (formula): the forward exponentiates x without" in section
+    assert "    fix: e = np.exp(x - x.max(axis=-1, keepdims=True))" in section
+    assert "    evidence: float64: on " in section
+    # The notebook's backward mistake is not in the catalogue: said so, not guessed.
+    assert "no known pattern for: ones_upstream_gives_zero (float64)" in section
+
+
+def test_passing_run_has_an_empty_diagnosis(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = json_report(capsys, "--invariant", "rows_sum_to_one", "--max-examples", "10")
+    assert code == 0
+    assert doc["diagnosis"] == []

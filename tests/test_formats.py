@@ -8,6 +8,7 @@ run on the buggy notebook.
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 import softmax_verify as sv
 from softmax_verify._compare import Mismatch
 from softmax_verify._formats import to_github, to_html, to_junit
+from softmax_verify.diagnosis import Diagnosis
 from softmax_verify.report import Report, Result, VerificationFailed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,15 +157,23 @@ def test_html_has_a_results_table_and_each_failure_with_its_counterexample() -> 
     assert "reproduce: softmax-verify check x" in text.replace("\n", " ")
 
 
-def test_html_shows_a_diagnosis_list_when_a_result_has_one() -> None:
-    class Diagnosed(Result):
-        diagnosis = ("dexps_1 divides by the row sum: broadcast dsexps instead",)
-
-    diagnosed = Diagnosed(**{f: getattr(FAILED, f) for f in FAILED.__dataclass_fields__})
-    parsed = parse_html(to_html(report(diagnosed)))
-    assert "ul" in parsed.tags
-    assert "dexps_1 divides by the row sum: broadcast dsexps instead" in "".join(parsed.text)
-    assert "ul" not in parse_html(to_html(report(FAILED))).tags
+def test_html_shows_the_report_diagnosis_after_the_failures() -> None:
+    found = Diagnosis(
+        "diagonal_only",
+        "formula",
+        "the backward keeps only the Jacobian's diagonal",
+        "dx = y * (dout - (dout * y).sum(axis=-1, keepdims=True))",
+        "on 3 probes ...",
+        explains=("central_differences",),
+    )
+    diagnosed = dataclasses.replace(report(FAILED), diagnosis=(found,))
+    text = "".join(parse_html(to_html(diagnosed)).text)
+    assert "diagonal_only" in text
+    assert "the backward keeps only the Jacobian's diagonal" in text
+    assert "dx = y * (dout - (dout * y).sum(axis=-1, keepdims=True))" in text
+    # A failure with nothing proven says so rather than guess; a pass has no section.
+    assert "no known pattern" in "".join(parse_html(to_html(report(FAILED))).text)
+    assert "ul" not in parse_html(to_html(report(PASSED))).tags
 
 
 def test_html_of_a_real_failing_run_is_readable() -> None:

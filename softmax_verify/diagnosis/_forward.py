@@ -1,0 +1,321 @@
+r"""The catalogue of known-wrong forwards, dtype changes and mutation, and how each is tested.
+
+The correct output is the float64 reference :math:`C` with tolerance
+:math:`\tau_C` = tolerances.reference_forward_bound (what matches_reference allows).
+A formula :math:`F` is computed in float64 and given the bound of a correct computation
+of itself, :math:`\tau_F` = reference_forward_bound at F (per normalisation group), plus,
+for a formula with an estimated parameter p, the parameter's effect
+:math:`2\max_\pm |F(p(1 \pm \delta)) - F(p)|`, :math:`\delta` a bound on the estimate's
+relative error derived with each estimate below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from softmax_verify.diagnosis._match import Tally, shortest
+from softmax_verify.diagnosis._probes import Observation, exp_limit
+from softmax_verify.reference import softmax
+from softmax_verify.tolerances import (
+    forward_relative_bound,
+    reference_forward_bound,
+    row_sum_bound,
+    unit_roundoff,
+)
+
+__all__ = ["FORWARD_FIX", "forward_findings"]
+
+F64 = NDArray[np.float64]
+#: Where exp overflows: log of the dtype's max.
+LIMITS = ", ".join(
+    f"{exp_limit(np.dtype(t)):.1f} in {np.dtype(t).name}" for t in (np.float64, np.float32)
+)
+FORWARD_FIX = "e = np.exp(x - x.max(axis=-1, keepdims=True)); y = e / e.sum(axis=-1, keepdims=True)"
+
+
+def _f64(a: NDArray[Any]) -> F64:
+    return np.asarray(a, dtype=np.float64)
+
+
+def _exact(x: NDArray[Any]) -> F64:
+    return _f64(softmax(_f64(x), axis=1))
+
+
+def _usable(observations: list[Observation]) -> list[tuple[Observation, F64]]:
+    return [(o, o.y) for o in observations if o.y is not None]
+
+
+def _tally(
+    observations: list[Observation],
+    formula: Callable[[F64], tuple[F64, F64]],
+) -> Tally:
+    """Match ``formula(x) -> (F, tau_F)`` against the forward on every probe."""
+    tally = Tally()
+    for obs in observations:
+        if obs.y is None:
+            tally.fail()
+            continue
+        x, dt = obs.probe.x, obs.probe.x.dtype
+        c = _exact(x)
+        with np.errstate(all="ignore"):
+            value, tol = formula(_f64(x))
+        tally.add(obs.probe.label, obs.y, value, tol, c, reference_forward_bound(x, c, dt))
+    return tally
+
+
+def _grouped(x: F64, dtype: np.dtype[Any], axis: int | None) -> tuple[F64, F64]:
+    """Softmax over ``axis`` (0: columns; None: the whole matrix) and its bound."""
+    if axis is None:
+        flat = x.reshape(1, -1)
+        f = _exact(flat)
+        return f.reshape(x.shape), reference_forward_bound(flat, f, dtype).reshape(x.shape)
+    f = _exact(x.T)
+    return f.T, reference_forward_bound(x.T, f, dtype).T
+
+
+def _naive(x: F64, dtype: np.dtype[Any]) -> tuple[F64, F64]:
+    """``exp(x) / sum(exp(x))`` in ``dtype`` itself, where it overflows as the code does."""
+    with np.errstate(all="ignore"):
+        e = np.exp(x.astype(dtype))
+        f = _f64(e / e.sum(axis=1, keepdims=True))
+    c = _exact(x)
+    return f, reference_forward_bound(x, c, dtype)
+
+
+def _sensitivity(formula: Callable[[float], F64], p: float, delta: float) -> F64:
+    base = formula(p)
+    with np.errstate(all="ignore"):
+        out: F64 = 2 * np.maximum(
+            np.abs(formula(p * (1 + delta)) - base), np.abs(formula(p * (1 - delta)) - base)
+        )
+    return out
+
+
+def _epsilon(observations: list[Observation]) -> tuple[float, float] | None:
+    r"""eps of :math:`y = e / (s + \epsilon)` (e = exp(x - max), s its row sum), and its
+    relative error bound.
+
+    Per row :math:`\epsilon = s (1 - \Sigma) / \Sigma` with :math:`\Sigma = \sum_i \hat y_i`,
+    known within tolerances.row_sum_bound :math:`\beta`, so :math:`\epsilon` is within
+    :math:`s\beta / (\Sigma - \beta)^2`. The row where that is smallest relative to
+    :math:`\epsilon` gives the estimate.
+    """
+    best: tuple[float, float] | None = None
+    for obs, y in _usable(observations):
+        x = _f64(obs.probe.x)
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        s, total = e.sum(axis=1), y.sum(axis=1)
+        beta = row_sum_bound(x.shape[1], obs.probe.x.dtype)
+        with np.errstate(all="ignore"):
+            eps = s * (1 - total) / total
+            err = s * beta / (total - beta) ** 2
+        for value, bound in zip(eps, err, strict=True):
+            usable = value > 0 and np.isfinite(value) and bound < 0.25 * value
+            if usable and (best is None or bound / value < best[1]):
+                best = (float(value), float(bound / value))
+    return best
+
+
+def _temperature(observations: list[Observation]) -> tuple[float, float] | None:
+    r"""T of :math:`y = \mathrm{softmax}(x / T)` by least squares on :math:`\log y`.
+
+    Per row, centred logits :math:`x^c` and centred :math:`\ell = \log\hat y`:
+    :math:`T = \sum (x^c)^2 / \sum x^c \ell^c`. Each :math:`\log\hat y_i` is within
+    :math:`\epsilon_i = 1.01(\eta_i + \lambda / y_i)` of the exact (as long as that is
+    below 1%), centring doubles it, so T is within
+    :math:`\delta = 2\sum |x^c|\epsilon / |\sum x^c\ell^c|` relative.
+    """
+    num = den = err = 0.0
+    for obs, y in _usable(observations):
+        x, dt = obs.probe.x, obs.probe.x.dtype
+        tiny = float(np.finfo(dt).smallest_normal)
+        with np.errstate(all="ignore"):
+            eps = 1.01 * (forward_relative_bound(x, dt) + tiny / y)
+            # Rows with an entry that underflowed (or is not finite) say too little about T.
+            rows = (y > 0).all(axis=1) & (eps <= 0.01).all(axis=1)
+            x64, y64 = _f64(x)[rows], y[rows]
+            xc = x64 - x64.mean(axis=1, keepdims=True)
+            lc = np.log(y64) - np.log(y64).mean(axis=1, keepdims=True)
+        num += float((xc * xc).sum())
+        den += float((xc * lc).sum())
+        err += float((np.abs(xc) * 2 * eps[rows].max(axis=1, keepdims=True, initial=0.0)).sum())
+    if not (den > 0 and num > 0):
+        return None
+    delta = err / den
+    return (num / den, delta) if delta < 0.01 else None
+
+
+def _clip_bounds(observations: list[Observation]) -> tuple[float | None, float | None]:
+    """The clip bounds read off the output: the smallest raised and largest lowered value."""
+    raised: list[float] = []
+    lowered: list[float] = []
+    for obs, y in _usable(observations):
+        x = obs.probe.x
+        c = _exact(x)
+        tol = reference_forward_bound(x, c, x.dtype)
+        with np.errstate(invalid="ignore"):
+            raised += y[y - c > tol].tolist()
+            lowered += y[c - y > tol].tolist()
+    return (min(raised) if raised else None, max(lowered) if lowered else None)
+
+
+def forward_findings(
+    moderate: list[Observation], large: list[Observation], dtype: np.dtype[Any]
+) -> list[tuple[str, str, str, Tally]]:
+    """(id, summary, fix, tally) of every forward catalogue entry at one dtype."""
+    out: list[tuple[str, str, str, Tally]] = []
+    out.append(
+        (
+            "no_max_shift",
+            "the forward exponentiates x without subtracting the row maximum: exact for "
+            "moderate logits, but exp overflows (inf / inf = NaN) for logits above about "
+            f"{LIMITS} and underflows (0 / 0 = NaN) for a row of logits far below 0",
+            FORWARD_FIX,
+            _tally(moderate + large, lambda x: _naive(x, dtype)),
+        )
+    )
+    for axis, where in ((0, "over each column (the batch axis)"), (None, "over the whole matrix")):
+        out.append(
+            (
+                "wrong_normalization_axis",
+                f"the forward normalises {where} instead of along each row",
+                FORWARD_FIX,
+                _tally(moderate, lambda x, axis=axis: _grouped(x, dtype, axis)),  # type: ignore[misc]
+            )
+        )
+    eps = _epsilon(moderate)
+    if eps is not None:
+        value, delta = eps
+
+        def with_eps(x: F64, value: float = value, delta: float = delta) -> tuple[F64, F64]:
+            e = np.exp(x - x.max(axis=1, keepdims=True))
+            s = e.sum(axis=1, keepdims=True)
+
+            def f(p: float) -> F64:
+                out: F64 = e / (s + p)
+                return out
+
+            return f(value), reference_forward_bound(x, f(value), dtype) + _sensitivity(
+                f, value, delta
+            )
+
+        out.append(
+            (
+                "epsilon_in_denominator",
+                f"the forward adds epsilon = {shortest(value, delta)} to the row sum: "
+                f"y = e / (sum(e) + {shortest(value, delta)}), so rows sum to less than 1",
+                FORWARD_FIX + " (after the shift the row sum is at least 1: nothing to guard)",
+                _tally(moderate, with_eps),
+            )
+        )
+    temp = _temperature(moderate)
+    if temp is not None:
+        t, delta = temp
+        u = unit_roundoff(dtype)
+
+        def tempered(x: F64, t: float = t, delta: float = delta) -> tuple[F64, F64]:
+            def f(p: float) -> F64:
+                return _exact(x / p)
+
+            scaled = x / t
+            spread = np.abs(scaled).max(axis=1, keepdims=True)
+            tol = reference_forward_bound(scaled, f(t), dtype) + f(t) * 2 * u * spread
+            return f(t), tol + _sensitivity(f, t, delta)
+
+        out.append(
+            (
+                "temperature",
+                f"the forward computes softmax(x / T) with a temperature T = {shortest(t, delta)}",
+                FORWARD_FIX + " (no division of x by a temperature)",
+                _tally(moderate, tempered),
+            )
+        )
+    lo, hi = _clip_bounds(moderate)
+    if lo is not None or hi is not None:
+        # As the dtype prints them (shortest round trip): the constants the code was given.
+        low = "-inf" if lo is None else str(dtype.type(lo))
+        bounds = f"[{low}, {'inf' if hi is None else str(dtype.type(hi))}]"
+
+        def clipped(x: F64, lo: float | None = lo, hi: float | None = hi) -> tuple[F64, F64]:
+            c = _exact(x)
+            f: F64 = np.clip(c, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+            return f, reference_forward_bound(x, np.maximum(c, f), dtype)
+
+        out.append(
+            (
+                "clipped_probabilities",
+                f"the forward clips its probabilities to {bounds}, so they no longer sum to 1",
+                FORWARD_FIX + " (unclipped; clip where a log is taken, in the loss)",
+                _tally(moderate, clipped),
+            )
+        )
+    if dtype == np.float64:
+        out += _reduced_precision(moderate)
+    return out
+
+
+def _reduced_precision(moderate: list[Observation]) -> list[tuple[str, str, str, Tally]]:
+    r"""float64 output that is only float32-accurate, in either of its two telltale forms.
+
+    - *computed in float32*: every output entry is a float32 value, and within the float32
+      forward bound of the exact result: F is the output itself rounded to float32 (so
+      :math:`	au_F = 0`: it must already be float32), checked against the reference
+      within twice :math:`\eta^{(32)} y + \lambda_{32}` (both the code and the reference
+      rounded to float32 meet that bound);
+    - *logits cast to float32*: F is the float64 reference at x rounded to float32, with
+      the float64 bound at those logits.
+
+    Either "differs" where the output misses the float64 bound, which a correct float64
+    forward never does.
+    """
+    f32 = np.dtype(np.float32)
+    tiny32 = float(np.finfo(f32).smallest_normal)
+    computed, cast = Tally(), Tally()
+    for obs in moderate:
+        if obs.y is None or obs.y_dtype != np.float64:
+            computed.fail()
+            cast.fail()
+            continue
+        x = obs.probe.x
+        c = _exact(x)
+        tol_c = reference_forward_bound(x, c, np.float64)
+        missed = bool(np.any(~(np.abs(obs.y - c) <= tol_c)))
+        with np.errstate(over="ignore"):
+            as32 = _f64(obs.y.astype(np.float32))
+        near = bool(np.all(np.abs(obs.y - c) <= 2 * (forward_relative_bound(x, f32) * c + tiny32)))
+        computed.add(
+            obs.probe.label,
+            obs.y,
+            as32 if near else c + np.inf,
+            np.zeros_like(c),
+            c,
+            tol_c,
+            differs=missed,
+        )
+        with np.errstate(over="ignore"):  # beyond float32's range: inf, and no match
+            x32 = _f64(x.astype(np.float32))
+        f = _exact(x32)
+        cast.add(
+            obs.probe.label,
+            obs.y,
+            f,
+            reference_forward_bound(x32, f, np.float64),
+            c,
+            tol_c,
+            differs=missed,
+        )
+    summary = "the float64 results carry float32-sized errors: the forward "
+    fix = FORWARD_FIX + ", all in x's dtype (no astype(np.float32), no float32 buffers)"
+    return [
+        (
+            "reduced_precision",
+            summary + "computes in float32 and casts the result back",
+            fix,
+            computed,
+        ),
+        ("reduced_precision", summary + "rounds the logits to float32 first", fix, cast),
+    ]

@@ -77,6 +77,8 @@ class Report:
     seed: int | None
     results: tuple[Result, ...]
     command: str = ""
+    #: What the run observed beside the results, e.g. processes the target left running.
+    notes: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -112,6 +114,7 @@ class Report:
                 for r in self.results
             ],
             "command": self.command or None,
+            "notes": list(self.notes),
         }
 
     def to_json(self) -> str:
@@ -153,6 +156,7 @@ class Report:
         failed = sum(r.status == "failed" for r in self.results)
         errors = sum(r.status == "error" for r in self.results)
         skipped = sum(r.status == "skipped" for r in self.results)
+        lines.extend(["", *(f"note: {note}" for note in self.notes)] if self.notes else [])
         lines.extend(["", f"{passed} passed, {failed} failed, {errors} errors, {skipped} skipped"])
         if self.failures and self.command:
             lines.append(f"reproduce: {self.command}")

@@ -53,7 +53,7 @@ def strict_json(text: str) -> Any:
 
 # --- the JSON schema -----------------------------------------------------------------------
 
-REPORT_KEYS = {"target", "backward", "profile", "seed", "passed", "results", "command"}
+REPORT_KEYS = {"target", "backward", "profile", "seed", "passed", "results", "command", "notes"}
 RESULT_KEYS = {
     "invariant",
     "dtype",
@@ -107,6 +107,7 @@ def check_schema(doc: Any) -> None:
     assert doc["seed"] is None or _is_int(doc["seed"])
     assert isinstance(doc["passed"], bool)
     assert isinstance(doc["results"], list)
+    assert isinstance(doc["notes"], list) and all(isinstance(n, str) for n in doc["notes"])
     for result in doc["results"]:
         assert isinstance(result, dict)
         assert set(result) == RESULT_KEYS, set(result) ^ RESULT_KEYS

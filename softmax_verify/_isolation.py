@@ -46,15 +46,20 @@ __all__ = ["crash_location", "verify_isolated"]
 @contextmanager
 def _stopped_on_signals(impl: RemoteImplementation) -> Iterator[None]:
     """While running: SIGTERM and SIGINT first stop the child, then do what they did before
-    (end the process, raise KeyboardInterrupt, or the handler the host installed)."""
+    (end the process, raise KeyboardInterrupt, or the handler the host installed).
+
+    KeyboardInterrupt is raised by the implementation's next call (or the one in flight),
+    not by the handler: raised there, it could land in a callback that swallows it."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread; PDEATHSIG remains
         return
     previous: dict[int, Any] = {}
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        impl.kill()
+        impl.interrupt()
         before = previous[signum]
+        if before is signal.default_int_handler:
+            return  # the interrupted implementation raises KeyboardInterrupt at its next call
         if callable(before):
             before(signum, frame)
             return

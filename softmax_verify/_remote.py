@@ -165,8 +165,7 @@ class RemoteImplementation(Implementation):
         self._grace = GRACE
         #: Pids of processes the target left running, stopped with its child.
         self.leftovers: list[int] = []
-        #: A process-wide cause already seen: later load failures are reported as it.
-        self._broken: ProcessLost | None = None
+        self._interrupted = False
 
     # -- lifetime --
 
@@ -209,12 +208,20 @@ class RemoteImplementation(Implementation):
             self._child.stop()
             self._discard()
 
+    def interrupt(self) -> None:
+        """Stop the child for good: a later call raises KeyboardInterrupt instead of starting
+        a new one (an interrupt raised inside a callback may be swallowed there)."""
+        self._interrupted = True
+        self.kill()
+
     def _discard(self) -> None:
         if self._child is not None:
             self.leftovers += [p for p in self._child.leftovers if p not in self.leftovers]
             self._child = None
 
     def _ensure(self, role: str) -> ChildProcess:
+        if self._interrupted:
+            raise KeyboardInterrupt
         if self._child is None:
             try:
                 self.load()
@@ -235,8 +242,12 @@ class RemoteImplementation(Implementation):
             limit = self.timeout + self._grace + 2 * nbytes / _TRANSFER_RATE
         try:
             reply = child.request((message[0], release, *message[1:]), limit)
+            if self._interrupted:
+                raise KeyboardInterrupt
         except ProcessEnded as ended:
             self._discard()
+            if self._interrupted:
+                raise KeyboardInterrupt from None
             raise self._lost(role, ended, limit) from None
         except WireError as exc:
             self.kill()
@@ -245,9 +256,11 @@ class RemoteImplementation(Implementation):
             self.kill()
             raise ImplementationError(role, "corrupted the verifier's channel")
         if reply[0] == "timeout":
-            raise CallTimeout(role, self.timeout or 0.0)
+            said = reply[1] if reply[1] in ("forward", "backward") else role
+            raise CallTimeout(said, self.timeout or 0.0)
         if reply[0] == "error" and len(reply) == 4:
-            raise ImplementationError(role, _text(reply[2]) or "failed", location=_text(reply[3]))
+            said = reply[1] if reply[1] in ("forward", "backward") else role  # vjp: either
+            raise ImplementationError(said, _text(reply[2]) or "failed", location=_text(reply[3]))
         if reply[0] != "ok":
             self.kill()
             raise ImplementationError(role, "corrupted the verifier's channel")

@@ -41,6 +41,7 @@ from softmax_verify.targets import TargetError, resolve, resolve_callable
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128 + 2  # as a shell reports a process ended by SIGINT
 
 N = TypeVar("N", int, float)
 
@@ -188,7 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
         return _list()
-    return _check(args)
+    try:
+        return _check(args)
+    except KeyboardInterrupt:  # Ctrl-C: the child is already stopped; no traceback
+        sys.stderr.write("softmax-verify: interrupted\n")
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

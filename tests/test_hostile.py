@@ -247,8 +247,10 @@ def test_a_multiprocessing_pool_works_in_the_target(tmp_path: Path) -> None:
     run = check(tmp_path, "pool.py", *argv)
     assert run.code == 0, run.out
     assert run.doc["passed"] is True
-    (note,) = run.doc["notes"]  # the pool's workers, never closed, were stopped
-    assert note.startswith("the target left 2 processes running")
+    # The pool is never closed: its workers that have not exited by then are stopped (how
+    # many is a race with their own shutdown) and named.
+    for note in run.doc["notes"]:
+        assert note.startswith("the target left "), note
 
 
 # --- hangs -------------------------------------------------------------------------------------

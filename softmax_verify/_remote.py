@@ -61,6 +61,9 @@ LOAD_SECONDS = 30.0
 #: Bytes per second assumed for moving arrays both ways: large arrays get time to travel.
 _TRANSFER_RATE = 100e6
 
+#: The length of an "ok" reply to each request (see ``_child``).
+_REPLY_LENGTHS = {"forward": 4, "backward": 5, "vjp": 2, "cache": 2, "source": 2}
+
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _SERVING = tuple(os.path.join(_PACKAGE_DIR, name) for name in ("_serve.py", "_child.py"))
 _STDLIB_DIRS = tuple(
@@ -185,6 +188,9 @@ class RemoteImplementation(Implementation):
         except WireError as exc:
             self.close()
             raise LoadFailed(f"corrupted the verifier's channel ({exc})", None) from None
+        if not isinstance(reply, tuple) or len(reply) not in (2, 3):
+            self.close()
+            raise LoadFailed("sent an unexpected reply while loading", None)
         if reply[0] == "target_error":
             self.close()
             raise TargetError(one_line(reply[1]))
@@ -261,7 +267,7 @@ class RemoteImplementation(Implementation):
         if reply[0] == "error" and len(reply) == 4:
             said = reply[1] if reply[1] in ("forward", "backward") else role  # vjp: either
             raise ImplementationError(said, _text(reply[2]) or "failed", location=_text(reply[3]))
-        if reply[0] != "ok":
+        if reply[0] != "ok" or len(reply) != _REPLY_LENGTHS[message[0]]:
             self.kill()
             raise ImplementationError(role, "corrupted the verifier's channel")
         return reply
@@ -293,8 +299,12 @@ class RemoteImplementation(Implementation):
         """``forward(x)`` in the child: y checked here; ``mutated_input`` judged here."""
         reply = self._request("forward", ("forward", np.asarray(x), not scratch), x.nbytes)
         y = _checked_array("forward", "y", _array("forward", reply[1]), x.shape, copy=False)
-        cache = RemoteCache(self, self._generation, int(reply[2]))
-        weakref.finalize(cache, self._released.append, (self._generation, int(reply[2])))
+        handle = reply[2]
+        if type(handle) is not int:
+            self.kill()
+            raise ImplementationError("forward", "corrupted the verifier's channel")
+        cache = RemoteCache(self, self._generation, handle)
+        weakref.finalize(cache, self._released.append, (self._generation, handle))
         mutated = False if scratch else not _same_bits(_array("forward", reply[3]), x)
         return ForwardCall(y=y, cache=cache, mutated_input=mutated)
 

@@ -34,11 +34,12 @@ from hypothesis import settings
 
 from softmax_verify._remote import LoadFailed, RemoteImplementation, crash_location
 from softmax_verify._validate import resolve_dtype
+from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS, get_invariant
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result
 from softmax_verify.runner import run_invariant
-from softmax_verify.targets import TargetSpec
+from softmax_verify.targets import TargetSpec, load_implementation
 
 __all__ = ["crash_location", "verify_isolated"]
 
@@ -112,9 +113,11 @@ def verify_isolated(
     timeout: float | None = 10.0,
     invariants: Iterable[str] | None = None,
     progress: Callable[[Result], None] | None = None,
+    isolate: bool = True,
 ) -> Report:
     """``verify`` for a TARGET given as strings (see ``targets.resolve``), the target in a
-    child process. Raises ``TargetError`` when the target cannot be read."""
+    child process (``isolate=False``: in this one, as ``--no-isolate`` asks). Raises
+    ``TargetError`` when the target cannot be read."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
     selected = INVARIANTS if invariants is None else tuple(get_invariant(i) for i in invariants)
@@ -122,35 +125,47 @@ def verify_isolated(
     if seed is None and not settings.get_profile(profile).derandomize:
         seed = random.SystemRandom().randrange(2**32)
     pairs = [(inv.id, name) for inv in selected for name in names]
-    impl = RemoteImplementation(TargetSpec(target, backward, timeout))
-    results: list[Result] = []
-    with _stopped_on_signals(impl):
-        try:
-            start = time.perf_counter()
-            try:
-                impl.load()
-                loaded = None
-            except LoadFailed as failed:
-                loaded = _load_error(pairs, failed)
-                loaded[0] = dataclasses.replace(loaded[0], seconds=time.perf_counter() - start)
-            for index, (inv, dtype) in enumerate(pairs):
-                result = (
-                    loaded[index]
-                    if loaded is not None
-                    else run_invariant(
-                        inv, impl, dtype, profile=profile, max_examples=max_examples, seed=seed
-                    )
+    spec = TargetSpec(target, backward, timeout)
+
+    def run(impl: Implementation, loaded: list[Result] | None) -> list[Result]:
+        results = []
+        for index, (inv, dtype) in enumerate(pairs):
+            result = (
+                loaded[index]
+                if loaded is not None
+                else run_invariant(
+                    inv, impl, dtype, profile=profile, max_examples=max_examples, seed=seed
                 )
-                results.append(result)
-                if progress is not None:
-                    progress(result)
-        finally:
-            impl.close()
+            )
+            results.append(result)
+            if progress is not None:
+                progress(result)
+        return results
+
+    notes: tuple[str, ...] = ()
+    if not isolate:
+        results = run(load_implementation(spec), None)
+    else:
+        remote = RemoteImplementation(spec)
+        with _stopped_on_signals(remote):
+            try:
+                start = time.perf_counter()
+                try:
+                    remote.load()
+                    loaded = None
+                except LoadFailed as failed:
+                    loaded = _load_error(pairs, failed)
+                    seconds = time.perf_counter() - start
+                    loaded[0] = dataclasses.replace(loaded[0], seconds=seconds)
+                results = run(remote, loaded)
+            finally:
+                remote.close()
+        notes = _leftover_note(remote.leftovers)
     return Report(
         target=target or "reference",
         backward=backward,
         profile=profile,
         seed=seed,
         results=tuple(results),
-        notes=_leftover_note(impl.leftovers),
+        notes=notes,
     )

@@ -181,10 +181,8 @@ class RemoteImplementation(Implementation):
             reply = child.request(("load", [], self.spec), limit)
         except ProcessEnded as ended:
             self._discard()
-            how = "hung" if ended.hung else ended.how
-            if ended.hung:
-                how = f"did not finish loading within {limit:g} s and was stopped"
-            raise LoadFailed(how, crash_location(ended.dump)) from None
+            how = f"did not finish loading within {limit:g} s and was stopped"
+            raise LoadFailed(how if ended.hung else ended.how, crash_location(ended.dump)) from None
         except WireError as exc:
             self.close()
             raise LoadFailed(f"corrupted the verifier's channel ({exc})", None) from None

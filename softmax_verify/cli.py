@@ -35,8 +35,7 @@ from softmax_verify._sandbox import one_line
 from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Result
-from softmax_verify.runner import verify
-from softmax_verify.targets import TargetError, resolve, resolve_callable
+from softmax_verify.targets import TargetError
 
 __all__ = ["main"]
 
@@ -163,10 +162,7 @@ def _check(args: argparse.Namespace) -> int:
             report = verify_isolated(args.target, args.backward, **options)
         else:
             with _stdout_to_stderr():
-                forward, backward = resolve(args.target)
-                if args.backward:
-                    backward = resolve_callable(args.backward)
-                report = verify(forward, backward, target=args.target or "reference", **options)
+                report = verify_isolated(args.target, args.backward, isolate=False, **options)
     except TargetError as exc:
         sys.stderr.write(f"softmax-verify: error: {one_line(str(exc))}\n")
         return EXIT_USAGE

@@ -20,15 +20,13 @@ from __future__ import annotations
 import os
 import re
 import sysconfig
-import weakref
 from typing import Any
 
-import numpy as np
 from numpy.typing import NDArray
 
 from softmax_verify._process import ABORT_SECONDS, ChildProcess, ProcessEnded
 from softmax_verify._sandbox import one_line
-from softmax_verify._wire import WireError, decode_array
+from softmax_verify._wire import WireError, decode_array, encode_array, same_array
 from softmax_verify.errors import CallTimeout, ImplementationError
 from softmax_verify.implementation import (
     BackwardCall,
@@ -36,7 +34,6 @@ from softmax_verify.implementation import (
     ForwardCall,
     Implementation,
     _checked_array,
-    _same_bits,
 )
 from softmax_verify.targets import TargetError, TargetSpec
 
@@ -141,6 +138,10 @@ class RemoteCache:
 
     def __init__(self, owner: RemoteImplementation, generation: int, handle: int) -> None:
         self._owner, self._generation, self._handle = owner, generation, handle
+
+    def __del__(self) -> None:
+        # The child may drop it: the handle goes with the next request (no I/O here).
+        self._owner._released.append((self._generation, self._handle))
 
     def __getattr__(self, name: str) -> NDArray[Any]:
         if name.startswith("_"):
@@ -295,15 +296,14 @@ class RemoteImplementation(Implementation):
 
     def forward(self, x: FloatArray, *, scratch: bool = False) -> ForwardCall:
         """``forward(x)`` in the child: y checked here; ``mutated_input`` judged here."""
-        reply = self._request("forward", ("forward", np.asarray(x), not scratch), x.nbytes)
+        reply = self._request("forward", ("forward", encode_array(x), not scratch), x.nbytes)
         y = _checked_array("forward", "y", _array("forward", reply[1]), x.shape, copy=False)
         handle = reply[2]
         if type(handle) is not int:
             self.kill()
             raise ImplementationError("forward", "corrupted the verifier's channel")
         cache = RemoteCache(self, self._generation, handle)
-        weakref.finalize(cache, self._released.append, (self._generation, handle))
-        mutated = False if scratch else not _same_bits(_array("forward", reply[3]), x)
+        mutated = False if scratch else not same_array(reply[3], x)
         return ForwardCall(y=y, cache=cache, mutated_input=mutated)
 
     def backward(
@@ -323,14 +323,14 @@ class RemoteImplementation(Implementation):
             if cache._owner is not self or cache._generation != self._generation:
                 raise ImplementationError("backward", "got a cache from a process that has ended")
             handle, sent = cache._handle, None
-        message = ("backward", np.asarray(dout), handle, sent, not scratch, watch_cache)
+        message = ("backward", encode_array(dout), handle, sent, not scratch, watch_cache)
         reply = self._request("backward", message, dout.nbytes)
         dx = _checked_array("backward", "dx", _array("backward", reply[1]), dout.shape, copy=False)
         stages = reply[2] if isinstance(reply[2], dict) else {}
         return BackwardCall(
             dx=dx,
             stages={str(k): _array("backward", v) for k, v in stages.items()},
-            mutated_dout=False if scratch else not _same_bits(_array("backward", reply[3]), dout),
+            mutated_dout=False if scratch else not same_array(reply[3], dout),
             mutated_cache=reply[4] is True,
         )
 
@@ -338,7 +338,8 @@ class RemoteImplementation(Implementation):
         """``backward(dout, cache)`` after a fresh ``forward(x)``, in one round trip."""
         if not self._has_backward:
             raise ImplementationError("backward", "was not given")
-        reply = self._request("backward", ("vjp", np.asarray(x), np.asarray(dout)), 2 * x.nbytes)
+        message = ("vjp", encode_array(x), encode_array(dout))
+        reply = self._request("backward", message, 2 * x.nbytes)
         return _checked_array(
             "backward", "dx", _array("backward", reply[1]), dout.shape, copy=False
         )

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from softmax_verify._sandbox import describe_exception, one_line, user_location
-from softmax_verify._wire import encode_array
+from softmax_verify._wire import decode_array, encode_array
 from softmax_verify.errors import CallTimeout, ImplementationError
 from softmax_verify.implementation import Implementation, lookup
 from softmax_verify.targets import TargetError, TargetSpec, load_implementation
@@ -17,6 +17,7 @@ from softmax_verify.targets import TargetError, TargetSpec, load_implementation
 __all__ = ["Server"]
 
 Reply = tuple[Any, ...]
+Encoded = tuple[str, str, tuple[int, ...], bytes]
 
 
 class Server:
@@ -60,7 +61,8 @@ class Server:
             raise RuntimeError("no target loaded")
         return self.impl
 
-    def _forward(self, x: np.ndarray[Any, Any], want_x: bool) -> Reply:
+    def _forward(self, encoded: Encoded, want_x: bool) -> Reply:
+        x = _decoded(encoded)
         call = self._loaded().forward(x, scratch=True)  # x is this process's own copy
         handle = self.next_handle
         self.next_handle += 1
@@ -69,12 +71,13 @@ class Server:
 
     def _backward(
         self,
-        dout: np.ndarray[Any, Any],
+        encoded: Encoded,
         handle: int | None,
         cache: object,
         want_dout: bool,
         watch_cache: bool,
     ) -> Reply:
+        dout = _decoded(encoded)
         if handle is not None:
             cache = self.caches[handle]
         call = self._loaded().backward(dout, cache, scratch=True, watch_cache=watch_cache)
@@ -82,8 +85,8 @@ class Server:
         after = encode_array(dout) if want_dout else None
         return ("ok", encode_array(call.dx), stages, after, bool(call.mutated_cache))
 
-    def _vjp(self, x: np.ndarray[Any, Any], dout: np.ndarray[Any, Any]) -> Reply:
-        return ("ok", encode_array(self._loaded().vjp(x, dout)))
+    def _vjp(self, x: Encoded, dout: Encoded) -> Reply:
+        return ("ok", encode_array(self._loaded().vjp(_decoded(x), _decoded(dout))))
 
     def _cache(self, handle: int, name: str) -> Reply:
         value = lookup(self.caches[handle], name)
@@ -94,6 +97,11 @@ class Server:
     def _source(self, stage: str) -> Reply:
         found = self._loaded().source_of(stage)
         return ("ok", None if found is None else one_line(found))
+
+
+def _decoded(encoded: Encoded) -> np.ndarray[Any, Any]:
+    """An array from the verifier, in writable memory of this process's own."""
+    return decode_array(encoded)
 
 
 def _where(exc: BaseException) -> str | None:

@@ -13,13 +13,14 @@ Both directions use one socket pair through ``multiprocessing.connection.Connect
 from __future__ import annotations
 
 import io
+import math
 import pickle
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["WireError", "decode_array", "encode_array", "loads_untrusted"]
+__all__ = ["WireError", "decode_array", "encode_array", "loads_untrusted", "same_array"]
 
 #: Array kinds the parent rebuilds: booleans, integers, floats and complex numbers.
 _KINDS = "biufc"
@@ -47,12 +48,25 @@ def loads_untrusted(data: bytes) -> Any:
 def encode_array(value: NDArray[Any]) -> tuple[str, str, tuple[int, ...], bytes]:
     """``value`` as builtins: its dtype (``str`` code, or name for extension dtypes such
     as bfloat16), shape and C-order bytes."""
-    dtype = value.dtype
-    code = dtype.str if dtype.kind in _KINDS else dtype.name
-    return ("nd", code, tuple(int(n) for n in value.shape), np.ascontiguousarray(value).tobytes())
+    return (
+        "nd",
+        _code(value.dtype),
+        tuple(int(n) for n in value.shape),
+        np.ascontiguousarray(value).tobytes(),
+    )
+
+
+_DTYPES: dict[str, np.dtype[Any]] = {}
+
+
+def _code(dtype: np.dtype[Any]) -> str:
+    code: str = dtype.str if dtype.kind in _KINDS else dtype.name
+    return code
 
 
 def _dtype(code: object) -> np.dtype[Any]:
+    if isinstance(code, str) and code in _DTYPES:
+        return _DTYPES[code]
     if not isinstance(code, str):
         raise WireError(f"array dtype must be a string, got {type(code).__name__}")
     try:
@@ -62,6 +76,7 @@ def _dtype(code: object) -> np.dtype[Any]:
     numeric = dtype.kind in _KINDS or _is_extension(dtype)
     if not numeric or dtype.hasobject or dtype.names is not None:
         raise WireError(f"array dtype {code!r} is not a numeric dtype")
+    _DTYPES[code] = dtype
     return dtype
 
 
@@ -90,7 +105,19 @@ def decode_array(value: object) -> NDArray[Any]:
     dtype = _dtype(code)
     if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
         raise WireError(f"array shape must be a tuple of sizes, got {shape!r}")
-    if not isinstance(raw, bytes) or len(raw) != int(np.prod(shape)) * dtype.itemsize:
+    if not isinstance(raw, bytes) or len(raw) != math.prod(shape) * dtype.itemsize:
         raise WireError("array bytes do not match the shape and dtype")
     array: NDArray[Any] = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
     return array
+
+
+def same_array(encoded: object, value: NDArray[Any]) -> bool:
+    """Whether ``encoded`` (from ``encode_array``) holds exactly ``value``: dtype, shape and
+    every bit (so -0.0 differs from 0.0 and NaN payloads count), compared as bytes."""
+    return (
+        isinstance(encoded, tuple)
+        and len(encoded) == 4
+        and encoded[1] == _code(value.dtype)
+        and encoded[2] == value.shape
+        and encoded[3] == np.ascontiguousarray(value).tobytes()
+    )

@@ -239,7 +239,7 @@ def test_a_helper_process_does_not_hide_a_crash(tmp_path: Path) -> None:
     assert crashed["location"] == f"{here('forking_helper.py')} in forward"
     (note,) = run.doc["notes"]
     assert note.startswith("the target left 1 process running (pid ")
-    assert run.seconds < 60  # a hang guard: it was 137 s while the helper held the pipe
+    assert run.seconds < 100  # a hang guard: it was 137 s while the helper held the pipe
 
 
 def test_a_multiprocessing_pool_works_in_the_target(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ markdown and written to bench/results.md (``--output`` to change it).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import math
@@ -51,12 +52,14 @@ from numpy.typing import NDArray
 
 import softmax_verify
 import softmax_verify._parallel as parallel
+from softmax_verify._remote import RemoteImplementation
 from softmax_verify.diagnosis import diagnose
 from softmax_verify.frameworks import adapter
 from softmax_verify.gradcheck import directional_check, full_jacobian_check
 from softmax_verify.implementation import Implementation
 from softmax_verify.reference import softmax, softmax_backward
 from softmax_verify.runner import run_invariant
+from softmax_verify.targets import TargetSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 Array = NDArray[Any]
@@ -493,6 +496,27 @@ def gradchecks(opts: Options, torch: Any) -> tuple[Section, Section]:
     return full, directional
 
 
+def round_trip(repeat: int) -> str:
+    """The cost of the child process per call: ``forward`` and ``vjp`` of the reference on
+    a (16, 32) float64 input, in process and through the child (medians, in microseconds)."""
+    x = np.random.default_rng(0).standard_normal((16, 32))
+    local = Implementation(softmax, softmax_backward)
+    remote = RemoteImplementation(TargetSpec(None))
+    remote.load()
+    times = []
+    try:
+        for impl in (local, remote):
+            times.append(median_seconds(functools.partial(impl.forward, x), repeat) * 1e6)
+        for impl in (local, remote):
+            times.append(median_seconds(functools.partial(impl.vjp, x, x), repeat) * 1e6)
+    finally:
+        remote.close()
+    return (
+        f"per call, (16, 32) float64: forward {times[0]:.0f} us in process, {times[1]:.0f} us "
+        f"through the child; forward then backward (vjp) {times[2]:.0f} us and {times[3]:.0f} us"
+    )
+
+
 def verdicts(opts: Options) -> tuple[Section, Section]:
     sys.path.insert(0, str(ROOT / "tests"))  # tests/bad_impls.py, as tests/conftest.py does
     bad_impls = importlib.import_module("bad_impls")
@@ -533,6 +557,7 @@ def verdicts(opts: Options) -> tuple[Section, Section]:
             "passed" if doc["passed"] else f"FAILED (exit {done.returncode})",
         ]
     )
+    good.notes.append(round_trip(20 if opts.quick else 200))
     slowest = sorted(report.results, key=lambda r: r.seconds, reverse=True)[:3]
     good.notes.append(
         "slowest invariants: "

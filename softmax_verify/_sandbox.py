@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from softmax_verify.errors import CallTimeout, ImplementationError
 
-__all__ = ["call_limited", "user_location"]
+__all__ = ["call_limited", "describe_exception", "one_line", "user_location"]
 
 T = TypeVar("T")
 
@@ -35,9 +35,29 @@ class _Alarm(BaseException):
     """
 
 
-#: What the code under test may raise that is its failure, not the verifier's: SystemExit too
-#: (a stray ``sys.exit()`` must not end the run with status 0), but not KeyboardInterrupt.
-_USER_ERRORS = (Exception, SystemExit)
+#: The longest message kept from the code under test: one line of a report, not a dump.
+MAX_MESSAGE = 500
+
+
+def one_line(text: object) -> str:
+    """``text`` as one printable line of valid UTF-8: first non-empty line, lone surrogates
+    and other unencodable characters escaped, at most ``MAX_MESSAGE`` characters."""
+    if not isinstance(text, str):
+        text = repr(text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    line = line.encode("utf-8", "backslashreplace").decode("utf-8")
+    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "..."
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: first line of the message``, whatever the exception's ``__str__`` does."""
+    try:
+        message = one_line(str(exc))
+    except BaseException:  # a __str__ that raises (or exits) must not reach the verifier
+        message = "<the exception's message could not be read>"
+    name = one_line(getattr(type(exc), "__name__", "exception"))
+    return name + (f": {message}" if message else "")
 
 
 def user_location(tb: TracebackType | None) -> str | None:
@@ -47,14 +67,20 @@ def user_location(tb: TracebackType | None) -> str | None:
         path = os.path.abspath(frame.filename)
         if path.startswith(_PACKAGE_DIR) or f"{os.sep}numpy{os.sep}" in path:
             continue
-        found = f"{frame.filename}:{frame.lineno} in {frame.name}"
+        found = one_line(f"{frame.filename}:{frame.lineno} in {frame.name}")
     return found
 
 
 def _describe_exception(role: str, exc: BaseException) -> ImplementationError:
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    reason = f"raised {type(exc).__name__}" + (f": {message}" if message else "")
+    reason = "raised " + describe_exception(exc)
     return ImplementationError(role, reason, location=user_location(exc.__traceback__))
+
+
+def _is_users(exc: BaseException) -> bool:
+    """What the code under test raises is its failure, not the verifier's: SystemExit too (a
+    stray ``sys.exit()`` must not end the run with status 0) and any other BaseException
+    subclass, but not KeyboardInterrupt (the user's Ctrl-C) nor this module's own alarm."""
+    return not isinstance(exc, (KeyboardInterrupt, _Alarm))
 
 
 def _can_use_alarm() -> bool:
@@ -87,7 +113,9 @@ def _call(role: str, func: Callable[..., T], args: tuple[Any, ...], timeout: flo
     if timeout is None or timeout >= threading.TIMEOUT_MAX:
         try:
             return func(*args)
-        except _USER_ERRORS as exc:
+        except BaseException as exc:
+            if not _is_users(exc):
+                raise
             raise _describe_exception(role, exc) from exc
     if _can_use_alarm():
         return _call_with_alarm(role, func, args, timeout)
@@ -104,7 +132,9 @@ def _call_with_alarm(role: str, func: Callable[..., T], args: tuple[Any, ...], t
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _Alarm:
         raise CallTimeout(role, timeout) from None
-    except _USER_ERRORS as exc:
+    except BaseException as exc:
+        if not _is_users(exc):
+            raise
         raise _describe_exception(role, exc) from exc
     finally:
         signal.signal(signal.SIGALRM, previous)
@@ -128,6 +158,6 @@ def _call_in_thread(role: str, func: Callable[..., T], args: tuple[Any, ...], ti
     if ok:
         result: T = value
         return result
-    if isinstance(value, _USER_ERRORS):
+    if _is_users(value):
         raise _describe_exception(role, value) from value
     raise value

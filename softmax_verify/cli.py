@@ -7,11 +7,14 @@
     softmax-verify list [--format text|json]
     softmax-verify --version
 
-``check`` runs the implementation in a child process (``softmax_verify._isolation``):
-a crash of that process (a segfault in a C extension, ``os.abort()``, ``os._exit``)
-or a call stuck where the time limit cannot interrupt it becomes an error of the
-invariant being checked, and the others still run. ``--no-isolate`` runs it in this
-process instead, e.g. to debug it with pdb; a crash then ends the run.
+``check`` imports and runs the implementation only in a child process
+(``softmax_verify._isolation``); this process generates the inputs, computes the
+reference, compares and reports. A crash of the child (a segfault in a C extension,
+``os.abort()``, ``os._exit``) or a call stuck where the time limit cannot interrupt
+it becomes an error of the invariant being checked, and the others still run.
+``--no-isolate`` runs it in this process instead, e.g. to debug it with pdb, and gives
+that up: a crash or hang ends the run, and the target's global state (numpy's error
+state, patched functions, random seeds, signal handlers) is the verifier's too.
 
 Exit status: 0 when nothing failed or errored, 1 when an invariant failed or the
 implementation errored, 2 for a usage error (one line on stderr, no traceback).
@@ -20,27 +23,30 @@ implementation errored, 2 for a usage error (one line on stderr, no traceback).
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import json
+import os
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 from softmax_verify import __version__
 from softmax_verify._formats import to_github, to_junit
 from softmax_verify._isolation import verify_isolated
+from softmax_verify._sandbox import one_line
 from softmax_verify._settings import DEFAULT_DTYPES
 from softmax_verify._storage import private_hypothesis_storage
 from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result
-from softmax_verify.runner import verify
-from softmax_verify.targets import TargetError, resolve, resolve_callable
+from softmax_verify.targets import TargetError
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128 + 2  # as a shell reports a process ended by SIGINT
 
 N = TypeVar("N", int, float)
 
@@ -178,8 +184,10 @@ def _parser() -> _Parser:
         "--no-isolate",
         dest="isolate",
         action="store_false",
-        help="run the implementation in this process (for pdb); by default it runs in a "
-        "child process, so that a crash is reported instead of ending the run",
+        help="import and run the implementation in this process (for pdb). This gives up "
+        "what the default child process guarantees: a crash or an uninterruptible hang ends "
+        "the run, and the target's global state (numpy error state, patched numpy functions, "
+        "random seeds, signal handlers, working directory) reaches the verifier's own math",
     )
     listing = sub.add_parser(
         "list", help="list the invariants and their math", description="List the invariants."
@@ -219,15 +227,22 @@ def _progress(result: Result) -> None:
     sys.stderr.flush()
 
 
-def _check(args: argparse.Namespace) -> int:
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """File descriptor 1 (and sys.stdout) on stderr: stdout carries the report, and what the
+    code under test prints, from Python or C, must not land before it."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
     try:
-        # Also when isolated: a usage error is reported here, before any child starts.
-        forward, backward = resolve(args.target)
-        if args.backward:
-            backward = resolve_callable(args.backward)
-    except TargetError as exc:
-        sys.stderr.write(f"softmax-verify: error: {exc}\n")
-        return EXIT_USAGE
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _check(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {
         "dtypes": (
             ("float64", "float32")
@@ -243,20 +258,17 @@ def _check(args: argparse.Namespace) -> int:
         "invariants": args.invariant,
         "progress": _progress if sys.stderr.isatty() else None,
     }
-    if args.isolate:
-        report = verify_isolated(args.target, args.backward, **options)
-    else:
-        # stdout carries the report: what the code under test prints goes to stderr.
-        with contextlib.redirect_stdout(sys.stderr):
-            report = verify(forward, backward, target=args.target or "reference", **options)
-    report = type(report)(
-        target=report.target,
-        backward=args.backward,
-        profile=report.profile,
-        seed=report.seed,
-        results=report.results,
-        command=_reproduce(args, report.seed),
-        diagnosis=report.diagnosis,
+    try:
+        if args.isolate:
+            report = verify_isolated(args.target, args.backward, **options)
+        else:
+            with _stdout_to_stderr():
+                report = verify_isolated(args.target, args.backward, isolate=False, **options)
+    except TargetError as exc:
+        sys.stderr.write(f"softmax-verify: error: {one_line(str(exc))}\n")
+        return EXIT_USAGE
+    report = dataclasses.replace(
+        report, backward=args.backward, command=_reproduce(args, report.seed)
     )
     render = {"json": Report.to_json, "junit": to_junit, "github": to_github}
     sys.stdout.write(render.get(args.format, Report.to_text)(report) + "\n")
@@ -286,9 +298,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "list":
         return _list(args)
-    # Hypothesis keeps caches in .hypothesis/ under the working directory: not the user's.
-    with private_hypothesis_storage():
-        return _check(args)
+    try:
+        # Hypothesis keeps caches in .hypothesis/ under the working directory: not the user's.
+        with private_hypothesis_storage():
+            return _check(args)
+    except KeyboardInterrupt:  # Ctrl-C: the child is already stopped; no traceback
+        sys.stderr.write("softmax-verify: interrupted\n")
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

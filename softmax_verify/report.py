@@ -84,6 +84,8 @@ class Report:
     command: str = ""
     #: What the failures are known to come from (softmax_verify.diagnosis); () when all passed.
     diagnosis: tuple[Diagnosis, ...] = ()
+    #: What the run observed beside the results, e.g. processes the target left running.
+    notes: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -151,6 +153,7 @@ class Report:
             ],
             "command": self.command or None,
             "diagnosis": [to_dict(d) for d in self.diagnosis],
+            "notes": list(self.notes),
         }
 
     def to_json(self) -> str:
@@ -194,6 +197,7 @@ class Report:
         failed = sum(r.status == "failed" for r in self.results)
         errors = sum(r.status == "error" for r in self.results)
         skipped = sum(r.status == "skipped" for r in self.results)
+        lines.extend(["", *(f"note: {note}" for note in self.notes)] if self.notes else [])
         lines.extend(["", f"{passed} passed, {failed} failed, {errors} errors, {skipped} skipped"])
         if self.failures and self.command:
             lines.append(f"reproduce: {self.command}")

@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Flaky
 from hypothesis.reporting import with_reporter
 
 from softmax_verify._compare import Mismatch
+from softmax_verify._sandbox import describe_exception
 from softmax_verify._settings import DEFAULT_DTYPES, registered_profile, verdict_settings
 from softmax_verify._storage import private_hypothesis_storage
 from softmax_verify._validate import resolve_dtype
@@ -46,6 +48,8 @@ class _State:
     timed_out: CallTimeout | None = None
     timeout_case: Case | None = None
     cases: list[Case] = field(default_factory=list)
+    #: The first case that failed and how: what a failure that does not reproduce was.
+    first_failure: tuple[Case, str] | None = None
 
 
 def _settings(profile: str, max_examples: int | None, seed: int | None) -> settings:
@@ -99,6 +103,9 @@ def run_invariant(
             raise
         except (InvariantViolation, ImplementationError) as exc:
             exc.case = case  # carried out of Hypothesis's last replay: the minimal case
+            if state.first_failure is None:
+                what = exc.message if isinstance(exc, InvariantViolation) else str(exc)
+                state.first_failure = (case, what.splitlines()[0])
             raise
 
     test = given(inv.cases(dt))(prop)
@@ -121,6 +128,7 @@ def run_invariant(
             test()
     except CallTimeout as exc:
         status, message, case = "error", str(exc), state.timeout_case
+        location = exc.location
         minimal = False  # one overrun ends the search: the case is not shrunk
     except InvariantViolation as exc:
         status, message, stage, mismatch = "failed", exc.message, exc.stage, exc.mismatch
@@ -129,11 +137,11 @@ def run_invariant(
     except ImplementationError as exc:
         status, message, location = "error", str(exc), exc.location
         case = exc.case
-    except Exception as exc:  # Hypothesis's own verdicts, e.g. a flaky (nondeterministic) target
-        status, message = (
-            "error",
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-        )
+    except Flaky as exc:  # a failure that did not happen again on the same input
+        status, message, minimal = "failed", _nondeterministic(exc, state), False
+        case = None if state.first_failure is None else state.first_failure[0]
+    except Exception as exc:  # Hypothesis's own verdicts
+        status, message = "error", describe_exception(exc)
     seconds = time.perf_counter() - start
     if state.skipped is not None and status == "passed":
         return Result(inv.id, dt.name, "skipped", state.examples, seconds, state.skipped)
@@ -151,6 +159,16 @@ def run_invariant(
         mismatch=mismatch,
         location=location,
         minimal=minimal,
+    )
+
+
+def _nondeterministic(exc: Flaky, state: _State) -> str:
+    """The message for a failure Hypothesis could not reproduce on the same input."""
+    if state.first_failure is None:
+        return f"nondeterministic: the property failed once, then not again ({type(exc).__name__})"
+    return (
+        f"nondeterministic: failed on this input ({state.first_failure[1]}), "
+        "then held when the same input was checked again"
     )
 
 

@@ -16,13 +16,15 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from softmax_verify.frameworks import FRAMEWORKS, adapter
+from softmax_verify.implementation import Implementation
 from softmax_verify.reference import softmax, softmax_backward
 
-__all__ = ["TargetError", "resolve", "resolve_callable"]
+__all__ = ["TargetError", "TargetSpec", "load_implementation", "resolve", "resolve_callable"]
 
 _PAIRS = (("forward", "backward"), ("softmax_forward", "softmax_backward"))
 
@@ -103,3 +105,21 @@ def resolve(spec: str | None) -> tuple[Callable[..., Any], Callable[..., Any] | 
         f"{spec} has no forward/backward or softmax_forward/softmax_backward; "
         f"name one as {spec}:ATTR"
     )
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A target as the command line names it: plain strings, so it crosses to a child process."""
+
+    target: str | None
+    backward: str | None = None
+    timeout: float | None = 10.0
+
+
+def load_implementation(spec: TargetSpec) -> Implementation:
+    """The Implementation ``spec`` names: the one place a target is read (TargetError if it
+    cannot be). Imports the user's code, so the command line calls it only in its child."""
+    forward, backward = resolve(spec.target)
+    if spec.backward:
+        backward = resolve_callable(spec.backward)
+    return Implementation(forward, backward, timeout=spec.timeout, name=spec.target or "reference")

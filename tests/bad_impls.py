@@ -138,6 +138,13 @@ def mutating_backward(dout: A, y: A) -> A:
     return dout
 
 
+def dropout_forward(x: A) -> A:
+    """Dropout left on at inference: a fresh mask on every call (entropy from the OS, so no
+    test runner's reseeding makes two calls agree)."""
+    keep = np.random.default_rng().random(x.shape) >= 0.1
+    return np.where(keep, stable(x) / 0.9, 0.0)
+
+
 @dataclass(frozen=True)
 class Bad:
     """A known-bad implementation and the invariants it must fail, at the dtypes listed."""
@@ -189,6 +196,7 @@ BAD: tuple[Bad, ...] = (
     ),
     Bad("upcasting", upcasting_forward, None, ("dtype_preserved",), ("float32",)),
     Bad("mutating_forward", mutating_forward, None, ("input_not_mutated",)),
+    Bad("dropout_left_on", dropout_forward, None, ("deterministic", "rows_sum_to_one")),
     Bad("mutating_backward", stable, mutating_backward, ("input_not_mutated",)),
     Bad("global_max", global_max_forward, None, ("finite_for_finite_input", "row_independence")),
     Bad(

@@ -62,6 +62,7 @@ REPORT_KEYS = {
     "results",
     "command",
     "diagnosis",
+    "notes",
 }
 RESULT_KEYS = {
     "invariant",
@@ -121,6 +122,8 @@ def check_schema(doc: Any) -> None:
         assert set(entry) == {"id", "kind", "summary", "fix", "evidence"}
         assert entry["kind"] in ("formula", "region", "mutation")
         assert all(isinstance(value, str) and value for value in entry.values())
+    assert isinstance(doc["notes"], list)
+    assert all(isinstance(n, str) for n in doc["notes"])
     for result in doc["results"]:
         assert isinstance(result, dict)
         assert set(result) == RESULT_KEYS, set(result) ^ RESULT_KEYS
@@ -439,13 +442,19 @@ def test_failing_import_of_a_target_file_is_a_usage_error(
     assert "RuntimeError: half-written cell" in err
 
 
-def test_target_calling_sys_exit_at_import_is_a_usage_error(
+def test_target_calling_sys_exit_at_import_is_an_error_of_the_target(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """A script's stray ``sys.exit()`` must not end the run with status 0 and no verdict."""
+    """A script's stray ``sys.exit()`` must not end the run with status 0 and no verdict:
+    isolated, every invariant is an error naming it and its line; in process, it is a
+    usage error."""
     script = tmp_path / "exiting_softmax.py"
     script.write_text("import sys\nsys.exit()\n")
-    code, out, err = cli(capsys, "check", str(script))
+    code, out, err = cli(capsys, "check", str(script), "--invariant", "rows_sum_to_one")
+    assert code == 1
+    assert "the target called sys.exit(None) while being loaded" in out
+    assert f"  at {script}:2 in <module>" in out
+    code, out, err = cli(capsys, "check", str(script), "--no-isolate")
     assert code == 2
     assert out == ""
     assert err.count("\n") == 1

@@ -108,12 +108,21 @@ def test_missing_framework_says_what_to_install(
     )
 
 
+@pytest.mark.parametrize("isolate", [True, False], ids=["isolated", "in-process"])
 def test_missing_framework_is_a_cli_usage_error(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    isolate: bool,
 ) -> None:
-    monkeypatch.setitem(sys.modules, "torch", None)
+    if isolate:  # the target loads in a child: a torch that cannot be imported, there
+        (tmp_path / "torch").mkdir()
+        (tmp_path / "torch" / "__init__.py").write_text("raise ImportError('no torch here')\n")
+        monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    else:
+        monkeypatch.setitem(sys.modules, "torch", None)
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
-    assert main(["check", "torch"]) == 2
+    assert main(["check", "torch", *([] if isolate else ["--no-isolate"])]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (

@@ -16,7 +16,7 @@ import numpy as np
 from hypothesis.strategies import SearchStrategy
 
 from softmax_verify.implementation import Implementation
-from softmax_verify.invariants import _backward, _cases, _forward, _stages
+from softmax_verify.invariants import _backward, _cases, _determinism, _forward, _stages
 from softmax_verify.invariants._cases import Case
 
 __all__ = ["INVARIANTS", "INVARIANT_IDS", "SUMMARIES", "Case", "Invariant", "get_invariant"]
@@ -51,6 +51,7 @@ SUMMARIES: dict[str, str] = {
     "permutation_equivariance": "f(x[:, p]) == f(x)[:, p] for a column permutation p",
     "row_independence": "f(x)[r] == f(x[r:r+1])[0]: rows are separate distributions",
     "matches_reference": "|y_i - y_ref_i| <= eta_i * y_i + tiny against the float64 reference",
+    "deterministic": "two calls on the same x (and dout) agree within twice the error bound",
     "ones_upstream_gives_zero": "B(c * ones) == 0: softmax ignores a common shift of its logits",
     "central_differences": "B(g) == central differences of sum(g * f(x)), entry by entry",
     "jacobian_symmetry": "<u, B(v)> == <v, B(u)> per row: J = diag(y) - y y^T is symmetric",
@@ -90,6 +91,7 @@ INVARIANTS: tuple[Invariant, ...] = (
     ),
     Invariant("row_independence", False, _forward.row_independence, _cases.logits_case),
     Invariant("matches_reference", False, _forward.matches_reference, _cases.logits_case),
+    Invariant("deterministic", False, _determinism.deterministic, _forward_cases),
     Invariant(
         "ones_upstream_gives_zero", True, _backward.ones_upstream_gives_zero, _cases.ones_case
     ),

@@ -1,0 +1,94 @@
+"""The child process of ``softmax-verify check``: it loads the target and serves its calls.
+
+Everything the code under test can touch lives here: its module, its global state
+(numpy's error state and print options, random seeds, monkeypatched functions, signal
+handlers, the working directory) and its caches. The verifier (``_remote``) sends one
+request at a time and reads one reply:
+
+- ``("load", release, TargetSpec)`` -> ``("loaded", has_backward, name)``, or
+  ``("target_error", message)`` for a target that cannot be read (a usage error), or
+  ``("exited", status, location)`` for a ``sys.exit`` while the module was imported;
+- ``("forward", release, x, want_x)`` -> ``("ok", y, handle, x_after | None)``;
+- ``("backward", release, dout, handle | None, cache | None, want_dout, watch_cache)`` ->
+  ``("ok", dx, stages, dout_after | None, mutated_cache)``;
+- ``("vjp", release, x, dout)`` -> ``("ok", dx)``: a forward and its backward, in one trip;
+- ``("cache", release, handle, name)`` -> ``("ok", array | None)``: a named cache array;
+- ``("source", release, stage)`` -> ``("ok", "file:line: text" | None)``;
+- any call may instead reply ``("error", role, reason, location)`` or
+  ``("timeout", role, seconds)``.
+
+Caches stay here, keyed by handle; ``release`` lists the handles the verifier no longer
+holds. Replies are builtins and encoded arrays only (``_wire``). The process is started
+in a session of its own (the verifier stops the whole group at the end), dies with its
+parent (``PR_SET_PDEATHSIG``), ignores Ctrl-C (the verifier's to handle), writes what
+the code prints to stderr, and records in ``fault_fd`` where it was, through
+``faulthandler``, when it crashes, is stopped with SIGABRT, or calls ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import faulthandler
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any, NoReturn
+
+__all__ = ["main"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Be killed when the verifier dies, however it dies (Linux); exit if it already has."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the verifier's own handlers remain
+            pass
+    if os.getppid() != parent:  # the verifier died before prctl took effect
+        os._exit(1)
+
+
+def _record_exits(fault_fd: int) -> Callable[[int], NoReturn]:
+    """Make ``os._exit`` leave a ``faulthandler`` dump first (where the code exited from);
+    return the original, for this module's own exit."""
+    real_exit = os._exit
+
+    def _exit(status: int) -> NoReturn:
+        faulthandler.dump_traceback(file=fault_fd, all_threads=False)
+        real_exit(status)
+
+    os._exit = _exit
+    return real_exit
+
+
+def main() -> None:
+    """Entry point: ``python -c ... CONN_FD FAULT_FD PARENT_PID`` (see ``_remote``)."""
+    conn_fd, fault_fd, parent = (int(arg) for arg in sys.argv[1:4])
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    faulthandler.enable(file=fault_fd, all_threads=True)
+    real_exit = _record_exits(fault_fd)
+    from softmax_verify._serve import Server  # after the above: imports take time
+
+    conn = Connection(conn_fd)
+    server = Server()
+    while True:
+        try:
+            request: tuple[Any, ...] = conn.recv()
+        except (EOFError, OSError):  # the verifier is gone or done
+            real_exit(0)
+        if request[0] == "quit":
+            sys.stdout.flush()
+            sys.stderr.flush()
+            real_exit(0)  # no interpreter shutdown: the user's threads and atexit hooks
+        conn.send_bytes(pickle.dumps(server.handle(request), protocol=5))
+
+
+if __name__ == "__main__":  # pragma: no cover - run by the verifier as a child process
+    main()

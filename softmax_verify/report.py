@@ -77,6 +77,11 @@ class Report:
     seed: int | None
     results: tuple[Result, ...]
     command: str = ""
+    #: The shapes drawn (``Domain.describe``); empty when not recorded.
+    domain: str = ""
+    #: The accumulation model half-precision results were judged by; empty when no half
+    #: dtype was checked.
+    accumulate: str = ""
 
     @property
     def passed(self) -> bool:
@@ -112,6 +117,8 @@ class Report:
                 for r in self.results
             ],
             "command": self.command or None,
+            "domain": self.domain or None,
+            "accumulate": self.accumulate or None,
         }
 
     def to_json(self) -> str:
@@ -125,6 +132,10 @@ class Report:
         lines.append(
             f"profile {self.profile}, seed {self.seed if self.seed is not None else 'derandomized'}"
         )
+        if self.domain:
+            lines.append(f"shapes: {self.domain}")
+        if self.accumulate:
+            lines.append(f"half precision judged for accumulation in {self.accumulate}")
         lines.append("")
         width = max((len(r.invariant) for r in self.results), default=10)
         for r in self.results:

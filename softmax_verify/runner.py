@@ -21,7 +21,9 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.reporting import with_reporter
 
 from softmax_verify._compare import Mismatch
+from softmax_verify._dtypes import is_half
 from softmax_verify._validate import resolve_dtype
+from softmax_verify.domain import Domain
 from softmax_verify.errors import (
     CallTimeout,
     ImplementationError,
@@ -32,6 +34,7 @@ from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS, Case, Invariant, get_invariant
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result, Status
+from softmax_verify.tolerances import ACCUMULATIONS, accumulation, describe_accumulation
 
 __all__ = ["run_invariant", "verify"]
 
@@ -73,11 +76,15 @@ def run_invariant(
     max_examples: int | None = None,
     seed: int | None = None,
     on_case: Callable[[Case], None] | None = None,
+    domain: Domain | None = None,
+    accumulate: str = "float32",
 ) -> Result:
     """Run one invariant at one dtype as a Hypothesis property and return its Result.
 
     ``on_case``, if given, sees each case before it is checked (the crash-isolated
-    command keeps the latest, to report the input a crash happened on).
+    command keeps the latest, to report the input a crash happened on). Shapes are
+    drawn inside ``domain`` (default: every shape); half-precision tolerances follow
+    the ``accumulate`` model (``tolerances.accumulation``).
     """
     inv = get_invariant(invariant) if isinstance(invariant, str) else invariant
     dt = resolve_dtype(dtype)
@@ -104,7 +111,7 @@ def run_invariant(
             exc.case = case  # carried out of Hypothesis's last replay: the minimal case
             raise
 
-    test = given(inv.cases(dt))(prop)
+    test = given(inv.cases(dt, domain))(prop)
     test = _settings(profile, max_examples, seed)(test)
     if seed is not None:
         test = hypothesis_seed(seed)(test)
@@ -117,7 +124,7 @@ def run_invariant(
     location: str | None = None
     minimal = True
     try:
-        with with_reporter(lambda _text: None):
+        with with_reporter(lambda _text: None), accumulation(accumulate):
             test()
     except CallTimeout as exc:
         status, message, case = "error", str(exc), state.timeout_case
@@ -166,13 +173,19 @@ def verify(
     invariants: Iterable[str] | None = None,
     target: str | None = None,
     progress: Callable[[Result], None] | None = None,
+    domain: Domain | None = None,
+    accumulate: str = "float32",
 ) -> Report:
     """Check ``forward`` (and ``backward``) against every invariant, at each dtype.
 
     ``profile`` picks the Hypothesis profile (dev, ci, thorough); ``max_examples``
     overrides its example count; ``seed`` makes a random profile reproducible (a
     seed is drawn and reported when the profile is not derandomized). Each call
-    of the implementation is limited to ``timeout`` seconds.
+    of the implementation is limited to ``timeout`` seconds. ``dtypes`` may include
+    float16 and bfloat16 (ml_dtypes); their tolerances follow ``accumulate``:
+    ``"float32"`` (float32 or wider accumulation, rounded once: what production
+    kernels do) or ``"input"`` (accumulation in the half dtype itself). ``domain``
+    (a ``Domain``) restricts the shapes drawn to those the implementation supports.
     """
     if isinstance(dtypes, str):
         raise TypeError(f"dtypes must be a sequence of dtype names, got the string {dtypes!r}")
@@ -187,6 +200,7 @@ def verify(
         raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
     selected = INVARIANTS if invariants is None else tuple(get_invariant(i) for i in invariants)
     _settings(profile, max_examples, seed)  # validates profile early
+    domain = _check_options(domain, accumulate)
     if seed is None and not settings.get_profile(profile).derandomize:
         seed = random.SystemRandom().randrange(2**32)
     impl = Implementation(forward, backward, timeout=timeout, name=target)
@@ -194,7 +208,14 @@ def verify(
     for inv in selected:
         for dt in resolved:
             result = run_invariant(
-                inv, impl, dt, profile=profile, max_examples=max_examples, seed=seed
+                inv,
+                impl,
+                dt,
+                profile=profile,
+                max_examples=max_examples,
+                seed=seed,
+                domain=domain,
+                accumulate=accumulate,
             )
             results.append(result)
             if progress is not None:
@@ -205,4 +226,19 @@ def verify(
         profile=profile,
         seed=seed,
         results=tuple(results),
+        domain=domain.describe(),
+        accumulate=describe_accumulation(accumulate) if any(map(is_half, resolved)) else "",
     )
+
+
+def _check_options(domain: object, accumulate: object) -> Domain:
+    """``domain`` (None: every shape) and ``accumulate`` validated; the domain to use."""
+    if accumulate not in ACCUMULATIONS:
+        raise ValueError(
+            f"accumulate must be one of {', '.join(ACCUMULATIONS)}; got {accumulate!r}"
+        )
+    if domain is None:
+        return Domain()
+    if not isinstance(domain, Domain):
+        raise TypeError(f"domain must be a softmax_verify.Domain or None, got {domain!r}")
+    return domain

@@ -39,6 +39,11 @@ from softmax_verify.tolerances import ACCUMULATIONS, accumulation, describe_accu
 __all__ = ["run_invariant", "verify"]
 
 
+class _NotApplicableStop(BaseException):
+    """Ends a property whose invariant does not apply. A BaseException, so Hypothesis
+    lets it through at once instead of treating it as a failure to shrink."""
+
+
 @dataclass
 class _State:
     examples: int = 0
@@ -104,6 +109,7 @@ def run_invariant(
             inv.check(impl, case)
         except NotApplicable as exc:
             state.skipped = str(exc)
+            raise _NotApplicableStop from None  # decided: the other examples would do nothing
         except CallTimeout as exc:
             state.timed_out, state.timeout_case = exc, case
             raise
@@ -126,6 +132,8 @@ def run_invariant(
     try:
         with with_reporter(lambda _text: None), accumulation(accumulate):
             test()
+    except _NotApplicableStop:
+        pass  # state.skipped holds the reason
     except CallTimeout as exc:
         status, message, case = "error", str(exc), state.timeout_case
         minimal = False  # one overrun ends the search: the case is not shrunk

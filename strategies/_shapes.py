@@ -120,31 +120,40 @@ def _long_cols(low: int, high: int) -> SearchStrategy[int]:
     if not boundary:
         return arbitrary
     # Boundary lengths three times in four; shrinking goes to the shortest of them.
-    return st.sampled_from((0, 0, 0, 1)).flatmap(
-        lambda k: st.sampled_from(boundary) if k == 0 else arbitrary
-    )
+    return st.one_of(st.sampled_from(boundary), st.sampled_from(boundary), arbitrary)
+
+
+class _KernelShapes:
+    """The strategies ``kernel_shapes`` draws from, built once per call: a strategy
+    built inside a draw is validated again at every draw, which costs more than the
+    draw itself."""
+
+    def __init__(self, rows: tuple[int, int], cols: tuple[int, int], multiple: int) -> None:
+        small = 64
+        self.rows, self.cols, self.multiple = rows, cols, multiple
+        low, high = cols
+        self.can_small = _snap(low, multiple, low, high) <= small
+        self.can_long = high > small
+        self.small_top = max(low, min(high, small))
+        self.small_rows = _sizes(rows[0], max(rows[0], min(rows[1], 24)))
+        self.small_cols = _sizes(low, self.small_top)
+        self.long_cols = _long_cols(max(low, small + 1), high) if self.can_long else st.just(high)
+        # A fraction of the rows the entry budget leaves: shrinks to min_rows.
+        self.long_rows = st.integers(0, 255)
 
 
 @st.composite
-def _kernel_shapes(
-    draw: st.DrawFn,
-    rows: tuple[int, int],
-    cols: tuple[int, int],
-    multiple: int,
-    small_cols: int,
-) -> tuple[int, int]:
-    low_c, high_c = cols
-    can_small = _snap(low_c, multiple, low_c, high_c) <= small_cols
-    can_long = high_c > small_cols
-    if can_small and not (can_long and draw(_LONG)):
-        n_rows = draw(_sizes(rows[0], max(rows[0], min(rows[1], 24))))
-        top = max(low_c, min(high_c, small_cols))
-        if low_c <= n_rows <= top and n_rows % multiple == 0 and draw(_SQUARE):
+def _kernel_shapes(draw: st.DrawFn, k: _KernelShapes) -> tuple[int, int]:
+    low, high = k.cols
+    if k.can_small and not (k.can_long and draw(_LONG)):
+        n_rows = draw(k.small_rows)
+        if low <= n_rows <= k.small_top and n_rows % k.multiple == 0 and draw(_SQUARE):
             return (n_rows, n_rows)
-        return (n_rows, _snap(draw(_sizes(low_c, top)), multiple, low_c, high_c))
-    n_cols = _snap(draw(_long_cols(max(low_c, small_cols + 1), high_c)), multiple, low_c, high_c)
-    most = max(rows[0], min(rows[1], _LONG_ENTRIES // n_cols))
-    return (draw(st.integers(rows[0], most)), n_cols)
+        return (n_rows, _snap(draw(k.small_cols), k.multiple, low, high))
+    n_cols = _snap(draw(k.long_cols), k.multiple, low, high)
+    most = max(k.rows[0], min(k.rows[1], _LONG_ENTRIES // n_cols))
+    # Cubed: mostly a few rows (rows are independent), now and then the whole budget.
+    return (k.rows[0] + draw(k.long_rows) ** 3 * (most - k.rows[0]) // 255**3, n_cols)
 
 
 def kernel_shapes(
@@ -184,4 +193,4 @@ def kernel_shapes(
             f"cols_multiple_of={multiple} has no multiple between min_cols={min_cols} "
             f"and max_cols={max_cols}"
         )
-    return _kernel_shapes((min_rows, top_rows), (min_cols, max_cols), multiple, 64)
+    return _kernel_shapes(_KernelShapes((min_rows, top_rows), (min_cols, max_cols), multiple))

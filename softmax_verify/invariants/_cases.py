@@ -24,6 +24,11 @@ Shapes = SearchStrategy[tuple[int, int]]
 #: about 750 every float64 row is one-hot and every backward is trivially zero.
 MODERATE = 100.0
 
+# Built once: a strategy built inside a draw is validated again at every draw.
+_SCALES = st.just(1.0) | st.floats(-1e3, 1e3, allow_nan=False)
+_SCALES_32 = st.just(1.0) | st.floats(-1e3, 1e3, allow_nan=False, width=32)
+_POWERS = st.sampled_from((1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 4.0))
+
 
 @st.composite
 def forward_case(
@@ -73,11 +78,7 @@ def backward_case(
 def ones_case(draw: st.DrawFn, dtype: np.dtype[Any], shape: Shapes) -> Case:
     """``x`` of any magnitude and ``dout = c * ones`` (c = 1 first, then any |c| <= 1e3)."""
     x = draw(sv_st.logits(dtype, shape=shape), label="x")
-    scale = draw(
-        st.just(1.0)
-        | st.floats(-1e3, 1e3, allow_nan=False, width=32 if dtype.itemsize == 4 else 64),
-        label="c",
-    )
+    scale = draw(_SCALES_32 if dtype.itemsize == 4 else _SCALES, label="c")
     return {"x": x, "dout": np.full(x.shape, scale, dtype=dtype)}
 
 
@@ -91,9 +92,8 @@ def pair_case(draw: st.DrawFn, dtype: np.dtype[Any], shape: Shapes) -> Case:
     x = draw(sv_st.logits(dtype, shape=shape, max_magnitude=MODERATE), label="x")
     u = draw(sv_st.upstreams(x.shape, dtype), label="u")
     v = draw(sv_st.upstreams(x.shape, dtype), label="v")
-    powers = st.sampled_from([1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 4.0])
-    a = draw(powers, label="a")
-    b = draw(powers, label="b")
+    a = draw(_POWERS, label="a")
+    b = draw(_POWERS, label="b")
     return {"x": x, "u": u, "v": v, "a": np.array(a, dtype=dtype), "b": np.array(b, dtype=dtype)}
 
 

@@ -60,14 +60,17 @@ from hypothesis import settings
 
 from softmax_verify._case_log import CaseLog, read_case
 from softmax_verify._compare import Mismatch
+from softmax_verify._dtypes import is_half, named_dtype
 from softmax_verify._sandbox import user_location
 from softmax_verify._validate import resolve_dtype
+from softmax_verify.domain import Domain
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS, get_invariant
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result
 from softmax_verify.runner import run_invariant
 from softmax_verify.targets import resolve, resolve_callable
+from softmax_verify.tolerances import describe_accumulation
 
 __all__ = [
     "STARTUP_SECONDS",
@@ -100,12 +103,21 @@ _Pair = tuple[str, str]
 # --- results as plain data -----------------------------------------------------------------
 
 
+def _dtype_text(dtype: np.dtype[Any]) -> str:
+    # bfloat16's dtype.str is "<V2", which would decode as raw bytes: send its name.
+    return "bfloat16" if dtype.name == "bfloat16" else dtype.str
+
+
+def _text_dtype(text: str) -> np.dtype[Any]:
+    return named_dtype(text) if text == "bfloat16" else np.dtype(text)
+
+
 def encode_result(result: Result) -> dict[str, Any]:
     """``result`` as builtins only: arrays become (dtype, shape, bytes), the mismatch a dict."""
     data = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
     if result.counterexample is not None:
         data["counterexample"] = {
-            name: (value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes())
+            name: (_dtype_text(value.dtype), value.shape, np.ascontiguousarray(value).tobytes())
             for name, value in ((k, np.asarray(v)) for k, v in result.counterexample.items())
         }
     if result.mismatch is not None:
@@ -118,7 +130,7 @@ def decode_result(data: dict[str, Any]) -> Result:
     fields = dict(data)
     if fields.get("counterexample") is not None:
         fields["counterexample"] = {
-            name: np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()
+            name: np.frombuffer(raw, dtype=_text_dtype(dtype)).reshape(shape).copy()
             for name, (dtype, shape, raw) in fields["counterexample"].items()
         }
     if fields.get("mismatch") is not None:
@@ -183,6 +195,8 @@ class _Job:
     timeout: float | None
     fault_path: str = ""
     case_path: str = ""
+    domain: Domain | None = None
+    accumulate: str = "float32"
 
 
 def _counted(func: Callable[..., Any], calls: ctypes.c_uint64) -> Callable[..., Any]:
@@ -230,6 +244,8 @@ def _child_main(conn: Connection, job: _Job, calls: ctypes.c_uint64) -> None:
                 max_examples=job.max_examples,
                 seed=job.seed,
                 on_case=log.write,
+                domain=job.domain,
+                accumulate=job.accumulate,
             )
             conn.send(("result", index, encode_result(result)))
     except BaseException as exc:  # what the sandbox lets through: KeyboardInterrupt and the like
@@ -444,6 +460,8 @@ def verify_isolated(
     timeout: float | None = 10.0,
     invariants: Iterable[str] | None = None,
     progress: Callable[[Result], None] | None = None,
+    domain: Domain | None = None,
+    accumulate: str = "float32",
 ) -> Report:
     """``verify`` for a TARGET given as strings (see ``targets.resolve``), crash-isolated.
 
@@ -461,7 +479,17 @@ def verify_isolated(
     pairs = tuple((inv.id, name) for inv in selected for name in names)
     results: list[Result] = []
     while len(results) < len(pairs):
-        job = _Job(target, backward, pairs[len(results) :], profile, max_examples, seed, timeout)
+        job = _Job(
+            target,
+            backward,
+            pairs[len(results) :],
+            profile,
+            max_examples,
+            seed,
+            timeout,
+            domain=domain,
+            accumulate=accumulate,
+        )
         results += _run_child(job, progress or (lambda _result: None))
     return Report(
         target=target or "reference",
@@ -469,4 +497,6 @@ def verify_isolated(
         profile=profile,
         seed=seed,
         results=tuple(results),
+        domain=(domain or Domain()).describe(),
+        accumulate=describe_accumulation(accumulate) if any(map(is_half, names)) else "",
     )

@@ -1,9 +1,15 @@
 """``softmax-verify``: the command line.
 
-    softmax-verify check [TARGET] [--backward TARGET] [--dtype float64|float32|all]
+    softmax-verify check [TARGET] [--backward TARGET]
+                         [--dtype float64|float32|float16|bfloat16|all|all-half]
+                         [--accumulate float32|input]
+                         [--rows MIN:MAX] [--cols MIN:MAX] [--cols-multiple-of K]
                          [--profile dev|ci|thorough] [--max-examples N] [--seed N]
                          [--format text|json] [--timeout SECONDS] [--invariant ID ...]
                          [--no-isolate]
+
+``--dtype all`` is float64 and float32 (what it has always meant); ``all-half`` is
+float16 and bfloat16 (bfloat16 needs the ``half`` extra: ml_dtypes).
     softmax-verify list
 
 ``check`` runs the implementation in a child process (``softmax_verify._isolation``):
@@ -25,12 +31,15 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
+from softmax_verify._dtypes import bfloat16
 from softmax_verify._isolation import verify_isolated
+from softmax_verify.domain import Domain
 from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Result
 from softmax_verify.runner import verify
 from softmax_verify.targets import TargetError, resolve, resolve_callable
+from softmax_verify.tolerances import ACCUMULATIONS
 
 __all__ = ["main"]
 
@@ -65,6 +74,16 @@ _positive_int = _bounded(int, "a positive integer", lambda v: v >= 1)
 _seed = _bounded(int, "a non-negative integer", lambda v: v >= 0)
 _seconds = _bounded(float, "a positive number of seconds", lambda v: v > 0)  # NaN fails too
 
+#: ``--dtype`` choices and the dtypes each checks.
+DTYPE_SETS: dict[str, tuple[str, ...]] = {
+    "float64": ("float64",),
+    "float32": ("float32",),
+    "float16": ("float16",),
+    "bfloat16": ("bfloat16",),
+    "all": ("float64", "float32"),
+    "all-half": ("float16", "bfloat16"),
+}
+
 
 def _parser() -> _Parser:
     parser = _Parser(prog="softmax-verify", description="Verify a softmax forward/backward.")
@@ -77,7 +96,28 @@ def _parser() -> _Parser:
         help="MODULE:ATTR, FILE.py:ATTR, FILE.py, scipy, torch or jax (default: the reference)",
     )
     check.add_argument("--backward", help="MODULE:ATTR or FILE.py:ATTR of the backward")
-    check.add_argument("--dtype", choices=("float64", "float32", "all"), default="float64")
+    check.add_argument(
+        "--dtype",
+        choices=tuple(DTYPE_SETS),
+        default="float64",
+        help="all = float64 and float32; all-half = float16 and bfloat16 (needs ml_dtypes)",
+    )
+    check.add_argument(
+        "--accumulate",
+        choices=ACCUMULATIONS,
+        default="float32",
+        help="half precision only: the accumulation the tolerances assume (float32: float32 "
+        "or wider, rounded once to the output, as production kernels do; input: in the "
+        "half dtype itself, a much looser bound)",
+    )
+    check.add_argument("--rows", metavar="MIN:MAX", help="only draw row counts in this range")
+    check.add_argument("--cols", metavar="MIN:MAX", help="only draw column counts in this range")
+    check.add_argument(
+        "--cols-multiple-of",
+        type=_positive_int,
+        metavar="K",
+        help="only draw column counts that are multiples of K",
+    )
     check.add_argument("--profile", choices=PROFILES, default="ci")
     check.add_argument("--max-examples", type=_positive_int, default=None)
     check.add_argument("--seed", type=_seed, default=None)
@@ -108,6 +148,13 @@ def _reproduce(args: argparse.Namespace, seed: int | None) -> str:
     if args.backward:
         words += ["--backward", args.backward]
     words += ["--dtype", args.dtype, "--profile", args.profile]
+    if args.accumulate != "float32":
+        words += ["--accumulate", args.accumulate]
+    for option, value in (("--rows", args.rows), ("--cols", args.cols)):
+        if value is not None:
+            words += [option, value]
+    if args.cols_multiple_of is not None:
+        words += ["--cols-multiple-of", str(args.cols_multiple_of)]
     if args.max_examples is not None:
         words += ["--max-examples", str(args.max_examples)]
     if seed is not None:
@@ -133,8 +180,22 @@ def _check(args: argparse.Namespace) -> int:
     except TargetError as exc:
         sys.stderr.write(f"softmax-verify: error: {exc}\n")
         return EXIT_USAGE
+    try:
+        domain = Domain.parse(args.rows, args.cols, args.cols_multiple_of)
+    except ValueError as exc:
+        sys.stderr.write(f"softmax-verify: error: {exc}\n")
+        return EXIT_USAGE
+    dtypes = DTYPE_SETS[args.dtype]
+    if "bfloat16" in dtypes and bfloat16() is None:
+        sys.stderr.write(
+            f"softmax-verify: error: --dtype {args.dtype} needs bfloat16 from ml_dtypes: "
+            "pip install 'softmax-verify[half]'\n"
+        )
+        return EXIT_USAGE
     options: dict[str, Any] = {
-        "dtypes": ("float64", "float32") if args.dtype == "all" else (args.dtype,),
+        "dtypes": dtypes,
+        "domain": domain,
+        "accumulate": args.accumulate,
         "profile": args.profile,
         "max_examples": args.max_examples,
         "seed": args.seed,
@@ -155,6 +216,8 @@ def _check(args: argparse.Namespace) -> int:
         seed=report.seed,
         results=report.results,
         command=_reproduce(args, report.seed),
+        domain=report.domain,
+        accumulate=report.accumulate,
     )
     sys.stdout.write((report.to_json() if args.format == "json" else report.to_text()) + "\n")
     return EXIT_OK if report.passed else EXIT_FAILED

@@ -87,7 +87,8 @@ def test_block_tail_bugs_are_caught_on_long_rows(
             assert r.counterexample is not None
             d = r.counterexample["x"].shape[1]
             # The minimal case is a row the bug really breaks: past one block, not a multiple.
-            assert d > longer_than and d % longer_than != 0, (r.invariant, d)
+            assert d > longer_than, (r.invariant, d)
+            assert d % longer_than != 0, (r.invariant, d)
 
 
 def test_block_tail_bug_passes_on_a_domain_of_whole_blocks() -> None:

@@ -6,11 +6,13 @@ Public API:
   ``log_softmax``, ``log_softmax_backward``, ``staged_forward``, ``staged_backward``;
 - ``verify(forward, backward=None, ...) -> Report``: every invariant as a
   Hypothesis property against your implementation;
+- ``Domain``: the shapes an implementation supports (``verify(..., domain=...)``);
 - ``INVARIANTS``: the invariants, each with an id, its math and a check;
 - ``softmax_verify.gradcheck``: exhaustive and fast gradient checks;
 - ``softmax_verify.testing.SoftmaxContract``: the same checks as a pytest base class.
 """
 
+from softmax_verify.domain import Domain
 from softmax_verify.errors import ImplementationError, InvariantViolation
 from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS, Invariant
 from softmax_verify.reference import (
@@ -27,6 +29,7 @@ from softmax_verify.staged import StagedCache, StagedGradients, staged_backward,
 __all__ = [
     "INVARIANTS",
     "INVARIANT_IDS",
+    "Domain",
     "ImplementationError",
     "Invariant",
     "InvariantViolation",

@@ -7,6 +7,8 @@
         forward = staticmethod(mymodel.softmax_forward)
         backward = staticmethod(mymodel.softmax_backward)   # optional
         dtypes = ("float64", "float32")                     # optional
+        domain = Domain(cols=(128, 8192), cols_multiple_of=128)  # optional: shapes it supports
+        accumulate = "float32"                   # optional: half-precision model (or "input")
 
     ``class TestMySoftmax(SoftmaxContract, exclude=("stage_gradients",))`` leaves
     invariants out of collection (e.g. stage localization for a backward that returns
@@ -28,18 +30,26 @@ import pytest
 from hypothesis import given
 
 from softmax_verify._validate import resolve_dtype
+from softmax_verify.domain import Domain
 from softmax_verify.errors import NotApplicable
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS, Case, Invariant, get_invariant
+from softmax_verify.tolerances import accumulation
 
 __all__ = ["SoftmaxContract"]
 
 
-def _run_property(inv: Invariant, impl: Implementation, dtype: np.dtype[Any]) -> str | None:
+def _run_property(
+    inv: Invariant,
+    impl: Implementation,
+    dtype: np.dtype[Any],
+    domain: Domain | None = None,
+    accumulate: str = "float32",
+) -> str | None:
     """Run ``inv`` as a Hypothesis property; the reason if it does not apply, else None."""
     not_applicable: list[str] = []
 
-    @given(inv.cases(dtype))
+    @given(inv.cases(dtype, domain))
     def prop(case: Case) -> None:
         if not_applicable:
             return
@@ -48,7 +58,8 @@ def _run_property(inv: Invariant, impl: Implementation, dtype: np.dtype[Any]) ->
         except NotApplicable as exc:  # decided on the first example: nothing to shrink
             not_applicable.append(str(exc))
 
-    prop()
+    with accumulation(accumulate):
+        prop()
     return not_applicable[0] if not_applicable else None
 
 
@@ -58,7 +69,10 @@ def _contract_test(inv: Invariant) -> Callable[[Any], None]:
         if inv.needs_backward and not impl.has_backward:
             pytest.skip("no backward set on the contract class")  # forward-only contract: by design
         for name in type(self).dtypes:
-            reason = _run_property(inv, impl, resolve_dtype(name, "dtypes"))
+            cls = type(self)
+            reason = _run_property(
+                inv, impl, resolve_dtype(name, "dtypes"), cls.domain, cls.accumulate
+            )
             if reason is not None:
                 # Not a hidden failure: the invariant cannot be checked on this implementation
                 # (e.g. stage_gradients on a cache without named stages), and a pass would claim
@@ -78,6 +92,10 @@ class SoftmaxContract:
     dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32")
     #: Seconds one call of the implementation may take before it counts as an error.
     timeout: ClassVar[float | None] = 10.0
+    #: The shapes the implementation supports (None: every shape is drawn).
+    domain: ClassVar[Domain | None] = None
+    #: The accumulation model half-precision dtypes are judged by (tolerances.ACCUMULATIONS).
+    accumulate: ClassVar[str] = "float32"
 
     def __init_subclass__(cls, exclude: tuple[str, ...] = (), **kwargs: Any) -> None:
         """``class TestX(SoftmaxContract, exclude=("stage_gradients",))`` leaves those out.

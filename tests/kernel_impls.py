@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_verify._dtypes import named_dtype
+
 A = NDArray[Any]
-BF16 = np.dtype(ml_dtypes.bfloat16)
 
 
 def _online(x: A, block: int, count: Callable[[int], int]) -> A:
@@ -80,10 +80,11 @@ def float16_sequential(x: A) -> A:
 def bfloat16_rounded_intermediates(x: A) -> A:
     """Wrong: computes in float32 but stores exp(x - m) and the row sum as bfloat16
     before dividing, three roundings of 2**-8 where one is budgeted."""
+    bf16 = named_dtype("bfloat16")
     x32 = x.astype(np.float32)
-    e = np.exp(x32 - x32.max(axis=1, keepdims=True)).astype(BF16).astype(np.float32)
-    s = e.sum(axis=1, keepdims=True, dtype=np.float32).astype(BF16).astype(np.float32)
-    return (e / s).astype(BF16)
+    e = np.exp(x32 - x32.max(axis=1, keepdims=True)).astype(bf16).astype(np.float32)
+    s = e.sum(axis=1, keepdims=True, dtype=np.float32).astype(bf16).astype(np.float32)
+    return (e / s).astype(bf16)
 
 
 def float32_sequential(x: A) -> A:

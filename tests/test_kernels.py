@@ -8,12 +8,14 @@ accumulation model (float32 or wider, rounded once).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import kernel_impls as k
 import numpy as np
 import pytest
+from conftest import require
 
 from softmax_verify import verify
 from softmax_verify.domain import Domain
@@ -39,6 +41,8 @@ def _failed(report: Any) -> set[tuple[str, str]]:
 def test_correct_kernels_pass_every_forward_invariant(
     forward: Callable[..., Any], dtypes: tuple[str, ...]
 ) -> None:
+    if "bfloat16" in dtypes:
+        require("ml_dtypes")
     report = verify(forward, dtypes=dtypes, profile="ci", invariants=FORWARD)
     assert report.passed, report.to_text()
     assert {r.dtype for r in report.results} == set(dtypes)
@@ -112,6 +116,8 @@ def test_block_tail_bug_passes_on_a_domain_of_whole_blocks() -> None:
 def test_half_kernels_outside_the_float32_model_fail(
     forward: Callable[..., Any], dtype: str
 ) -> None:
+    if dtype == "bfloat16":
+        require("ml_dtypes")
     report = verify(forward, dtypes=(dtype,), profile="ci", invariants=VALUES)
     assert ("matches_reference", dtype) in _failed(report), report.to_text()
     assert "float32 or wider" in report.to_text()
@@ -144,3 +150,21 @@ def test_float16_sequential_passes_the_input_accumulation_model_on_short_rows() 
     )
     assert report.passed, report.to_text()
     assert "the input dtype" in report.to_text()
+
+
+def test_cli_checks_bfloat16_in_the_child_and_reports_the_case(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Isolated (the default): the bfloat16 counterexample crosses the process boundary."""
+    require("ml_dtypes")
+    from softmax_verify.cli import main
+
+    target = f"{k.__file__}:bfloat16_rounded_intermediates"
+    argv = ["check", target, "--dtype", "bfloat16", "--invariant", "matches_reference"]
+    assert main([*argv, "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["accumulate"].startswith("float32 or wider")
+    (result,) = data["results"]
+    assert result["status"] == "failed"
+    assert result["dtype"] == "bfloat16"
+    assert result["counterexample"]["x"]

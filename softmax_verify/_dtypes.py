@@ -34,7 +34,8 @@ def bfloat16() -> np.dtype[Any] | None:
         import ml_dtypes
     except ImportError:
         return None
-    return np.dtype(ml_dtypes.bfloat16)
+    found: np.dtype[Any] = np.dtype(ml_dtypes.bfloat16)
+    return found
 
 
 def named_dtype(name: str, parameter: str = "dtype") -> np.dtype[Any]:
@@ -68,5 +69,5 @@ def finfo(dtype: DTypeLike) -> Any:
     if resolved.name == "bfloat16":
         import ml_dtypes
 
-        return ml_dtypes.finfo(resolved)
+        return ml_dtypes.finfo(resolved)  # type: ignore[no-untyped-call]  # ml_dtypes: no hints
     return np.finfo(resolved)

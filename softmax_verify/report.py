@@ -170,11 +170,16 @@ class Report:
         return "\n".join(lines)
 
 
+def _dtype_source(dtype: np.dtype[Any]) -> str:
+    """The dtype as Python source: bfloat16 is not numpy's but ml_dtypes'."""
+    return "ml_dtypes.bfloat16" if dtype.name == "bfloat16" else f"np.{dtype}"
+
+
 def _format_array(name: str, value: np.ndarray[Any, Any]) -> list[str]:
     if value.size <= FULL_PRINT:
         body = np.array2string(value, precision=17, separator=", ", max_line_width=100)
         text = (
-            f"{name} = np.array({body}, dtype=np.{value.dtype})"
+            f"{name} = np.array({body}, dtype={_dtype_source(value.dtype)})"
             if value.ndim
             else f"{name} = {value.item()!r}"
         )

@@ -53,12 +53,12 @@ def check_dtype(dtype: DTypeLike, name: str = "dtype") -> np.dtype[np.floating[A
     """
     if dtype is None:
         raise TypeError(f"{name}=None must be {_EXPECTED}")
-    if isinstance(dtype, str) and dtype == "bfloat16" and bfloat16() is not None:
-        dtype = bfloat16()
     try:
-        resolved = np.dtype(dtype)  # type: ignore[arg-type]  # narrowed from None above
+        named = bfloat16() if isinstance(dtype, str) and dtype == "bfloat16" else None
+        resolved = named if named is not None else np.dtype(dtype)
     except (TypeError, ValueError):
         raise TypeError(f"{name}={dtype!r} must be {_EXPECTED}") from None
+    supported: np.dtype[np.floating[Any]]
     for supported in DTYPES + HALF_DTYPES:
         if resolved == supported:
             return supported

@@ -84,7 +84,8 @@ def bfloat16_rounded_intermediates(x: A) -> A:
     x32 = x.astype(np.float32)
     e = np.exp(x32 - x32.max(axis=1, keepdims=True)).astype(bf16).astype(np.float32)
     s = e.sum(axis=1, keepdims=True, dtype=np.float32).astype(bf16).astype(np.float32)
-    return (e / s).astype(bf16)
+    y: A = (e / s).astype(bf16)
+    return y
 
 
 def float32_sequential(x: A) -> A:

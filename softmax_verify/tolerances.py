@@ -31,7 +31,7 @@ Half precision (float16, bfloat16; docs/tolerances.md, "Half precision") follows
   :math:`\eta_i = u_h + (1 + u_h)\gamma^{(32)}_{D + 10 + \ln D + t_i}`, with
   :math:`u_h` the half dtype's unit roundoff and :math:`\gamma^{(32)}` float32's. Any
   chain of n roundings becomes ``chain(n)`` :math:`= u_h + (1 + u_h)\gamma^{(32)}_n`,
-  and :math:`\lambda` gains float32's (an intermediate may underflow in float32).
+  and :math:`\lambda` becomes :math:`\lambda_{32} + \sigma_h` (``_tiny``).
 - ``"input"``: everything in the half dtype itself: the model above with :math:`u = u_h`.
   Where :math:`(D + 10 + \ln D + t_i) u \ge 1/2` the bound is vacuous and says so
   (``VACUOUS``): at float16 from D of about 1000 on, at bfloat16 from about 120.
@@ -155,13 +155,22 @@ def gamma(n: float | Float64Array, dtype: DTypeLike) -> Float64Array:
 
 
 def _tiny(dtype: DTypeLike) -> float:
-    r""":math:`\lambda`: the smallest normal number, plus float32's under the ``"float32"``
-    half model (an intermediate may underflow there before the final rounding)."""
+    r"""The absolute error allowed per rounding for underflow: :math:`\lambda`, the smallest
+    normal number (a result flushed to zero, FTZ, errs by less).
+
+    Under the ``"float32"`` half model the work is in float32, which may flush below
+    float32's :math:`\lambda`, and only the final rounding is to the half dtype: that one
+    keeps subnormals (IEEE gradual underflow, as numpy, ml_dtypes and CUDA's half
+    conversions do), so it errs by at most half the half dtype's smallest subnormal
+    :math:`\sigma_h`. The allowance is :math:`\lambda_{32} + \sigma_h`: about 6e-8 for
+    float16, where its :math:`\lambda` of 6.1e-5 would hide a 50 % error in an entry
+    of a 8192-wide row (each near 1.2e-4).
+    """
     resolved = resolve_dtype(dtype)
-    tiny = float(finfo(resolved).smallest_normal)
+    info = finfo(resolved)
     if _model(resolved)[1]:
-        tiny += float(np.finfo(np.float32).smallest_normal)
-    return tiny
+        return float(np.finfo(np.float32).smallest_normal) + float(info.smallest_subnormal)
+    return float(info.smallest_normal)
 
 
 def _subnormal(dtype: DTypeLike) -> float:

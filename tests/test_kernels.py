@@ -137,6 +137,20 @@ def test_float16_sequential_fails_by_far_on_long_constant_rows() -> None:
     assert caught.value.mismatch.max_rel_error == pytest.approx(1.0)
 
 
+def test_float16_sequential_is_caught_on_random_long_rows() -> None:
+    """About 12 % off on random rows of 4096: the float32-model bound is near u_h = 5e-4."""
+    from softmax_verify.errors import InvariantViolation
+    from softmax_verify.implementation import Implementation
+    from softmax_verify.invariants._forward import matches_reference
+
+    x = np.random.default_rng(1).normal(0.0, 1.0, (2, 4096)).astype(np.float16)
+    impl = Implementation(k.float16_sequential, None, timeout=None)
+    with pytest.raises(InvariantViolation) as caught:
+        matches_reference(impl, {"x": x})
+    assert caught.value.mismatch is not None
+    assert caught.value.mismatch.max_rel_error > 0.1
+
+
 def test_float16_sequential_passes_the_input_accumulation_model_on_short_rows() -> None:
     """--accumulate input: the same kernel is within the input-dtype bound where it is
     informative (short rows); where it is vacuous nothing is claimed either way."""

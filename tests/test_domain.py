@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from softmax_verify import Domain, verify
+from softmax_verify import Domain, ImplementationError, verify
 from softmax_verify.cli import main
 from softmax_verify.reference import softmax
+from softmax_verify.testing import SoftmaxContract
 
 
 def _forward(x: np.ndarray) -> np.ndarray:
@@ -109,3 +110,28 @@ def test_cli_states_the_domain_and_reproduces_it(capsys: pytest.CaptureFixture[s
     data = json.loads(capsys.readouterr().out)
     assert "--rows 1:3 --cols 128:512 --cols-multiple-of 128" in data["command"]
     assert data["domain"] == "rows 1..3, cols 128..512, multiple of 128 (declared)"
+
+
+def _blocked_only(x: np.ndarray) -> np.ndarray:
+    """A kernel for whole blocks of 128 columns only: anything else is refused."""
+    if x.shape[1] % 128:
+        raise ValueError(f"{x.shape[1]} columns: only multiples of 128 are supported")
+    return softmax(x, axis=1)
+
+
+class _BlockedContract(SoftmaxContract):
+    forward = staticmethod(_blocked_only)
+    dtypes = ("float32",)
+    domain = Domain(cols=(128, 1024), cols_multiple_of=128)
+
+
+def test_contract_draws_only_the_declared_domain() -> None:
+    _BlockedContract().test_matches_reference()  # type: ignore[attr-defined]  # set per invariant
+
+
+def test_contract_without_the_domain_finds_the_refused_shapes() -> None:
+    class Undeclared(_BlockedContract):
+        domain = None
+
+    with pytest.raises(ImplementationError):
+        Undeclared().test_matches_reference()  # type: ignore[attr-defined]  # set per invariant

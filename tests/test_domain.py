@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -122,7 +123,7 @@ def _blocked_only(x: np.ndarray) -> np.ndarray:
 class _BlockedContract(SoftmaxContract):
     forward = staticmethod(_blocked_only)
     dtypes = ("float32",)
-    domain = Domain(cols=(128, 1024), cols_multiple_of=128)
+    domain: ClassVar[Domain | None] = Domain(cols=(128, 1024), cols_multiple_of=128)
 
 
 def test_contract_draws_only_the_declared_domain() -> None:

@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Extras to install; CI adds the frameworks: make verify EXTRAS=dev,scipy,torch,jax
+# Extras to install; CI adds the frameworks and ml_dtypes: make verify EXTRAS=dev,scipy,torch,jax,half
 EXTRAS ?= dev
 TARGET ?=
 comma := ,
@@ -51,7 +51,7 @@ soak: install
 
 bench: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(MAKE) --no-print-directory install EXTRAS=dev,scipy,torch,jax
+	$(MAKE) --no-print-directory install EXTRAS=dev,scipy,torch,jax,half
 	$(BIN)/python bench/bench.py
 
 clean:

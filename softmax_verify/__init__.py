@@ -8,11 +8,13 @@ Public API:
   Hypothesis property against your implementation, at float32 and float64; a
   Report is true when it passed (``assert verify(f, b)``), and
   ``report.raise_for_failures()`` raises ``VerificationFailed`` with the text report;
+- ``Domain``: the shapes an implementation supports (``verify(..., domain=...)``);
 - ``INVARIANTS``: the invariants, each with an id, its math and a check;
 - ``softmax_verify.gradcheck``: exhaustive and fast gradient checks;
 - ``softmax_verify.testing.SoftmaxContract``: the same checks as a pytest base class.
 """
 
+from softmax_verify.domain import Domain
 from softmax_verify.errors import ImplementationError, InvariantViolation
 from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS, Invariant
 from softmax_verify.reference import (
@@ -29,6 +31,7 @@ from softmax_verify.staged import StagedCache, StagedGradients, staged_backward,
 __all__ = [
     "INVARIANTS",
     "INVARIANT_IDS",
+    "Domain",
     "ImplementationError",
     "Invariant",
     "InvariantViolation",

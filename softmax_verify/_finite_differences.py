@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from softmax_verify._tally import F64, _f64
 from softmax_verify.implementation import Implementation
 from softmax_verify.reference import softmax
+from softmax_verify.tolerances import _tiny
 
 #: max |sigma''| of the logistic function: sigma(1 - sigma)(1 - 2 sigma) peaks at 1/(6 sqrt 3).
 _SECOND = 1 / (6 * math.sqrt(3))
@@ -98,7 +99,7 @@ def _rounding(eta: F64, y: F64, largest: float, dtype: np.dtype[Any]) -> F64:
     """
     out: F64 = eta * y
     out *= 2 * math.exp(largest)
-    out += 2 * float(np.finfo(dtype).smallest_normal)
+    out += 2 * _tiny(dtype)
     return out
 
 

@@ -32,16 +32,19 @@ from typing import Any
 
 from hypothesis import settings
 
+from softmax_verify._dtypes import is_half
 from softmax_verify._remote import LoadFailed, RemoteImplementation, crash_location
 from softmax_verify._settings import DEFAULT_DTYPES
 from softmax_verify._validate import resolve_dtype
 from softmax_verify.diagnosis import Diagnosis, diagnose
+from softmax_verify.domain import Domain
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS, get_invariant
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result
 from softmax_verify.runner import run_invariant
 from softmax_verify.targets import TargetSpec, load_implementation
+from softmax_verify.tolerances import describe_accumulation
 
 __all__ = ["crash_location", "verify_isolated"]
 
@@ -116,6 +119,8 @@ def verify_isolated(
     invariants: Iterable[str] | None = None,
     progress: Callable[[Result], None] | None = None,
     isolate: bool = True,
+    domain: Domain | None = None,
+    accumulate: str = "float32",
 ) -> Report:
     """``verify`` for a TARGET given as strings (see ``targets.resolve``), the target in a
     child process (``isolate=False``: in this one, as ``--no-isolate`` asks). Raises
@@ -136,7 +141,14 @@ def verify_isolated(
                 loaded[index]
                 if loaded is not None
                 else run_invariant(
-                    inv, impl, dtype, profile=profile, max_examples=max_examples, seed=seed
+                    inv,
+                    impl,
+                    dtype,
+                    profile=profile,
+                    max_examples=max_examples,
+                    seed=seed,
+                    domain=domain,
+                    accumulate=accumulate,
                 )
             )
             results.append(result)
@@ -175,4 +187,6 @@ def verify_isolated(
         results=tuple(results),
         notes=notes,
         diagnosis=tuple(found),
+        domain=(domain or Domain()).describe(),
+        accumulate=describe_accumulation(accumulate) if any(map(is_half, names)) else "",
     )

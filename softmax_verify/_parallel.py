@@ -12,6 +12,7 @@ work that is split (see ``segments``).
 
 from __future__ import annotations
 
+import contextvars
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,15 +44,21 @@ def map_blocks(func: Callable[[tuple[int, int]], T], blocks: list[tuple[int, int
     than the second thread gained. Results come back in block order. ``func`` must only
     write to rows of its own block, and must set any context-local numpy state it needs
     (``np.errstate``, ``np.setbufsize``) itself: a worker thread does not inherit the
-    caller's.
+    caller's. Context variables (the tolerance model, ``tolerances.accumulation``) are
+    carried over: each run executes in its own copy of the caller's context.
     """
     count = min(threads(), len(blocks))
     if count <= 1:
         return [func(block) for block in blocks]
     bounds = [len(blocks) * i // count for i in range(count + 1)]
     runs = [blocks[bounds[i] : bounds[i + 1]] for i in range(count)]
+    contexts = [contextvars.copy_context() for _ in runs]  # one each: a context runs once at a time
     with ThreadPoolExecutor(count) as pool:
-        done = list(pool.map(lambda run: [func(block) for block in run], runs))
+        done = list(
+            pool.map(
+                lambda ctx, run: ctx.run(lambda: [func(block) for block in run]), contexts, runs
+            )
+        )
     return [result for run in done for result in run]
 
 

@@ -12,9 +12,26 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-__all__ = ["SUPPORTED_DTYPES", "as_float_array", "check_axis", "check_same_shape", "resolve_dtype"]
+from softmax_verify._dtypes import DTYPE_NAMES, bfloat16, named_dtype
 
+__all__ = [
+    "CHECKED_DTYPES",
+    "SUPPORTED_DTYPES",
+    "as_float_array",
+    "check_axis",
+    "check_same_shape",
+    "resolve_dtype",
+]
+
+#: What the reference kernels and the staged helpers compute in.
 SUPPORTED_DTYPES: tuple[np.dtype[Any], ...] = (np.dtype(np.float32), np.dtype(np.float64))
+#: What implementations are checked at: those, and half precision (bfloat16 with ml_dtypes).
+CHECKED_DTYPES: tuple[np.dtype[Any], ...] = (
+    *SUPPORTED_DTYPES,
+    np.dtype(np.float16),
+    *((found,) if (found := bfloat16()) is not None else ()),
+)
+_EXPECTED = ", ".join(DTYPE_NAMES[:-1]) + " or " + DTYPE_NAMES[-1]
 
 
 def _describe(value: object) -> str:
@@ -27,24 +44,32 @@ def _describe(value: object) -> str:
 
 
 def resolve_dtype(dtype: DTypeLike, name: str = "dtype") -> np.dtype[Any]:
-    """Return ``dtype`` as a numpy dtype if it is float32 or float64, else raise TypeError."""
+    """Return ``dtype`` as a numpy dtype if it is one of ``DTYPE_NAMES``, else raise TypeError.
+
+    The name ``"bfloat16"`` resolves through ml_dtypes (an optional extra).
+    """
     if dtype is None:
-        raise TypeError(f"{name} must be float32 or float64, got None")
+        raise TypeError(f"{name} must be {_EXPECTED}, got None")
+    if isinstance(dtype, str) and dtype == "bfloat16":
+        return named_dtype(dtype, name)
     try:
         resolved = np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"{name} must be float32 or float64, got {_describe(dtype)}") from None
-    if resolved not in SUPPORTED_DTYPES:
-        raise TypeError(f"{name} must be float32 or float64, got {resolved}")
+        raise TypeError(f"{name} must be {_EXPECTED}, got {_describe(dtype)}") from None
+    if resolved not in CHECKED_DTYPES:
+        raise TypeError(f"{name} must be {_EXPECTED}, got {resolved}")
     return resolved
 
 
-def as_float_array(value: object, name: str) -> NDArray[np.floating[Any]]:
+def as_float_array(
+    value: object, name: str, *, dtypes: tuple[np.dtype[Any], ...] = SUPPORTED_DTYPES
+) -> NDArray[np.floating[Any]]:
     """Return ``value`` as a float32/float64 ndarray of rank >= 1, without copying.
 
     Lists of Python floats are accepted (they become float64). Integer, bool,
     complex, object, string and 0-d inputs are rejected: softmax of integers is
-    almost always a caller's mistake, and silently casting would hide it.
+    almost always a caller's mistake, and silently casting would hide it. The gradient
+    checks pass ``dtypes=CHECKED_DTYPES``: half-precision inputs too.
     """
     if isinstance(value, np.ndarray):
         array = value
@@ -58,7 +83,7 @@ def as_float_array(value: object, name: str) -> NDArray[np.floating[Any]]:
             ) from None
     else:
         raise TypeError(f"{name} must be a float32 or float64 numpy array, got {_describe(value)}")
-    if array.dtype not in SUPPORTED_DTYPES:
+    if array.dtype not in dtypes:
         kind = {"i": "integer", "u": "unsigned integer", "b": "bool", "c": "complex"}.get(
             array.dtype.kind, str(array.dtype)
         )

@@ -1,11 +1,17 @@
 """``softmax-verify``: the command line.
 
-    softmax-verify check [TARGET] [--backward TARGET] [--dtype float64|float32|all]
+    softmax-verify check [TARGET] [--backward TARGET]
+                         [--dtype float64|float32|float16|bfloat16|all|all-half]
+                         [--accumulate float32|input]
+                         [--rows MIN:MAX] [--cols MIN:MAX] [--cols-multiple-of K]
                          [--profile dev|ci|thorough] [--max-examples N] [--seed N]
                          [--format text|json|junit|github] [--timeout SECONDS]
                          [--invariant ID ...] [--no-isolate]
     softmax-verify list [--format text|json]
     softmax-verify --version
+
+Without ``--dtype``, float32 and float64 are checked; ``--dtype all`` is the same pair;
+``all-half`` is float16 and bfloat16 (bfloat16 needs the ``half`` extra: ml_dtypes).
 
 ``check`` imports and runs the implementation only in a child process
 (``softmax_verify._isolation``); this process generates the inputs, computes the
@@ -33,15 +39,18 @@ from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 from softmax_verify import __version__
+from softmax_verify._dtypes import bfloat16
 from softmax_verify._formats import to_github, to_junit
 from softmax_verify._isolation import verify_isolated
 from softmax_verify._sandbox import one_line
 from softmax_verify._settings import DEFAULT_DTYPES
 from softmax_verify._storage import private_hypothesis_storage
+from softmax_verify.domain import Domain
 from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result
 from softmax_verify.targets import TargetError
+from softmax_verify.tolerances import ACCUMULATIONS
 
 __all__ = ["main"]
 
@@ -98,6 +107,16 @@ _positive_int = _bounded(int, "a positive integer", lambda v: v >= 1)
 _seed = _bounded(int, "a non-negative integer", lambda v: v >= 0)
 _seconds = _bounded(float, "a positive number of seconds", lambda v: v > 0)  # NaN fails too
 
+#: ``--dtype`` choices and the dtypes each checks.
+DTYPE_SETS: dict[str, tuple[str, ...]] = {
+    "float64": ("float64",),
+    "float32": ("float32",),
+    "float16": ("float16",),
+    "bfloat16": ("bfloat16",),
+    "all": ("float64", "float32"),
+    "all-half": ("float16", "bfloat16"),
+}
+
 
 def _parser() -> _Parser:
     parser = _Parser(
@@ -133,9 +152,30 @@ def _parser() -> _Parser:
     )
     check.add_argument(
         "--dtype",
-        choices=("float64", "float32", "all"),
+        choices=tuple(DTYPE_SETS),
         default=None,
-        help=f"the dtype to check (default: {' and '.join(DEFAULT_DTYPES)})",
+        help=f"the dtype to check; all = float64 and float32; all-half = float16 and bfloat16 "
+        f"(needs ml_dtypes) (default: {' and '.join(DEFAULT_DTYPES)})",
+    )
+    check.add_argument(
+        "--accumulate",
+        choices=ACCUMULATIONS,
+        default="float32",
+        help="half precision only: the accumulation the tolerances assume (float32: float32 "
+        "or wider, rounded once to the output, as production kernels do; input: in the "
+        "half dtype itself, a much looser bound) (default: float32)",
+    )
+    check.add_argument(
+        "--rows", metavar="MIN:MAX", help="only draw row counts in this range (default: any)"
+    )
+    check.add_argument(
+        "--cols", metavar="MIN:MAX", help="only draw column counts in this range (default: any)"
+    )
+    check.add_argument(
+        "--cols-multiple-of",
+        type=_positive_int,
+        metavar="K",
+        help="only draw column counts that are multiples of K (default: any)",
     )
     check.add_argument(
         "--profile",
@@ -211,6 +251,13 @@ def _reproduce(args: argparse.Namespace, seed: int | None) -> str:
     if args.dtype is not None:
         words += ["--dtype", args.dtype]
     words += ["--profile", args.profile]
+    if args.accumulate != "float32":
+        words += ["--accumulate", args.accumulate]
+    for option, value in (("--rows", args.rows), ("--cols", args.cols)):
+        if value is not None:
+            words += [option, value]
+    if args.cols_multiple_of is not None:
+        words += ["--cols-multiple-of", str(args.cols_multiple_of)]
     if args.max_examples is not None:
         words += ["--max-examples", str(args.max_examples)]
     if seed is not None:
@@ -242,15 +289,26 @@ def _stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+def _usage_error(message: str) -> int:
+    sys.stderr.write(f"softmax-verify: error: {one_line(message)}\n")
+    return EXIT_USAGE
+
+
 def _check(args: argparse.Namespace) -> int:
+    try:
+        domain = Domain.parse(args.rows, args.cols, args.cols_multiple_of)
+    except ValueError as exc:
+        return _usage_error(str(exc))
+    dtypes = DEFAULT_DTYPES if args.dtype is None else DTYPE_SETS[args.dtype]
+    if "bfloat16" in dtypes and bfloat16() is None:
+        return _usage_error(
+            f"--dtype {args.dtype} needs bfloat16 from ml_dtypes: "
+            "pip install 'softmax-verify[half]'"
+        )
     options: dict[str, Any] = {
-        "dtypes": (
-            ("float64", "float32")
-            if args.dtype == "all"
-            else DEFAULT_DTYPES
-            if args.dtype is None
-            else (args.dtype,)
-        ),
+        "dtypes": dtypes,
+        "domain": domain,
+        "accumulate": args.accumulate,
         "profile": args.profile,
         "max_examples": args.max_examples,
         "seed": args.seed,
@@ -265,8 +323,7 @@ def _check(args: argparse.Namespace) -> int:
             with _stdout_to_stderr():
                 report = verify_isolated(args.target, args.backward, isolate=False, **options)
     except TargetError as exc:
-        sys.stderr.write(f"softmax-verify: error: {one_line(str(exc))}\n")
-        return EXIT_USAGE
+        return _usage_error(str(exc))
     report = dataclasses.replace(
         report, backward=args.backward, command=_reproduce(args, report.seed)
     )

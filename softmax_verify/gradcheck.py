@@ -59,13 +59,15 @@ from softmax_verify._tally import (
     _result,
     _Tally,
 )
-from softmax_verify._validate import as_float_array, check_same_shape
+from softmax_verify._validate import CHECKED_DTYPES, as_float_array, check_same_shape
 from softmax_verify.implementation import Implementation
 from softmax_verify.tolerances import (
     _backward_bound,
     _eta_times,
+    _tiny,
     backward_error_bound,
     central_difference_step,
+    chain,
     forward_relative_bound,
     gamma,
 )
@@ -82,7 +84,7 @@ def _implementation(forward: Any, backward: Any) -> Implementation:
 
 
 def _matrix(x: object, name: str) -> NDArray[Any]:
-    array = as_float_array(x, name)
+    array = as_float_array(x, name, dtypes=CHECKED_DTYPES)
     if array.ndim != 2 or 0 in array.shape:
         raise ValueError(f"{name} must be a non-empty 2-D (N, D) array, got shape {array.shape}")
     if not np.isfinite(array).all():
@@ -112,7 +114,7 @@ def numerical_vjp_check(
     """
     impl = _implementation(forward, backward)
     x = _matrix(x, "x")
-    g = as_float_array(dout, "dout")
+    g = as_float_array(dout, "dout", dtypes=CHECKED_DTYPES)
     check_same_shape(g, "dout", x, "x")
     n, d = x.shape
     g64 = _f64(g)
@@ -185,7 +187,7 @@ def full_jacobian_check(
     """
     impl = _implementation(forward, backward)
     x = _matrix(x, "x")
-    g = None if dout is None else as_float_array(dout, "dout")
+    g = None if dout is None else as_float_array(dout, "dout", dtypes=CHECKED_DTYPES)
     if g is not None:
         check_same_shape(g, "dout", x, "x")
     n, d = x.shape
@@ -200,7 +202,7 @@ def full_jacobian_check(
     by_column = analytic.transpose(2, 1, 0)
     tally = _Tally("Jacobian dy_i/dx_j vs central differences", (d, n, d))
     vjp_num, vjp_tol = np.zeros((n, d)), np.zeros((n, d))
-    floor = (d + 5) * float(np.finfo(x.dtype).smallest_normal)
+    floor = (d + 5) * _tiny(x.dtype)
     forward_calls = stacks
     for start, stop, diff in _column_differences(impl, x, steps):
         forward_calls += 1
@@ -211,7 +213,7 @@ def full_jacobian_check(
         part += truncation[:, cols].T[:, :, None]
         part += gamma(3, np.float64) * np.abs(numerical)
         y_j = y[:, cols].T[:, :, None]
-        scale = y_j * (eta[:, cols].T[:, :, None] + gamma(d + 4, x.dtype))
+        scale = y_j * (eta[:, cols].T[:, :, None] + chain(d + 4, x.dtype))
         tol = scale * y
         tol += y_j * y_eta
         tol[np.arange(c), :, np.arange(start, stop)] += scale[:, :, 0]  # delta_ij
@@ -310,9 +312,9 @@ def directional_check(
     rng = np.random.default_rng(seed)
     draws = [_draw_eighths(rng, x.shape) for _ in range(directions)]
     moved = h + 0.5 * float(np.spacing(np.asarray(largest + h, dtype=x.dtype)))
-    tiny = float(np.finfo(x.dtype).smallest_normal)
+    tiny = _tiny(x.dtype)
     subtraction = float(gamma(1, np.float64))  # fl(out+ - out-) in float64
-    backward_gamma = float(gamma(d + 4, x.dtype))  # the backward's own bound
+    backward_gamma = float(chain(d + 4, x.dtype))  # the backward's own bound
     rounding = (1 + subtraction) / h  # the forward's bounds at both points, over 2h
 
     # The reference at x, kept for the later directions when there are several: it is the

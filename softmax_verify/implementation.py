@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_verify._dtypes import is_float_dtype
 from softmax_verify._sandbox import call_limited
 from softmax_verify.errors import ImplementationError
 from softmax_verify.staged import STAGE_NAMES
@@ -125,7 +126,7 @@ def _checked_array(
         raise ImplementationError(
             role, f"returned {type(value).__name__} for {what}; expected a numpy array"
         )
-    if value.dtype.kind != "f":
+    if not is_float_dtype(value.dtype):
         raise ImplementationError(
             role, f"returned {what} of dtype {value.dtype}; expected a floating dtype"
         )

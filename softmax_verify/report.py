@@ -86,6 +86,11 @@ class Report:
     diagnosis: tuple[Diagnosis, ...] = ()
     #: What the run observed beside the results, e.g. processes the target left running.
     notes: tuple[str, ...] = ()
+    #: The shapes drawn (``Domain.describe``); empty when not recorded.
+    domain: str = ""
+    #: The accumulation model half-precision results were judged by; empty when no half
+    #: dtype was checked.
+    accumulate: str = ""
 
     @property
     def passed(self) -> bool:
@@ -154,6 +159,8 @@ class Report:
             "command": self.command or None,
             "diagnosis": [to_dict(d) for d in self.diagnosis],
             "notes": list(self.notes),
+            "domain": self.domain or None,
+            "accumulate": self.accumulate or None,
         }
 
     def to_json(self) -> str:
@@ -167,6 +174,10 @@ class Report:
         lines.append(
             f"profile {self.profile}, seed {self.seed if self.seed is not None else 'derandomized'}"
         )
+        if self.domain:
+            lines.append(f"shapes: {self.domain}")
+        if self.accumulate:
+            lines.append(f"half precision judged for accumulation in {self.accumulate}")
         lines.append("")
         width = max((len(r.invariant) for r in self.results), default=10)
         for r in self.results:
@@ -204,11 +215,16 @@ class Report:
         return "\n".join(lines)
 
 
+def _dtype_source(dtype: np.dtype[Any]) -> str:
+    """The dtype as Python source: bfloat16 is not numpy's but ml_dtypes'."""
+    return "ml_dtypes.bfloat16" if dtype.name == "bfloat16" else f"np.{dtype}"
+
+
 def _format_array(name: str, value: np.ndarray[Any, Any]) -> list[str]:
     if value.size <= FULL_PRINT:
         body = np.array2string(value, precision=17, separator=", ", max_line_width=100)
         text = (
-            f"{name} = np.array({body}, dtype=np.{value.dtype})"
+            f"{name} = np.array({body}, dtype={_dtype_source(value.dtype)})"
             if value.ndim
             else f"{name} = {value.item()!r}"
         )

@@ -23,11 +23,13 @@ from hypothesis.errors import Flaky
 from hypothesis.reporting import with_reporter
 
 from softmax_verify._compare import Mismatch
+from softmax_verify._dtypes import is_half
 from softmax_verify._sandbox import describe_exception
 from softmax_verify._settings import DEFAULT_DTYPES, registered_profile, verdict_settings
 from softmax_verify._storage import private_hypothesis_storage
 from softmax_verify._validate import resolve_dtype
 from softmax_verify.diagnosis import diagnose
+from softmax_verify.domain import Domain
 from softmax_verify.errors import (
     CallTimeout,
     ImplementationError,
@@ -37,8 +39,14 @@ from softmax_verify.errors import (
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS, Case, Invariant, get_invariant
 from softmax_verify.report import Report, Result, Status
+from softmax_verify.tolerances import ACCUMULATIONS, accumulation, describe_accumulation
 
 __all__ = ["run_invariant", "verify"]
+
+
+class _NotApplicableStop(BaseException):
+    """Ends a property whose invariant does not apply. A BaseException, so Hypothesis
+    lets it through at once instead of treating it as a failure to shrink."""
 
 
 @dataclass
@@ -72,13 +80,17 @@ def run_invariant(
     seed: int | None = None,
     on_case: Callable[[Case], None] | None = None,
     base: settings | None = None,
+    domain: Domain | None = None,
+    accumulate: str = "float32",
 ) -> Result:
     """Run one invariant at one dtype as a Hypothesis property and return its Result.
 
     ``on_case``, if given, sees each case before it is checked (the crash-isolated
     command keeps the latest, to report the input a crash happened on). ``base``, if
     given, replaces ``profile``, ``max_examples`` and ``seed``: the pytest contract runs
-    under the user's active settings, example database and storage included.
+    under the user's active settings, example database and storage included. Shapes are
+    drawn inside ``domain`` (default: every shape); half-precision tolerances follow
+    the ``accumulate`` model (``tolerances.accumulation``).
     """
     inv = get_invariant(invariant) if isinstance(invariant, str) else invariant
     dt = resolve_dtype(dtype)
@@ -98,6 +110,7 @@ def run_invariant(
             inv.check(impl, case)
         except NotApplicable as exc:
             state.skipped = str(exc)
+            raise _NotApplicableStop from None  # decided: the other examples would do nothing
         except CallTimeout as exc:
             state.timed_out, state.timeout_case = exc, case
             raise
@@ -108,7 +121,7 @@ def run_invariant(
                 state.first_failure = (case, what.splitlines()[0])
             raise
 
-    test = given(inv.cases(dt))(prop)
+    test = given(inv.cases(dt, domain))(prop)
     test = (_settings(profile, max_examples, seed) if base is None else verdict_settings(base))(
         test
     )
@@ -124,8 +137,10 @@ def run_invariant(
     minimal = True
     try:
         storage = private_hypothesis_storage() if base is None else contextlib.nullcontext()
-        with with_reporter(lambda _text: None), storage:
+        with with_reporter(lambda _text: None), storage, accumulation(accumulate):
             test()
+    except _NotApplicableStop:
+        pass  # state.skipped holds the reason
     except CallTimeout as exc:
         status, message, case = "error", str(exc), state.timeout_case
         location = exc.location
@@ -184,6 +199,8 @@ def verify(
     invariants: Iterable[str] | None = None,
     target: str | None = None,
     progress: Callable[[Result], None] | None = None,
+    domain: Domain | None = None,
+    accumulate: str = "float32",
 ) -> Report:
     """Check ``forward`` (and ``backward``) against every invariant, at each dtype.
 
@@ -191,7 +208,11 @@ def verify(
     profile: dev, ci, thorough or any other registered one. ``max_examples``
     overrides its example count; ``seed`` makes a random profile reproducible (a
     seed is drawn and reported when the profile is not derandomized). Each call
-    of the implementation is limited to ``timeout`` seconds.
+    of the implementation is limited to ``timeout`` seconds. ``dtypes`` may include
+    float16 and bfloat16 (ml_dtypes); their tolerances follow ``accumulate``:
+    ``"float32"`` (float32 or wider accumulation, rounded once: what production
+    kernels do) or ``"input"`` (accumulation in the half dtype itself). ``domain``
+    (a ``Domain``) restricts the shapes drawn to those the implementation supports.
     """
     if isinstance(dtypes, str):
         raise TypeError(f"dtypes must be a sequence of dtype names, got the string {dtypes!r}")
@@ -206,6 +227,7 @@ def verify(
         raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
     selected = INVARIANTS if invariants is None else tuple(get_invariant(i) for i in invariants)
     _settings(profile, max_examples, seed)  # validates profile early
+    domain = _check_options(domain, accumulate)
     if seed is None and not settings.get_profile(profile).derandomize:
         seed = random.SystemRandom().randrange(2**32)
     impl = Implementation(forward, backward, timeout=timeout, name=target)
@@ -213,7 +235,14 @@ def verify(
     for inv in selected:
         for dt in resolved:
             result = run_invariant(
-                inv, impl, dt, profile=profile, max_examples=max_examples, seed=seed
+                inv,
+                impl,
+                dt,
+                profile=profile,
+                max_examples=max_examples,
+                seed=seed,
+                domain=domain,
+                accumulate=accumulate,
             )
             results.append(result)
             if progress is not None:
@@ -225,4 +254,19 @@ def verify(
         seed=seed,
         results=tuple(results),
         diagnosis=diagnose(impl, results, resolved),
+        domain=domain.describe(),
+        accumulate=describe_accumulation(accumulate) if any(map(is_half, resolved)) else "",
     )
+
+
+def _check_options(domain: object, accumulate: object) -> Domain:
+    """``domain`` (None: every shape) and ``accumulate`` validated; the domain to use."""
+    if accumulate not in ACCUMULATIONS:
+        raise ValueError(
+            f"accumulate must be one of {', '.join(ACCUMULATIONS)}; got {accumulate!r}"
+        )
+    if domain is None:
+        return Domain()
+    if not isinstance(domain, Domain):
+        raise TypeError(f"domain must be a softmax_verify.Domain or None, got {domain!r}")
+    return domain

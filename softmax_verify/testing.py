@@ -7,6 +7,8 @@
         forward = staticmethod(mymodel.softmax_forward)
         backward = staticmethod(mymodel.softmax_backward)   # optional
         dtypes = ("float32", "float64")                     # optional (the default)
+        domain = Domain(cols=(128, 8192), cols_multiple_of=128)  # optional: shapes it supports
+        accumulate = "float32"                   # optional: half-precision model (or "input")
 
     ``class TestMySoftmax(SoftmaxContract, exclude=("stage_gradients",))`` leaves
     invariants out of collection (e.g. stage localization for a backward that returns
@@ -34,6 +36,7 @@ from softmax_verify._formats import failure_text
 from softmax_verify._settings import DEFAULT_DTYPES
 from softmax_verify._validate import resolve_dtype
 from softmax_verify.diagnosis import describe, diagnose
+from softmax_verify.domain import Domain
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS, Invariant, get_invariant
 from softmax_verify.runner import run_invariant
@@ -47,7 +50,15 @@ def _contract_test(inv: Invariant) -> Callable[[Any, str], None]:
         if inv.needs_backward and not impl.has_backward:
             pytest.skip("no backward set on the contract class")  # forward-only contract: by design
         # The active profile (the user's), with the command's shrinking: one bug, no explain.
-        result = run_invariant(inv, impl, resolve_dtype(dtype, "dtypes"), base=settings.default)
+        cls = type(self)
+        result = run_invariant(
+            inv,
+            impl,
+            resolve_dtype(dtype, "dtypes"),
+            base=settings.default,
+            domain=cls.domain,
+            accumulate=cls.accumulate,
+        )
         if result.status == "skipped":
             # Not a hidden failure: the invariant cannot be checked on this implementation
             # (e.g. stage_gradients on a cache without named stages), and a pass would claim
@@ -74,6 +85,10 @@ class SoftmaxContract:
     dtypes: ClassVar[tuple[str, ...]] = DEFAULT_DTYPES
     #: Seconds one call of the implementation may take before it counts as an error.
     timeout: ClassVar[float | None] = 10.0
+    #: The shapes the implementation supports (None: every shape is drawn).
+    domain: ClassVar[Domain | None] = None
+    #: The accumulation model half-precision dtypes are judged by (tolerances.ACCUMULATIONS).
+    accumulate: ClassVar[str] = "float32"
 
     def __init_subclass__(cls, exclude: tuple[str, ...] = (), **kwargs: Any) -> None:
         """``class TestX(SoftmaxContract, exclude=("stage_gradients",))`` leaves those out.

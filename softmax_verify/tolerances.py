@@ -22,21 +22,46 @@ Then each computed probability satisfies
 (the :math:`\ln D` because :math:`\sum_j y_j t_j \le H(y) \le \ln D`) + 2u
 (division) + u (output), rounded up. Everything else follows from this one
 bound.
+
+Half precision (float16, bfloat16; docs/tolerances.md, "Half precision") follows an
+*accumulation model*, chosen with ``accumulation``:
+
+- ``"float32"`` (the default): every step above runs in float32 or wider, on inputs
+  that convert exactly, and only the result is rounded, once, to the half dtype:
+  :math:`\eta_i = u_h + (1 + u_h)\gamma^{(32)}_{D + 10 + \ln D + t_i}`, with
+  :math:`u_h` the half dtype's unit roundoff and :math:`\gamma^{(32)}` float32's. Any
+  chain of n roundings becomes ``chain(n)`` :math:`= u_h + (1 + u_h)\gamma^{(32)}_n`,
+  and :math:`\lambda` becomes :math:`\lambda_{32} + \sigma_h` (``_tiny``).
+- ``"input"``: everything in the half dtype itself: the model above with :math:`u = u_h`.
+  Where :math:`(D + 10 + \ln D + t_i) u \ge 1/2` the bound is vacuous and says so
+  (``VACUOUS``): at float16 from D of about 1000 on, at bfloat16 from about 120.
+
+For float32 and float64 both models are the one above (the accumulation dtype is the
+input dtype).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from softmax_verify._dtypes import finfo, is_half
 from softmax_verify._validate import resolve_dtype
 
 __all__ = [
+    "ACCUMULATIONS",
+    "VACUOUS",
+    "accumulation",
     "backward_error_bound",
     "central_difference_step",
+    "chain",
+    "describe_accumulation",
     "dot_rounding",
     "forward_error_bound",
     "forward_relative_bound",
@@ -52,10 +77,71 @@ Float64Array = NDArray[np.float64]
 
 _EPS64 = float(np.finfo(np.float64).eps)
 
+#: The accumulation models for half-precision inputs (see the module docstring).
+ACCUMULATIONS: tuple[str, ...] = ("float32", "input")
+_ACCUMULATION: ContextVar[str] = ContextVar("softmax_verify_accumulation", default="float32")
+
+#: A relative bound standing for "no bound": where the model's bound reaches 1/2 or more,
+#: nothing below 1 can be claimed. Finite (2**100), so that times an exact 0 it is 0,
+#: and times any probability or upstream it stays finite and accepts every value.
+VACUOUS = 2.0**100
+#: Where :math:`t_i \ge 746`, :math:`y_i \le e^{-746}` is below float64's smallest
+#: subnormal: the float64 reference is exactly 0 there, and so is :math:`\eta_i y_i`.
+_NEGLIGIBLE_GAP = 746.0
+
+
+@contextmanager
+def accumulation(model: str) -> Iterator[None]:
+    """Within this block, half-precision tolerances follow ``model`` (``ACCUMULATIONS``).
+
+    A context variable: the threads of ``_parallel.map_blocks`` inherit it.
+    """
+    if model not in ACCUMULATIONS:
+        raise ValueError(f"accumulate must be one of {', '.join(ACCUMULATIONS)}; got {model!r}")
+    token = _ACCUMULATION.set(model)
+    try:
+        yield
+    finally:
+        _ACCUMULATION.reset(token)
+
+
+def describe_accumulation(model: str) -> str:
+    """The model in words, for a report header."""
+    if model == "input":
+        return "the input dtype (--accumulate input)"
+    return "float32 or wider, rounded once to the output dtype (--accumulate float32)"
+
 
 def unit_roundoff(dtype: DTypeLike) -> float:
     """``u = eps / 2`` of ``dtype``: the largest relative error of one rounding."""
-    return float(np.finfo(resolve_dtype(dtype)).eps) / 2
+    return float(finfo(resolve_dtype(dtype)).eps) / 2
+
+
+def _model(dtype: DTypeLike) -> tuple[float, float]:
+    """``(u_acc, u_out)``: the unit roundoff of the accumulation, and that of the one final
+    rounding to the output dtype when it is a separate step (else 0).
+
+    float32/float64, and half under ``"input"``: ``(u, 0)``. Half under ``"float32"``:
+    ``(2**-24, u_h)``.
+    """
+    resolved = resolve_dtype(dtype)
+    u = unit_roundoff(resolved)
+    if is_half(resolved) and _ACCUMULATION.get() == "float32":
+        return unit_roundoff(np.float32), u
+    return u, 0.0
+
+
+def chain(n: float | Float64Array, dtype: DTypeLike) -> Float64Array:
+    r"""Relative error bound of n chained roundings for ``dtype`` under the accumulation model.
+
+    :math:`u_{out} + (1 + u_{out})\gamma^{acc}_n` (``_model``): :math:`\gamma_n` itself for
+    float32 and float64. ``VACUOUS`` where :math:`n u_{acc} \ge 1/2` (no useful bound).
+    """
+    u_acc, u_out = _model(dtype)
+    nu = np.asarray(n, dtype=np.float64) * u_acc
+    g = np.where(nu < 0.5, nu / np.maximum(1 - nu, 0.5), VACUOUS)
+    out: Float64Array = np.minimum(u_out + (1 + u_out) * g, VACUOUS)
+    return out
 
 
 def gamma(n: float | Float64Array, dtype: DTypeLike) -> Float64Array:
@@ -69,11 +155,26 @@ def gamma(n: float | Float64Array, dtype: DTypeLike) -> Float64Array:
 
 
 def _tiny(dtype: DTypeLike) -> float:
-    return float(np.finfo(resolve_dtype(dtype)).smallest_normal)
+    r"""The absolute error allowed per rounding for underflow: :math:`\lambda`, the smallest
+    normal number (a result flushed to zero, FTZ, errs by less).
+
+    Under the ``"float32"`` half model the work is in float32, which may flush below
+    float32's :math:`\lambda`, and only the final rounding is to the half dtype: that one
+    keeps subnormals (IEEE gradual underflow, as numpy, ml_dtypes and CUDA's half
+    conversions do), so it errs by at most half the half dtype's smallest subnormal
+    :math:`\sigma_h`. The allowance is :math:`\lambda_{32} + \sigma_h`: about 6e-8 for
+    float16, where its :math:`\lambda` of 6.1e-5 would hide a 50 % error in an entry
+    of a 8192-wide row (each near 1.2e-4).
+    """
+    resolved = resolve_dtype(dtype)
+    info = finfo(resolved)
+    if _model(resolved)[1]:
+        return float(np.finfo(np.float32).smallest_normal) + float(info.smallest_subnormal)
+    return float(info.smallest_normal)
 
 
 def _subnormal(dtype: DTypeLike) -> float:
-    return float(np.finfo(resolve_dtype(dtype)).smallest_subnormal)
+    return float(finfo(resolve_dtype(dtype)).smallest_subnormal)
 
 
 def dot_rounding(d: int, abs_dot: NDArray[Any]) -> Float64Array:
@@ -106,15 +207,21 @@ def forward_relative_bound(
     """
     x64 = np.asarray(x, dtype=np.float64)
     d = x64.shape[-1]
-    u = unit_roundoff(dtype)
+    u, u_out = _model(dtype)
     with np.errstate(over="ignore", invalid="ignore"):
         # One owned buffer, in place: nu = (D + 10 + ln D + t) u, then nu / (1 - nu).
         nu: Float64Array = np.subtract(x64.max(axis=-1, keepdims=True), x64)
+        # Where the bound fails (nu >= 1/2): no claim (VACUOUS), unless t is so large that
+        # y_i is 0 even at a point moved by ``moved``; for inf and NaN t too.
+        lost = np.where(nu < _NEGLIGIBLE_GAP + 2 * moved, VACUOUS, 0.0)
         nu += d + 10 + math.log(d) + 2 * moved
         nu *= u
-        small = nu < 0.5  # False for inf and NaN t too: those entries get 0
+        small = nu < 0.5
         np.divide(nu, 1 - nu, out=nu, where=small)
-    nu[~small] = 0.0
+        if u_out:  # the half model's final rounding: eta = u_out + (1 + u_out) gamma
+            nu *= 1 + u_out
+            nu += u_out
+    np.copyto(nu, lost, where=~small)
     return nu
 
 
@@ -133,15 +240,17 @@ def _eta_times(x: NDArray[Any], y: Float64Array, dtype: DTypeLike, moved: float)
     """
     x64 = np.asarray(x, dtype=np.float64)
     d = x64.shape[-1]
-    u = unit_roundoff(dtype)
+    u, u_out = _model(dtype)
     top = x64.max(axis=-1, keepdims=True)
     top += d + 10 + math.log(d) + 2 * moved  # K + m
     nu_max = (top - x64.min(axis=-1, keepdims=True)) * u
     with np.errstate(invalid="ignore", divide="ignore"):
         # The margin 1 + 8 eps covers the float64 roundings here and in the nine passes.
-        beta = u * (1 + 8 * _EPS64) / (1 - nu_max)
+        beta = u * (1 + 8 * _EPS64) * (1 + u_out) / (1 - nu_max)
     out: Float64Array = np.subtract(top, x64)
     out *= beta
+    if u_out:  # the half model's final rounding: eta = u_out + (1 + u_out) gamma
+        out += u_out
     out *= y
     far = np.flatnonzero(~(nu_max[:, 0] < 0.5))  # NaN too
     if far.size:
@@ -169,7 +278,7 @@ def row_sum_bound(d: int, dtype: DTypeLike) -> float:
     :math:`\sum_i y_i t_i \le \ln D`; plus :math:`\gamma_{D}` in float64 for the check's own
     sum (the check adds in float64).
     """
-    bound = gamma(d + 10 + 2 * math.log(d), dtype) + d * _tiny(dtype) + gamma(d, np.float64)
+    bound = chain(d + 10 + 2 * math.log(d), dtype) + d * _tiny(dtype) + gamma(d, np.float64)
     return float(bound)
 
 
@@ -225,7 +334,7 @@ def _backward_bound(
     gy = g * y
     q = np.einsum("...i,...i->...", gy, eta)[..., None]
     gmax = g.max(axis=-1, keepdims=True)
-    result: Float64Array = eta + gamma(d + 4, dtype)
+    result: Float64Array = eta + chain(d + 4, dtype)
     result *= g + p
     result += q
     result *= y

@@ -1,11 +1,14 @@
 """Hypothesis strategies for property-based checks of softmax forward and backward.
 
 Arrays are 2-D, ``(n_rows, n_cols)``, with softmax taken along axis 1 (each row
-is one distribution). Only float32 and float64 are supported (``DTYPES``);
+is one distribution). float32 and float64 are supported (``DTYPES``), and half
+precision (``HALF_DTYPES``: float16, and bfloat16 with the ml_dtypes extra);
 every generated value is finite, and every generated array is C-contiguous,
 owns its data and has exactly the requested dtype.
 
 * ``shapes`` -- ``(n_rows, n_cols)`` shapes, favouring edge cases.
+* ``kernel_shapes`` -- those, and long rows (up to 8192 columns) weighted to
+  block boundaries (``BOUNDARY_COLS``), inside a declared domain.
 * ``logits`` -- adversarial logits: ties, constant rows, dominant entries,
   masked entries, rows far apart, magnitudes near overflow and underflow.
 * ``well_conditioned_logits`` -- bounded spread and magnitude, for
@@ -20,13 +23,17 @@ a wrong type and ``hypothesis.errors.InvalidArgument`` for a bad value.
 """
 
 from ._logits import logits, well_conditioned_logits
-from ._shapes import shapes
+from ._shapes import BOUNDARY_COLS, LONG_MAX_COLS, kernel_shapes, shapes
 from ._upstreams import directions, permutations, shifts, upstreams
-from ._validation import DTYPES
+from ._validation import DTYPES, HALF_DTYPES
 
 __all__ = [
+    "BOUNDARY_COLS",
     "DTYPES",
+    "HALF_DTYPES",
+    "LONG_MAX_COLS",
     "directions",
+    "kernel_shapes",
     "logits",
     "permutations",
     "shapes",

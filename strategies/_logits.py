@@ -19,6 +19,8 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 from numpy.typing import DTypeLike, NDArray
 
+from softmax_verify._dtypes import finfo
+
 from ._noise import draw_noise, finalize, special_rows
 from ._shapes import resolve_shape
 from ._validation import check_dtype, check_magnitude, largest_at_most
@@ -30,8 +32,14 @@ Row = NDArray[np.float64]
 _LEVELS = st.integers(1, 4)
 _GAP = st.floats(30.0, 1000.0)
 _FRACTION = st.floats(0.0, 1.0)
-# Smallest decimal exponents that still give nonzero (subnormal) values.
-_TINY_EXPONENT = {np.dtype(np.float32): -44, np.dtype(np.float64): -320}
+# Decimal exponents of the tiny kind: from the smallest that still gives nonzero
+# (subnormal) values up to 1e-30, or for float16 (whose normal range ends near 6e-5) 1e-5.
+_TINY_EXPONENT = {
+    "float32": (-44, -30),
+    "float64": (-320, -30),
+    "float16": (-7, -5),
+    "bfloat16": (-40, -30),
+}
 
 
 class _Params:
@@ -48,7 +56,7 @@ class _Params:
         top = min(math.log10(bound) - math.log10(2.0), 12.0)
         self.offset_exponent = st.floats(min(0.0, top), top)
         self.offset_spread = st.floats(0.0, min(10.0, bound / 2.0))
-        self.tiny_exponent = st.integers(_TINY_EXPONENT[dtype], -30)
+        self.tiny_exponent = st.integers(*_TINY_EXPONENT[dtype.name])
 
 
 # A row builder takes the draw function, the row's two noise rows and the
@@ -150,7 +158,7 @@ def logits(
     resolved = check_dtype(dtype)
     shape_strategy = resolve_shape(shape)
     if max_magnitude is None:
-        bound = float(np.finfo(resolved).max)
+        bound = float(finfo(resolved).max)
     else:
         magnitude = check_magnitude(max_magnitude, "max_magnitude")
         bound = largest_at_most(magnitude, resolved, "max_magnitude")

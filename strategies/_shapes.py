@@ -8,7 +8,19 @@ from hypothesis.strategies import SearchStrategy
 
 from ._validation import check_int, check_shape
 
-__all__ = ["resolve_shape", "shapes"]
+__all__ = ["BOUNDARY_COLS", "LONG_MAX_COLS", "kernel_shapes", "resolve_shape", "shapes"]
+
+#: The longest rows ``kernel_shapes`` draws by default: a vocabulary-sized block.
+LONG_MAX_COLS = 8192
+#: Row lengths where blocked kernels break: powers of two from 64 and their neighbours.
+BOUNDARY_COLS: tuple[int, ...] = tuple(
+    sorted({2**k + step for k in range(6, 14) for step in (-1, 0, 1)})
+)
+#: Long examples have at most this many entries (or ``min_rows`` rows, if more): rows
+#: are independent, so a few rows of a long length test it as well as many.
+_LONG_ENTRIES = 1 << 15
+# One example in six is a long row when the domain allows both kinds.
+_LONG = st.sampled_from((False, False, False, False, False, True))
 
 # One draw in four makes the shape square when the bounds allow it: with
 # n_rows == n_cols a reduction along the wrong axis, or a missing keepdims,
@@ -92,3 +104,93 @@ def resolve_shape(
     if isinstance(shape, SearchStrategy):
         return _validated(shape)
     return st.just(check_shape(shape, "shape"))
+
+
+def _snap(n: int, multiple: int, low: int, high: int) -> int:
+    """The multiple of ``multiple`` nearest ``n`` inside [low, high] (one exists)."""
+    first = -(-low // multiple) * multiple
+    last = high // multiple * multiple
+    return min(max(round(n / multiple) * multiple, first), last)
+
+
+def _long_cols(low: int, high: int) -> SearchStrategy[int]:
+    """Lengths in [low, high], mostly at block boundaries, else arbitrary (high in 8)."""
+    boundary = [c for c in BOUNDARY_COLS if low <= c <= high]
+    arbitrary = _sizes(low, high)
+    if not boundary:
+        return arbitrary
+    # Boundary lengths three times in four; shrinking goes to the shortest of them.
+    return st.one_of(st.sampled_from(boundary), st.sampled_from(boundary), arbitrary)
+
+
+class _KernelShapes:
+    """The strategies ``kernel_shapes`` draws from, built once per call: a strategy
+    built inside a draw is validated again at every draw, which costs more than the
+    draw itself."""
+
+    def __init__(self, rows: tuple[int, int], cols: tuple[int, int], multiple: int) -> None:
+        small = 64
+        self.rows, self.cols, self.multiple = rows, cols, multiple
+        low, high = cols
+        self.can_small = _snap(low, multiple, low, high) <= small
+        self.can_long = high > small
+        self.small_top = max(low, min(high, small))
+        self.small_rows = _sizes(rows[0], max(rows[0], min(rows[1], 24)))
+        self.small_cols = _sizes(low, self.small_top)
+        self.long_cols = _long_cols(max(low, small + 1), high) if self.can_long else st.just(high)
+        # A fraction of the rows the entry budget leaves: shrinks to min_rows.
+        self.long_rows = st.integers(0, 255)
+
+
+@st.composite
+def _kernel_shapes(draw: st.DrawFn, k: _KernelShapes) -> tuple[int, int]:
+    low, high = k.cols
+    if k.can_small and not (k.can_long and draw(_LONG)):
+        n_rows = draw(k.small_rows)
+        if low <= n_rows <= k.small_top and n_rows % k.multiple == 0 and draw(_SQUARE):
+            return (n_rows, n_rows)
+        return (n_rows, _snap(draw(k.small_cols), k.multiple, low, high))
+    n_cols = _snap(draw(k.long_cols), k.multiple, low, high)
+    most = max(k.rows[0], min(k.rows[1], _LONG_ENTRIES // n_cols))
+    # Cubed: mostly a few rows (rows are independent), now and then the whole budget.
+    return (k.rows[0] + draw(k.long_rows) ** 3 * (most - k.rows[0]) // 255**3, n_cols)
+
+
+def kernel_shapes(
+    *,
+    min_rows: int = 1,
+    max_rows: int | None = None,
+    min_cols: int = 1,
+    max_cols: int = LONG_MAX_COLS,
+    cols_multiple_of: int = 1,
+) -> SearchStrategy[tuple[int, int]]:
+    """Shapes a softmax kernel meets: short rows as ``shapes()``, and long rows.
+
+    Five examples in six are drawn as ``shapes()`` draws them (up to 24 rows and 64
+    columns, squares weighted, so ``D % 8 != 0`` and ``N == D`` come up); one in six
+    is a long row of 65 to ``max_cols`` columns: three times in four a length in
+    ``BOUNDARY_COLS`` (127, 128, 129, 255, ..., 8191, 8192), where a kernel's column
+    blocks end, else an arbitrary length (``max_cols`` one time in eight). Long
+    examples have at most ``2**15`` entries (few rows) unless ``min_rows`` asks for
+    more. With ``cols_multiple_of=K`` every column count is a multiple of K (the
+    nearest one inside the bounds). ``max_rows`` (default: no limit beyond those)
+    bounds the rows. Shapes shrink towards ``(min_rows, min_cols)``, short first.
+    """
+    min_rows = check_int(min_rows, "min_rows", min_value=1)
+    min_cols = check_int(min_cols, "min_cols", min_value=1)
+    max_cols = check_int(max_cols, "max_cols", min_value=1)
+    multiple = check_int(cols_multiple_of, "cols_multiple_of", min_value=1)
+    if max_rows is None:
+        top_rows = max(min_rows, 1 << 20)  # in effect unbounded: the entry budget decides
+    else:
+        top_rows = check_int(max_rows, "max_rows", min_value=1)
+    if min_rows > top_rows:
+        raise InvalidArgument(f"min_rows={min_rows} must be at most max_rows={max_rows}")
+    if min_cols > max_cols:
+        raise InvalidArgument(f"min_cols={min_cols} must be at most max_cols={max_cols}")
+    if -(-min_cols // multiple) * multiple > max_cols:
+        raise InvalidArgument(
+            f"cols_multiple_of={multiple} has no multiple between min_cols={min_cols} "
+            f"and max_cols={max_cols}"
+        )
+    return _kernel_shapes(_KernelShapes((min_rows, top_rows), (min_cols, max_cols), multiple))

@@ -13,6 +13,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from ._noise import draw_noise, finalize, special_rows
 from ._validation import (
+    HALF_DTYPES,
     check_dtype,
     check_int,
     check_magnitude,
@@ -143,6 +144,10 @@ def shifts(
     resolved = check_dtype(dtype)
     magnitude = check_magnitude(max_magnitude, "max_magnitude")
     bound = largest_at_most(magnitude, resolved, "max_magnitude")
+    if resolved in HALF_DTYPES:
+        # Drawn in float64 and rounded: bound is representable, so rounding stays within it.
+        wide = hnp.arrays(np.float64, (n_rows, 1), elements=st.floats(-bound, bound))
+        return wide.map(lambda c: np.ascontiguousarray(c.astype(resolved)))
     if resolved == np.dtype(np.float32):
         elements = st.floats(-bound, bound, width=32)
     else:
@@ -165,7 +170,25 @@ def permutations(n: int) -> SearchStrategy[NDArray[np.intp]]:
     """Generate a permutation of ``range(n)`` as a 1-D ``np.intp`` array.
 
     Used to permute the columns of a row (softmax must permute the same way)
-    or the rows of an array. Shrinks towards the identity.
+    or the rows of an array. Shrinks towards the identity. Up to 64 entries
+    Hypothesis draws every swap; beyond that (long rows, where n swaps would be
+    thousands of choices per example) the permutation is the identity, the
+    reversal, a rotation by a drawn amount, or a uniform shuffle from a drawn seed.
     """
     n = check_int(n, "n", min_value=1)
-    return st.permutations(range(n)).map(_as_intp)
+    if n <= 64:
+        return st.permutations(range(n)).map(_as_intp)
+    return _long_permutation(n)
+
+
+@st.composite
+def _long_permutation(draw: st.DrawFn, n: int) -> NDArray[np.intp]:
+    kind = draw(st.sampled_from(("identity", "reverse", "rotate", "shuffle")))
+    if kind == "identity":
+        return np.arange(n, dtype=np.intp)
+    if kind == "reverse":
+        return np.arange(n - 1, -1, -1, dtype=np.intp)
+    if kind == "rotate":
+        return np.roll(np.arange(n, dtype=np.intp), draw(st.integers(1, n - 1)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return rng.permutation(n).astype(np.intp)

@@ -23,8 +23,11 @@ import numpy as np
 from hypothesis.errors import InvalidArgument
 from numpy.typing import DTypeLike
 
+from softmax_verify._dtypes import bfloat16, finfo
+
 __all__ = [
     "DTYPES",
+    "HALF_DTYPES",
     "check_dtype",
     "check_int",
     "check_magnitude",
@@ -33,24 +36,33 @@ __all__ = [
 ]
 
 DTYPES: tuple[np.dtype[np.floating[Any]], ...] = (np.dtype(np.float32), np.dtype(np.float64))
+#: Half precision: float16, and bfloat16 when the optional ml_dtypes package is installed.
+HALF_DTYPES: tuple[np.dtype[Any], ...] = (
+    np.dtype(np.float16),
+    *((found,) if (found := bfloat16()) is not None else ()),
+)
+_EXPECTED = "float32, float64, float16 or bfloat16"
 
 
 def check_dtype(dtype: DTypeLike, name: str = "dtype") -> np.dtype[np.floating[Any]]:
-    """Return ``dtype`` as a numpy dtype if it is float32 or float64, else raise TypeError.
+    """Return ``dtype`` as a numpy dtype if it is in ``DTYPES`` or ``HALF_DTYPES``.
 
-    ``None`` is rejected even though numpy reads it as float64: passing ``None``
-    here is far more likely a forgotten argument than a request for float64.
+    Else TypeError. ``None`` is rejected even though numpy reads it as float64:
+    passing ``None`` here is far more likely a forgotten argument than a request
+    for float64. ``"bfloat16"`` needs ml_dtypes.
     """
     if dtype is None:
-        raise TypeError(f"{name}=None must be float32 or float64")
+        raise TypeError(f"{name}=None must be {_EXPECTED}")
     try:
-        resolved = np.dtype(dtype)
+        named = bfloat16() if isinstance(dtype, str) and dtype == "bfloat16" else None
+        resolved = named if named is not None else np.dtype(dtype)
     except (TypeError, ValueError):
-        raise TypeError(f"{name}={dtype!r} must be float32 or float64") from None
-    for supported in DTYPES:
+        raise TypeError(f"{name}={dtype!r} must be {_EXPECTED}") from None
+    supported: np.dtype[np.floating[Any]]
+    for supported in DTYPES + HALF_DTYPES:
         if resolved == supported:
             return supported
-    raise TypeError(f"{name}={dtype!r} must be float32 or float64, got dtype {resolved.str}")
+    raise TypeError(f"{name}={dtype!r} must be {_EXPECTED}, got dtype {resolved.str}")
 
 
 def check_int(value: object, name: str, *, min_value: int) -> int:
@@ -97,7 +109,7 @@ def largest_at_most(value: float, dtype: np.dtype[np.floating[Any]], name: str) 
     in float64. Raises InvalidArgument when ``value`` is below the smallest
     positive ``dtype`` value, since every entry would then have to be zero.
     """
-    info = np.finfo(dtype)
+    info = finfo(dtype)
     clamped = min(value, float(info.max))
     bound = dtype.type(clamped)
     if float(bound) > clamped:

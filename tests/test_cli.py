@@ -63,6 +63,8 @@ REPORT_KEYS = {
     "command",
     "diagnosis",
     "notes",
+    "domain",
+    "accumulate",
 }
 RESULT_KEYS = {
     "invariant",
@@ -403,7 +405,7 @@ def test_drawn_seed_reproduces_the_run(capsys: pytest.CaptureFixture[str]) -> No
         (["check", "--backward", f"{BUGGY}:nope"], "no attribute 'nope'"),
         (["check", "--backward", "nocolon"], "MODULE:ATTR"),
         (["check", "softmax_verify.reference"], "no forward/backward"),
-        (["check", "--dtype", "float16"], "--dtype"),
+        (["check", "--dtype", "float8"], "--dtype"),
         (["check", "--max-examples", "0"], "--max-examples"),
         (["check", "--max-examples", "many"], "--max-examples"),
         (["check", "--timeout", "0"], "--timeout"),

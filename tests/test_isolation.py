@@ -218,6 +218,7 @@ def test_a_crash_reports_the_case_it_happened_on(
         capsys, "check", path, "--max-examples", "5", *selection("finite_for_finite_input")
     )
     assert code == 1
+    # Printed in full or by shape, as its size decides; the JSON above has its values.
     assert "  counterexample (the input it stopped on; not shrunk):\n    x" in out
     assert "minimal counterexample" not in out
 

@@ -393,7 +393,7 @@ def test_seed_is_drawn_reported_and_reproduces() -> None:
     ("kwargs", "error", "name"),
     [
         ({"dtypes": "float64"}, TypeError, "dtypes"),
-        ({"dtypes": ("float16",)}, TypeError, "dtypes"),
+        ({"dtypes": ("int16",)}, TypeError, "dtypes"),
         ({"dtypes": ("int32",)}, TypeError, "dtypes"),
         ({"dtypes": ()}, ValueError, "dtypes"),
         ({"profile": "fast"}, ValueError, "profile"),

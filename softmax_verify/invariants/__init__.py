@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 from hypothesis.strategies import SearchStrategy
 
+from softmax_verify.domain import Domain
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import _backward, _cases, _determinism, _forward, _stages
-from softmax_verify.invariants._cases import Case
+from softmax_verify.invariants._cases import Case, Shapes
 
 __all__ = ["INVARIANTS", "INVARIANT_IDS", "SUMMARIES", "Case", "Invariant", "get_invariant"]
 
@@ -29,7 +30,11 @@ class Invariant:
     id: str
     needs_backward: bool
     check: Callable[[Implementation, Case], None]
-    cases: Callable[[np.dtype[Any]], SearchStrategy[Case]]
+    build: Callable[[np.dtype[Any], Shapes], SearchStrategy[Case]]
+
+    def cases(self, dtype: np.dtype[Any], domain: Domain | None = None) -> SearchStrategy[Case]:
+        """The strategy of this invariant's cases at ``dtype``, shapes inside ``domain``."""
+        return self.build(dtype, (domain or Domain()).shapes())
 
     @property
     def doc(self) -> str:
@@ -62,16 +67,16 @@ SUMMARIES: dict[str, str] = {
 }
 
 
-def _forward_cases(dtype: np.dtype[Any]) -> SearchStrategy[Case]:
-    return _cases.forward_case(dtype)
+def _forward_cases(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
+    return _cases.forward_case(dtype, shape)
 
 
-def _moderate_cases(dtype: np.dtype[Any]) -> SearchStrategy[Case]:
-    return _cases.backward_case(dtype)
+def _moderate_cases(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
+    return _cases.backward_case(dtype, shape)
 
 
-def _fd_cases(dtype: np.dtype[Any]) -> SearchStrategy[Case]:
-    return _cases.backward_case(dtype, well_conditioned=True)
+def _fd_cases(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
+    return _cases.backward_case(dtype, shape, well_conditioned=True)
 
 
 INVARIANTS: tuple[Invariant, ...] = (

@@ -1,0 +1,114 @@
+"""The shapes an implementation declares it supports, and the shapes drawn for it.
+
+Kernels often support only some shapes: a fixed block of columns, at most so many
+rows. ``Domain`` says which, as one validated value that travels from the command
+line (``--rows MIN:MAX``, ``--cols MIN:MAX``, ``--cols-multiple-of K``), ``verify()``
+or ``SoftmaxContract.domain`` to the case strategies. The default, ``Domain()``,
+restricts nothing: short rows (``D % 8 != 0``, ``N == D`` squares) and long rows up
+to ``LONG_MAX_COLS`` columns at block boundaries are all drawn
+(``strategies.kernel_shapes``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis.strategies import SearchStrategy
+
+import strategies as sv_st
+
+__all__ = ["Domain"]
+
+
+def _bounds(value: object, name: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, tuple) or len(value) != 2:
+        raise TypeError(f"{name} must be a (min, max) tuple of ints or None, got {value!r}")
+    low, high = value
+    for end in (low, high):
+        if isinstance(end, bool) or not isinstance(end, int):
+            raise TypeError(f"{name} must be a (min, max) tuple of ints, got {value!r}")
+    if low < 1 or high < low:
+        raise ValueError(f"{name} must satisfy 1 <= min <= max, got {value!r}")
+    return (low, high)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Shapes ``(n_rows, n_cols)`` to draw: ``rows`` and ``cols`` as inclusive
+    ``(min, max)`` bounds (None: unrestricted), every column count a multiple of
+    ``cols_multiple_of``. Validated on construction (TypeError/ValueError naming the
+    field)."""
+
+    rows: tuple[int, int] | None = None
+    cols: tuple[int, int] | None = None
+    cols_multiple_of: int = 1
+
+    def __post_init__(self) -> None:
+        _bounds(self.rows, "rows")
+        _bounds(self.cols, "cols")
+        k = self.cols_multiple_of
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise TypeError(f"cols_multiple_of must be a positive int, got {k!r}")
+        if k < 1:
+            raise ValueError(f"cols_multiple_of must be a positive int, got {k!r}")
+        low, high = self.cols or (1, max(sv_st.LONG_MAX_COLS, k))
+        if -(-low // k) * k > high:
+            raise ValueError(
+                f"cols_multiple_of={k} has no multiple in cols {low}:{high}: no shape to draw"
+            )
+
+    @classmethod
+    def parse(
+        cls, rows: str | None = None, cols: str | None = None, cols_multiple_of: int | None = None
+    ) -> Domain:
+        """From the command line's spelling: ``"MIN:MAX"`` (either end may be omitted)."""
+        return cls(
+            rows=_parse_range(rows, "--rows", 1 << 20),
+            cols=_parse_range(cols, "--cols", sv_st.LONG_MAX_COLS),
+            cols_multiple_of=1 if cols_multiple_of is None else cols_multiple_of,
+        )
+
+    @property
+    def restricted(self) -> bool:
+        """Whether any shape is left out."""
+        return self != Domain()
+
+    def describe(self) -> str:
+        """One line for the report header."""
+        if not self.restricted:
+            return f"every shape (short rows, and long rows up to {sv_st.LONG_MAX_COLS} columns)"
+        rows = "any" if self.rows is None else f"{self.rows[0]}..{self.rows[1]}"
+        cols = "any" if self.cols is None else f"{self.cols[0]}..{self.cols[1]}"
+        multiple = "" if self.cols_multiple_of == 1 else f", multiple of {self.cols_multiple_of}"
+        return f"rows {rows}, cols {cols}{multiple} (declared)"
+
+    def shapes(self) -> SearchStrategy[tuple[int, int]]:
+        """The strategy of shapes inside this domain (``strategies.kernel_shapes``)."""
+        min_rows, max_rows = self.rows or (1, None)
+        min_cols, max_cols = self.cols or (1, max(sv_st.LONG_MAX_COLS, self.cols_multiple_of))
+        return sv_st.kernel_shapes(
+            min_rows=min_rows,
+            max_rows=max_rows,
+            min_cols=min_cols,
+            max_cols=max_cols,
+            cols_multiple_of=self.cols_multiple_of,
+        )
+
+
+def _parse_range(text: str | None, option: str, open_high: int) -> tuple[int, int] | None:
+    """``"MIN:MAX"``, ``"MIN:"`` or ``":MAX"`` as bounds; ``"N"`` alone means ``N:N``.
+
+    An open MAX is ``max(MIN, open_high)``."""
+    if text is None:
+        return None
+    low_text, sep, high_text = text.partition(":")
+    try:
+        low = int(low_text) if low_text.strip() else 1
+        high = int(high_text) if high_text.strip() else (max(low, open_high) if sep else low)
+    except ValueError:
+        raise ValueError(f"{option} expects MIN:MAX with positive integers, got {text!r}") from None
+    if low < 1 or high < low:
+        raise ValueError(f"{option} expects 1 <= MIN <= MAX, got {text!r}")
+    return (low, high)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from hypothesis.strategies import SearchStrategy
 
-import strategies as sv_st
+from softmax_verify import strategies as sv_st
 
 __all__ = ["Domain"]
 

@@ -575,6 +575,8 @@ def test_text_has_a_diagnosis_section_and_says_no_known_pattern(
         "ones_upstream_gives_zero",
         "--max-examples",
         "30",
+        "--dtype",
+        "float64",
     )
     assert code == 1
     section = out[out.index("\nDiagnosis\n") :]

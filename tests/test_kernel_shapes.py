@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 
-import strategies as sv_st
+from softmax_verify import strategies as sv_st
 from softmax_verify.domain import Domain
 from softmax_verify.invariants import get_invariant
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import sysconfig
 from typing import Any
 
@@ -179,7 +180,8 @@ class RemoteImplementation(Implementation):
         child = self._child = ChildProcess()
         limit = None if self.timeout is None else self.timeout + LOAD_SECONDS
         try:
-            reply = child.request(("load", [], self.spec), limit)
+            # The verifier's sys.path too: the target may import what it can import.
+            reply = child.request(("load", [], self.spec, tuple(sys.path)), limit)
         except ProcessEnded as ended:
             self._discard()
             how = f"did not finish loading within {limit:g} s and was stopped"

@@ -3,6 +3,7 @@ Implementation the target names, with their results as builtins and encoded arra
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -46,7 +47,10 @@ class Server:
         except BaseException as exc:  # the user's code, outside a call (a cache's __getattr__)
             return ("error", role, "raised " + describe_exception(exc), _where(exc))
 
-    def _load(self, spec: TargetSpec) -> Reply:
+    def _load(self, spec: TargetSpec, path: tuple[str, ...] = ()) -> Reply:
+        # The verifier's import path first, as a target imported there would have seen it;
+        # then this process's own entries.
+        sys.path[:] = [*path, *(p for p in sys.path if p not in path)]
         try:
             self.impl = load_implementation(spec)
         except TargetError as exc:

@@ -20,10 +20,13 @@ BOUNDARY_COLS: tuple[int, ...] = tuple(
 #: are independent, so a few rows of a long length test it as well as many.
 _LONG_ENTRIES = 1 << 15
 
-# Branches are chosen by ``one_of``, never by a flag drawn inside a composite: the
-# shrinker lowers a size within its branch and moves to the first (plainest) branch,
-# whereas a flag drawn after the size leaves local minima such as (3, 3) that it
-# cannot leave in one step.
+# One draw in four makes the shape square when the bounds allow it, and one example in
+# six is a long row when the domain allows both kinds. Every choice is drawn on every
+# example, whichever branch it picks: Hypothesis orders examples by their choice
+# sequences, shorter first, so a branch that draws less (a square, a long row) would be
+# a local minimum the shrinker cannot leave, e.g. (3, 3) or (1, 65) for any failure.
+_SQUARE = st.sampled_from((False, False, False, True))
+_LONG = st.sampled_from((False, False, False, False, False, True))
 
 
 def _sizes(low: int, high: int) -> SearchStrategy[int]:
@@ -38,25 +41,21 @@ def _sizes(low: int, high: int) -> SearchStrategy[int]:
     return st.integers(low, high + extra).map(lambda n: min(n, high))
 
 
-def _multiples(low: int, high: int, multiple: int) -> SearchStrategy[int] | None:
-    """Multiples of ``multiple`` in [low, high] as ``_sizes`` draws them; None if none."""
-    first, last = -(-low // multiple), high // multiple
-    if first > last:
-        return None
-    return _sizes(first, last).map(lambda q: q * multiple)
-
-
-def _with_squares(
-    plain: SearchStrategy[tuple[int, int]], sides: SearchStrategy[int] | None
-) -> SearchStrategy[tuple[int, int]]:
-    """``plain`` shapes, and one in four square (``sides`` by ``sides``) when any can be.
-
-    With n_rows == n_cols a reduction along the wrong axis, or a missing keepdims,
-    broadcasts silently instead of raising, so squares deserve extra weight.
-    """
-    if sides is None:
-        return plain
-    return st.one_of(plain, plain, plain, sides.map(lambda n: (n, n)))
+@st.composite
+def _shapes(
+    draw: st.DrawFn,
+    rows: SearchStrategy[int],
+    cols: SearchStrategy[int],
+    square_sides: tuple[int, int, int] | None,
+) -> tuple[int, int]:
+    """``(rows, cols)``, or ``(rows, rows)`` one time in four when rows is a valid side:
+    in ``[low, high]`` and a multiple of ``multiple`` (``square_sides``)."""
+    n_rows, n_cols, square = draw(rows), draw(cols), draw(_SQUARE)
+    if square and square_sides is not None:
+        low, high, multiple = square_sides
+        if low <= n_rows <= high and n_rows % multiple == 0:
+            return (n_rows, n_rows)
+    return (n_rows, n_cols)
 
 
 def shapes(
@@ -81,8 +80,7 @@ def shapes(
         raise InvalidArgument(f"min_rows={min_rows} must be at most max_rows={max_rows}")
     if min_cols > max_cols:
         raise InvalidArgument(f"min_cols={min_cols} must be at most max_cols={max_cols}")
-    plain = st.tuples(_sizes(min_rows, max_rows), _sizes(min_cols, max_cols))
-    return _with_squares(plain, _multiples(max(min_rows, min_cols), min(max_rows, max_cols), 1))
+    return _shapes(_sizes(min_rows, max_rows), _sizes(min_cols, max_cols), (min_cols, max_cols, 1))
 
 
 @st.composite
@@ -129,43 +127,39 @@ def _long_cols(low: int, high: int) -> SearchStrategy[int]:
     return st.one_of(st.sampled_from(boundary), st.sampled_from(boundary), arbitrary)
 
 
-def _small_shapes(
-    rows: tuple[int, int], cols: tuple[int, int], multiple: int, top: int
-) -> SearchStrategy[tuple[int, int]]:
-    """As ``shapes()`` draws them: up to 24 rows and ``top`` columns, squares weighted."""
-    low, high = cols
-    row_top = max(rows[0], min(rows[1], 24))
-    n_cols = _sizes(low, top).map(lambda n: _snap(n, multiple, low, high))
-    sides = _multiples(max(rows[0], low), min(row_top, top), multiple)
-    return _with_squares(st.tuples(_sizes(rows[0], row_top), n_cols), sides)
+class _KernelShapes:
+    """The strategies ``kernel_shapes`` draws from, built once per call: a strategy
+    built inside a draw is validated again at every draw, which costs more than the
+    draw itself."""
+
+    def __init__(self, rows: tuple[int, int], cols: tuple[int, int], multiple: int) -> None:
+        small = 64
+        self.rows, self.cols, self.multiple = rows, cols, multiple
+        low, high = cols
+        self.can_small = _snap(low, multiple, low, high) <= small
+        self.can_long = high > small
+        small_top = max(low, min(high, small))
+        self.small = _shapes(
+            _sizes(rows[0], max(rows[0], min(rows[1], 24))),
+            _sizes(low, small_top).map(lambda n: _snap(n, multiple, low, high)),
+            (low, small_top, multiple),
+        )
+        self.long_cols = _long_cols(max(low, small + 1), high) if self.can_long else st.just(high)
+        # A fraction of the rows the entry budget leaves: shrinks to min_rows.
+        self.long_rows = st.integers(0, 255)
 
 
 @st.composite
-def _long_shapes(
-    draw: st.DrawFn, rows: tuple[int, int], cols: tuple[int, int], multiple: int, small: int
-) -> tuple[int, int]:
-    """A long row (``small`` + 1 to ``cols[1]`` columns) and as many rows as the budget
-    leaves, mostly a few (rows are independent), now and then the whole budget."""
-    low, high = cols
-    n_cols = _snap(draw(_long_cols(max(low, small + 1), high)), multiple, low, high)
-    most = max(rows[0], min(rows[1], _LONG_ENTRIES // n_cols))
-    # A cubed fraction of the rows the entry budget leaves: shrinks to min_rows.
-    fraction = draw(st.integers(0, 255))
-    return (rows[0] + fraction**3 * (most - rows[0]) // 255**3, n_cols)
-
-
-def _kernel_shapes(
-    rows: tuple[int, int], cols: tuple[int, int], multiple: int
-) -> SearchStrategy[tuple[int, int]]:
-    small = 64
-    low, high = cols
-    long = _long_shapes(rows, cols, multiple, small) if high > small else None
-    if _snap(low, multiple, low, high) > small:
-        assert long is not None  # low > small implies high > small
-        return long
-    short = _small_shapes(rows, cols, multiple, max(low, min(high, small)))
-    # One example in six is a long row when the domain allows both kinds.
-    return short if long is None else st.one_of(short, short, short, short, short, long)
+def _kernel_shapes(draw: st.DrawFn, k: _KernelShapes) -> tuple[int, int]:
+    low, high = k.cols
+    # Both kinds are drawn on every example (see _SQUARE): the flag only picks one.
+    short, long = draw(k.small), draw(_LONG)
+    n_cols, fraction = _snap(draw(k.long_cols), k.multiple, low, high), draw(k.long_rows)
+    if k.can_small and not (k.can_long and long):
+        return short
+    most = max(k.rows[0], min(k.rows[1], _LONG_ENTRIES // n_cols))
+    # Cubed: mostly a few rows (rows are independent), now and then the whole budget.
+    return (k.rows[0] + fraction**3 * (most - k.rows[0]) // 255**3, n_cols)
 
 
 def kernel_shapes(
@@ -205,4 +199,4 @@ def kernel_shapes(
             f"cols_multiple_of={multiple} has no multiple between min_cols={min_cols} "
             f"and max_cols={max_cols}"
         )
-    return _kernel_shapes((min_rows, top_rows), (min_cols, max_cols), multiple)
+    return _kernel_shapes(_KernelShapes((min_rows, top_rows), (min_cols, max_cols), multiple))

@@ -10,6 +10,7 @@ afterwards no process it started, directly or not, is left, and no temporary fil
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -238,7 +239,8 @@ def test_a_helper_process_does_not_hide_a_crash(tmp_path: Path) -> None:
     assert crashed["message"].startswith("forward crashed the process (SIGSEGV, signal 11)")
     assert crashed["location"] == f"{here('forking_helper.py')} in forward"
     (note,) = run.doc["notes"]
-    assert note.startswith("the target left 1 process running (pid ")
+    # One helper per child: the diagnosis after the crash probes the target in a new child.
+    assert re.match(r"the target left [12] process(es)? running \(pid ", note), note
     assert run.seconds < 100  # a hang guard: it was 137 s while the helper held the pipe
 
 
@@ -258,7 +260,8 @@ def test_a_multiprocessing_pool_works_in_the_target(tmp_path: Path) -> None:
 
 def test_an_uninterruptible_call_costs_the_time_limit_plus_a_few_seconds(tmp_path: Path) -> None:
     invariants = ("rows_sum_to_one", "outputs_in_unit_interval", "matches_reference")
-    run = check(tmp_path, "hang_in_c.py", "--timeout", "0.5", *only(*invariants), fmt="json")
+    argv = ("--timeout", "0.5", "--dtype", "float64", *only(*invariants))
+    run = check(tmp_path, "hang_in_c.py", *argv, fmt="json")
     assert run.code == 1
     where = here("hang_in_c.py")
     limits = []

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_verify._dtypes import finfo
 from softmax_verify.diagnosis._match import Tally
 from softmax_verify.diagnosis._probes import Observation
 from softmax_verify.reference import softmax
@@ -68,7 +69,7 @@ def tolerance(abs_form: F64, x: NDArray[Any], g: F64, dtype: np.dtype[Any]) -> F
     """:math:`\\tau_F` of the module docstring."""
     n = x.size + x.shape[1] + 16
     eta = forward_relative_bound(x, dtype).max(axis=1, keepdims=True)
-    tiny = float(np.finfo(dtype).smallest_normal)
+    tiny = float(finfo(dtype).smallest_normal)
     scale = 8 * eta + gamma(n, dtype) + gamma(n, np.float64)
     out: F64 = scale * abs_form + n * tiny * (1 + float(np.abs(g).max(initial=0.0)))
     return out

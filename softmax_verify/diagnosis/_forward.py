@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_verify._dtypes import finfo
 from softmax_verify.diagnosis._match import Tally, shortest
 from softmax_verify.diagnosis._probes import Observation, exp_limit
 from softmax_verify.reference import softmax
@@ -132,7 +133,7 @@ def _temperature(observations: list[Observation]) -> tuple[float, float] | None:
     num = den = err = 0.0
     for obs, y in _usable(observations):
         x, dt = obs.probe.x, obs.probe.x.dtype
-        tiny = float(np.finfo(dt).smallest_normal)
+        tiny = float(finfo(dt).smallest_normal)
         with np.errstate(all="ignore"):
             eps = 1.01 * (forward_relative_bound(x, dt) + tiny / y)
             # Rows with an entry that underflowed (or is not finite) say too little about T.
@@ -273,7 +274,7 @@ def _reduced_precision(moderate: list[Observation]) -> list[tuple[str, str, str,
     forward never does.
     """
     f32 = np.dtype(np.float32)
-    tiny32 = float(np.finfo(f32).smallest_normal)
+    tiny32 = float(finfo(f32).smallest_normal)
     computed, cast = Tally(), Tally()
     for obs in moderate:
         if obs.y is None or obs.y_dtype != np.float64:

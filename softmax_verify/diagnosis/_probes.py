@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_verify._dtypes import finfo
 from softmax_verify.errors import CallTimeout, ImplementationError
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants._forward import exact
@@ -95,7 +96,7 @@ def moderate_probes(dtype: np.dtype[Any], counterexamples: list[dict[str, Any]])
 
 def exp_limit(dtype: np.dtype[Any]) -> float:
     """``log(max)`` of ``dtype``: beyond it ``exp`` overflows (about 709.8 and 88.7)."""
-    return math.log(float(np.finfo(dtype).max))
+    return math.log(float(finfo(dtype).max))
 
 
 def large_probes(dtype: np.dtype[Any]) -> list[Probe]:

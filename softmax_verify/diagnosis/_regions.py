@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_verify._dtypes import finfo
 from softmax_verify.diagnosis._probes import SEED
 from softmax_verify.errors import (
     CallTimeout,
@@ -210,7 +211,7 @@ def _large_region(run: _Runner, build: Callable[..., Case], dtype: str) -> Hit |
     base = rng.uniform(-1.0, 1.0, (3, 5))
     base /= np.abs(base).max()
     template = build((3, 5), rng)
-    top = float(np.finfo(template["x"].dtype).max) / 2
+    top = float(finfo(template["x"].dtype).max) / 2
 
     def at(s: float) -> bool | None:
         case = dict(template)

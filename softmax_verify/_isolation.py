@@ -62,12 +62,12 @@ from softmax_verify._case_log import CaseLog, read_case
 from softmax_verify._compare import Mismatch
 from softmax_verify._sandbox import user_location
 from softmax_verify._validate import resolve_dtype
-from softmax_verify.implementation import Implementation
+from softmax_verify.conventions import ReadOptions
 from softmax_verify.invariants import INVARIANTS, get_invariant
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result
 from softmax_verify.runner import run_invariant
-from softmax_verify.targets import resolve, resolve_callable
+from softmax_verify.targets import load_implementation
 
 __all__ = [
     "STARTUP_SECONDS",
@@ -183,6 +183,7 @@ class _Job:
     timeout: float | None
     fault_path: str = ""
     case_path: str = ""
+    read_options: ReadOptions = dataclasses.field(default_factory=ReadOptions)
 
 
 def _counted(func: Callable[..., Any], calls: ctypes.c_uint64) -> Callable[..., Any]:
@@ -209,14 +210,12 @@ def _child_main(conn: Connection, job: _Job, calls: ctypes.c_uint64) -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     index: int | None = None
     try:
-        forward, backward = resolve(job.target)
-        if job.backward:
-            backward = resolve_callable(job.backward)
-        impl = Implementation(
-            _counted(forward, calls),
-            None if backward is None else _counted(backward, calls),
+        impl, _ = load_implementation(
+            job.target,
+            job.backward,
+            job.read_options,
             timeout=job.timeout,
-            name=job.target or "reference",
+            wrap=lambda func: _counted(func, calls),
         )
         log = CaseLog(job.case_path)
         for index, (inv, dtype) in enumerate(job.pairs):
@@ -444,6 +443,7 @@ def verify_isolated(
     timeout: float | None = 10.0,
     invariants: Iterable[str] | None = None,
     progress: Callable[[Result], None] | None = None,
+    read_options: ReadOptions | None = None,
 ) -> Report:
     """``verify`` for a TARGET given as strings (see ``targets.resolve``), crash-isolated.
 
@@ -461,7 +461,8 @@ def verify_isolated(
     pairs = tuple((inv.id, name) for inv in selected for name in names)
     results: list[Result] = []
     while len(results) < len(pairs):
-        job = _Job(target, backward, pairs[len(results) :], profile, max_examples, seed, timeout)
+        job = _Job(target, backward, pairs[len(results) :], profile, max_examples, seed, timeout,
+                   read_options=read_options or ReadOptions())  # fmt: skip
         results += _run_child(job, progress or (lambda _result: None))
     return Report(
         target=target or "reference",

@@ -3,7 +3,8 @@
     softmax-verify check [TARGET] [--backward TARGET] [--dtype float64|float32|all]
                          [--profile dev|ci|thorough] [--max-examples N] [--seed N]
                          [--format text|json] [--timeout SECONDS] [--invariant ID ...]
-                         [--no-isolate]
+                         [--no-isolate] [--grad vjp|elementwise|jacobian] [--grad-at x|y]
+                         [--rowwise] [--axis K] [--rank 2|3|4]
     softmax-verify list
 
 ``check`` runs the implementation in a child process (``softmax_verify._isolation``):
@@ -26,11 +27,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
 from softmax_verify._isolation import verify_isolated
+from softmax_verify.conventions import GRAD_AT, GRADS, ReadOptions
 from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Result
 from softmax_verify.runner import verify
-from softmax_verify.targets import TargetError, resolve, resolve_callable
+from softmax_verify.targets import TargetError, load_implementation
 
 __all__ = ["main"]
 
@@ -97,8 +99,60 @@ def _parser() -> _Parser:
         help="run the implementation in this process (for pdb); by default it runs in a "
         "child process, so that a crash is reported instead of ending the run",
     )
+    _add_reading_options(check)
     sub.add_parser("list", help="list the invariants and their math")
     return parser
+
+
+def _add_reading_options(check: argparse.ArgumentParser) -> None:
+    """How to read the code: its convention, layout and rank (see "Your code's shape")."""
+    group = check.add_argument_group("reading the code")
+    group.add_argument(
+        "--grad",
+        choices=GRADS,
+        default=None,
+        help="what the backward computes (default: vjp, or detected from the code)",
+    )
+    group.add_argument(
+        "--grad-at",
+        choices=GRAD_AT,
+        default=None,
+        help="what an elementwise or Jacobian function receives (default: x)",
+    )
+    group.add_argument("--rowwise", action="store_true", help="the code is written for one 1-D row")
+    group.add_argument(
+        "--axis",
+        type=_bounded(int, "an integer", lambda v: True),
+        default=-1,
+        help="the softmax axis in the code's own layout (default: -1)",
+    )
+    group.add_argument(
+        "--rank",
+        type=_bounded(int, "2, 3 or 4", lambda v: v in (2, 3, 4)),
+        default=2,
+        help="the rank of the arrays the code is written for (default: 2)",
+    )
+
+
+def _read_options(args: argparse.Namespace) -> ReadOptions:
+    return ReadOptions(
+        grad=args.grad, grad_at=args.grad_at, rowwise=args.rowwise, axis=args.axis, rank=args.rank
+    )
+
+
+def _reading_words(args: argparse.Namespace) -> list[str]:
+    words = []
+    if args.grad is not None:
+        words += ["--grad", args.grad]
+    if args.grad_at is not None:
+        words += ["--grad-at", args.grad_at]
+    if args.rowwise:
+        words.append("--rowwise")
+    if args.axis != -1:
+        words += ["--axis", str(args.axis)]
+    if args.rank != 2:
+        words += ["--rank", str(args.rank)]
+    return words
 
 
 def _reproduce(args: argparse.Namespace, seed: int | None) -> str:
@@ -114,7 +168,7 @@ def _reproduce(args: argparse.Namespace, seed: int | None) -> str:
         words += ["--seed", str(seed)]
     for inv in args.invariant or ():
         words += ["--invariant", inv]
-    return shlex.join(words)
+    return shlex.join(words + _reading_words(args))
 
 
 def _progress(result: Result) -> None:
@@ -127,10 +181,11 @@ def _progress(result: Result) -> None:
 def _check(args: argparse.Namespace) -> int:
     try:
         # Also when isolated: a usage error is reported here, before any child starts.
-        forward, backward = resolve(args.target)
-        if args.backward:
-            backward = resolve_callable(args.backward)
-    except TargetError as exc:
+        reading_options = _read_options(args)
+        impl, reading = load_implementation(
+            args.target, args.backward, reading_options, timeout=args.timeout
+        )
+    except (TargetError, ValueError) as exc:
         sys.stderr.write(f"softmax-verify: error: {exc}\n")
         return EXIT_USAGE
     options: dict[str, Any] = {
@@ -143,11 +198,13 @@ def _check(args: argparse.Namespace) -> int:
         "progress": _progress if sys.stderr.isatty() else None,
     }
     if args.isolate:
-        report = verify_isolated(args.target, args.backward, **options)
+        report = verify_isolated(
+            args.target, args.backward, read_options=reading_options, **options
+        )
     else:
         # stdout carries the report: what the code under test prints goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):
-            report = verify(forward, backward, target=args.target or "reference", **options)
+            report = verify(impl, target=args.target or "reference", **options)
     report = type(report)(
         target=report.target,
         backward=args.backward,
@@ -155,6 +212,7 @@ def _check(args: argparse.Namespace) -> int:
         seed=report.seed,
         results=report.results,
         command=_reproduce(args, report.seed),
+        reading=reading,
     )
     sys.stdout.write((report.to_json() if args.format == "json" else report.to_text()) + "\n")
     return EXIT_OK if report.passed else EXIT_FAILED

@@ -22,6 +22,7 @@ from hypothesis.reporting import with_reporter
 
 from softmax_verify._compare import Mismatch
 from softmax_verify._validate import resolve_dtype
+from softmax_verify.conventions import ReadOptions, implementation_from
 from softmax_verify.errors import (
     CallTimeout,
     ImplementationError,
@@ -155,7 +156,7 @@ def run_invariant(
 
 
 def verify(
-    forward: Callable[..., Any],
+    forward: Any,
     backward: Callable[..., Any] | None = None,
     *,
     dtypes: Sequence[str] = ("float64",),
@@ -166,8 +167,19 @@ def verify(
     invariants: Iterable[str] | None = None,
     target: str | None = None,
     progress: Callable[[Result], None] | None = None,
+    grad: str | None = None,
+    grad_at: str | None = None,
+    rowwise: bool = False,
+    axis: int = -1,
+    rank: int = 2,
 ) -> Report:
     """Check ``forward`` (and ``backward``) against every invariant, at each dtype.
+
+    ``forward`` is a function, a layer class (a fresh instance per forward call) or a
+    layer instance (a deep copy per forward call); ``grad``, ``grad_at``, ``rowwise``,
+    ``axis`` and ``rank`` say how to read it, as the command line's options do
+    (``softmax_verify.conventions.ReadOptions``). Code that fits no convention raises
+    ``ConventionError`` (a TypeError and a ValueError) saying what was tried.
 
     ``profile`` picks the Hypothesis profile (dev, ci, thorough); ``max_examples``
     overrides its example count; ``seed`` makes a random profile reproducible (a
@@ -189,7 +201,8 @@ def verify(
     _settings(profile, max_examples, seed)  # validates profile early
     if seed is None and not settings.get_profile(profile).derandomize:
         seed = random.SystemRandom().randrange(2**32)
-    impl = Implementation(forward, backward, timeout=timeout, name=target)
+    options = ReadOptions(grad=grad, grad_at=grad_at, rowwise=rowwise, axis=axis, rank=rank)
+    impl, reading = implementation_from(forward, backward, options, timeout=timeout, name=target)
     results = []
     for inv in selected:
         for dt in resolved:
@@ -205,4 +218,5 @@ def verify(
         profile=profile,
         seed=seed,
         results=tuple(results),
+        reading=reading,
     )

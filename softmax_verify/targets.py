@@ -1,8 +1,8 @@
 """Resolving a TARGET string to the forward and backward callables it names.
 
 - ``package.module:attr`` or ``path/to/file.py:attr``: ``attr`` (dotted paths
-  allowed) is the forward, or an object whose ``forward``/``backward``
-  attributes are the pair.
+  allowed) is the forward, a layer class or instance (``softmax_verify.conventions``),
+  or an object whose ``forward``/``backward`` attributes are the pair.
 - ``path/to/file.py`` or ``package.module`` alone: the module's ``forward`` and
   ``backward``, or ``softmax_forward`` and ``softmax_backward``.
 - ``scipy``, ``torch``, ``jax``: the built-in framework adapters.
@@ -19,10 +19,18 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from softmax_verify.conventions import (
+    ConventionError,
+    Reading,
+    ReadOptions,
+    implementation_from,
+    is_layer,
+)
 from softmax_verify.frameworks import FRAMEWORKS, adapter
+from softmax_verify.implementation import Implementation
 from softmax_verify.reference import softmax, softmax_backward
 
-__all__ = ["TargetError", "resolve", "resolve_callable"]
+__all__ = ["TargetError", "load_implementation", "resolve", "resolve_callable", "resolve_target"]
 
 _PAIRS = (("forward", "backward"), ("softmax_forward", "softmax_backward"))
 
@@ -79,6 +87,15 @@ def resolve_callable(spec: str) -> Callable[..., Any]:
 
 def resolve(spec: str | None) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
     """``(forward, backward)`` for a TARGET; backward may be None."""
+    found, backward = resolve_target(spec)
+    if is_layer(found):
+        raise TargetError(f"{spec} is a layer; read it with load_implementation")
+    return found, backward
+
+
+def resolve_target(spec: str | None) -> tuple[Any, Callable[..., Any] | None]:
+    """``(forward, backward)`` for a TARGET, where the forward may be a layer class or
+    instance (its backward then None: the layer's own methods are read)."""
     if spec is None or spec == "reference":
         return softmax, softmax_backward
     if spec in FRAMEWORKS:
@@ -89,6 +106,8 @@ def resolve(spec: str | None) -> tuple[Callable[..., Any], Callable[..., Any] | 
     module_part, sep, attr = spec.rpartition(":")
     if sep and module_part and attr and not (len(module_part) == 1 and module_part.isalpha()):
         found = _getattr_path(_load_module(module_part), attr, spec)
+        if is_layer(found):
+            return found, None
         if hasattr(found, "forward") and callable(found.forward):
             return found.forward, getattr(found, "backward", None)
         if not callable(found):
@@ -102,3 +121,30 @@ def resolve(spec: str | None) -> tuple[Callable[..., Any], Callable[..., Any] | 
         f"{spec} has no forward/backward or softmax_forward/softmax_backward; "
         f"name one as {spec}:ATTR"
     )
+
+
+def load_implementation(
+    target: str | None,
+    backward: str | None = None,
+    options: ReadOptions | None = None,
+    *,
+    timeout: float | None = 10.0,
+    wrap: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
+) -> tuple[Implementation, Reading]:
+    """The Implementation a TARGET (and a --backward TARGET) names, read as ``options``
+    say, and how it was read. Raises ``TargetError`` for anything the user must fix:
+    a target that cannot be loaded, or one that fits no convention."""
+    forward, found_backward = resolve_target(target)
+    if backward:
+        found_backward = resolve_callable(backward)
+    try:
+        return implementation_from(
+            forward,
+            found_backward,
+            options,
+            timeout=timeout,
+            name=target or "reference",
+            wrap=wrap,
+        )
+    except ConventionError as exc:
+        raise TargetError(str(exc)) from None

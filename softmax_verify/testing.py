@@ -8,6 +8,10 @@
         backward = staticmethod(mymodel.softmax_backward)   # optional
         dtypes = ("float64", "float32")                     # optional
 
+    ``forward`` may also be a layer class or instance (``forward = MySoftmaxLayer``);
+    ``grad``, ``grad_at``, ``rowwise``, ``axis`` and ``rank`` say how to read the code,
+    as ``softmax-verify check`` options do (see ``softmax_verify.conventions``).
+
     ``class TestMySoftmax(SoftmaxContract, exclude=("stage_gradients",))`` leaves
     invariants out of collection (e.g. stage localization for a backward that returns
     dx alone, which would otherwise be skipped with that reason).
@@ -28,6 +32,7 @@ import pytest
 from hypothesis import given
 
 from softmax_verify._validate import resolve_dtype
+from softmax_verify.conventions import ReadOptions, implementation_from
 from softmax_verify.errors import NotApplicable
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS, Case, Invariant, get_invariant
@@ -73,11 +78,17 @@ def _contract_test(inv: Invariant) -> Callable[[Any], None]:
 class SoftmaxContract:
     """Base class; set ``forward`` (and ``backward``) on a subclass named ``Test...``."""
 
-    forward: ClassVar[Callable[..., Any] | None] = None
+    forward: ClassVar[Any] = None
     backward: ClassVar[Callable[..., Any] | None] = None
     dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32")
     #: Seconds one call of the implementation may take before it counts as an error.
     timeout: ClassVar[float | None] = 10.0
+    #: How to read the code (``softmax_verify.conventions.ReadOptions``).
+    grad: ClassVar[str | None] = None
+    grad_at: ClassVar[str | None] = None
+    rowwise: ClassVar[bool] = False
+    axis: ClassVar[int] = -1
+    rank: ClassVar[int] = 2
 
     def __init_subclass__(cls, exclude: tuple[str, ...] = (), **kwargs: Any) -> None:
         """``class TestX(SoftmaxContract, exclude=("stage_gradients",))`` leaves those out.
@@ -95,7 +106,13 @@ class SoftmaxContract:
     def implementation(cls) -> Implementation:
         if cls.forward is None:
             raise TypeError(f"{cls.__name__}.forward must be set to the softmax forward callable")
-        return Implementation(cls.forward, cls.backward, timeout=cls.timeout, name=cls.__name__)
+        options = ReadOptions(
+            grad=cls.grad, grad_at=cls.grad_at, rowwise=cls.rowwise, axis=cls.axis, rank=cls.rank
+        )
+        impl, _ = implementation_from(
+            cls.forward, cls.backward, options, timeout=cls.timeout, name=cls.__name__
+        )
+        return impl
 
 
 for _inv in INVARIANTS:

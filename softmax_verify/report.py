@@ -17,7 +17,17 @@ __all__ = ["Report", "Result", "Status"]
 Status = Literal["passed", "failed", "error", "skipped"]
 
 #: The JSON ``target`` object: its name and how it was read (None when not known).
-_READING_KEYS = ("name", "kind", "forward", "backward", "grad", "grad_at", "layout", "notes", "text")
+_READING_KEYS = (
+    "name",
+    "kind",
+    "forward",
+    "backward",
+    "grad",
+    "grad_at",
+    "layout",
+    "notes",
+    "text",
+)
 
 #: Arrays up to this many entries are printed in full in text reports.
 FULL_PRINT = 64

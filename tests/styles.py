@@ -65,10 +65,10 @@ class ReturningSoftmax:
     def forward(self, x: A) -> A:
         e = np.exp(x - x.max(axis=self.axis, keepdims=True))
         self.y = e / e.sum(axis=self.axis, keepdims=True)
-        return self.y
+        return np.asarray(self.y)
 
     def backward(self, dout: A) -> A:
-        return self.y * (dout - (dout * self.y).sum(axis=self.axis, keepdims=True))
+        return np.asarray(self.y * (dout - (dout * self.y).sum(axis=self.axis, keepdims=True)))
 
 
 class ReturningNaiveSoftmax(ReturningSoftmax):
@@ -77,7 +77,7 @@ class ReturningNaiveSoftmax(ReturningSoftmax):
     def forward(self, x: A) -> A:
         e = np.exp(x)
         self.y = e / e.sum(axis=self.axis, keepdims=True)
-        return self.y
+        return np.asarray(self.y)
 
 
 class FpropSoftmax:
@@ -86,10 +86,10 @@ class FpropSoftmax:
     def fprop(self, x: A) -> A:
         e = np.exp(x - x.max(axis=-1, keepdims=True))
         self.out = e / e.sum(axis=-1, keepdims=True)
-        return self.out
+        return np.asarray(self.out)
 
     def bprop(self, grad: A) -> A:
-        return self.out * (grad - np.sum(grad * self.out, axis=-1, keepdims=True))
+        return np.asarray(self.out * (grad - np.sum(grad * self.out, axis=-1, keepdims=True)))
 
 
 fprop_instance = FpropSoftmax()
@@ -102,6 +102,24 @@ class NeedsArgument:
         self.dim = dim
 
     def forward(self, x: A) -> A:
+        return np.asarray(x)
+
+
+def softmax_needs_axis(x: A, axis: int) -> A:
+    """Fits no convention: the forward cannot be called as forward(x)."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return np.asarray(e / e.sum(axis=axis, keepdims=True))
+
+
+def backward_needs_three(dout: A, x: A, y: A) -> A:
+    """Fits no backward convention: neither backward(dout, cache) nor grad(x or y)."""
+    return np.asarray(y * (dout - (dout * y).sum(axis=-1, keepdims=True)))
+
+
+class NoForwardMethod:
+    """A class with none of the forward method names."""
+
+    def run(self, x: A) -> A:
         return np.asarray(x)
 
 
@@ -143,13 +161,14 @@ def softmax_grad(s: A) -> A:
 def softmax_jacobian_at_x(x: A) -> A:
     """The (N, D, D) Jacobians of a batch, at the input: diag(y) - y y^T per row."""
     y = softmax_rows(x)
-    return np.asarray(y[:, :, None] * np.eye(x.shape[-1]) - y[:, :, None] * y[:, None, :])
+    eye = np.eye(x.shape[-1], dtype=y.dtype)
+    return np.asarray(y[:, :, None] * eye - y[:, :, None] * y[:, None, :])
 
 
 def softmax_jacobian_broadcast_bug(s: A) -> A:
     """The bug: s (I - s) broadcasts s along the wrong axis, giving s_j (delta_ij - s_j)
     instead of s_i (delta_ij - s_j): the transpose of the column form, and not symmetric."""
-    return np.asarray(s[:, None, :] * (np.eye(s.shape[-1]) - s[:, None, :]))
+    return np.asarray(s[:, None, :] * (np.eye(s.shape[-1], dtype=s.dtype) - s[:, None, :]))
 
 
 # --- code written for one 1-D vector -----------------------------------------------------
@@ -197,7 +216,7 @@ class AttentionSoftmax:
     def forward(self, scores: A) -> A:
         scores = scores - scores.max(axis=-1, keepdims=True)
         self.attn = np.exp(scores) / np.exp(scores).sum(axis=-1, keepdims=True)
-        return self.attn
+        return np.asarray(self.attn)
 
     def backward(self, grad_attn: A) -> A:
         inner = (grad_attn * self.attn).sum(axis=-1, keepdims=True)
@@ -210,7 +229,7 @@ class AttentionWrongAxis(AttentionSoftmax):
     def forward(self, scores: A) -> A:
         scores = scores - scores.max(axis=-2, keepdims=True)
         self.attn = np.exp(scores) / np.exp(scores).sum(axis=-2, keepdims=True)
-        return self.attn
+        return np.asarray(self.attn)
 
 
 # --- the table the tests run -------------------------------------------------------------

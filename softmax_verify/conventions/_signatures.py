@@ -49,8 +49,15 @@ def required_names(func: Callable[..., Any]) -> list[str]:
 
 
 def signature_text(func: Callable[..., Any], name: str) -> str:
+    """``name(x, axis)``: the parameters by name, ``=...`` for those with a default."""
     sig = _signature(func)
-    return f"{name}{sig}" if sig is not None else f"{name}(...)"
+    if sig is None:
+        return f"{name}(...)"
+    params = sig.replace(
+        parameters=[p.replace(annotation=p.empty) for p in sig.parameters.values()],
+        return_annotation=sig.empty,
+    )
+    return f"{name}{params}"
 
 
 def _function_node(func: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunctionDef | None:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from softmax_verify import verify
 from softmax_verify.conventions import ConventionError, ReadOptions, read
 from softmax_verify.conventions._layout import Layout, batch_shape
+from softmax_verify.gradcheck import directional_check, full_jacobian_check
 from softmax_verify.implementation import Implementation
 from softmax_verify.profiles import PROFILES
 from softmax_verify.runner import run_invariant
@@ -249,3 +250,15 @@ def test_attention_layout_puts_factors_next_to_the_softmax_axis() -> None:
     assert batch_shape(12, 3) == (2, 2, 3)
     assert Layout(4, -1).shape(6, 5) == (1, 2, 3, 5)
     assert Layout(2, 0).shape(7, 5) == (5, 7)
+
+
+# --- the gradient checks read the same conventions ---------------------------------------
+
+
+def test_gradient_checks_take_layers_and_their_verdicts_hold() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 5))
+    assert full_jacobian_check(styles.StoringSoftmax, None, x).passed
+    assert directional_check(styles.AttentionSoftmax, None, x).passed
+    assert not full_jacobian_check(styles.StoringDiagonalSoftmax, None, x).passed
+    assert not directional_check(styles.StoringDiagonalSoftmax, None, x).passed

@@ -1,6 +1,7 @@
-"""An implementation under test, whatever convention its code follows.
+"""An implementation under test, called through the canonical convention.
 
-Conventions accepted (the shapes hand-written softmax code comes in):
+``softmax_verify.conventions`` reads layer classes, elementwise and Jacobian
+derivatives, 1-D code and other layouts into this convention:
 
 - ``forward(x)`` returns ``y`` or a tuple ``(y, cache)`` (cs231n style). ``x`` is
   an (N, D) array and each row is a distribution (softmax along axis 1).

@@ -139,6 +139,18 @@ class ElementwiseSoftmax:
         return np.asarray(p * (1 - p))
 
 
+class BackwardIsDerivative:
+    """A framework's activation: backward(out) returns the derivative at the output, which
+    the framework multiplies into the upstream gradient (read with --grad elementwise)."""
+
+    def forward(self, x: A) -> A:
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        return np.asarray(e / e.sum(axis=-1, keepdims=True))
+
+    def backward(self, out: A) -> A:
+        return np.asarray(out * (1 - out))
+
+
 def softmax_rows(x: A) -> A:
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return np.asarray(e / e.sum(axis=-1, keepdims=True))
@@ -261,6 +273,12 @@ STYLES: tuple[Style, ...] = (
     ),
     Style("fprop_instance", fprop_instance),
     Style("elementwise_layer", ElementwiseSoftmax, fails=DIAGONAL),
+    Style(
+        "backward_is_derivative",
+        BackwardIsDerivative,
+        options={"grad": "elementwise", "grad_at": "y"},
+        fails=DIAGONAL,
+    ),
     Style(
         "elementwise_function_at_y",
         softmax_rows,

@@ -7,6 +7,7 @@ that name its bug (tests/styles.py). The report states how the target was read.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -17,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from softmax_verify import verify
-from softmax_verify.conventions import ConventionError, ReadOptions, read
+from softmax_verify.conventions import ConventionError, ReadOptions, is_layer, read
 from softmax_verify.conventions._layout import Layout, batch_shape
 from softmax_verify.gradcheck import directional_check, full_jacobian_check
 from softmax_verify.implementation import Implementation
@@ -181,6 +182,7 @@ def test_vjp_forced_on_a_one_array_function_says_which_option_fits() -> None:
         ({"axis": 2}, r"axis must be an int in \[-2, 1\] for rank 2, got 2"),
         ({"rowwise": True, "rank": 3}, "rowwise=True calls code written for one 1-D row"),
         ({"rowwise": 1}, "rowwise must be a bool"),
+        ({"grad": "vjp", "grad_at": "y"}, "it does not apply with grad='vjp'"),
     ],
 )
 def test_read_options_are_validated(options: dict[str, Any], says: str) -> None:
@@ -262,3 +264,13 @@ def test_gradient_checks_take_layers_and_their_verdicts_hold() -> None:
     assert directional_check(styles.AttentionSoftmax, None, x).passed
     assert not full_jacobian_check(styles.StoringDiagonalSoftmax, None, x).passed
     assert not directional_check(styles.StoringDiagonalSoftmax, None, x).passed
+
+
+def test_a_callable_object_alone_is_a_function_not_a_layer() -> None:
+    jitted_like = functools.partial(styles.softmax_rows)
+    assert not is_layer(jitted_like)
+    assert is_layer(styles.ElementwiseSoftmax())  # __call__ with a gradient method
+    report = verify(jitted_like, invariants=["matches_reference"], max_examples=10)
+    assert report.passed
+    assert report.reading is not None
+    assert report.reading.kind == "functions"

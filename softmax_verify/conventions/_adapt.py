@@ -69,12 +69,19 @@ def _takes(owner: object, name: str, count: int) -> bool:
 
 
 def is_layer(target: object) -> bool:
-    """A class, or an instance whose class defines a forward method (forward, fprop, ...)."""
+    """A class, or an instance whose class defines a forward method (forward, fprop, ...),
+    or ``__call__`` together with a backward or gradient method. (A callable object
+    alone, e.g. a jitted function, is a function.)"""
     if isinstance(target, type):
         return True
     if inspect.isroutine(target) or inspect.ismodule(target):
         return False
-    return _method(target, FORWARD_METHODS) is not None
+    if _method(target, FORWARD_METHODS[:-1]) is not None:
+        return True
+    return (
+        _method(target, ("__call__",)) is not None
+        and _method(target, BACKWARD_METHODS + GRAD_METHODS) is not None
+    )
 
 
 def _layout_text(options: ReadOptions) -> str:
@@ -121,7 +128,10 @@ def _layer(target: object, options: ReadOptions, name: str) -> tuple[Code, Readi
     bwd = _method(target, BACKWARD_METHODS)
     grad_method = _method(target, GRAD_METHODS)
     grad = options.grad
-    at_name = grad_method if grad in ("elementwise", "jacobian") or bwd is None else None
+    if grad in ("elementwise", "jacobian"):
+        at_name = grad_method or bwd  # e.g. backward(self, out) returning the derivative
+    else:
+        at_name = grad_method if bwd is None else None
     if at_name is None and bwd is not None and grad is None and not _takes(target, bwd, 1):
         at_name = bwd  # backward(self) with no upstream: a derivative read from the state
     if grad == "vjp" or (at_name is None and bwd is not None):

@@ -45,6 +45,11 @@ class ReadOptions:
             raise ValueError(f"grad must be one of {', '.join(GRADS)} or None, got {self.grad!r}")
         if self.grad_at is not None and self.grad_at not in GRAD_AT:
             raise ValueError(f"grad_at must be 'x', 'y' or None, got {self.grad_at!r}")
+        if self.grad_at is not None and self.grad == "vjp":
+            raise ValueError(
+                f"grad_at={self.grad_at!r} says what an elementwise or Jacobian function "
+                f"receives; it does not apply with grad='vjp'"
+            )
         if not isinstance(self.rowwise, bool):
             raise TypeError(f"rowwise must be a bool, got {self.rowwise!r}")
         if not _is_int(self.rank) or self.rank not in RANKS:

@@ -76,7 +76,8 @@ def _parser() -> _Parser:
         "target",
         nargs="?",
         default=None,
-        help="MODULE:ATTR, FILE.py:ATTR, FILE.py, scipy, torch or jax (default: the reference)",
+        help="MODULE:ATTR, FILE.py:ATTR (a function, a layer class or instance), FILE.py, "
+        "scipy, torch or jax (default: the reference)",
     )
     check.add_argument("--backward", help="MODULE:ATTR or FILE.py:ATTR of the backward")
     check.add_argument("--dtype", choices=("float64", "float32", "all"), default="float64")

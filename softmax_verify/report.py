@@ -143,7 +143,7 @@ class Report:
             + (f" (backward: {self.backward})" if self.backward else "")
         ]
         if self.reading is not None:
-            lines.append(f"read as: {self.reading.describe()}")
+            lines.append(f"read as: {self.reading.how()}")
             lines.extend(f"note: {note}" for note in self.reading.notes)
         lines.append(
             f"profile {self.profile}, seed {self.seed if self.seed is not None else 'derandomized'}"

@@ -33,7 +33,7 @@ def test_layer_class_target_passes_and_the_report_says_how_it_was_read(
     code, out, err = cli(capsys, "check", f"{STYLES}:StoringSoftmax", "--max-examples", "15")
     assert code == 0, out + err
     assert out.splitlines()[1] == (
-        f"read as: {STYLES}:StoringSoftmax: class, fresh instance per forward call; forward "
+        "read as: class, fresh instance per forward call; forward "
         ".forward(x) -> .output; backward .backward(dout) -> .dinputs; grad vjp; axis -1"
     )
     assert "FAILED" not in out

@@ -92,12 +92,16 @@ class Reading:
 
     def describe(self) -> str:
         """One line: "Softmax: class, ...; forward ...; backward ...; grad vjp; axis -1"."""
+        return f"{self.name}: {self.how()}"
+
+    def how(self) -> str:
+        """``describe()`` without the name: "class, ...; forward ...; ...; axis -1"."""
         parts = [self.kind, f"forward {self.forward}"]
         if self.backward is not None:
             parts.append(f"backward {self.backward}")
             parts.append(f"grad {self.grad}" + (f" at {self.grad_at}" if self.grad_at else ""))
         parts.append(self.layout)
-        return f"{self.name}: " + "; ".join(parts)
+        return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {

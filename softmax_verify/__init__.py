@@ -5,7 +5,8 @@ Public API:
 - the reference: ``softmax``, ``softmax_backward``, ``softmax_jvp``,
   ``log_softmax``, ``log_softmax_backward``, ``staged_forward``, ``staged_backward``;
 - ``verify(forward, backward=None, ...) -> Report``: every invariant as a
-  Hypothesis property against your implementation;
+  Hypothesis property against your implementation (functions, or a layer class or
+  instance; ``softmax_verify.conventions`` reads the shapes code is written in);
 - ``INVARIANTS``: the invariants, each with an id, its math and a check;
 - ``softmax_verify.gradcheck``: exhaustive and fast gradient checks;
 - ``softmax_verify.testing.SoftmaxContract``: the same checks as a pytest base class.

@@ -274,3 +274,25 @@ def test_a_callable_object_alone_is_a_function_not_a_layer() -> None:
     assert report.passed
     assert report.reading is not None
     assert report.reading.kind == "functions"
+
+
+class DerivativeFromState:
+    """derivative(self) with no parameter: the elementwise derivative read from the state."""
+
+    def forward(self, x: A) -> None:
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        self.probs = e / e.sum(axis=-1, keepdims=True)
+
+    def derivative(self) -> A:
+        return np.asarray(self.probs * (1 - self.probs))
+
+
+def test_a_method_without_parameters_reads_the_state() -> None:
+    report = verify(DerivativeFromState, invariants=["ones_upstream_gives_zero"], max_examples=20)
+    assert report.reading is not None
+    assert report.reading.how() == (
+        "class, fresh instance per forward call; forward .forward(x) -> .probs; backward "
+        ".derivative() on the stored state -> g (dx = dout * g) or J (..., D, D) "
+        "(dx = J^T dout); grad elementwise or jacobian, by the returned shape; axis -1"
+    )
+    assert [r.status for r in report.results] == ["failed"]

@@ -101,6 +101,34 @@ def _result_text(method: Callable[..., Any], names: tuple[str, ...], plain: str)
     return f"-> {plain} or the array attribute it sets", ""
 
 
+def _layer_kind(target: object, name: str) -> str:
+    """How fresh layers are made; a constructor argument without a default is an error."""
+    if not isinstance(target, type):
+        return "instance, deep copy per forward call"
+    missing = required_names(target)
+    if missing:
+        raise ConventionError(
+            f"{name}: the constructor argument {missing[0]!r} has no default, and a fresh "
+            f"instance is built for each forward call with no arguments; give it a default, "
+            f"or name a module-level instance (FILE.py:instance) to be deep-copied"
+        )
+    return "class, fresh instance per forward call"
+
+
+def _at_method(target: object, grad: str | None, bwd: str | None) -> str | None:
+    """The method that returns an elementwise derivative or a Jacobian, if that is the
+    convention: asked for with grad, or the only one there (gradient, derivative, or a
+    backward(self) with no upstream reading the state)."""
+    grad_method = _method(target, GRAD_METHODS)
+    if grad in ("elementwise", "jacobian"):
+        return grad_method or bwd  # e.g. backward(self, out) returning the derivative
+    if bwd is None:
+        return None if grad == "vjp" else grad_method
+    if grad is None and not _takes(target, bwd, 1):
+        return bwd
+    return None
+
+
 def _layer(target: object, options: ReadOptions, name: str) -> tuple[Code, Reading]:
     cls = target if isinstance(target, type) else type(target)
     fwd = _method(target, FORWARD_METHODS)
@@ -108,34 +136,18 @@ def _layer(target: object, options: ReadOptions, name: str) -> tuple[Code, Readi
         raise ConventionError(
             f"{name}: no forward method; tried {', '.join(FORWARD_METHODS)}; {_ADAPTER}"
         )
-    if isinstance(target, type):
-        missing = required_names(target)
-        if missing:
-            raise ConventionError(
-                f"{name}: the constructor argument {missing[0]!r} has no default, and a fresh "
-                f"instance is built for each forward call with no arguments; give it a default, "
-                f"or name a module-level instance (FILE.py:instance) to be deep-copied"
-            )
-        kind = "class, fresh instance per forward call"
-    else:
-        kind = "instance, deep copy per forward call"
+    kind = _layer_kind(target, name)
     if not _takes(target, fwd, 1):
         raise ConventionError(
             f"{name}: {signature_text(getattr(target, fwd), '.' + fwd)} cannot be called as "
             f".{fwd}(x); give its other parameters defaults, {_ADAPTER}"
         )
     fwd_text, output = _result_text(getattr(cls, fwd), OUTPUT_NAMES, "y")
+    forward = f".{fwd}(x) {fwd_text}"
+    layout = _layout_text(options)
     bwd = _method(target, BACKWARD_METHODS)
-    grad_method = _method(target, GRAD_METHODS)
-    grad = options.grad
-    if grad in ("elementwise", "jacobian"):
-        at_name = grad_method or bwd  # e.g. backward(self, out) returning the derivative
-    else:
-        at_name = grad_method if bwd is None else None
-    if at_name is None and bwd is not None and grad is None and not _takes(target, bwd, 1):
-        at_name = bwd  # backward(self) with no upstream: a derivative read from the state
-    if grad == "vjp" or (at_name is None and bwd is not None):
-        assert bwd is not None or grad == "vjp"
+    at_name = _at_method(target, options.grad, bwd)
+    if options.grad == "vjp" or (at_name is None and bwd is not None):
         if bwd is None or not _takes(target, bwd, 1):
             raise ConventionError(
                 f"{name}: grad vjp calls .backward(dout); tried {', '.join(BACKWARD_METHODS)}"
@@ -144,15 +156,11 @@ def _layer(target: object, options: ReadOptions, name: str) -> tuple[Code, Readi
             )
         bwd_text, dx = _result_text(getattr(cls, bwd), GRAD_NAMES, "dx")
         code: Code = LayerCode(fresh(target), fwd, bwd, "vjp", "x", output=output, dx=dx)
-        reading = Reading(
-            name, kind, f".{fwd}(x) {fwd_text}", f".{bwd}(dout) {bwd_text}", "vjp", None,
-            _layout_text(options),
-        )  # fmt: skip
-        return code, reading
+        backward = f".{bwd}(dout) {bwd_text}"
+        return code, Reading(name, kind, forward, backward, "vjp", None, layout)
     if at_name is None:  # a forward-only layer
         code = LayerCode(fresh(target), fwd, None, "vjp", "x", output=output)
-        return code, Reading(name, kind, f".{fwd}(x) {fwd_text}", None, None, None,
-                             _layout_text(options))  # fmt: skip
+        return code, Reading(name, kind, forward, None, None, None, layout)
     takes_arg = _takes(target, at_name, 1)
     if not takes_arg and not _takes(target, at_name, 0):
         raise ConventionError(
@@ -162,8 +170,7 @@ def _layer(target: object, options: ReadOptions, name: str) -> tuple[Code, Readi
     code = LayerCode(fresh(target), fwd, at_name, "at", grad_at, output=output,
                      grad_takes_arg=takes_arg)  # fmt: skip
     call = f".{at_name}({grad_at})" if takes_arg else f".{at_name}() on the stored state"
-    return code, _at_reading(name, kind, f".{fwd}(x) {fwd_text}", call, options,
-                             grad_at if takes_arg else None)  # fmt: skip
+    return code, _at_reading(name, kind, forward, call, options, grad_at if takes_arg else None)
 
 
 def _at_reading(

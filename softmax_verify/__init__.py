@@ -5,8 +5,9 @@ Public API:
 - the reference: ``softmax``, ``softmax_backward``, ``softmax_jvp``,
   ``log_softmax``, ``log_softmax_backward``, ``staged_forward``, ``staged_backward``;
 - ``verify(forward, backward=None, ...) -> Report``: every invariant as a
-  Hypothesis property against your implementation, at float32 and float64; a
-  Report is true when it passed (``assert verify(f, b)``), and
+  Hypothesis property against your implementation (functions, or a layer class or
+  instance; ``softmax_verify.conventions`` reads the shapes code is written in), at
+  float32 and float64; a Report is true when it passed (``assert verify(f, b)``), and
   ``report.raise_for_failures()`` raises ``VerificationFailed`` with the text report;
 - ``Domain``: the shapes an implementation supports (``verify(..., domain=...)``);
 - ``INVARIANTS``: the invariants, each with an id, its math and a check;

@@ -5,7 +5,8 @@ Everything the code under test can touch lives here: its module, its global stat
 handlers, the working directory) and its caches. The verifier (``_remote``) sends one
 request at a time and reads one reply:
 
-- ``("load", release, TargetSpec, sys_path)`` -> ``("loaded", has_backward, name)``, or
+- ``("load", release, TargetSpec, sys_path)`` ->
+  ``("loaded", has_backward, name, reading)``, or
   ``("target_error", message)`` for a target that cannot be read (a usage error), or
   ``("exited", status, location)`` for a ``sys.exit`` while the module was imported;
 - ``("forward", release, x, want_x)`` -> ``("ok", y, handle, x_after | None)``;

@@ -36,6 +36,7 @@ from softmax_verify._dtypes import is_half
 from softmax_verify._remote import LoadFailed, RemoteImplementation, crash_location
 from softmax_verify._settings import DEFAULT_DTYPES
 from softmax_verify._validate import resolve_dtype
+from softmax_verify.conventions import Reading, ReadOptions
 from softmax_verify.diagnosis import Diagnosis, diagnose
 from softmax_verify.domain import Domain
 from softmax_verify.implementation import Implementation
@@ -121,6 +122,7 @@ def verify_isolated(
     isolate: bool = True,
     domain: Domain | None = None,
     accumulate: str = "float32",
+    read_options: ReadOptions | None = None,
 ) -> Report:
     """``verify`` for a TARGET given as strings (see ``targets.resolve``), the target in a
     child process (``isolate=False``: in this one, as ``--no-isolate`` asks). Raises
@@ -132,7 +134,7 @@ def verify_isolated(
     if seed is None and not settings.get_profile(profile).derandomize:
         seed = random.SystemRandom().randrange(2**32)
     pairs = [(inv.id, name) for inv in selected for name in names]
-    spec = TargetSpec(target, backward, timeout)
+    spec = TargetSpec(target, backward, timeout, read_options or ReadOptions())
 
     def run(impl: Implementation, loaded: list[Result] | None) -> list[Result]:
         results = []
@@ -161,8 +163,10 @@ def verify_isolated(
 
     notes: tuple[str, ...] = ()
     found: list[Diagnosis] = []
+    reading: Reading | None = None
     if not isolate:
-        results = run(load_implementation(spec), None)
+        impl, reading = load_implementation(spec)
+        results = run(impl, None)
     else:
         remote = RemoteImplementation(spec)
         with _stopped_on_signals(remote):
@@ -179,6 +183,7 @@ def verify_isolated(
             finally:
                 remote.close()
         notes = _leftover_note(remote.leftovers)
+        reading = remote.reading
     return Report(
         target=target or "reference",
         backward=backward,
@@ -189,4 +194,5 @@ def verify_isolated(
         diagnosis=tuple(found),
         domain=(domain or Domain()).describe(),
         accumulate=describe_accumulation(accumulate) if any(map(is_half, names)) else "",
+        reading=reading,
     )

@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from softmax_verify._process import ABORT_SECONDS, ChildProcess, ProcessEnded
 from softmax_verify._sandbox import one_line
 from softmax_verify._wire import WireError, decode_array, encode_array, same_array
+from softmax_verify.conventions import Reading
 from softmax_verify.errors import CallTimeout, ImplementationError
 from softmax_verify.implementation import (
     BackwardCall,
@@ -164,6 +165,8 @@ class RemoteImplementation(Implementation):
         self.timeout = spec.timeout
         self.name = spec.target or "reference"
         self._has_backward = False
+        #: How the child read the target (``conventions.Reading``), once it has loaded it.
+        self.reading: Reading | None = None
         self._child: ChildProcess | None = None
         self._generation = 0
         self._released: list[tuple[int, int]] = []
@@ -189,7 +192,7 @@ class RemoteImplementation(Implementation):
         except WireError as exc:
             self.close()
             raise LoadFailed(f"corrupted the verifier's channel ({exc})", None) from None
-        if not isinstance(reply, tuple) or len(reply) not in (2, 3):
+        if not isinstance(reply, tuple) or len(reply) not in (2, 3, 4):
             self.close()
             raise LoadFailed("sent an unexpected reply while loading", None)
         if reply[0] == "target_error":
@@ -198,9 +201,13 @@ class RemoteImplementation(Implementation):
         if reply[0] == "exited":
             self.close()
             raise LoadFailed(f"called sys.exit({one_line(reply[1])})", _text(reply[2]))
-        if reply[0] != "loaded":
+        try:
+            if reply[0] != "loaded":
+                raise TypeError(reply[0])
+            self.reading = Reading.from_dict(reply[3])
+        except (TypeError, KeyError, IndexError):
             self.close()
-            raise LoadFailed("sent an unexpected reply while loading", None)
+            raise LoadFailed("sent an unexpected reply while loading", None) from None
         self._has_backward = reply[1] is True
 
     def close(self) -> None:

@@ -52,13 +52,13 @@ class Server:
         # then this process's own entries.
         sys.path[:] = [*path, *(p for p in sys.path if p not in path)]
         try:
-            self.impl = load_implementation(spec)
+            self.impl, reading = load_implementation(spec)
         except TargetError as exc:
             cause = exc.__context__  # the loader reports a sys.exit() at import as a TargetError
             if isinstance(cause, SystemExit):
                 return ("exited", one_line(repr(cause.code)), _where(cause))
             return ("target_error", one_line(str(exc)))
-        return ("loaded", self.impl.has_backward, one_line(self.impl.name))
+        return ("loaded", self.impl.has_backward, one_line(self.impl.name), reading.to_dict())
 
     def _loaded(self) -> Implementation:
         if self.impl is None:

@@ -7,6 +7,8 @@
                          [--profile dev|ci|thorough] [--max-examples N] [--seed N]
                          [--format text|json|junit|github] [--timeout SECONDS]
                          [--invariant ID ...] [--no-isolate]
+                         [--grad vjp|elementwise|jacobian] [--grad-at x|y]
+                         [--rowwise] [--axis K] [--rank 2|3|4]
     softmax-verify list [--format text|json]
     softmax-verify --version
 
@@ -45,6 +47,7 @@ from softmax_verify._isolation import verify_isolated
 from softmax_verify._sandbox import one_line
 from softmax_verify._settings import DEFAULT_DTYPES
 from softmax_verify._storage import private_hypothesis_storage
+from softmax_verify.conventions import GRAD_AT, GRADS, ReadOptions
 from softmax_verify.domain import Domain
 from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS
 from softmax_verify.profiles import PROFILES
@@ -229,6 +232,7 @@ def _parser() -> _Parser:
         "the run, and the target's global state (numpy error state, patched numpy functions, "
         "random seeds, signal handlers, working directory) reaches the verifier's own math",
     )
+    _add_reading_options(check)
     listing = sub.add_parser(
         "list", help="list the invariants and their math", description="List the invariants."
     )
@@ -240,6 +244,51 @@ def _parser() -> _Parser:
         "(default: text)",
     )
     return parser
+
+
+def _add_reading_options(check: argparse.ArgumentParser) -> None:
+    """How to read the code: its convention, layout and rank (see "Your code's shape")."""
+    group = check.add_argument_group("reading the code")
+    group.add_argument(
+        "--grad",
+        choices=GRADS,
+        default=None,
+        help="what the backward computes (default: vjp, or detected from the code)",
+    )
+    group.add_argument(
+        "--grad-at",
+        choices=GRAD_AT,
+        default=None,
+        help="what an elementwise or Jacobian function receives (default: x)",
+    )
+    group.add_argument("--rowwise", action="store_true", help="the code is written for one 1-D row")
+    group.add_argument(
+        "--axis",
+        type=_bounded(int, "an integer", lambda v: True),
+        default=-1,
+        help="the softmax axis in the code's own layout (default: -1)",
+    )
+    group.add_argument(
+        "--rank",
+        type=_bounded(int, "2, 3 or 4", lambda v: v in (2, 3, 4)),
+        default=2,
+        help="the rank of the arrays the code is written for (default: 2)",
+    )
+
+
+def _reading_words(args: argparse.Namespace) -> list[str]:
+    words = []
+    if args.grad is not None:
+        words += ["--grad", args.grad]
+    if args.grad_at is not None:
+        words += ["--grad-at", args.grad_at]
+    if args.rowwise:
+        words.append("--rowwise")
+    if args.axis != -1:
+        words += ["--axis", str(args.axis)]
+    if args.rank != 2:
+        words += ["--rank", str(args.rank)]
+    return words
 
 
 def _reproduce(args: argparse.Namespace, seed: int | None) -> str:
@@ -264,7 +313,7 @@ def _reproduce(args: argparse.Namespace, seed: int | None) -> str:
         words += ["--seed", str(seed)]
     for inv in args.invariant or ():
         words += ["--invariant", inv]
-    return shlex.join(words)
+    return shlex.join(words + _reading_words(args))
 
 
 def _progress(result: Result) -> None:
@@ -297,6 +346,13 @@ def _usage_error(message: str) -> int:
 def _check(args: argparse.Namespace) -> int:
     try:
         domain = Domain.parse(args.rows, args.cols, args.cols_multiple_of)
+        read_options = ReadOptions(
+            grad=args.grad,
+            grad_at=args.grad_at,
+            rowwise=args.rowwise,
+            axis=args.axis,
+            rank=args.rank,
+        )
     except ValueError as exc:
         return _usage_error(str(exc))
     dtypes = DEFAULT_DTYPES if args.dtype is None else DTYPE_SETS[args.dtype]
@@ -309,6 +365,7 @@ def _check(args: argparse.Namespace) -> int:
         "dtypes": dtypes,
         "domain": domain,
         "accumulate": args.accumulate,
+        "read_options": read_options,
         "profile": args.profile,
         "max_examples": args.max_examples,
         "seed": args.seed,

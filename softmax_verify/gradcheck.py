@@ -60,6 +60,7 @@ from softmax_verify._tally import (
     _Tally,
 )
 from softmax_verify._validate import CHECKED_DTYPES, as_float_array, check_same_shape
+from softmax_verify.conventions import implementation_from, is_layer
 from softmax_verify.implementation import Implementation
 from softmax_verify.tolerances import (
     _backward_bound,
@@ -78,9 +79,10 @@ __all__ = ["GradcheckResult", "directional_check", "full_jacobian_check", "numer
 def _implementation(forward: Any, backward: Any) -> Implementation:
     if isinstance(forward, Implementation):
         return forward
-    if backward is None:
+    if backward is None and not is_layer(forward):
         raise TypeError("backward must be given (a callable), got None")
-    return Implementation(forward, backward, timeout=None)
+    impl, _ = implementation_from(forward, backward, timeout=None)
+    return impl
 
 
 def _matrix(x: object, name: str) -> NDArray[Any]:

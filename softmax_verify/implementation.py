@@ -1,6 +1,7 @@
-"""An implementation under test, whatever convention its code follows.
+"""An implementation under test, called through the canonical convention.
 
-Conventions accepted (the shapes hand-written softmax code comes in):
+``softmax_verify.conventions`` reads layer classes, elementwise and Jacobian
+derivatives, 1-D code and other layouts into this convention:
 
 - ``forward(x)`` returns ``y`` or a tuple ``(y, cache)`` (cs231n style). ``x`` is
   an (N, D) array and each row is a distribution (softmax along axis 1).
@@ -22,6 +23,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import FunctionType, MethodType, ModuleType
 from typing import Any
 
 import numpy as np
@@ -59,10 +61,20 @@ class BackwardCall:
     mutated_cache: bool = False
 
 
-def _arrays(obj: object) -> list[NDArray[Any]]:
-    """The arrays inside ``obj`` (an array, a mapping, a sequence or a named tuple)."""
+def _arrays(obj: object, depth: int = 3) -> list[NDArray[Any]]:
+    """The arrays inside ``obj`` (an array, a mapping, a sequence, a named tuple or an
+    object's attributes), looking ``depth`` containers deep, each array once."""
+    found: dict[int, NDArray[Any]] = {}
+    _collect(obj, depth, found)
+    return list(found.values())
+
+
+def _collect(obj: object, depth: int, found: dict[int, NDArray[Any]]) -> None:
     if isinstance(obj, np.ndarray):
-        return [obj]
+        found.setdefault(id(obj), obj)
+        return
+    if depth == 0 or isinstance(obj, (str, bytes, type, ModuleType, FunctionType, MethodType)):
+        return
     values: list[object]
     if isinstance(obj, Mapping):
         values = list(obj.values())
@@ -70,31 +82,35 @@ def _arrays(obj: object) -> list[NDArray[Any]]:
         values = list(obj)
     else:
         values = list(getattr(obj, "__dict__", {}).values())
-    return [v for v in values if isinstance(v, np.ndarray)]
+    for value in values:
+        _collect(value, depth - 1, found)
 
 
-def _snapshot(obj: object, into: NDArray[Any] | None = None) -> list[NDArray[Any]]:
-    """Copies of the arrays inside ``obj``: in ``into``'s memory (a C-contiguous array of
-    the caller's, free until the comparison) when they all fit there, each at a 64-byte
-    aligned offset, else fresh. At the gradient checks' sizes fresh memory costs more than
-    the copy itself (every page is zeroed on first touch)."""
+_Snapshot = list[tuple[NDArray[Any], NDArray[Any]]]
+
+
+def _snapshot(obj: object, into: NDArray[Any] | None = None) -> _Snapshot:
+    """Each array inside ``obj`` with a copy of it: the copies in ``into``'s memory (a
+    C-contiguous array of the caller's, free until the comparison) when they all fit
+    there, each at a 64-byte aligned offset, else fresh. At the gradient checks' sizes
+    fresh memory costs more than the copy itself (every page is zeroed on first touch)."""
     arrays = _arrays(obj)
     if (
         into is None
         or not into.flags.c_contiguous
         or any(a.dtype.hasobject or np.may_share_memory(a, into) for a in arrays)
     ):
-        return [array.copy() for array in arrays]
+        return [(array, array.copy()) for array in arrays]
     raw = into.reshape(-1).view(np.uint8)
-    copies: list[NDArray[Any]] = []
+    copies: _Snapshot = []
     offset = 0
     for array in arrays:
         offset = -(-offset // 64) * 64
         if offset + array.nbytes > raw.size:
-            return [array.copy() for array in arrays]
+            return [(array, array.copy()) for array in arrays]
         copy = raw[offset : offset + array.nbytes].view(array.dtype).reshape(array.shape)
         np.copyto(copy, array)
-        copies.append(copy)
+        copies.append((array, copy))
         offset += array.nbytes
     return copies
 
@@ -110,11 +126,13 @@ def _same_bits(a: NDArray[Any], b: NDArray[Any]) -> bool:
     return bool(np.array_equal(a.view(as_int), b.view(as_int)))
 
 
-def _unchanged(before: list[NDArray[Any]], obj: object) -> bool:
-    after = _arrays(obj)  # compared in place: a second copy would only cost memory
-    return len(before) == len(after) and all(
-        _same_bits(a, b) for a, b in zip(before, after, strict=True)
-    )
+def _unchanged(before: _Snapshot) -> bool:
+    """Whether every array seen before the call still holds its bits (compared in place).
+
+    Writing into those arrays is mutation; binding new arrays to names (a layer's
+    ``self.dinputs = ...``, a dict's new key) is the code keeping state, and is not.
+    """
+    return all(_same_bits(array, copy) for array, copy in before)
 
 
 def _checked_array(
@@ -235,7 +253,7 @@ class Implementation:
             dx=dx,
             stages=stages,
             mutated_dout=False if scratch else not _same_bits(given, dout),
-            mutated_cache=watch_cache and not _unchanged(cache_before, cache),
+            mutated_cache=watch_cache and not _unchanged(cache_before),
         )
 
     def source_of(self, name: str) -> str | None:

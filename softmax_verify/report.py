@@ -11,11 +11,25 @@ from typing import Any, Literal
 import numpy as np
 
 from softmax_verify._compare import Mismatch
+from softmax_verify.conventions import Reading
 from softmax_verify.diagnosis._types import Diagnosis, describe, to_dict
 
 __all__ = ["Report", "Result", "Status", "VerificationFailed"]
 
 Status = Literal["passed", "failed", "error", "skipped"]
+
+#: The JSON ``target`` object: its name and how it was read (None when not known).
+_READING_KEYS = (
+    "name",
+    "kind",
+    "forward",
+    "backward",
+    "grad",
+    "grad_at",
+    "layout",
+    "notes",
+    "text",
+)
 
 #: Arrays up to this many entries are printed in full in text reports.
 FULL_PRINT = 64
@@ -91,6 +105,8 @@ class Report:
     #: The accumulation model half-precision results were judged by; empty when no half
     #: dtype was checked.
     accumulate: str = ""
+    #: How the target was read (its convention, methods, layout); None when not known.
+    reading: Reading | None = None
 
     @property
     def passed(self) -> bool:
@@ -132,8 +148,12 @@ class Report:
         return tuple(r for r in self.results if r.status in ("failed", "error"))
 
     def to_dict(self) -> dict[str, Any]:
+        target: dict[str, Any] = dict.fromkeys(_READING_KEYS)
+        target.update(name=self.target, notes=[], text=self.target)
+        if self.reading is not None:
+            target.update((k, v) for k, v in self.reading.to_dict().items() if k != "name")
         return {
-            "target": self.target,
+            "target": target,
             "backward": self.backward,
             "profile": self.profile,
             "seed": self.seed,
@@ -171,6 +191,9 @@ class Report:
             f"softmax-verify: {self.target}"
             + (f" (backward: {self.backward})" if self.backward else "")
         ]
+        if self.reading is not None:
+            lines.append(f"read as: {self.reading.how()}")
+            lines.extend(f"note: {note}" for note in self.reading.notes)
         lines.append(
             f"profile {self.profile}, seed {self.seed if self.seed is not None else 'derandomized'}"
         )

@@ -28,6 +28,7 @@ from softmax_verify._sandbox import describe_exception
 from softmax_verify._settings import DEFAULT_DTYPES, registered_profile, verdict_settings
 from softmax_verify._storage import private_hypothesis_storage
 from softmax_verify._validate import resolve_dtype
+from softmax_verify.conventions import ReadOptions, implementation_from
 from softmax_verify.diagnosis import diagnose
 from softmax_verify.domain import Domain
 from softmax_verify.errors import (
@@ -188,7 +189,7 @@ def _nondeterministic(exc: Flaky, state: _State) -> str:
 
 
 def verify(
-    forward: Callable[..., Any],
+    forward: Any,
     backward: Callable[..., Any] | None = None,
     *,
     dtypes: Sequence[str] = DEFAULT_DTYPES,
@@ -201,8 +202,19 @@ def verify(
     progress: Callable[[Result], None] | None = None,
     domain: Domain | None = None,
     accumulate: str = "float32",
+    grad: str | None = None,
+    grad_at: str | None = None,
+    rowwise: bool = False,
+    axis: int = -1,
+    rank: int = 2,
 ) -> Report:
     """Check ``forward`` (and ``backward``) against every invariant, at each dtype.
+
+    ``forward`` is a function, a layer class (a fresh instance per forward call) or a
+    layer instance (a deep copy per forward call); ``grad``, ``grad_at``, ``rowwise``,
+    ``axis`` and ``rank`` say how to read it, as the command line's options do
+    (``softmax_verify.conventions.ReadOptions``). Code that fits no convention raises
+    ``ConventionError`` (a TypeError and a ValueError) saying what was tried.
 
     ``dtypes`` defaults to float32 and float64. ``profile`` picks the Hypothesis
     profile: dev, ci, thorough or any other registered one. ``max_examples``
@@ -230,7 +242,8 @@ def verify(
     domain = _check_options(domain, accumulate)
     if seed is None and not settings.get_profile(profile).derandomize:
         seed = random.SystemRandom().randrange(2**32)
-    impl = Implementation(forward, backward, timeout=timeout, name=target)
+    options = ReadOptions(grad=grad, grad_at=grad_at, rowwise=rowwise, axis=axis, rank=rank)
+    impl, reading = implementation_from(forward, backward, options, timeout=timeout, name=target)
     results = []
     for inv in selected:
         for dt in resolved:
@@ -256,6 +269,7 @@ def verify(
         diagnosis=diagnose(impl, results, resolved),
         domain=domain.describe(),
         accumulate=describe_accumulation(accumulate) if any(map(is_half, resolved)) else "",
+        reading=reading,
     )
 
 

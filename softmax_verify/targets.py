@@ -1,8 +1,8 @@
 """Resolving a TARGET string to the forward and backward callables it names.
 
 - ``package.module:attr`` or ``path/to/file.py:attr``: ``attr`` (dotted paths
-  allowed) is the forward, or an object whose ``forward``/``backward``
-  attributes are the pair.
+  allowed) is the forward, a layer class or instance (``softmax_verify.conventions``),
+  or an object whose ``forward``/``backward`` attributes are the pair.
 - ``path/to/file.py`` or ``package.module`` alone: the module's ``forward`` and
   ``backward``, or ``softmax_forward`` and ``softmax_backward``.
 - ``scipy``, ``torch``, ``jax``: the built-in framework adapters.
@@ -16,15 +16,29 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from softmax_verify.conventions import (
+    ConventionError,
+    Reading,
+    ReadOptions,
+    implementation_from,
+    is_layer,
+)
 from softmax_verify.frameworks import FRAMEWORKS, adapter
 from softmax_verify.implementation import Implementation
 from softmax_verify.reference import softmax, softmax_backward
 
-__all__ = ["TargetError", "TargetSpec", "load_implementation", "resolve", "resolve_callable"]
+__all__ = [
+    "TargetError",
+    "TargetSpec",
+    "load_implementation",
+    "resolve",
+    "resolve_callable",
+    "resolve_target",
+]
 
 _PAIRS = (("forward", "backward"), ("softmax_forward", "softmax_backward"))
 
@@ -82,6 +96,15 @@ def resolve_callable(spec: str) -> Callable[..., Any]:
 
 def resolve(spec: str | None) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
     """``(forward, backward)`` for a TARGET; backward may be None."""
+    found, backward = resolve_target(spec)
+    if is_layer(found):
+        raise TargetError(f"{spec} is a layer; read it with load_implementation")
+    return found, backward
+
+
+def resolve_target(spec: str | None) -> tuple[Any, Callable[..., Any] | None]:
+    """``(forward, backward)`` for a TARGET, where the forward may be a layer class or
+    instance (its backward then None: the layer's own methods are read)."""
     if spec is None or spec == "reference":
         return softmax, softmax_backward
     if spec in FRAMEWORKS:
@@ -92,6 +115,8 @@ def resolve(spec: str | None) -> tuple[Callable[..., Any], Callable[..., Any] | 
     module_part, sep, attr = spec.rpartition(":")
     if sep and module_part and attr and not (len(module_part) == 1 and module_part.isalpha()):
         found = _getattr_path(_load_module(module_part), attr, spec)
+        if is_layer(found):
+            return found, None
         if hasattr(found, "forward") and callable(found.forward):
             return found.forward, getattr(found, "backward", None)
         if not callable(found):
@@ -109,17 +134,30 @@ def resolve(spec: str | None) -> tuple[Callable[..., Any], Callable[..., Any] | 
 
 @dataclass(frozen=True)
 class TargetSpec:
-    """A target as the command line names it: plain strings, so it crosses to a child process."""
+    """A target as the command line names it, and how to read it: plain values, so it
+    crosses to a child process."""
 
     target: str | None
     backward: str | None = None
     timeout: float | None = 10.0
+    options: ReadOptions = field(default_factory=ReadOptions)
 
 
-def load_implementation(spec: TargetSpec) -> Implementation:
-    """The Implementation ``spec`` names: the one place a target is read (TargetError if it
-    cannot be). Imports the user's code, so the command line calls it only in its child."""
-    forward, backward = resolve(spec.target)
+def load_implementation(spec: TargetSpec) -> tuple[Implementation, Reading]:
+    """The Implementation ``spec`` names, read as its options say, and how it was read: the
+    one place a target is read. Imports the user's code, so the command line calls it only
+    in its child. Raises ``TargetError`` for anything the user must fix: a target that
+    cannot be loaded, or one that fits no convention."""
+    forward, found_backward = resolve_target(spec.target)
     if spec.backward:
-        backward = resolve_callable(spec.backward)
-    return Implementation(forward, backward, timeout=spec.timeout, name=spec.target or "reference")
+        found_backward = resolve_callable(spec.backward)
+    try:
+        return implementation_from(
+            forward,
+            found_backward,
+            spec.options,
+            timeout=spec.timeout,
+            name=spec.target or "reference",
+        )
+    except ConventionError as exc:
+        raise TargetError(str(exc)) from None

@@ -10,6 +10,10 @@
         domain = Domain(cols=(128, 8192), cols_multiple_of=128)  # optional: shapes it supports
         accumulate = "float32"                   # optional: half-precision model (or "input")
 
+    ``forward`` may also be a layer class or instance (``forward = MySoftmaxLayer``);
+    ``grad``, ``grad_at``, ``rowwise``, ``axis`` and ``rank`` say how to read the code,
+    as ``softmax-verify check`` options do (see ``softmax_verify.conventions``).
+
     ``class TestMySoftmax(SoftmaxContract, exclude=("stage_gradients",))`` leaves
     invariants out of collection (e.g. stage localization for a backward that returns
     dx alone, which would otherwise be skipped with that reason).
@@ -35,6 +39,7 @@ from hypothesis import settings
 from softmax_verify._formats import failure_text
 from softmax_verify._settings import DEFAULT_DTYPES
 from softmax_verify._validate import resolve_dtype
+from softmax_verify.conventions import ReadOptions, implementation_from
 from softmax_verify.diagnosis import describe, diagnose
 from softmax_verify.domain import Domain
 from softmax_verify.implementation import Implementation
@@ -80,7 +85,7 @@ def _contract_test(inv: Invariant) -> Callable[[Any, str], None]:
 class SoftmaxContract:
     """Base class; set ``forward`` (and ``backward``) on a subclass named ``Test...``."""
 
-    forward: ClassVar[Callable[..., Any] | None] = None
+    forward: ClassVar[Any] = None
     backward: ClassVar[Callable[..., Any] | None] = None
     dtypes: ClassVar[tuple[str, ...]] = DEFAULT_DTYPES
     #: Seconds one call of the implementation may take before it counts as an error.
@@ -89,6 +94,12 @@ class SoftmaxContract:
     domain: ClassVar[Domain | None] = None
     #: The accumulation model half-precision dtypes are judged by (tolerances.ACCUMULATIONS).
     accumulate: ClassVar[str] = "float32"
+    #: How to read the code (``softmax_verify.conventions.ReadOptions``).
+    grad: ClassVar[str | None] = None
+    grad_at: ClassVar[str | None] = None
+    rowwise: ClassVar[bool] = False
+    axis: ClassVar[int] = -1
+    rank: ClassVar[int] = 2
 
     def __init_subclass__(cls, exclude: tuple[str, ...] = (), **kwargs: Any) -> None:
         """``class TestX(SoftmaxContract, exclude=("stage_gradients",))`` leaves those out.
@@ -112,7 +123,13 @@ class SoftmaxContract:
     def implementation(cls) -> Implementation:
         if cls.forward is None:
             raise TypeError(f"{cls.__name__}.forward must be set to the softmax forward callable")
-        return Implementation(cls.forward, cls.backward, timeout=cls.timeout, name=cls.__name__)
+        options = ReadOptions(
+            grad=cls.grad, grad_at=cls.grad_at, rowwise=cls.rowwise, axis=cls.axis, rank=cls.rank
+        )
+        impl, _ = implementation_from(
+            cls.forward, cls.backward, options, timeout=cls.timeout, name=cls.__name__
+        )
+        return impl
 
 
 for _inv in INVARIANTS:

@@ -66,6 +66,7 @@ REPORT_KEYS = {
     "domain",
     "accumulate",
 }
+TARGET_KEYS = {"name", "kind", "forward", "backward", "grad", "grad_at", "layout", "notes", "text"}
 RESULT_KEYS = {
     "invariant",
     "dtype",
@@ -113,7 +114,12 @@ def check_schema(doc: Any) -> None:
     """The exact report schema: key sets, types, and the allowed status values."""
     assert isinstance(doc, dict)
     assert set(doc) == REPORT_KEYS
-    assert isinstance(doc["target"], str)
+    target = doc["target"]
+    assert isinstance(target, dict)
+    assert set(target) == TARGET_KEYS, set(target) ^ TARGET_KEYS
+    assert all(isinstance(target[k], str) for k in ("name", "text"))
+    assert all(target[k] is None or isinstance(target[k], str) for k in TARGET_KEYS - {"notes"})
+    assert isinstance(target["notes"], list)
     assert doc["backward"] is None or isinstance(doc["backward"], str)
     assert isinstance(doc["profile"], str)
     assert doc["seed"] is None or _is_int(doc["seed"])
@@ -213,7 +219,11 @@ def test_json_output_has_the_exact_schema(capsys: pytest.CaptureFixture[str]) ->
         "30",
     )
     assert code == 1
-    assert doc["target"] == BUGGY
+    assert doc["target"]["name"] == BUGGY
+    assert doc["target"]["text"] == (
+        f"{BUGGY}: functions; forward softmax_forward(x) -> y or (y, cache); "
+        "backward softmax_backward(dout, cache) -> dx; grad vjp; axis -1"
+    )
     assert doc["backward"] is None
     assert doc["profile"] == "ci"
     assert doc["seed"] is None
@@ -299,7 +309,7 @@ def test_backward_option(capsys: pytest.CaptureFixture[str]) -> None:
         "20",
     )
     assert code == 0
-    assert doc["target"] == fwd
+    assert doc["target"]["name"] == fwd
     assert doc["backward"] == bwd
     assert set(statuses(doc).values()) == {"passed"}
 

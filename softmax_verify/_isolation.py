@@ -63,7 +63,7 @@ from softmax_verify._compare import Mismatch
 from softmax_verify._sandbox import user_location
 from softmax_verify._validate import resolve_dtype
 from softmax_verify.implementation import Implementation
-from softmax_verify.invariants import INVARIANTS, get_invariant
+from softmax_verify.invariants import get_invariant, invariants_for
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result
 from softmax_verify.runner import run_invariant
@@ -183,6 +183,7 @@ class _Job:
     timeout: float | None
     fault_path: str = ""
     case_path: str = ""
+    kind: str = "softmax"
 
 
 def _counted(func: Callable[..., Any], calls: ctypes.c_uint64) -> Callable[..., Any]:
@@ -230,6 +231,7 @@ def _child_main(conn: Connection, job: _Job, calls: ctypes.c_uint64) -> None:
                 max_examples=job.max_examples,
                 seed=job.seed,
                 on_case=log.write,
+                kind=job.kind,
             )
             conn.send(("result", index, encode_result(result)))
     except BaseException as exc:  # what the sandbox lets through: KeyboardInterrupt and the like
@@ -444,6 +446,8 @@ def verify_isolated(
     timeout: float | None = 10.0,
     invariants: Iterable[str] | None = None,
     progress: Callable[[Result], None] | None = None,
+    kind: str = "softmax",
+    masked: bool = False,
 ) -> Report:
     """``verify`` for a TARGET given as strings (see ``targets.resolve``), crash-isolated.
 
@@ -453,7 +457,11 @@ def verify_isolated(
     """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
-    selected = INVARIANTS if invariants is None else tuple(get_invariant(i) for i in invariants)
+    selected = (
+        invariants_for(kind, masked=masked)
+        if invariants is None
+        else tuple(get_invariant(i, kind) for i in invariants)
+    )
     names = [resolve_dtype(d, "dtypes").name for d in dtypes]
     if seed is None and not settings.get_profile(profile).derandomize:
         # As verify does, but here: every child must run with the same seed.
@@ -461,7 +469,9 @@ def verify_isolated(
     pairs = tuple((inv.id, name) for inv in selected for name in names)
     results: list[Result] = []
     while len(results) < len(pairs):
-        job = _Job(target, backward, pairs[len(results) :], profile, max_examples, seed, timeout)
+        job = _Job(
+            target, backward, pairs[len(results) :], profile, max_examples, seed, timeout, kind=kind
+        )
         results += _run_child(job, progress or (lambda _result: None))
     return Report(
         target=target or "reference",

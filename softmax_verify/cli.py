@@ -3,8 +3,8 @@
     softmax-verify check [TARGET] [--backward TARGET] [--dtype float64|float32|all]
                          [--profile dev|ci|thorough] [--max-examples N] [--seed N]
                          [--format text|json] [--timeout SECONDS] [--invariant ID ...]
-                         [--no-isolate]
-    softmax-verify list
+                         [--no-isolate] [--kind softmax|log_softmax] [--masked]
+    softmax-verify list [--kind softmax|log_softmax] [--masked]
 
 ``check`` runs the implementation in a child process (``softmax_verify._isolation``):
 a crash of that process (a segfault in a C extension, ``os.abort()``, ``os._exit``)
@@ -26,7 +26,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
 from softmax_verify._isolation import verify_isolated
-from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS
+from softmax_verify.invariants import ALL_IDS, get_invariant, invariants_for
+from softmax_verify.kinds import KINDS
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Result
 from softmax_verify.runner import verify
@@ -86,7 +87,7 @@ def _parser() -> _Parser:
     check.add_argument(
         "--invariant",
         action="append",
-        choices=INVARIANT_IDS,
+        choices=ALL_IDS,
         metavar="ID",
         help="run only this invariant (repeatable)",
     )
@@ -97,8 +98,26 @@ def _parser() -> _Parser:
         help="run the implementation in this process (for pdb); by default it runs in a "
         "child process, so that a crash is reported instead of ending the run",
     )
-    sub.add_parser("list", help="list the invariants and their math")
+    _what_is_checked(check)
+    _what_is_checked(sub.add_parser("list", help="list the invariants and their math"))
     return parser
+
+
+def _what_is_checked(parser: argparse.ArgumentParser) -> None:
+    """``--kind`` and ``--masked``: which function the code computes, on which rows."""
+    group = parser.add_argument_group("what is checked")
+    group.add_argument(
+        "--kind",
+        choices=KINDS,
+        default="softmax",
+        help="what the code computes: softmax probabilities (default) or log_softmax",
+    )
+    group.add_argument(
+        "--masked",
+        action="store_true",
+        help="also check rows with masked (-inf) entries; opt in when the code promises "
+        "-inf support (attention masks)",
+    )
 
 
 def _reproduce(args: argparse.Namespace, seed: int | None) -> str:
@@ -114,6 +133,10 @@ def _reproduce(args: argparse.Namespace, seed: int | None) -> str:
         words += ["--seed", str(seed)]
     for inv in args.invariant or ():
         words += ["--invariant", inv]
+    if args.kind != "softmax":
+        words += ["--kind", args.kind]
+    if args.masked:
+        words.append("--masked")
     return shlex.join(words)
 
 
@@ -130,10 +153,14 @@ def _check(args: argparse.Namespace) -> int:
         forward, backward = resolve(args.target)
         if args.backward:
             backward = resolve_callable(args.backward)
-    except TargetError as exc:
+        for invariant in args.invariant or ():
+            get_invariant(invariant, args.kind)  # an id of another kind is a usage error
+    except (TargetError, ValueError) as exc:
         sys.stderr.write(f"softmax-verify: error: {exc}\n")
         return EXIT_USAGE
     options: dict[str, Any] = {
+        "kind": args.kind,
+        "masked": args.masked,
         "dtypes": ("float64", "float32") if args.dtype == "all" else (args.dtype,),
         "profile": args.profile,
         "max_examples": args.max_examples,
@@ -160,10 +187,10 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
-def _list() -> int:
-    for inv in INVARIANTS:
-        kind = "backward" if inv.needs_backward else "forward "
-        sys.stdout.write(f"{inv.id:28} {kind}  {inv.summary}\n")
+def _list(args: argparse.Namespace) -> int:
+    for inv in invariants_for(args.kind, masked=args.masked):
+        role = "backward" if inv.needs_backward else "forward "
+        sys.stdout.write(f"{inv.id:28} {role}  {inv.summary}\n")
     return EXIT_OK
 
 
@@ -171,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``softmax-verify`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "list":
-        return _list()
+        return _list(args)
     return _check(args)
 
 

@@ -29,7 +29,8 @@ from softmax_verify.errors import (
     NotApplicable,
 )
 from softmax_verify.implementation import Implementation
-from softmax_verify.invariants import INVARIANTS, Case, Invariant, get_invariant
+from softmax_verify.invariants import Case, Invariant, get_invariant, invariants_for
+from softmax_verify.kinds import check_kind
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result, Status
 
@@ -73,13 +74,14 @@ def run_invariant(
     max_examples: int | None = None,
     seed: int | None = None,
     on_case: Callable[[Case], None] | None = None,
+    kind: str = "softmax",
 ) -> Result:
     """Run one invariant at one dtype as a Hypothesis property and return its Result.
 
     ``on_case``, if given, sees each case before it is checked (the crash-isolated
     command keeps the latest, to report the input a crash happened on).
     """
-    inv = get_invariant(invariant) if isinstance(invariant, str) else invariant
+    inv = get_invariant(invariant, kind) if isinstance(invariant, str) else invariant
     dt = resolve_dtype(dtype)
     if inv.needs_backward and not impl.has_backward:
         return Result(inv.id, dt.name, "skipped", 0, 0.0, "no backward given")
@@ -166,13 +168,17 @@ def verify(
     invariants: Iterable[str] | None = None,
     target: str | None = None,
     progress: Callable[[Result], None] | None = None,
+    kind: str = "softmax",
+    masked: bool = False,
 ) -> Report:
     """Check ``forward`` (and ``backward``) against every invariant, at each dtype.
 
     ``profile`` picks the Hypothesis profile (dev, ci, thorough); ``max_examples``
     overrides its example count; ``seed`` makes a random profile reproducible (a
     seed is drawn and reported when the profile is not derandomized). Each call
-    of the implementation is limited to ``timeout`` seconds.
+    of the implementation is limited to ``timeout`` seconds. ``kind`` says what the
+    code computes (``"softmax"`` or ``"log_softmax"``) and picks the invariant set;
+    ``masked=True`` adds the checks on rows with masked (-inf) entries.
     """
     if isinstance(dtypes, str):
         raise TypeError(f"dtypes must be a sequence of dtype names, got the string {dtypes!r}")
@@ -185,7 +191,14 @@ def verify(
         raise ValueError(f"max_examples must be a positive int or None, got {max_examples!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
-    selected = INVARIANTS if invariants is None else tuple(get_invariant(i) for i in invariants)
+    kind = check_kind(kind)
+    if not isinstance(masked, bool):
+        raise TypeError(f"masked must be a bool, got {masked!r}")
+    selected = (
+        invariants_for(kind, masked=masked)
+        if invariants is None
+        else tuple(get_invariant(i, kind) for i in invariants)
+    )
     _settings(profile, max_examples, seed)  # validates profile early
     if seed is None and not settings.get_profile(profile).derandomize:
         seed = random.SystemRandom().randrange(2**32)

@@ -8,6 +8,9 @@
         backward = staticmethod(mymodel.softmax_backward)   # optional
         dtypes = ("float64", "float32")                     # optional
 
+    For a log_softmax set ``kind = "log_softmax"``; ``masked = True`` adds the checks on
+    rows with masked (-inf) entries. Only the invariants of that kind are collected.
+
     ``class TestMySoftmax(SoftmaxContract, exclude=("stage_gradients",))`` leaves
     invariants out of collection (e.g. stage localization for a backward that returns
     dx alone, which would otherwise be skipped with that reason).
@@ -30,7 +33,15 @@ from hypothesis import given
 from softmax_verify._validate import resolve_dtype
 from softmax_verify.errors import NotApplicable
 from softmax_verify.implementation import Implementation
-from softmax_verify.invariants import INVARIANTS, Case, Invariant, get_invariant
+from softmax_verify.invariants import (
+    ALL_IDS,
+    REGISTRY,
+    Case,
+    Invariant,
+    get_invariant,
+    invariants_for,
+)
+from softmax_verify.kinds import check_kind
 
 __all__ = ["SoftmaxContract"]
 
@@ -52,8 +63,9 @@ def _run_property(inv: Invariant, impl: Implementation, dtype: np.dtype[Any]) ->
     return not_applicable[0] if not_applicable else None
 
 
-def _contract_test(inv: Invariant) -> Callable[[Any], None]:
+def _contract_test(invariant_id: str) -> Callable[[Any], None]:
     def test(self: SoftmaxContract) -> None:
+        inv = get_invariant(invariant_id, type(self).kind)
         impl = type(self).implementation()
         if inv.needs_backward and not impl.has_backward:
             pytest.skip("no backward set on the contract class")  # forward-only contract: by design
@@ -65,8 +77,8 @@ def _contract_test(inv: Invariant) -> Callable[[Any], None]:
                 # a check that never ran. exclude= leaves it out of the contract instead.
                 pytest.skip(f"{inv.id} does not apply: {reason}")
 
-    test.__name__ = test.__qualname__ = f"test_{inv.id}"
-    test.__doc__ = inv.doc
+    test.__name__ = test.__qualname__ = f"test_{invariant_id}"
+    test.__doc__ = next(inv.doc for inv in REGISTRY if inv.id == invariant_id)
     return test
 
 
@@ -78,6 +90,11 @@ class SoftmaxContract:
     dtypes: ClassVar[tuple[str, ...]] = ("float64", "float32")
     #: Seconds one call of the implementation may take before it counts as an error.
     timeout: ClassVar[float | None] = 10.0
+    #: What the code computes: "softmax" or "log_softmax" (softmax_verify.kinds).
+    kind: ClassVar[str] = "softmax"
+    #: Also check rows with masked (-inf) entries.
+    masked: ClassVar[bool] = False
+    _excluded: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, exclude: tuple[str, ...] = (), **kwargs: Any) -> None:
         """``class TestX(SoftmaxContract, exclude=("stage_gradients",))`` leaves those out.
@@ -87,8 +104,18 @@ class SoftmaxContract:
         dx alone.
         """
         super().__init_subclass__(**kwargs)
+        check_kind(cls.kind, f"{cls.__name__}.kind")
+        applicable = {inv.id for inv in invariants_for(cls.kind, masked=cls.masked)}
+        for invariant_id in ALL_IDS:
+            name = f"test_{invariant_id}"
+            if invariant_id not in applicable:
+                if hasattr(cls, name):
+                    setattr(cls, name, None)  # another kind's property: not collected
+            elif getattr(cls, name, None) is None and invariant_id not in cls._excluded:
+                setattr(cls, name, _contract_test(invariant_id))
+        cls._excluded = cls._excluded | frozenset(exclude)
         for invariant_id in exclude:
-            get_invariant(invariant_id)  # ValueError naming the ids for a typo
+            get_invariant(invariant_id, cls.kind)  # ValueError naming the ids for a typo
             setattr(cls, f"test_{invariant_id}", None)
 
     @classmethod
@@ -98,6 +125,6 @@ class SoftmaxContract:
         return Implementation(cls.forward, cls.backward, timeout=cls.timeout, name=cls.__name__)
 
 
-for _inv in INVARIANTS:
-    setattr(SoftmaxContract, f"test_{_inv.id}", _contract_test(_inv))
-del _inv
+for _id in dict.fromkeys(inv.id for inv in invariants_for("softmax")):
+    setattr(SoftmaxContract, f"test_{_id}", _contract_test(_id))
+del _id

@@ -103,3 +103,26 @@ def stage_case(draw: st.DrawFn, dtype: np.dtype[Any]) -> Case:
     x = draw(sv_st.logits(dtype, max_magnitude=30.0), label="x")
     dout = draw(sv_st.upstreams(x.shape, dtype), label="dout")
     return {"x": x, "dout": dout}
+
+
+def _half_range(dtype: np.dtype[Any]) -> float:
+    """Half the dtype's max: every log_softmax output ``>= -max - ln D`` is then finite."""
+    return float(np.finfo(dtype).max) / 2
+
+
+def half_range_logits_case(dtype: np.dtype[Any]) -> SearchStrategy[Case]:
+    """``x`` alone, with ``|x| <= max / 2`` (log_softmax's forward checks)."""
+    return sv_st.logits(dtype, max_magnitude=_half_range(dtype)).map(lambda x: {"x": x})
+
+
+def half_range_forward_case(dtype: np.dtype[Any]) -> SearchStrategy[Case]:
+    """``x`` with ``|x| <= max / 2`` and an upstream ``dout``."""
+    return forward_case(dtype, max_magnitude=_half_range(dtype))
+
+
+@st.composite
+def half_range_permutation_case(draw: st.DrawFn, dtype: np.dtype[Any]) -> Case:
+    """``x`` with ``|x| <= max / 2`` and a permutation ``perm`` of its columns."""
+    x = draw(sv_st.logits(dtype, max_magnitude=_half_range(dtype)), label="x")
+    perm = draw(sv_st.permutations(x.shape[1]), label="perm")
+    return {"x": x, "perm": perm}

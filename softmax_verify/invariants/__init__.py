@@ -26,6 +26,7 @@ from softmax_verify.invariants import (
     _gradient_sums,
     _log_backward,
     _log_softmax,
+    _masked,
     _stages,
 )
 from softmax_verify.invariants._cases import Case
@@ -90,6 +91,9 @@ SUMMARIES: dict[str, str] = {
     "backward_matches_reference": "B(g) == y * (g - <g, y>) from the float64 reference",
     "stage_gradients": "each named stage (dexps_0 ... dx) is right for the forward's own cache",
     "gradient_rows_sum_to_zero": "sum_i B(g)_i == 0 per row, for any g: J 1 = 0 (shift invariance)",
+    "masked_entries_exactly_zero": "a -inf entry of a row gets exactly 0 probability and gradient",
+    "masked_rows_match_subset": "unmasked entries == softmax (and VJP) of the unmasked subset",
+    "fully_masked_rows": "an all -inf row gives all 0 or all NaN, and gradient entries 0 or NaN",
 }
 
 #: One-line summaries of the log_softmax entries whose property reads differently.
@@ -230,6 +234,23 @@ REGISTRY: tuple[Invariant, ...] = (
         kinds=LOG_SOFTMAX,
     ),
     Invariant("stage_gradients", True, _stages.stage_gradients, _cases.stage_case),
+    Invariant(
+        "masked_entries_exactly_zero",
+        False,
+        _masked.masked_entries_exactly_zero,
+        _cases.masked_case,
+        masked_only=True,
+    ),
+    Invariant(
+        "masked_rows_match_subset",
+        False,
+        _masked.masked_rows_match_subset,
+        _cases.masked_case,
+        masked_only=True,
+    ),
+    Invariant(
+        "fully_masked_rows", False, _masked.fully_masked_rows, _cases.masked_case, masked_only=True
+    ),
 )
 
 

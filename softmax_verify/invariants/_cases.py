@@ -126,3 +126,11 @@ def half_range_permutation_case(draw: st.DrawFn, dtype: np.dtype[Any]) -> Case:
     x = draw(sv_st.logits(dtype, max_magnitude=_half_range(dtype)), label="x")
     perm = draw(sv_st.permutations(x.shape[1]), label="perm")
     return {"x": x, "perm": perm}
+
+
+@st.composite
+def masked_case(draw: st.DrawFn, dtype: np.dtype[Any]) -> Case:
+    """``x`` with masked (-inf) entries, fully masked rows included, and ``dout``."""
+    x = draw(sv_st.masked_logits(dtype), label="x")
+    dout = draw(sv_st.upstreams(x.shape, dtype), label="dout")
+    return {"x": x, "dout": dout}

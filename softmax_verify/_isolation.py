@@ -184,6 +184,8 @@ class _Job:
     fault_path: str = ""
     case_path: str = ""
     kind: str = "softmax"
+    autodiff: str | None = None
+    device: str = "cpu"
 
 
 def _counted(func: Callable[..., Any], calls: ctypes.c_uint64) -> Callable[..., Any]:
@@ -210,7 +212,7 @@ def _child_main(conn: Connection, job: _Job, calls: ctypes.c_uint64) -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     index: int | None = None
     try:
-        forward, backward = resolve(job.target)
+        forward, backward = resolve(job.target, autodiff=job.autodiff, device=job.device)
         if job.backward:
             backward = resolve_callable(job.backward)
         impl = Implementation(
@@ -448,12 +450,16 @@ def verify_isolated(
     progress: Callable[[Result], None] | None = None,
     kind: str = "softmax",
     masked: bool = False,
+    autodiff: str | None = None,
+    device: str = "cpu",
+    interpretation: str | None = None,
 ) -> Report:
     """``verify`` for a TARGET given as strings (see ``targets.resolve``), crash-isolated.
 
     The same results as ``verify(*resolve(target), ...)`` in process, except that a
     crash of the process or a call stuck beyond interruption is reported as an error
-    of the pair it happened in, and the other pairs still run.
+    of the pair it happened in, and the other pairs still run. ``interpretation``: how
+    the parent read the target (softmax_verify.autodiff), for the report.
     """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
@@ -470,7 +476,16 @@ def verify_isolated(
     results: list[Result] = []
     while len(results) < len(pairs):
         job = _Job(
-            target, backward, pairs[len(results) :], profile, max_examples, seed, timeout, kind=kind
+            target,
+            backward,
+            pairs[len(results) :],
+            profile,
+            max_examples,
+            seed,
+            timeout,
+            kind=kind,
+            autodiff=autodiff,
+            device=device,
         )
         results += _run_child(job, progress or (lambda _result: None))
     return Report(
@@ -479,4 +494,7 @@ def verify_isolated(
         profile=profile,
         seed=seed,
         results=tuple(results),
+        interpretation="; ".join(
+            p for p in (kind if kind != "softmax" else "", interpretation) if p
+        ),
     )

@@ -4,6 +4,7 @@
                          [--profile dev|ci|thorough] [--max-examples N] [--seed N]
                          [--format text|json] [--timeout SECONDS] [--invariant ID ...]
                          [--no-isolate] [--kind softmax|log_softmax] [--masked]
+                         [--autodiff torch|jax] [--device cpu|cuda[:N]]
     softmax-verify list [--kind softmax|log_softmax] [--masked]
 
 ``check`` runs the implementation in a child process (``softmax_verify._isolation``):
@@ -26,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
 from softmax_verify._isolation import verify_isolated
+from softmax_verify.autodiff import AUTODIFF
 from softmax_verify.invariants import ALL_IDS, get_invariant, invariants_for
 from softmax_verify.kinds import KINDS
 from softmax_verify.profiles import PROFILES
@@ -99,6 +101,18 @@ def _parser() -> _Parser:
         "child process, so that a crash is reported instead of ending the run",
     )
     _what_is_checked(check)
+    frameworks = check.add_argument_group("targets written with torch or jax ops")
+    frameworks.add_argument(
+        "--autodiff",
+        choices=AUTODIFF,
+        default=None,
+        help="the target is a torch/jax function, nn.Module or autograd.Function; its "
+        "backward is the framework's autodiff (detected without the flag for an "
+        "autograd.Function, an nn.Module or a jax.custom_vjp function)",
+    )
+    frameworks.add_argument(
+        "--device", default="cpu", help="torch device for the target: cpu (default) or cuda[:N]"
+    )
     _what_is_checked(sub.add_parser("list", help="list the invariants and their math"))
     return parser
 
@@ -137,6 +151,10 @@ def _reproduce(args: argparse.Namespace, seed: int | None) -> str:
         words += ["--kind", args.kind]
     if args.masked:
         words.append("--masked")
+    if args.autodiff:
+        words += ["--autodiff", args.autodiff]
+    if args.device != "cpu":
+        words += ["--device", args.device]
     return shlex.join(words)
 
 
@@ -150,7 +168,9 @@ def _progress(result: Result) -> None:
 def _check(args: argparse.Namespace) -> int:
     try:
         # Also when isolated: a usage error is reported here, before any child starts.
-        forward, backward = resolve(args.target)
+        forward, backward = resolve(args.target, autodiff=args.autodiff, device=args.device)
+        if args.backward and hasattr(forward, "interpretation"):
+            raise TargetError("--backward cannot be given for an autodiff target: autodiff is it")
         if args.backward:
             backward = resolve_callable(args.backward)
         for invariant in args.invariant or ():
@@ -170,7 +190,14 @@ def _check(args: argparse.Namespace) -> int:
         "progress": _progress if sys.stderr.isatty() else None,
     }
     if args.isolate:
-        report = verify_isolated(args.target, args.backward, **options)
+        report = verify_isolated(
+            args.target,
+            args.backward,
+            autodiff=args.autodiff,
+            device=args.device,
+            interpretation=getattr(forward, "interpretation", None),
+            **options,
+        )
     else:
         # stdout carries the report: what the code under test prints goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):
@@ -182,6 +209,7 @@ def _check(args: argparse.Namespace) -> int:
         seed=report.seed,
         results=report.results,
         command=_reproduce(args, report.seed),
+        interpretation=report.interpretation,
     )
     sys.stdout.write((report.to_json() if args.format == "json" else report.to_text()) + "\n")
     return EXIT_OK if report.passed else EXIT_FAILED

@@ -77,6 +77,9 @@ class Report:
     seed: int | None
     results: tuple[Result, ...]
     command: str = ""
+    #: How the target was read, when that needed interpreting (softmax_verify.autodiff), and
+    #: the kind checked when it is not softmax; "" otherwise.
+    interpretation: str = ""
 
     @property
     def passed(self) -> bool:
@@ -112,6 +115,7 @@ class Report:
                 for r in self.results
             ],
             "command": self.command or None,
+            "interpretation": self.interpretation or None,
         }
 
     def to_json(self) -> str:
@@ -125,6 +129,8 @@ class Report:
         lines.append(
             f"profile {self.profile}, seed {self.seed if self.seed is not None else 'derandomized'}"
         )
+        if self.interpretation:
+            lines.append(f"read as: {self.interpretation}")
         lines.append("")
         width = max((len(r.invariant) for r in self.results), default=10)
         for r in self.results:

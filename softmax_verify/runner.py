@@ -22,6 +22,7 @@ from hypothesis.reporting import with_reporter
 
 from softmax_verify._compare import Mismatch
 from softmax_verify._validate import resolve_dtype
+from softmax_verify.autodiff import AutodiffForward, adapt
 from softmax_verify.errors import (
     CallTimeout,
     ImplementationError,
@@ -156,6 +157,14 @@ def run_invariant(
     )
 
 
+def _interpretation(kind: str, how: object) -> str:
+    """The report's interpretation line: the kind when not softmax, and how it was read."""
+    parts = [] if kind == "softmax" else [kind]
+    if isinstance(how, str) and how:
+        parts.append(how)
+    return "; ".join(parts)
+
+
 def verify(
     forward: Callable[..., Any],
     backward: Callable[..., Any] | None = None,
@@ -170,6 +179,8 @@ def verify(
     progress: Callable[[Result], None] | None = None,
     kind: str = "softmax",
     masked: bool = False,
+    autodiff: str | None = None,
+    device: str = "cpu",
 ) -> Report:
     """Check ``forward`` (and ``backward``) against every invariant, at each dtype.
 
@@ -178,7 +189,10 @@ def verify(
     seed is drawn and reported when the profile is not derandomized). Each call
     of the implementation is limited to ``timeout`` seconds. ``kind`` says what the
     code computes (``"softmax"`` or ``"log_softmax"``) and picks the invariant set;
-    ``masked=True`` adds the checks on rows with masked (-inf) entries.
+    ``masked=True`` adds the checks on rows with masked (-inf) entries. ``autodiff``
+    (``"torch"``/``"jax"``, or detected) reads ``forward`` as written with that framework's
+    ops, its backward from the framework's autodiff; ``device`` applies to torch
+    (softmax_verify.autodiff).
     """
     if isinstance(dtypes, str):
         raise TypeError(f"dtypes must be a sequence of dtype names, got the string {dtypes!r}")
@@ -202,6 +216,15 @@ def verify(
     _settings(profile, max_examples, seed)  # validates profile early
     if seed is None and not settings.get_profile(profile).derandomize:
         seed = random.SystemRandom().randrange(2**32)
+    interpretation = _interpretation(kind, getattr(forward, "interpretation", None))
+    adapted = (
+        None if isinstance(forward, AutodiffForward) else adapt(forward, autodiff, device=device)
+    )
+    if adapted is not None:
+        if backward is not None:
+            raise ValueError("backward must be None for an autodiff target: autodiff supplies it")
+        forward, backward = adapted.forward, adapted.backward
+        interpretation = _interpretation(kind, adapted.interpretation)
     impl = Implementation(forward, backward, timeout=timeout, name=target)
     results = []
     for inv in selected:
@@ -214,8 +237,11 @@ def verify(
                 progress(result)
     return Report(
         target=target or impl.name,
-        backward=None if backward is None else str(getattr(backward, "__qualname__", backward)),
+        backward=None
+        if backward is None or interpretation
+        else str(getattr(backward, "__qualname__", backward)),
         profile=profile,
         seed=seed,
         results=tuple(results),
+        interpretation=interpretation,
     )

@@ -7,6 +7,10 @@
   ``backward``, or ``softmax_forward`` and ``softmax_backward``.
 - ``scipy``, ``torch``, ``jax``: the built-in framework adapters.
 - ``reference`` (or no target): the bundled reference.
+
+A target written with torch or jax ops (``autodiff="torch"|"jax"``, or detected: a
+``torch.autograd.Function`` subclass, an ``nn.Module``, a ``jax.custom_vjp`` function)
+is read by softmax_verify.autodiff, whose backward is the framework's autodiff.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from softmax_verify.frameworks import FRAMEWORKS, adapter
+from softmax_verify.autodiff import AutodiffError, adapt
+from softmax_verify.frameworks import FRAMEWORKS, MissingFramework, adapter
 from softmax_verify.reference import softmax, softmax_backward
 
 __all__ = ["TargetError", "resolve", "resolve_callable"]
@@ -77,8 +82,28 @@ def resolve_callable(spec: str) -> Callable[..., Any]:
     return result
 
 
-def resolve(spec: str | None) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
-    """``(forward, backward)`` for a TARGET; backward may be None."""
+def _autodiff(
+    found: Any, autodiff: str | None, device: str
+) -> tuple[Callable[..., Any], Callable[..., Any]] | None:
+    """The hook to softmax_verify.autodiff: the numpy pair of a framework target, or None."""
+    try:
+        adapted = adapt(found, autodiff, device=device)
+    except (AutodiffError, MissingFramework) as exc:
+        raise TargetError(str(exc)) from None
+    return None if adapted is None else (adapted.forward, adapted.backward)
+
+
+def resolve(
+    spec: str | None, *, autodiff: str | None = None, device: str = "cpu"
+) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
+    """``(forward, backward)`` for a TARGET; backward may be None.
+
+    ``autodiff`` (``"torch"``/``"jax"``) and ``device``: see softmax_verify.autodiff.
+    """
+    if (autodiff is not None or device != "cpu") and spec in (None, "reference", *FRAMEWORKS):
+        raise TargetError(
+            f"--autodiff and --device need a target of yours (MODULE:ATTR), not {spec!r}"
+        )
     if spec is None or spec == "reference":
         return softmax, softmax_backward
     if spec in FRAMEWORKS:
@@ -89,6 +114,9 @@ def resolve(spec: str | None) -> tuple[Callable[..., Any], Callable[..., Any] | 
     module_part, sep, attr = spec.rpartition(":")
     if sep and module_part and attr and not (len(module_part) == 1 and module_part.isalpha()):
         found = _getattr_path(_load_module(module_part), attr, spec)
+        pair = _autodiff(found, autodiff, device)
+        if pair is not None:
+            return pair
         if hasattr(found, "forward") and callable(found.forward):
             return found.forward, getattr(found, "backward", None)
         if not callable(found):
@@ -97,7 +125,8 @@ def resolve(spec: str | None) -> tuple[Callable[..., Any], Callable[..., Any] | 
     module = _load_module(spec)
     for fwd, bwd in _PAIRS:
         if callable(getattr(module, fwd, None)):
-            return getattr(module, fwd), getattr(module, bwd, None)
+            pair = _autodiff(getattr(module, fwd), autodiff, device)
+            return pair or (getattr(module, fwd), getattr(module, bwd, None))
     raise TargetError(
         f"{spec} has no forward/backward or softmax_forward/softmax_backward; "
         f"name one as {spec}:ATTR"

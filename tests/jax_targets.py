@@ -7,7 +7,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-jax.config.update("jax_enable_x64", True)
+_config: Any = jax.config  # untyped in jax's stubs
+_config.update("jax_enable_x64", True)
 
 
 def _softmax(x: Any) -> Any:

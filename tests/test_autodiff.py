@@ -15,7 +15,7 @@ from softmax_verify.targets import TargetError, resolve
 
 # Few examples: the invariants themselves are tested elsewhere; here the reading of the
 # target and the verdict are, and each drawn shape costs a compilation.
-QUICK = {"max_examples": 10, "seed": 5}
+QUICK_EXAMPLES = 10
 
 
 def _torch() -> Any:
@@ -35,7 +35,9 @@ def _jax() -> Any:
 @pytest.mark.parametrize("name", ["torch_softmax", "GoodSoftmax", "SoftmaxLayer"])
 def test_correct_torch_targets_pass(name: str) -> None:
     target = getattr(_torch(), name)
-    report = verify(target, autodiff="torch", dtypes=("float32",), **QUICK)
+    report = verify(
+        target, autodiff="torch", dtypes=("float32",), max_examples=QUICK_EXAMPLES, seed=5
+    )
     assert report.passed, report.to_text()
     assert "torch.autograd.grad" in report.interpretation
 
@@ -43,7 +45,7 @@ def test_correct_torch_targets_pass(name: str) -> None:
 def test_torch_module_instance_passes_and_is_detected() -> None:
     layer = _torch().SoftmaxLayer()
     assert detect(layer) == "torch"
-    report = verify(layer, **QUICK)
+    report = verify(layer, max_examples=QUICK_EXAMPLES, seed=5)
     assert report.passed, report.to_text()
     assert report.interpretation.startswith("nn.Module instance of SoftmaxLayer")
 
@@ -52,7 +54,7 @@ def test_wrong_custom_torch_backward_is_caught() -> None:
     """autograd of plain torch.softmax passes ones_upstream_gives_zero; this backward does not."""
     targets = _torch()
     assert detect(targets.DiagonalSoftmax) == "torch"  # no flag needed
-    report = verify(targets.DiagonalSoftmax, **QUICK)
+    report = verify(targets.DiagonalSoftmax, max_examples=QUICK_EXAMPLES, seed=5)
     failed = {r.invariant for r in report.failures}
     assert {"ones_upstream_gives_zero", "gradient_rows_sum_to_zero"} <= failed
     assert report.interpretation == (
@@ -62,7 +64,13 @@ def test_wrong_custom_torch_backward_is_caught() -> None:
 
 
 def test_torch_log_softmax_with_kind() -> None:
-    report = verify(_torch().torch_log_softmax, autodiff="torch", kind="log_softmax", **QUICK)
+    report = verify(
+        _torch().torch_log_softmax,
+        autodiff="torch",
+        kind="log_softmax",
+        max_examples=QUICK_EXAMPLES,
+        seed=5,
+    )
     assert report.passed, report.to_text()
     assert report.interpretation.startswith("log_softmax; torch function")
 
@@ -82,7 +90,7 @@ def test_module_class_needing_arguments_is_a_usage_error() -> None:
 
 
 def test_correct_custom_vjp_passes_every_invariant() -> None:
-    report = verify(_jax().good_vjp, dtypes=("float32",), **QUICK)
+    report = verify(_jax().good_vjp, dtypes=("float32",), max_examples=QUICK_EXAMPLES, seed=5)
     assert report.passed, report.to_text()
     assert "jax.vjp" in report.interpretation
 
@@ -95,7 +103,8 @@ def test_correct_jax_targets_pass(name: str) -> None:
         target,
         autodiff="jax",
         invariants=["ones_upstream_gives_zero", "backward_matches_reference"],
-        **QUICK,
+        max_examples=QUICK_EXAMPLES,
+        seed=5,
     )
     assert report.passed, report.to_text()
     assert "jax.vjp" in report.interpretation
@@ -107,7 +116,8 @@ def test_wrong_custom_vjp_is_caught_and_detected() -> None:
     report = verify(
         targets.missing_term_vjp,
         invariants=["ones_upstream_gives_zero", "backward_matches_reference"],
-        **QUICK,
+        max_examples=QUICK_EXAMPLES,
+        seed=5,
     )
     assert [r.status for r in report.results] == ["failed", "failed"]
     assert "with jax.custom_vjp" in report.interpretation

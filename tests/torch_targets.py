@@ -23,7 +23,8 @@ class GoodSoftmax(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
         (y,) = ctx.saved_tensors
-        return y * (g - (g * y).sum(dim=1, keepdim=True))
+        dx: torch.Tensor = y * (g - (g * y).sum(dim=1, keepdim=True))
+        return dx
 
 
 class DiagonalSoftmax(torch.autograd.Function):
@@ -38,7 +39,8 @@ class DiagonalSoftmax(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
         (y,) = ctx.saved_tensors
-        return y * (1 - y) * g
+        dx: torch.Tensor = y * (1 - y) * g
+        return dx
 
 
 class SoftmaxLayer(torch.nn.Module):

@@ -53,7 +53,16 @@ def strict_json(text: str) -> Any:
 
 # --- the JSON schema -----------------------------------------------------------------------
 
-REPORT_KEYS = {"target", "backward", "profile", "seed", "passed", "results", "command"}
+REPORT_KEYS = {
+    "target",
+    "backward",
+    "profile",
+    "seed",
+    "passed",
+    "results",
+    "command",
+    "interpretation",
+}
 RESULT_KEYS = {
     "invariant",
     "dtype",

@@ -83,6 +83,7 @@ def test_public_api() -> None:
         "DTYPES",
         "directions",
         "logits",
+        "masked_logits",
         "permutations",
         "shapes",
         "shifts",

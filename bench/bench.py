@@ -655,6 +655,78 @@ def diagnoses(opts: Options) -> Section:
     return section
 
 
+def _jax_per_shape(jax: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The jax adapter as it was before row buckets: one program per drawn shape."""
+    jnp = importlib.import_module("jax.numpy")
+    forward_jit = jax.jit(lambda a: jax.nn.softmax(a, axis=1))
+    backward_jit = jax.jit(lambda a, g: jax.vjp(lambda b: jax.nn.softmax(b, axis=1), a)[1](g)[0])
+
+    def forward(x: Array) -> tuple[Array, Any]:
+        a = jnp.asarray(x)
+        return np.array(forward_jit(a)), a
+
+    def backward(dout: Array, a: Any) -> Array:
+        return np.array(backward_jit(a, jnp.asarray(dout)))
+
+    return forward, backward
+
+
+def jax_verdicts(opts: Options, jax: Any) -> Section:
+    """Wall time of ``verify`` (every invariant, ci profile) per dtype for jax targets."""
+    section = Section(
+        "Time to a verdict: jax targets, ci profile, per dtype",
+        ("target", "compilation", "dtype", "examples", "wall time", "verdict"),
+    )
+    if jax is None:
+        section.notes.append(missing("jax"))
+        return section
+    from softmax_verify.autodiff import adapt
+    from softmax_verify.frameworks import adapter
+
+    jax.config.update("jax_enable_x64", True)
+    user = adapt(jax.jit(lambda a: jax.nn.softmax(a, axis=1)), "jax")
+    if user is None:  # adapt returns None only for a target of no framework
+        raise RuntimeError("a jitted function was not read as a jax target")
+    cap = 20 if opts.quick else None
+    targets = [
+        ("built-in `jax`", "one program per drawn shape (before)", _jax_per_shape(jax)),
+        ("built-in `jax`", "one program per row bucket (now)", adapter("jax")),
+        (
+            "jitted user function, `--autodiff jax`",
+            "one program per row bucket (now)",
+            (user.forward, user.backward),
+        ),
+    ]
+    for name, how, (forward, backward) in targets:
+        for dtype in ("float64", "float32"):
+            jax.clear_caches()  # each row starts cold, as a fresh process would
+            start = time.perf_counter()
+            report = softmax_verify.verify(
+                forward, backward, dtypes=(dtype,), profile="ci", max_examples=cap, seed=0
+            )
+            wall = time.perf_counter() - start
+            section.rows.append(
+                [
+                    name,
+                    how,
+                    dtype,
+                    str(sum(r.examples for r in report.results)),
+                    secs(wall),
+                    "passed"
+                    if report.passed
+                    else f"FAILED: {[r.invariant for r in report.failures]}",
+                ]
+            )
+    section.notes.append(
+        "Rows are padded up to 32 or the next power of two (zero rows, dropped from the "
+        "output); columns never are, so every drawn row length, each D % 8 remainder "
+        "included, reaches the code under test as drawn (softmax_verify._jax_buckets)."
+    )
+    if cap is not None:
+        section.notes.append(f"--quick: at most {cap} examples per invariant")
+    return section
+
+
 def headline(full: Section, directional: Section, forward: Section, backward: Section) -> Section:
     section = Section("Headline ratios (goal in brackets)", ("measure", "ratio", "goal"))
 
@@ -744,6 +816,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     full, directional = gradchecks(opts, torch)
     good, bad = verdicts(opts)
     diagnosed = diagnoses(opts)
+    jax_times = jax_verdicts(opts, jax)
     sections = [
         sections[0],
         headline(full, directional, forward, backward),
@@ -754,6 +827,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         good,
         bad,
         diagnosed,
+        jax_times,
     ]
     title = "# softmax-verify benchmarks" + (" (--quick)" if opts.quick else "")
     text = "\n".join(

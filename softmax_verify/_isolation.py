@@ -40,7 +40,8 @@ from softmax_verify.conventions import Reading, ReadOptions
 from softmax_verify.diagnosis import Diagnosis, diagnose
 from softmax_verify.domain import Domain
 from softmax_verify.implementation import Implementation
-from softmax_verify.invariants import INVARIANTS, get_invariant
+from softmax_verify.invariants import get_invariant, invariants_for
+from softmax_verify.kinds import check_kind
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result
 from softmax_verify.runner import run_invariant
@@ -123,18 +124,29 @@ def verify_isolated(
     domain: Domain | None = None,
     accumulate: str = "float32",
     read_options: ReadOptions | None = None,
+    kind: str = "softmax",
+    masked: bool = False,
+    autodiff: str | None = None,
+    device: str = "cpu",
 ) -> Report:
     """``verify`` for a TARGET given as strings (see ``targets.resolve``), the target in a
     child process (``isolate=False``: in this one, as ``--no-isolate`` asks). Raises
     ``TargetError`` when the target cannot be read."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
-    selected = INVARIANTS if invariants is None else tuple(get_invariant(i) for i in invariants)
+    kind = check_kind(kind)
+    selected = (
+        invariants_for(kind, masked=masked)
+        if invariants is None
+        else tuple(get_invariant(i, kind) for i in invariants)
+    )
     names = [resolve_dtype(d, "dtypes").name for d in dtypes]
     if seed is None and not settings.get_profile(profile).derandomize:
         seed = random.SystemRandom().randrange(2**32)
     pairs = [(inv.id, name) for inv in selected for name in names]
-    spec = TargetSpec(target, backward, timeout, read_options or ReadOptions())
+    spec = TargetSpec(
+        target, backward, timeout, read_options or ReadOptions(), autodiff=autodiff, device=device
+    )
 
     def run(impl: Implementation, loaded: list[Result] | None) -> list[Result]:
         results = []
@@ -151,12 +163,13 @@ def verify_isolated(
                     seed=seed,
                     domain=domain,
                     accumulate=accumulate,
+                    kind=kind,
                 )
             )
             results.append(result)
             if progress is not None:
                 progress(result)
-        if loaded is None:
+        if loaded is None and kind == "softmax":  # the catalogue is of softmax mistakes
             # Here, in the verifier: the probes go through the same calls as the checks.
             found.extend(diagnose(impl, results, names))
         return results
@@ -195,4 +208,5 @@ def verify_isolated(
         domain=(domain or Domain()).describe(),
         accumulate=describe_accumulation(accumulate) if any(map(is_half, names)) else "",
         reading=reading,
+        interpretation="" if kind == "softmax" else kind,
     )

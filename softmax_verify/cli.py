@@ -9,7 +9,9 @@
                          [--invariant ID ...] [--no-isolate]
                          [--grad vjp|elementwise|jacobian] [--grad-at x|y]
                          [--rowwise] [--axis K] [--rank 2|3|4]
-    softmax-verify list [--format text|json]
+                         [--kind softmax|log_softmax] [--masked]
+                         [--autodiff torch|jax] [--device cpu|cuda[:N]]
+    softmax-verify list [--format text|json] [--kind softmax|log_softmax] [--masked]
     softmax-verify --version
 
 Without ``--dtype``, float32 and float64 are checked; ``--dtype all`` is the same pair;
@@ -47,9 +49,11 @@ from softmax_verify._isolation import verify_isolated
 from softmax_verify._sandbox import one_line
 from softmax_verify._settings import DEFAULT_DTYPES
 from softmax_verify._storage import private_hypothesis_storage
+from softmax_verify.autodiff import AUTODIFF
 from softmax_verify.conventions import GRAD_AT, GRADS, ReadOptions
 from softmax_verify.domain import Domain
-from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS
+from softmax_verify.invariants import ALL_IDS, get_invariant, invariants_for
+from softmax_verify.kinds import KINDS
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result
 from softmax_verify.targets import TargetError
@@ -218,7 +222,7 @@ def _parser() -> _Parser:
     check.add_argument(
         "--invariant",
         action="append",
-        choices=INVARIANT_IDS,
+        choices=ALL_IDS,
         metavar="ID",
         help="run only this invariant (repeatable; `softmax-verify list` names them) "
         "(default: all)",
@@ -233,6 +237,21 @@ def _parser() -> _Parser:
         "random seeds, signal handlers, working directory) reaches the verifier's own math",
     )
     _add_reading_options(check)
+    _what_is_checked(check)
+    frameworks = check.add_argument_group("targets written with torch or jax ops")
+    frameworks.add_argument(
+        "--autodiff",
+        choices=AUTODIFF,
+        default=None,
+        help="the target is a torch/jax function, nn.Module or autograd.Function; its "
+        "backward is the framework's autodiff (detected without the flag for an "
+        "autograd.Function, an nn.Module or a jax.custom_vjp function) (default: none)",
+    )
+    frameworks.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device for the target: cpu or cuda[:N] (default: cpu)",
+    )
     listing = sub.add_parser(
         "list", help="list the invariants and their math", description="List the invariants."
     )
@@ -243,7 +262,25 @@ def _parser() -> _Parser:
         help="text: one line each; json: a list of {id, needs_backward, summary, doc} "
         "(default: text)",
     )
+    _what_is_checked(listing)
     return parser
+
+
+def _what_is_checked(parser: argparse.ArgumentParser) -> None:
+    """``--kind`` and ``--masked``: which function the code computes, on which rows."""
+    group = parser.add_argument_group("what is checked")
+    group.add_argument(
+        "--kind",
+        choices=KINDS,
+        default="softmax",
+        help="what the code computes: softmax probabilities or log_softmax (default: softmax)",
+    )
+    group.add_argument(
+        "--masked",
+        action="store_true",
+        help="also check rows with masked (-inf) entries; opt in when the code promises "
+        "-inf support (attention masks)",
+    )
 
 
 def _add_reading_options(check: argparse.ArgumentParser) -> None:
@@ -313,6 +350,14 @@ def _reproduce(args: argparse.Namespace, seed: int | None) -> str:
         words += ["--seed", str(seed)]
     for inv in args.invariant or ():
         words += ["--invariant", inv]
+    if args.kind != "softmax":
+        words += ["--kind", args.kind]
+    if args.masked:
+        words.append("--masked")
+    if args.autodiff:
+        words += ["--autodiff", args.autodiff]
+    if args.device != "cpu":
+        words += ["--device", args.device]
     return shlex.join(words + _reading_words(args))
 
 
@@ -353,6 +398,8 @@ def _check(args: argparse.Namespace) -> int:
             axis=args.axis,
             rank=args.rank,
         )
+        for invariant in args.invariant or ():
+            get_invariant(invariant, args.kind)  # an id of another kind is a usage error
     except ValueError as exc:
         return _usage_error(str(exc))
     dtypes = DEFAULT_DTYPES if args.dtype is None else DTYPE_SETS[args.dtype]
@@ -366,6 +413,10 @@ def _check(args: argparse.Namespace) -> int:
         "domain": domain,
         "accumulate": args.accumulate,
         "read_options": read_options,
+        "kind": args.kind,
+        "masked": args.masked,
+        "autodiff": args.autodiff,
+        "device": args.device,
         "profile": args.profile,
         "max_examples": args.max_examples,
         "seed": args.seed,
@@ -393,11 +444,11 @@ def _list(args: argparse.Namespace) -> int:
     if args.format == "json":
         entries = [
             {"id": i.id, "needs_backward": i.needs_backward, "summary": i.summary, "doc": i.doc}
-            for i in INVARIANTS
+            for i in invariants_for(args.kind, masked=args.masked)
         ]
         sys.stdout.write(json.dumps(entries, indent=2) + "\n")
         return EXIT_OK
-    for inv in INVARIANTS:
+    for inv in invariants_for(args.kind, masked=args.masked):
         kind = "backward" if inv.needs_backward else "forward "
         sys.stdout.write(f"{inv.id:28} {kind}  {inv.summary}\n")
     return EXIT_OK

@@ -18,14 +18,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_verify._jax_buckets import BucketedJit
+
 __all__ = ["FRAMEWORKS", "MissingFramework", "adapter"]
 
 FRAMEWORKS: tuple[str, ...] = ("scipy", "torch", "jax")
 
 Adapter = tuple[Callable[..., Any], Callable[..., Any] | None]
-
-#: Distinct (shape, dtype) pairs the jax adapter compiles before it drops its compiled programs.
-_MAX_PROGRAMS = 512
 
 
 class MissingFramework(ImportError):
@@ -76,37 +75,14 @@ def _torch() -> Adapter:
 def _jax() -> Adapter:
     jax = _import("jax", "jax")
     jax.config.update("jax_enable_x64", True)
-    jnp = importlib.import_module("jax.numpy")
 
     def softmax_rows(a: Any) -> Any:
         return jax.nn.softmax(a, axis=1)
 
-    # One compiled program per (shape, dtype) for each direction: run eagerly, every
-    # primitive compiles separately for each new shape Hypothesis draws, which is
-    # several times slower. The cache is the input itself; the VJP recomputes the forward
-    # inside the compiled backward, as jax.grad of a jitted function would.
-    forward_jit = jax.jit(softmax_rows)
-    backward_jit = jax.jit(lambda a, g: jax.vjp(softmax_rows, a)[1](g)[0])
-
-    # Each compiled program stays mapped in memory; a thorough run draws thousands of
-    # shapes, and XLA then failed with "LLVM compilation error: Cannot allocate memory"
-    # and a segfault. Dropping the compiled programs every _MAX_PROGRAMS shapes bounds that.
-    shapes_seen: set[tuple[tuple[int, ...], str]] = set()
-
-    def forward(x: NDArray[Any]) -> tuple[NDArray[Any], Any]:
-        key = (x.shape, x.dtype.str)
-        if key not in shapes_seen:
-            if len(shapes_seen) >= _MAX_PROGRAMS:
-                jax.clear_caches()
-                shapes_seen.clear()
-            shapes_seen.add(key)
-        a = jnp.asarray(x)
-        return np.array(forward_jit(a)), a
-
-    def backward(dout: NDArray[Any], a: Any) -> NDArray[Any]:
-        return np.array(backward_jit(a, jnp.asarray(dout)))
-
-    return forward, backward
+    # Compiled once per row bucket and column count (softmax_verify._jax_buckets): run
+    # eagerly, or jitted per drawn shape, most of a run was spent compiling.
+    bucketed = BucketedJit(softmax_rows)
+    return bucketed.forward, bucketed.backward
 
 
 _ADAPTERS: dict[str, Callable[[], Adapter]] = {"scipy": _scipy, "torch": _torch, "jax": _jax}

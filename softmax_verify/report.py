@@ -107,6 +107,8 @@ class Report:
     accumulate: str = ""
     #: How the target was read (its convention, methods, layout); None when not known.
     reading: Reading | None = None
+    #: The kind of function checked when it is not softmax (``log_softmax``); "" otherwise.
+    interpretation: str = ""
 
     @property
     def passed(self) -> bool:
@@ -181,6 +183,7 @@ class Report:
             "notes": list(self.notes),
             "domain": self.domain or None,
             "accumulate": self.accumulate or None,
+            "interpretation": self.interpretation or None,
         }
 
     def to_json(self) -> str:
@@ -201,6 +204,8 @@ class Report:
             lines.append(f"shapes: {self.domain}")
         if self.accumulate:
             lines.append(f"half precision judged for accumulation in {self.accumulate}")
+        if self.interpretation:
+            lines.append(f"checked as: {self.interpretation}")
         lines.append("")
         width = max((len(r.invariant) for r in self.results), default=10)
         for r in self.results:

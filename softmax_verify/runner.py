@@ -28,6 +28,7 @@ from softmax_verify._sandbox import describe_exception
 from softmax_verify._settings import DEFAULT_DTYPES, registered_profile, verdict_settings
 from softmax_verify._storage import private_hypothesis_storage
 from softmax_verify._validate import resolve_dtype
+from softmax_verify.autodiff import AutodiffForward, adapt
 from softmax_verify.conventions import ReadOptions, implementation_from
 from softmax_verify.diagnosis import diagnose
 from softmax_verify.domain import Domain
@@ -38,8 +39,10 @@ from softmax_verify.errors import (
     NotApplicable,
 )
 from softmax_verify.implementation import Implementation
-from softmax_verify.invariants import INVARIANTS, Case, Invariant, get_invariant
+from softmax_verify.invariants import Case, Invariant, get_invariant, invariants_for
+from softmax_verify.kinds import check_kind
 from softmax_verify.report import Report, Result, Status
+from softmax_verify.targets import with_autodiff_note
 from softmax_verify.tolerances import ACCUMULATIONS, accumulation, describe_accumulation
 
 __all__ = ["run_invariant", "verify"]
@@ -83,6 +86,7 @@ def run_invariant(
     base: settings | None = None,
     domain: Domain | None = None,
     accumulate: str = "float32",
+    kind: str = "softmax",
 ) -> Result:
     """Run one invariant at one dtype as a Hypothesis property and return its Result.
 
@@ -93,7 +97,7 @@ def run_invariant(
     drawn inside ``domain`` (default: every shape); half-precision tolerances follow
     the ``accumulate`` model (``tolerances.accumulation``).
     """
-    inv = get_invariant(invariant) if isinstance(invariant, str) else invariant
+    inv = get_invariant(invariant, kind) if isinstance(invariant, str) else invariant
     dt = resolve_dtype(dtype)
     if inv.needs_backward and not impl.has_backward:
         return Result(inv.id, dt.name, "skipped", 0, 0.0, "no backward given")
@@ -188,6 +192,14 @@ def _nondeterministic(exc: Flaky, state: _State) -> str:
     )
 
 
+def _interpretation(kind: str, how: object) -> str:
+    """The report's interpretation line: the kind when not softmax, and how it was read."""
+    parts = [] if kind == "softmax" else [kind]
+    if isinstance(how, str) and how:
+        parts.append(how)
+    return "; ".join(parts)
+
+
 def verify(
     forward: Any,
     backward: Callable[..., Any] | None = None,
@@ -207,6 +219,10 @@ def verify(
     rowwise: bool = False,
     axis: int = -1,
     rank: int = 2,
+    kind: str = "softmax",
+    masked: bool = False,
+    autodiff: str | None = None,
+    device: str = "cpu",
 ) -> Report:
     """Check ``forward`` (and ``backward``) against every invariant, at each dtype.
 
@@ -225,6 +241,11 @@ def verify(
     ``"float32"`` (float32 or wider accumulation, rounded once: what production
     kernels do) or ``"input"`` (accumulation in the half dtype itself). ``domain``
     (a ``Domain``) restricts the shapes drawn to those the implementation supports.
+    ``kind`` says what the code computes (``"softmax"`` or ``"log_softmax"``) and picks
+    the invariant set; ``masked=True`` adds the checks on rows with masked (-inf)
+    entries. ``autodiff`` (``"torch"``/``"jax"``, or detected) reads ``forward`` as
+    written with that framework's ops, its backward from the framework's autodiff;
+    ``device`` applies to torch (softmax_verify.autodiff).
     """
     if isinstance(dtypes, str):
         raise TypeError(f"dtypes must be a sequence of dtype names, got the string {dtypes!r}")
@@ -237,13 +258,28 @@ def verify(
         raise ValueError(f"max_examples must be a positive int or None, got {max_examples!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
-    selected = INVARIANTS if invariants is None else tuple(get_invariant(i) for i in invariants)
+    kind = check_kind(kind)
+    if not isinstance(masked, bool):
+        raise TypeError(f"masked must be a bool, got {masked!r}")
+    selected = (
+        invariants_for(kind, masked=masked)
+        if invariants is None
+        else tuple(get_invariant(i, kind) for i in invariants)
+    )
     _settings(profile, max_examples, seed)  # validates profile early
     domain = _check_options(domain, accumulate)
     if seed is None and not settings.get_profile(profile).derandomize:
         seed = random.SystemRandom().randrange(2**32)
     options = ReadOptions(grad=grad, grad_at=grad_at, rowwise=rowwise, axis=axis, rank=rank)
+    adapted = (
+        None if isinstance(forward, AutodiffForward) else adapt(forward, autodiff, device=device)
+    )
+    if adapted is not None:
+        if backward is not None:
+            raise ValueError("backward must be None for an autodiff target: autodiff supplies it")
+        forward, backward = adapted.forward, adapted.backward
     impl, reading = implementation_from(forward, backward, options, timeout=timeout, name=target)
+    reading = with_autodiff_note(reading, forward)
     results = []
     for inv in selected:
         for dt in resolved:
@@ -262,14 +298,18 @@ def verify(
                 progress(result)
     return Report(
         target=target or impl.name,
-        backward=None if backward is None else str(getattr(backward, "__qualname__", backward)),
+        backward=None
+        if backward is None or adapted is not None
+        else str(getattr(backward, "__qualname__", backward)),
         profile=profile,
         seed=seed,
         results=tuple(results),
-        diagnosis=diagnose(impl, results, resolved),
+        # The catalogue is of softmax mistakes: a log_softmax is not diagnosed against it.
+        diagnosis=diagnose(impl, results, resolved) if kind == "softmax" else (),
         domain=domain.describe(),
         accumulate=describe_accumulation(accumulate) if any(map(is_half, resolved)) else "",
         reading=reading,
+        interpretation=_interpretation(kind, None),
     )
 
 

@@ -7,10 +7,15 @@
   ``backward``, or ``softmax_forward`` and ``softmax_backward``.
 - ``scipy``, ``torch``, ``jax``: the built-in framework adapters.
 - ``reference`` (or no target): the bundled reference.
+
+A target written with torch or jax ops (``autodiff="torch"|"jax"``, or detected: a
+``torch.autograd.Function`` subclass, an ``nn.Module``, a ``jax.custom_vjp`` function)
+is read by softmax_verify.autodiff, whose backward is the framework's autodiff.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import os
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from softmax_verify.autodiff import AutodiffError, AutodiffForward, adapt
 from softmax_verify.conventions import (
     ConventionError,
     Reading,
@@ -27,7 +33,7 @@ from softmax_verify.conventions import (
     implementation_from,
     is_layer,
 )
-from softmax_verify.frameworks import FRAMEWORKS, adapter
+from softmax_verify.frameworks import FRAMEWORKS, MissingFramework, adapter
 from softmax_verify.implementation import Implementation
 from softmax_verify.reference import softmax, softmax_backward
 
@@ -94,17 +100,41 @@ def resolve_callable(spec: str) -> Callable[..., Any]:
     return result
 
 
-def resolve(spec: str | None) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
-    """``(forward, backward)`` for a TARGET; backward may be None."""
-    found, backward = resolve_target(spec)
+def _autodiff(
+    found: Any, autodiff: str | None, device: str
+) -> tuple[Callable[..., Any], Callable[..., Any]] | None:
+    """The hook to softmax_verify.autodiff: the numpy pair of a framework target, or None."""
+    try:
+        adapted = adapt(found, autodiff, device=device)
+    except (AutodiffError, MissingFramework) as exc:
+        raise TargetError(str(exc)) from None
+    return None if adapted is None else (adapted.forward, adapted.backward)
+
+
+def resolve(
+    spec: str | None, *, autodiff: str | None = None, device: str = "cpu"
+) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
+    """``(forward, backward)`` for a TARGET; backward may be None.
+
+    ``autodiff`` (``"torch"``/``"jax"``) and ``device``: see softmax_verify.autodiff.
+    """
+    found, backward = resolve_target(spec, autodiff=autodiff, device=device)
     if is_layer(found):
         raise TargetError(f"{spec} is a layer; read it with load_implementation")
     return found, backward
 
 
-def resolve_target(spec: str | None) -> tuple[Any, Callable[..., Any] | None]:
+def resolve_target(
+    spec: str | None, *, autodiff: str | None = None, device: str = "cpu"
+) -> tuple[Any, Callable[..., Any] | None]:
     """``(forward, backward)`` for a TARGET, where the forward may be a layer class or
-    instance (its backward then None: the layer's own methods are read)."""
+    instance (its backward then None: the layer's own methods are read), or a target
+    written with a framework's ops, read through its autodiff (``autodiff``, ``device``:
+    see softmax_verify.autodiff)."""
+    if (autodiff is not None or device != "cpu") and spec in (None, "reference", *FRAMEWORKS):
+        raise TargetError(
+            f"--autodiff and --device need a target of yours (MODULE:ATTR), not {spec!r}"
+        )
     if spec is None or spec == "reference":
         return softmax, softmax_backward
     if spec in FRAMEWORKS:
@@ -115,6 +145,9 @@ def resolve_target(spec: str | None) -> tuple[Any, Callable[..., Any] | None]:
     module_part, sep, attr = spec.rpartition(":")
     if sep and module_part and attr and not (len(module_part) == 1 and module_part.isalpha()):
         found = _getattr_path(_load_module(module_part), attr, spec)
+        pair = _autodiff(found, autodiff, device)
+        if pair is not None:
+            return pair
         if is_layer(found):
             return found, None
         if hasattr(found, "forward") and callable(found.forward):
@@ -125,7 +158,8 @@ def resolve_target(spec: str | None) -> tuple[Any, Callable[..., Any] | None]:
     module = _load_module(spec)
     for fwd, bwd in _PAIRS:
         if callable(getattr(module, fwd, None)):
-            return getattr(module, fwd), getattr(module, bwd, None)
+            pair = _autodiff(getattr(module, fwd), autodiff, device)
+            return pair or (getattr(module, fwd), getattr(module, bwd, None))
     raise TargetError(
         f"{spec} has no forward/backward or softmax_forward/softmax_backward; "
         f"name one as {spec}:ATTR"
@@ -141,6 +175,9 @@ class TargetSpec:
     backward: str | None = None
     timeout: float | None = 10.0
     options: ReadOptions = field(default_factory=ReadOptions)
+    #: A target written with a framework's ops: "torch" or "jax" (softmax_verify.autodiff).
+    autodiff: str | None = None
+    device: str = "cpu"
 
 
 def load_implementation(spec: TargetSpec) -> tuple[Implementation, Reading]:
@@ -148,11 +185,15 @@ def load_implementation(spec: TargetSpec) -> tuple[Implementation, Reading]:
     one place a target is read. Imports the user's code, so the command line calls it only
     in its child. Raises ``TargetError`` for anything the user must fix: a target that
     cannot be loaded, or one that fits no convention."""
-    forward, found_backward = resolve_target(spec.target)
+    forward, found_backward = resolve_target(
+        spec.target, autodiff=spec.autodiff, device=spec.device
+    )
     if spec.backward:
+        if isinstance(forward, AutodiffForward):
+            raise TargetError("--backward cannot be given for an autodiff target: autodiff is it")
         found_backward = resolve_callable(spec.backward)
     try:
-        return implementation_from(
+        impl, reading = implementation_from(
             forward,
             found_backward,
             spec.options,
@@ -161,3 +202,12 @@ def load_implementation(spec: TargetSpec) -> tuple[Implementation, Reading]:
         )
     except ConventionError as exc:
         raise TargetError(str(exc)) from None
+    return impl, with_autodiff_note(reading, forward)
+
+
+def with_autodiff_note(reading: Reading, forward: object) -> Reading:
+    """``reading``, noting how a framework target was read (softmax_verify.autodiff)."""
+    how = getattr(forward, "interpretation", None) if isinstance(forward, AutodiffForward) else None
+    if not how:
+        return reading
+    return dataclasses.replace(reading, notes=(*reading.notes, str(how)))

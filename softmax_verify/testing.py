@@ -13,6 +13,8 @@
     ``forward`` may also be a layer class or instance (``forward = MySoftmaxLayer``);
     ``grad``, ``grad_at``, ``rowwise``, ``axis`` and ``rank`` say how to read the code,
     as ``softmax-verify check`` options do (see ``softmax_verify.conventions``).
+    For a log_softmax set ``kind = "log_softmax"``; ``masked = True`` adds the checks on
+    rows with masked (-inf) entries. Only the invariants of that kind are collected.
 
     ``class TestMySoftmax(SoftmaxContract, exclude=("stage_gradients",))`` leaves
     invariants out of collection (e.g. stage localization for a backward that returns
@@ -43,14 +45,16 @@ from softmax_verify.conventions import ReadOptions, implementation_from
 from softmax_verify.diagnosis import describe, diagnose
 from softmax_verify.domain import Domain
 from softmax_verify.implementation import Implementation
-from softmax_verify.invariants import INVARIANTS, Invariant, get_invariant
+from softmax_verify.invariants import ALL_IDS, REGISTRY, get_invariant, invariants_for
+from softmax_verify.kinds import check_kind
 from softmax_verify.runner import run_invariant
 
 __all__ = ["SoftmaxContract"]
 
 
-def _contract_test(inv: Invariant) -> Callable[[Any, str], None]:
+def _contract_test(invariant_id: str) -> Callable[[Any, str], None]:
     def test(self: SoftmaxContract, dtype: str) -> None:
+        inv = get_invariant(invariant_id, type(self).kind)
         impl = type(self).implementation()
         if inv.needs_backward and not impl.has_backward:
             pytest.skip("no backward set on the contract class")  # forward-only contract: by design
@@ -63,6 +67,7 @@ def _contract_test(inv: Invariant) -> Callable[[Any, str], None]:
             base=settings.default,
             domain=cls.domain,
             accumulate=cls.accumulate,
+            kind=cls.kind,
         )
         if result.status == "skipped":
             # Not a hidden failure: the invariant cannot be checked on this implementation
@@ -71,14 +76,15 @@ def _contract_test(inv: Invariant) -> Callable[[Any, str], None]:
             pytest.skip(f"{inv.id} does not apply: {result.message}")
         if result.status != "passed":
             verdict = "failed" if result.status == "failed" else "errored"
-            found = diagnose(impl, [result], [dtype])
+            # The catalogue is of softmax mistakes: a log_softmax is not diagnosed against it.
+            found = diagnose(impl, [result], [dtype]) if cls.kind == "softmax" else ()
             text = "\n".join([failure_text(result), "", *describe(found, [(inv.id, dtype)])])
             text = text.replace("\n", "\n  ")
             # The message is the whole failure: no traceback, so no frame of this package.
             pytest.fail(f"{inv.id} ({dtype}) {verdict}: {text}", pytrace=False)
 
-    test.__name__ = test.__qualname__ = f"test_{inv.id}"
-    test.__doc__ = inv.doc
+    test.__name__ = test.__qualname__ = f"test_{invariant_id}"
+    test.__doc__ = next(inv.doc for inv in REGISTRY if inv.id == invariant_id)
     return test
 
 
@@ -100,6 +106,11 @@ class SoftmaxContract:
     rowwise: ClassVar[bool] = False
     axis: ClassVar[int] = -1
     rank: ClassVar[int] = 2
+    #: What the code computes: "softmax" or "log_softmax" (softmax_verify.kinds).
+    kind: ClassVar[str] = "softmax"
+    #: Also check rows with masked (-inf) entries.
+    masked: ClassVar[bool] = False
+    _excluded: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, exclude: tuple[str, ...] = (), **kwargs: Any) -> None:
         """``class TestX(SoftmaxContract, exclude=("stage_gradients",))`` leaves those out.
@@ -109,8 +120,18 @@ class SoftmaxContract:
         dx alone.
         """
         super().__init_subclass__(**kwargs)
+        check_kind(cls.kind, f"{cls.__name__}.kind")
+        applicable = {inv.id for inv in invariants_for(cls.kind, masked=cls.masked)}
+        for invariant_id in ALL_IDS:
+            name = f"test_{invariant_id}"
+            if invariant_id not in applicable:
+                if hasattr(cls, name):
+                    setattr(cls, name, None)  # another kind's property: not collected
+            elif getattr(cls, name, None) is None and invariant_id not in cls._excluded:
+                setattr(cls, name, _contract_test(invariant_id))
+        cls._excluded = cls._excluded | frozenset(exclude)
         for invariant_id in exclude:
-            get_invariant(invariant_id)  # ValueError naming the ids for a typo
+            get_invariant(invariant_id, cls.kind)  # ValueError naming the ids for a typo
             setattr(cls, f"test_{invariant_id}", None)
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -132,6 +153,6 @@ class SoftmaxContract:
         return impl
 
 
-for _inv in INVARIANTS:
-    setattr(SoftmaxContract, f"test_{_inv.id}", _contract_test(_inv))
-del _inv
+for _id in dict.fromkeys(inv.id for inv in invariants_for("softmax")):
+    setattr(SoftmaxContract, f"test_{_id}", _contract_test(_id))
+del _id

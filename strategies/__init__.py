@@ -3,12 +3,14 @@
 Arrays are 2-D, ``(n_rows, n_cols)``, with softmax taken along axis 1 (each row
 is one distribution). float32 and float64 are supported (``DTYPES``), and half
 precision (``HALF_DTYPES``: float16, and bfloat16 with the ml_dtypes extra);
-every generated value is finite, and every generated array is C-contiguous,
-owns its data and has exactly the requested dtype.
+every generated value is finite (but the ``-inf`` entries of ``masked_logits``),
+and every generated array is C-contiguous, owns its data and has exactly the
+requested dtype.
 
 * ``shapes`` -- ``(n_rows, n_cols)`` shapes, favouring edge cases.
 * ``kernel_shapes`` -- those, and long rows (up to 8192 columns) weighted to
   block boundaries (``BOUNDARY_COLS``), inside a declared domain.
+* ``masked_logits`` -- logits with ``-inf`` (masked) entries, for ``--masked``.
 * ``logits`` -- adversarial logits: ties, constant rows, dominant entries,
   masked entries, rows far apart, magnitudes near overflow and underflow.
 * ``well_conditioned_logits`` -- bounded spread and magnitude, for
@@ -23,6 +25,7 @@ a wrong type and ``hypothesis.errors.InvalidArgument`` for a bad value.
 """
 
 from ._logits import logits, well_conditioned_logits
+from ._masked import masked_logits
 from ._shapes import BOUNDARY_COLS, LONG_MAX_COLS, kernel_shapes, shapes
 from ._upstreams import directions, permutations, shifts, upstreams
 from ._validation import DTYPES, HALF_DTYPES
@@ -35,6 +38,7 @@ __all__ = [
     "directions",
     "kernel_shapes",
     "logits",
+    "masked_logits",
     "permutations",
     "shapes",
     "shifts",

@@ -65,6 +65,7 @@ REPORT_KEYS = {
     "notes",
     "domain",
     "accumulate",
+    "interpretation",
 }
 TARGET_KEYS = {"name", "kind", "forward", "backward", "grad", "grad_at", "layout", "notes", "text"}
 RESULT_KEYS = {

@@ -143,11 +143,11 @@ def test_jax_adapter_drops_compiled_programs_past_its_limit(
     # A thorough run compiles thousands of shapes; unbounded, XLA ran out of mappable
     # memory and segfaulted. Past the limit the adapter clears jax's caches and goes on.
     jax = require("jax")
-    import softmax_verify.frameworks as frameworks
+    import softmax_verify._jax_buckets as buckets
 
     cleared: list[int] = []
     original = jax.clear_caches
-    monkeypatch.setattr(frameworks, "_MAX_PROGRAMS", 2)
+    monkeypatch.setattr(buckets, "MAX_PROGRAMS", 2)
 
     def counting_clear() -> None:
         cleared.append(1)
@@ -159,9 +159,9 @@ def test_jax_adapter_drops_compiled_programs_past_its_limit(
     from softmax_verify.reference import softmax, softmax_backward
     from softmax_verify.tolerances import reference_backward_bound, reference_forward_bound
 
-    for n in range(1, 6):
-        x = np.linspace(-3.0, 3.0, n * 4).reshape(n, 4)
-        g = np.arange(n * 4, dtype=np.float64).reshape(n, 4) / 7
+    for n in range(1, 6):  # row counts share a bucket; column counts never do
+        x = np.linspace(-3.0, 3.0, n * (3 + n)).reshape(n, 3 + n)
+        g = np.arange(n * (3 + n), dtype=np.float64).reshape(n, 3 + n) / 7
         y, cache = forward(x)
         exact = softmax(x)
         # The derived bounds (softmax_verify.tolerances), as the invariants use them.

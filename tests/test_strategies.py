@@ -87,6 +87,7 @@ def test_public_api() -> None:
         "directions",
         "kernel_shapes",
         "logits",
+        "masked_logits",
         "permutations",
         "shapes",
         "shifts",

@@ -14,6 +14,7 @@ from hypothesis.strategies import SearchStrategy
 from numpy.typing import NDArray
 
 from softmax_verify import strategies as sv_st
+from softmax_verify._dtypes import finfo
 
 __all__ = ["Case", "Shapes", "backward_case", "forward_case", "pair_case", "shift_case"]
 
@@ -106,5 +107,37 @@ def stage_case(draw: st.DrawFn, dtype: np.dtype[Any], shape: Shapes) -> Case:
     its formula, not on an overflow already reported by finite_for_finite_input.
     """
     x = draw(sv_st.logits(dtype, shape=shape, max_magnitude=30.0), label="x")
+    dout = draw(sv_st.upstreams(x.shape, dtype), label="dout")
+    return {"x": x, "dout": dout}
+
+
+def _half_range(dtype: np.dtype[Any]) -> float:
+    """Half the dtype's max: every log_softmax output ``>= -max - ln D`` is then finite."""
+    return float(finfo(dtype).max) / 2
+
+
+def half_range_logits_case(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
+    """``x`` alone, with ``|x| <= max / 2`` (log_softmax's forward checks)."""
+    x = sv_st.logits(dtype, shape=shape, max_magnitude=_half_range(dtype))
+    return x.map(lambda x: {"x": x})
+
+
+def half_range_forward_case(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
+    """``x`` with ``|x| <= max / 2`` and an upstream ``dout``."""
+    return forward_case(dtype, shape, max_magnitude=_half_range(dtype))
+
+
+@st.composite
+def half_range_permutation_case(draw: st.DrawFn, dtype: np.dtype[Any], shape: Shapes) -> Case:
+    """``x`` with ``|x| <= max / 2`` and a permutation ``perm`` of its columns."""
+    x = draw(sv_st.logits(dtype, shape=shape, max_magnitude=_half_range(dtype)), label="x")
+    perm = draw(sv_st.permutations(x.shape[1]), label="perm")
+    return {"x": x, "perm": perm}
+
+
+@st.composite
+def masked_case(draw: st.DrawFn, dtype: np.dtype[Any], shape: Shapes) -> Case:
+    """``x`` with masked (-inf) entries, fully masked rows included, and ``dout``."""
+    x = draw(sv_st.masked_logits(dtype, shape=shape), label="x")
     dout = draw(sv_st.upstreams(x.shape, dtype), label="dout")
     return {"x": x, "dout": dout}

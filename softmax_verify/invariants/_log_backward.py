@@ -1,0 +1,140 @@
+r"""Backward invariants of log_softmax: :math:`B(g) = J^\top g = g - y \sum_j g_j`.
+
+:math:`y = e^z` is the softmax. Tolerances: tolerances.log_softmax_backward_bound
+(:math:`\tau_i`), sized from the float64 reference.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from softmax_verify._compare import assert_within
+from softmax_verify._finite_differences import _column_differences, _steps
+from softmax_verify.implementation import Implementation
+from softmax_verify.invariants._cases import Case
+from softmax_verify.invariants._forward import _two_sum_error
+from softmax_verify.invariants._log_softmax import exact
+from softmax_verify.tolerances import (
+    central_difference_step,
+    gamma,
+    log_softmax_backward_bound,
+    log_softmax_error_bound,
+)
+
+__all__ = ["backward_matches_reference", "central_differences", "linearity_in_upstream"]
+
+F64 = NDArray[np.float64]
+
+#: Along one coordinate :math:`\partial z_i / \partial x_j = \delta_{ij} - \sigma`, with
+#: :math:`\sigma` the logistic function of :math:`x_j`: so :math:`|z''| = \sigma' \le 1/4`
+#: and :math:`|z'''| = |\sigma''| \le 1/(6\sqrt 3)`, the same for every i.
+_SECOND = 0.25
+_THIRD = 1 / (6 * math.sqrt(3))
+
+
+def _f64(a: NDArray[Any]) -> F64:
+    return a.astype(np.float64)
+
+
+def backward_matches_reference(impl: Implementation, case: Case) -> None:
+    r"""The rank-one structure of the VJP: :math:`B(g) = g - \operatorname{softmax}(x) \sum_j g_j`.
+
+    Against the float64 reference; independent of the implementation's own forward.
+    Tolerance: :math:`\tau(dtype) + \tau(\text{float64})`.
+    """
+    x, dout = case["x"], case["dout"]
+    z = exact(x)
+    g = _f64(dout)
+    expected = g - np.exp(z) * g.sum(axis=1, keepdims=True)
+    tol = log_softmax_backward_bound(x, z, dout, x.dtype) + log_softmax_backward_bound(
+        x, z, dout, np.float64
+    )
+    assert_within(
+        impl.vjp(x, dout),
+        expected,
+        tol,
+        invariant="backward_matches_reference",
+        what="backward(dout) vs g - softmax(x) * sum(g)",
+        message="backward is not g - softmax(x) * sum(g) within the derived error bound",
+    )
+
+
+def central_differences(impl: Implementation, case: Case) -> None:
+    r"""The VJP agrees with central differences of :math:`L = \sum g \odot z(x)`, entry by entry.
+
+    Column j of every row is moved by :math:`h_\pm` (powers of two near
+    tolerances.central_difference_step). Along :math:`x_j`,
+    :math:`L'' = -S\sigma'`, :math:`L''' = -S\sigma''` with :math:`S = \sum_i g_i`, so the
+    truncation error is at most :math:`|S|(\max(h_\pm)^2/(36\sqrt3) + |h_+ - h_-|/8)`.
+    Rounding: :math:`2\sum_i |g_i| a_i` (the forward bound at points moved by at most
+    :math:`\max h_\pm`) over the width, plus :math:`\gamma_{D+3}` for the float64
+    estimate, plus the backward bound :math:`\tau`.
+    """
+    x, dout = case["x"], case["dout"]
+    n, d = x.shape
+    h = 2.0 ** round(math.log2(central_difference_step(d, x.dtype)))
+    steps = _steps(x, h)
+    analytic = impl.vjp(x, dout)
+    g = _f64(dout)
+    absg = np.abs(g)
+    numerical, spread = np.empty((n, d)), np.empty((n, d))
+    for start, stop, diff in _column_differences(impl, x, steps):
+        numerical[:, start:stop] = np.einsum("ri,kri->rk", g, diff)
+        spread[:, start:stop] = np.einsum("ri,kri->rk", absg, np.abs(diff))
+    numerical /= steps.width
+    z = exact(x)
+    a = log_softmax_error_bound(x, z, x.dtype, moved=steps.largest)
+    rounding = 2 * np.einsum("ri,ri->r", absg, a)[:, None]
+    truncation = np.maximum(steps.up, steps.down) ** 2 * (_THIRD / 6) + np.abs(
+        steps.up - steps.down
+    ) * (_SECOND / 2)
+    tol = truncation * np.abs(g.sum(axis=1, keepdims=True))
+    tol += (rounding + gamma(d + 3, np.float64) * spread) / steps.width
+    tol += log_softmax_backward_bound(x, z, dout, x.dtype)
+    assert_within(
+        analytic,
+        numerical,
+        tol,
+        invariant="central_differences",
+        what="backward(dout) vs central differences",
+        message="backward(dout) disagrees with central differences of the forward",
+    )
+
+
+def linearity_in_upstream(impl: Implementation, case: Case) -> None:
+    r""":math:`B(a u + b v) = a B(u) + b B(v)`.
+
+    a, b are powers of two, so forming :math:`w = a u + b v` in the dtype rounds only in
+    the addition; its exact error :math:`\delta` (TwoSum) moves :math:`B(w)` by
+    :math:`|J^\top\delta|_i \le |\delta_i| + y_i \sum_j |\delta_j|`. Tolerance:
+    :math:`\tau(w) + |a|\tau(u) + |b|\tau(v)` plus that, plus :math:`\gamma_2` in float64.
+    """
+    x, u, v = case["x"], case["u"], case["v"]
+    a, b = float(case["a"]), float(case["b"])
+    with np.errstate(over="ignore"):
+        w = (a * u + b * v).astype(x.dtype)
+    au, bv_ = a * _f64(u), b * _f64(v)
+    delta = np.abs((_f64(w) - (au + bv_)) - _two_sum_error(au, bv_))
+    z = exact(x)
+    bu, bvv, bw = impl.vjp(x, u), impl.vjp(x, v), impl.vjp(x, w)
+    expected = a * _f64(bu) + b * _f64(bvv)
+    tol = (
+        log_softmax_backward_bound(x, z, w, x.dtype)
+        + abs(a) * log_softmax_backward_bound(x, z, u, x.dtype)
+        + abs(b) * log_softmax_backward_bound(x, z, v, x.dtype)
+        + delta
+        + np.exp(z) * delta.sum(axis=1, keepdims=True)
+        + gamma(2, np.float64) * (np.abs(a * _f64(bu)) + np.abs(b * _f64(bvv)))
+    )
+    assert_within(
+        bw,
+        expected,
+        tol,
+        invariant="linearity_in_upstream",
+        what="B(a*u + b*v) vs a*B(u) + b*B(v)",
+        message="the backward is not linear in its upstream gradient",
+    )

@@ -1,0 +1,200 @@
+r"""Invariants of ``z = log_softmax(x)`` and its backward :math:`B(g) = g - y \sum_j g_j`.
+
+:math:`z_i = x_i - \log\sum_j e^{x_j}`, :math:`y = e^z` the softmax. Its Jacobian is
+:math:`J = I - \mathbf 1 y^\top`, so the VJP is :math:`J^\top g = g - y \sum_j g_j`:
+rank one away from the identity, and not symmetric (so the softmax-only checks
+``jacobian_symmetry``, ``jacobian_psd`` and ``ones_upstream_gives_zero`` do not hold).
+Tolerances are absolute (tolerances.log_softmax_error_bound, :math:`a_i`, and
+tolerances.log_softmax_backward_bound, :math:`\tau_i`), sized from the float64 reference.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from softmax_verify._compare import assert_within
+from softmax_verify.errors import InvariantViolation
+from softmax_verify.implementation import Implementation
+from softmax_verify.invariants._cases import Case
+from softmax_verify.invariants._forward import _first_bad, _two_sum_error
+from softmax_verify.reference import log_softmax
+from softmax_verify.tolerances import (
+    gamma,
+    log_softmax_error_bound,
+    reference_log_softmax_bound,
+)
+
+__all__ = [
+    "entries_nonpositive",
+    "finite_for_finite_input",
+    "matches_reference",
+    "permutation_equivariance",
+    "row_independence",
+    "rows_logsumexp_zero",
+    "shift_invariance",
+]
+
+F64 = NDArray[np.float64]
+
+
+def exact(x: NDArray[Any]) -> F64:
+    """The float64 reference log_softmax on ``x`` (float32 inputs convert exactly)."""
+    return log_softmax(x.astype(np.float64), axis=1).astype(np.float64, copy=False)
+
+
+def _f64(a: NDArray[Any]) -> F64:
+    return a.astype(np.float64)
+
+
+def finite_for_finite_input(impl: Implementation, case: Case) -> None:
+    r"""Finite x with :math:`|x| \le` max/2 gives finite z; likewise dx for finite dout.
+
+    Then :math:`z_i \ge -2 \cdot \max/2 - \ln D` is finite in the dtype. ``log(softmax(x))``
+    gives -inf where a probability underflows; a forward without the max shift
+    overflows. Exact: no tolerance.
+    """
+    x, dout = case["x"], case["dout"]
+    call = impl.forward(x)
+    bad = ~np.isfinite(call.y)
+    if bad.any():
+        raise InvariantViolation(
+            "finite_for_finite_input", "forward(x) is not finite: " + _first_bad(bad, call.y)
+        )
+    if impl.has_backward:
+        dx = impl.backward(dout, call.cache).dx
+        bad = ~np.isfinite(dx)
+        if bad.any():
+            raise InvariantViolation(
+                "finite_for_finite_input",
+                "backward(dout, cache) is not finite for finite x and dout: " + _first_bad(bad, dx),
+            )
+
+
+def rows_logsumexp_zero(impl: Implementation, case: Case) -> None:
+    r""":math:`\log\sum_i e^{\hat z_i} = 0` per row: the outputs are log-probabilities.
+
+    With :math:`\hat z_i = z_i + e_i`, :math:`|e_i| \le a_i`:
+    :math:`\log\sum_i y_i e^{e_i}` lies within :math:`b = \sum_i y_i (e^{a_i} - 1)` above
+    and :math:`b / (1 - b)` below 0. Tolerance: :math:`b/(1-b)` plus
+    :math:`\gamma_{D+4}` for the float64 logsumexp taken here.
+    """
+    x = case["x"]
+    z_hat = _f64(impl.forward(x).y)
+    z = exact(x)
+    with np.errstate(all="ignore"):
+        top = np.max(z_hat, axis=1, keepdims=True)
+        lse = top[:, 0] + np.log(np.exp(z_hat - top).sum(axis=1))
+        a = np.minimum(log_softmax_error_bound(x, z, x.dtype), 700.0)
+        b = np.where(z > -745, np.exp(z) * np.expm1(a), 0.0).sum(axis=1)
+        tol = np.where(b < 1, b / (1 - b), np.inf) + gamma(x.shape[1] + 4, np.float64)
+    assert_within(
+        lse,
+        np.zeros_like(lse),
+        tol,
+        invariant="rows_logsumexp_zero",
+        what="logsumexp of each row of forward(x)",
+        message="rows of forward(x) are not log-probabilities: logsumexp is not 0",
+    )
+
+
+def entries_nonpositive(impl: Implementation, case: Case) -> None:
+    r""":math:`\hat z_i \le \gamma_{D + 10 + 5\ln D} + D\lambda`: log-probabilities are <= 0.
+
+    Exactly :math:`z_i = (x_i - m) - \log s \le 0` since :math:`s \ge 1`. The slack is the
+    error allowed in :math:`\log \hat s` (tolerances.log_softmax_error_bound at
+    :math:`t_i = z_i = 0`). NaN counts as a violation.
+    """
+    x = case["x"]
+    z_hat = _f64(impl.forward(x).y)
+    d = x.shape[1]
+    slack = float(gamma(d + 10 + 5 * math.log(d), x.dtype)) + d * float(
+        np.finfo(x.dtype).smallest_normal
+    )
+    nearest = np.where(np.isnan(z_hat), 1.0, np.minimum(z_hat, 0.0))
+    assert_within(
+        z_hat,
+        nearest,
+        np.where(z_hat > 0, slack, 0.0),
+        invariant="entries_nonpositive",
+        what="forward(x) against <= 0",
+        message=f"forward(x) has entries above {slack:.3g}: not log-probabilities",
+    )
+
+
+def shift_invariance(impl: Implementation, case: Case) -> None:
+    r""":math:`z(x + c) = z(x)` for a per-row constant c.
+
+    The shifted input rounds to :math:`\tilde x = x + c + \delta` (:math:`\delta` exact by
+    TwoSum); :math:`dz = \delta - \mathbf 1 \langle y, \delta\rangle` moves each entry by at
+    most :math:`2\|\delta\|_\infty`. Tolerance: :math:`a(x) + a(\tilde x)` plus that.
+    """
+    x, shift = case["x"], case["shift"]
+    with np.errstate(over="ignore"):
+        shifted = (x + shift).astype(x.dtype)
+    x64, c64, s64 = (_f64(a) for a in (x, np.broadcast_to(shift, x.shape), shifted))
+    delta = (s64 - (x64 + c64)) - _two_sum_error(x64, c64)
+    spread = np.abs(delta).max(axis=1, keepdims=True)
+    tol = (
+        log_softmax_error_bound(x, exact(x), x.dtype)
+        + log_softmax_error_bound(shifted, exact(shifted), x.dtype)
+        + 2 * spread
+    )
+    assert_within(
+        impl.forward(shifted).y,
+        impl.forward(x).y,
+        tol,
+        invariant="shift_invariance",
+        what="forward(x + shift) vs forward(x)",
+        message="adding a constant to a row changed its log_softmax",
+    )
+
+
+def permutation_equivariance(impl: Implementation, case: Case) -> None:
+    r""":math:`z(x P) = z(x) P` for a permutation P of the columns. Tolerance: :math:`2a`."""
+    x, perm = case["x"], case["perm"]
+    tol = 2 * log_softmax_error_bound(x, exact(x), x.dtype)[:, perm]
+    assert_within(
+        impl.forward(np.ascontiguousarray(x[:, perm])).y,
+        impl.forward(x).y[:, perm],
+        tol,
+        invariant="permutation_equivariance",
+        what="forward(x[:, perm]) vs forward(x)[:, perm]",
+        message="permuting the entries of a row did not permute its log_softmax the same way",
+    )
+
+
+def row_independence(impl: Implementation, case: Case) -> None:
+    r"""Row r of :math:`z(x)` equals z of row r alone. Tolerance: :math:`2a`."""
+    x = case["x"]
+    batch = impl.forward(x).y
+    alone = np.concatenate([impl.forward(x[r : r + 1].copy()).y for r in range(x.shape[0])])
+    assert_within(
+        batch,
+        alone,
+        2 * log_softmax_error_bound(x, exact(x), x.dtype),
+        invariant="row_independence",
+        what="forward(x)[r] vs forward(x[r:r+1])[0]",
+        message="a row's log_softmax depends on the other rows of the batch",
+    )
+
+
+def matches_reference(impl: Implementation, case: Case) -> None:
+    r""":math:`|\hat z_i - z_i| \le a_i` (plus the reference's own) against float64.
+
+    Absolute: covers the large negative outputs, where a relative bound would say
+    nothing useful and ``log(softmax(x))`` underflows to -inf.
+    """
+    x = case["x"]
+    z = exact(x)
+    assert_within(
+        impl.forward(x).y,
+        z,
+        reference_log_softmax_bound(x, z, x.dtype),
+        invariant="matches_reference",
+        what="forward(x) vs float64 reference log_softmax",
+        message="forward(x) differs from the reference log_softmax beyond the derived bound",
+    )

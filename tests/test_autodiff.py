@@ -1,0 +1,171 @@
+"""Targets written with torch/jax ops, their backward from the framework's autodiff."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import require
+
+from softmax_verify import verify
+from softmax_verify.autodiff import AutodiffError, adapt, detect
+from softmax_verify.cli import main
+from softmax_verify.targets import TargetError, resolve
+
+# Few examples: the invariants themselves are tested elsewhere; here the reading of the
+# target and the verdict are, and each drawn shape costs a compilation.
+QUICK_EXAMPLES = 10
+
+
+def _torch() -> Any:
+    require("torch")
+    import torch_targets
+
+    return torch_targets
+
+
+def _jax() -> Any:
+    require("jax")
+    import jax_targets
+
+    return jax_targets
+
+
+@pytest.mark.parametrize("name", ["torch_softmax", "GoodSoftmax", "SoftmaxLayer"])
+def test_correct_torch_targets_pass(name: str) -> None:
+    target = getattr(_torch(), name)
+    report = verify(
+        target, autodiff="torch", dtypes=("float32",), max_examples=QUICK_EXAMPLES, seed=5
+    )
+    assert report.passed, report.to_text()
+    assert "torch.autograd.grad" in report.interpretation
+
+
+def test_torch_module_instance_passes_and_is_detected() -> None:
+    layer = _torch().SoftmaxLayer()
+    assert detect(layer) == "torch"
+    report = verify(layer, max_examples=QUICK_EXAMPLES, seed=5)
+    assert report.passed, report.to_text()
+    assert report.interpretation.startswith("nn.Module instance of SoftmaxLayer")
+
+
+def test_wrong_custom_torch_backward_is_caught() -> None:
+    """autograd of plain torch.softmax passes ones_upstream_gives_zero; this backward does not."""
+    targets = _torch()
+    assert detect(targets.DiagonalSoftmax) == "torch"  # no flag needed
+    report = verify(targets.DiagonalSoftmax, max_examples=QUICK_EXAMPLES, seed=5)
+    failed = {r.invariant for r in report.failures}
+    assert {"ones_upstream_gives_zero", "gradient_rows_sum_to_zero"} <= failed
+    assert report.interpretation == (
+        "torch.autograd.Function subclass DiagonalSoftmax, called via .apply; "
+        "backward by torch.autograd.grad on cpu"
+    )
+
+
+def test_torch_log_softmax_with_kind() -> None:
+    report = verify(
+        _torch().torch_log_softmax,
+        autodiff="torch",
+        kind="log_softmax",
+        max_examples=QUICK_EXAMPLES,
+        seed=5,
+    )
+    assert report.passed, report.to_text()
+    assert report.interpretation.startswith("log_softmax; torch function")
+
+
+def test_cuda_without_a_gpu_is_a_clear_usage_error() -> None:
+    targets = _torch()
+    with pytest.raises(AutodiffError, match=r"torch\.cuda\.is_available\(\) is False"):
+        adapt(targets.GoodSoftmax, "torch", device="cuda")
+    status = main(["check", "tests/torch_targets.py:GoodSoftmax", "--device", "cuda"])
+    assert status == 2
+
+
+def test_module_class_needing_arguments_is_a_usage_error() -> None:
+    _torch()
+    with pytest.raises(TargetError, match="cannot be constructed without arguments"):
+        resolve("tests/torch_targets.py:NeedsArguments", autodiff="torch")
+
+
+def test_correct_custom_vjp_passes_every_invariant() -> None:
+    report = verify(_jax().good_vjp, dtypes=("float32",), max_examples=QUICK_EXAMPLES, seed=5)
+    assert report.passed, report.to_text()
+    assert "jax.vjp" in report.interpretation
+
+
+@pytest.mark.parametrize("name", ["good_jvp", "jitted"])
+def test_correct_jax_targets_pass(name: str) -> None:
+    # Each drawn column count compiles a program: the backward checks that matter only.
+    target = getattr(_jax(), name)
+    report = verify(
+        target,
+        autodiff="jax",
+        invariants=["ones_upstream_gives_zero", "backward_matches_reference"],
+        max_examples=QUICK_EXAMPLES,
+        seed=5,
+    )
+    assert report.passed, report.to_text()
+    assert "jax.vjp" in report.interpretation
+
+
+def test_wrong_custom_vjp_is_caught_and_detected() -> None:
+    targets = _jax()
+    assert detect(targets.missing_term_vjp) == "jax"
+    report = verify(
+        targets.missing_term_vjp,
+        invariants=["ones_upstream_gives_zero", "backward_matches_reference"],
+        max_examples=QUICK_EXAMPLES,
+        seed=5,
+    )
+    assert [r.status for r in report.results] == ["failed", "failed"]
+    assert "with jax.custom_vjp" in report.interpretation
+
+
+def test_jax_columns_reach_the_code_unpadded() -> None:
+    """Rows are bucketed for compilation; the softmax axis never is, so a tail bug shows."""
+    targets = _jax()
+    report = verify(targets.tail_bug, autodiff="jax", invariants=["rows_sum_to_one"], seed=5)
+    assert not report.passed
+    x = report.results[0].counterexample
+    assert x is not None
+    assert x["x"].shape[1] % 8 != 0
+
+    seen: list[tuple[int, ...]] = []
+
+    def spy(a: Any) -> Any:
+        seen.append(a.shape)  # at trace time: the shape compiled for
+        return targets.jitted(a)
+
+    ad = adapt(spy, "jax")
+    assert ad is not None
+    y, _ = ad.forward(np.zeros((3, 13)))
+    assert y.shape == (3, 13)
+    assert seen == [(32, 13)]
+
+
+def test_autodiff_cli_reads_and_reports_the_target(capsys: pytest.CaptureFixture[str]) -> None:
+    _torch()
+    status = main(
+        [
+            "check",
+            "tests/torch_targets.py:torch_softmax",
+            "--autodiff",
+            "torch",
+            "--invariant",
+            "jacobian_symmetry",
+            "--max-examples",
+            "10",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "read as: torch function torch_softmax" in out
+
+
+def test_autodiff_needs_a_target_of_the_users() -> None:
+    with pytest.raises(TargetError, match="need a target of yours"):
+        resolve("torch", autodiff="torch")
+    with pytest.raises(ValueError, match="autodiff must be one of torch, jax"):
+        adapt(np.exp, "tensorflow")

@@ -44,7 +44,7 @@ from softmax_verify.invariants import get_invariant, invariants_for
 from softmax_verify.kinds import check_kind
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result
-from softmax_verify.runner import run_invariant
+from softmax_verify.runner import interpretation, run_invariant
 from softmax_verify.targets import TargetSpec, load_implementation
 from softmax_verify.tolerances import describe_accumulation
 
@@ -208,5 +208,5 @@ def verify_isolated(
         domain=(domain or Domain()).describe(),
         accumulate=describe_accumulation(accumulate) if any(map(is_half, names)) else "",
         reading=reading,
-        interpretation="" if kind == "softmax" else kind,
+        interpretation=interpretation(kind, None if reading is None else reading.autodiff),
     )

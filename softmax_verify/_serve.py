@@ -48,9 +48,9 @@ class Server:
             return ("error", role, "raised " + describe_exception(exc), _where(exc))
 
     def _load(self, spec: TargetSpec, path: tuple[str, ...] = ()) -> Reply:
-        # The verifier's import path first, as a target imported there would have seen it;
-        # then this process's own entries.
-        sys.path[:] = [*path, *(p for p in sys.path if p not in path)]
+        # The verifier's import path too (a script may have added to it), after this
+        # process's own entries, which come from the same environment.
+        sys.path.extend(p for p in path if p not in sys.path)
         try:
             self.impl, reading = load_implementation(spec)
         except TargetError as exc:

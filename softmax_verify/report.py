@@ -28,6 +28,7 @@ _READING_KEYS = (
     "grad_at",
     "layout",
     "notes",
+    "autodiff",
     "text",
 )
 

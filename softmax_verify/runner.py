@@ -45,7 +45,7 @@ from softmax_verify.report import Report, Result, Status
 from softmax_verify.targets import with_autodiff_note
 from softmax_verify.tolerances import ACCUMULATIONS, accumulation, describe_accumulation
 
-__all__ = ["run_invariant", "verify"]
+__all__ = ["interpretation", "run_invariant", "verify"]
 
 
 class _NotApplicableStop(BaseException):
@@ -192,7 +192,7 @@ def _nondeterministic(exc: Flaky, state: _State) -> str:
     )
 
 
-def _interpretation(kind: str, how: object) -> str:
+def interpretation(kind: str, how: object) -> str:
     """The report's interpretation line: the kind when not softmax, and how it was read."""
     parts = [] if kind == "softmax" else [kind]
     if isinstance(how, str) and how:
@@ -309,7 +309,7 @@ def verify(
         domain=domain.describe(),
         accumulate=describe_accumulation(accumulate) if any(map(is_half, resolved)) else "",
         reading=reading,
-        interpretation=_interpretation(kind, None),
+        interpretation=interpretation(kind, reading.autodiff),
     )
 
 

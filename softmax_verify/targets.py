@@ -206,8 +206,6 @@ def load_implementation(spec: TargetSpec) -> tuple[Implementation, Reading]:
 
 
 def with_autodiff_note(reading: Reading, forward: object) -> Reading:
-    """``reading``, noting how a framework target was read (softmax_verify.autodiff)."""
+    """``reading``, saying how a framework target was read (softmax_verify.autodiff)."""
     how = getattr(forward, "interpretation", None) if isinstance(forward, AutodiffForward) else None
-    if not how:
-        return reading
-    return dataclasses.replace(reading, notes=(*reading.notes, str(how)))
+    return dataclasses.replace(reading, autodiff=str(how)) if how else reading

@@ -67,7 +67,18 @@ REPORT_KEYS = {
     "accumulate",
     "interpretation",
 }
-TARGET_KEYS = {"name", "kind", "forward", "backward", "grad", "grad_at", "layout", "notes", "text"}
+TARGET_KEYS = {
+    "name",
+    "kind",
+    "forward",
+    "backward",
+    "grad",
+    "grad_at",
+    "layout",
+    "notes",
+    "autodiff",
+    "text",
+}
 RESULT_KEYS = {
     "invariant",
     "dtype",

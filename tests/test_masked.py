@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from numpy.typing import NDArray
 
-import strategies as sv_st
+from softmax_verify import strategies as sv_st
 from softmax_verify import verify
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import invariants_for

@@ -89,6 +89,8 @@ class Reading:
     grad_at: str | None
     layout: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: How a target written with torch or jax ops was read (softmax_verify.autodiff).
+    autodiff: str | None = None
 
     def describe(self) -> str:
         """One line: "Softmax: class, ...; forward ...; backward ...; grad vjp; axis -1"."""
@@ -96,7 +98,7 @@ class Reading:
 
     def how(self) -> str:
         """``describe()`` without the name: "class, ...; forward ...; ...; axis -1"."""
-        parts = [self.kind, f"forward {self.forward}"]
+        parts = [self.autodiff or self.kind, f"forward {self.forward}"]
         if self.backward is not None:
             parts.append(f"backward {self.backward}")
             parts.append(f"grad {self.grad}" + (f" at {self.grad_at}" if self.grad_at else ""))
@@ -113,6 +115,7 @@ class Reading:
             "grad_at": self.grad_at,
             "layout": self.layout,
             "notes": list(self.notes),
+            "autodiff": self.autodiff,
             "text": self.describe(),
         }
 
@@ -128,4 +131,5 @@ class Reading:
             grad_at=None if data["grad_at"] is None else str(data["grad_at"]),
             layout=str(data["layout"]),
             notes=tuple(str(n) for n in data["notes"]),
+            autodiff=None if data.get("autodiff") is None else str(data["autodiff"]),
         )

@@ -38,7 +38,18 @@ _QUIT_SECONDS = 2.0
 #: Without a pidfd, how often the child's liveness is polled while waiting.
 _POLL_SECONDS = 0.05
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_ENTRY = "from softmax_verify._child import main; main()"
+# The verifier's package must import in the child even when it runs from a checkout, but
+# the checkout's folders (its top-level strategies/, say) must not shadow the user's
+# modules: the folder is on sys.path only while the package itself is imported.
+_ENTRY = f"""import sys
+added = {_PACKAGE_PARENT!r} not in sys.path
+if added:
+    sys.path.append({_PACKAGE_PARENT!r})
+from softmax_verify._child import main
+if added:
+    sys.path.remove({_PACKAGE_PARENT!r})
+main()
+"""
 
 
 class ProcessEnded(Exception):
@@ -94,12 +105,6 @@ class ChildProcess:
         # Closed in close(), not a with-block: it outlives this method, as the child does.
         self.fault = tempfile.TemporaryFile(prefix="softmax-verify-")  # noqa: SIM115
         ours, theirs = socket.socketpair()
-        env = dict(os.environ)
-        # The verifier's package must import in the child even when it runs from a checkout;
-        # appended, so the user's own path entries keep precedence for their modules.
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (env.get("PYTHONPATH", ""), _PACKAGE_PARENT) if p
-        )
         try:
             args = (str(theirs.fileno()), str(self.fault.fileno()), str(os.getpid()))
             self.popen = subprocess.Popen(
@@ -108,7 +113,6 @@ class ChildProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=_stderr_fd(),
                 start_new_session=True,
-                env=env,
             )
         finally:
             theirs.close()

@@ -351,7 +351,7 @@ def test_contract_failure_message_carries_the_diagnosis() -> None:
         dtypes = ("float64",)
 
     with pytest.raises(pytest.fail.Exception) as info:
-        Diagonal().test_backward_matches_reference("float64")  # type: ignore[attr-defined]
+        Diagonal().test_backward_matches_reference("float64")  # type: ignore[attr-defined]  # set per invariant
     message = str(info.value)
     assert "backward_matches_reference" in message
     # The message is indented by two under its first line, as pytest prints it.

@@ -34,7 +34,7 @@ from softmax_verify.diagnosis._probes import (
     observe,
 )
 from softmax_verify.diagnosis._regions import merge, region_findings
-from softmax_verify.diagnosis._types import Diagnosis, describe, from_dict, to_dict
+from softmax_verify.diagnosis._types import Diagnosis, Kind, describe, from_dict, to_dict
 from softmax_verify.errors import CallTimeout
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS
@@ -57,7 +57,8 @@ FORWARD_IDS = tuple(
 BACKWARD_IDS = tuple(inv.id for inv in INVARIANTS if inv.needs_backward)
 
 # (id, kind, summary, fix, evidence, explains)
-_Finding = tuple[str, str, str, str, str, tuple[str, ...]]
+#: (id, kind, summary, fix, evidence, explains): a Diagnosis before its dtypes are merged.
+_Finding = tuple[str, Kind, str, str, str, tuple[str, ...]]
 
 
 def _named(
@@ -68,7 +69,7 @@ def _named(
     Two different mistakes cannot both be the whole story of one output: when two ids
     match, the probes do not tell them apart, and naming either could be wrong.
     """
-    proven = [
+    proven: list[_Finding] = [
         (i, "formula", summary, fix, tally.evidence(dtype), explains)
         for i, summary, fix, tally in entries
         if tally.proven
@@ -172,7 +173,7 @@ def _merge(findings: list[_Finding]) -> list[Diagnosis]:
                 tuple(dict.fromkeys(old.explains + explains)),
             )
         else:
-            merged[key] = Diagnosis(i, kind, summary, fix, evidence, explains)  # type: ignore[arg-type]
+            merged[key] = Diagnosis(i, kind, summary, fix, evidence, explains)
     return list(merged.values())
 
 

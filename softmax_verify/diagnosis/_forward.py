@@ -12,6 +12,7 @@ relative error derived with each estimate below.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -185,7 +186,7 @@ def forward_findings(
                 "wrong_normalization_axis",
                 f"the forward normalises {where} instead of along each row",
                 FORWARD_FIX,
-                _tally(moderate, lambda x, axis=axis: _grouped(x, dtype, axis)),  # type: ignore[misc]
+                _tally(moderate, partial(_grouped, dtype=dtype, axis=axis)),
             )
         )
     eps = _epsilon(moderate)

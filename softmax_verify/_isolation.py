@@ -37,14 +37,14 @@ from softmax_verify._remote import LoadFailed, RemoteImplementation, crash_locat
 from softmax_verify._settings import DEFAULT_DTYPES
 from softmax_verify._validate import resolve_dtype
 from softmax_verify.conventions import Reading, ReadOptions
-from softmax_verify.diagnosis import Diagnosis, diagnose
+from softmax_verify.diagnosis import Diagnosis
 from softmax_verify.domain import Domain
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import get_invariant, invariants_for
 from softmax_verify.kinds import check_kind
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result
-from softmax_verify.runner import interpretation, run_invariant
+from softmax_verify.runner import interpretation, run_pairs
 from softmax_verify.targets import TargetSpec, load_implementation
 from softmax_verify.tolerances import describe_accumulation
 
@@ -148,38 +148,35 @@ def verify_isolated(
         target, backward, timeout, read_options or ReadOptions(), autodiff=autodiff, device=device
     )
 
-    def run(impl: Implementation, loaded: list[Result] | None) -> list[Result]:
-        results = []
-        for index, (inv, dtype) in enumerate(pairs):
-            result = (
-                loaded[index]
-                if loaded is not None
-                else run_invariant(
-                    inv,
-                    impl,
-                    dtype,
-                    profile=profile,
-                    max_examples=max_examples,
-                    seed=seed,
-                    domain=domain,
-                    accumulate=accumulate,
-                    kind=kind,
-                )
-            )
-            results.append(result)
+    def run(impl: Implementation) -> list[Result]:
+        # Here, in the verifier: the diagnosis probes go through the same calls as the checks.
+        results, diagnosed = run_pairs(
+            impl,
+            pairs,
+            names,
+            kind=kind,
+            profile=profile,
+            max_examples=max_examples,
+            seed=seed,
+            domain=domain,
+            accumulate=accumulate,
+            progress=progress,
+        )
+        found.extend(diagnosed)
+        return results
+
+    def failed_to_load(loaded: list[Result]) -> list[Result]:
+        for result in loaded:
             if progress is not None:
                 progress(result)
-        if loaded is None and kind == "softmax":  # the catalogue is of softmax mistakes
-            # Here, in the verifier: the probes go through the same calls as the checks.
-            found.extend(diagnose(impl, results, names))
-        return results
+        return loaded
 
     notes: tuple[str, ...] = ()
     found: list[Diagnosis] = []
     reading: Reading | None = None
     if not isolate:
         impl, reading = load_implementation(spec)
-        results = run(impl, None)
+        results = run(impl)
     else:
         remote = RemoteImplementation(spec)
         with _stopped_on_signals(remote):
@@ -187,12 +184,13 @@ def verify_isolated(
                 start = time.perf_counter()
                 try:
                     remote.load()
-                    loaded = None
                 except LoadFailed as failed:
                     loaded = _load_error(pairs, failed)
                     seconds = time.perf_counter() - start
                     loaded[0] = dataclasses.replace(loaded[0], seconds=seconds)
-                results = run(remote, loaded)
+                    results = failed_to_load(loaded)
+                else:
+                    results = run(remote)
             finally:
                 remote.close()
         notes = _leftover_note(remote.leftovers)

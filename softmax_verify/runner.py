@@ -30,7 +30,7 @@ from softmax_verify._storage import private_hypothesis_storage
 from softmax_verify._validate import resolve_dtype
 from softmax_verify.autodiff import AutodiffForward, adapt
 from softmax_verify.conventions import ReadOptions, implementation_from
-from softmax_verify.diagnosis import diagnose
+from softmax_verify.diagnosis import Diagnosis, diagnose
 from softmax_verify.domain import Domain
 from softmax_verify.errors import (
     CallTimeout,
@@ -45,7 +45,7 @@ from softmax_verify.report import Report, Result, Status
 from softmax_verify.targets import with_autodiff_note
 from softmax_verify.tolerances import ACCUMULATIONS, accumulation, describe_accumulation
 
-__all__ = ["interpretation", "run_invariant", "verify"]
+__all__ = ["interpretation", "run_invariant", "run_pairs", "verify"]
 
 
 class _NotApplicableStop(BaseException):
@@ -280,22 +280,18 @@ def verify(
         forward, backward = adapted.forward, adapted.backward
     impl, reading = implementation_from(forward, backward, options, timeout=timeout, name=target)
     reading = with_autodiff_note(reading, forward)
-    results = []
-    for inv in selected:
-        for dt in resolved:
-            result = run_invariant(
-                inv,
-                impl,
-                dt,
-                profile=profile,
-                max_examples=max_examples,
-                seed=seed,
-                domain=domain,
-                accumulate=accumulate,
-            )
-            results.append(result)
-            if progress is not None:
-                progress(result)
+    results, found = run_pairs(
+        impl,
+        [(inv, dt) for inv in selected for dt in resolved],
+        resolved,
+        kind=kind,
+        profile=profile,
+        max_examples=max_examples,
+        seed=seed,
+        domain=domain,
+        accumulate=accumulate,
+        progress=progress,
+    )
     return Report(
         target=target or impl.name,
         backward=None
@@ -304,13 +300,48 @@ def verify(
         profile=profile,
         seed=seed,
         results=tuple(results),
-        # The catalogue is of softmax mistakes: a log_softmax is not diagnosed against it.
-        diagnosis=diagnose(impl, results, resolved) if kind == "softmax" else (),
+        diagnosis=found,
         domain=domain.describe(),
         accumulate=describe_accumulation(accumulate) if any(map(is_half, resolved)) else "",
         reading=reading,
         interpretation=interpretation(kind, reading.autodiff),
     )
+
+
+def run_pairs(
+    impl: Implementation,
+    pairs: Sequence[tuple[Invariant | str, Any]],
+    dtypes: Sequence[Any],
+    *,
+    kind: str,
+    profile: str,
+    max_examples: int | None,
+    seed: int | None,
+    domain: Domain | None,
+    accumulate: str,
+    progress: Callable[[Result], None] | None,
+) -> tuple[list[Result], tuple[Diagnosis, ...]]:
+    """Each (invariant, dtype) pair in turn, then the diagnosis of any failures: the one
+    run of ``verify`` and of the command, in process or on the child's implementation."""
+    results = []
+    for inv, dtype in pairs:
+        result = run_invariant(
+            inv,
+            impl,
+            dtype,
+            profile=profile,
+            max_examples=max_examples,
+            seed=seed,
+            domain=domain,
+            accumulate=accumulate,
+            kind=kind,
+        )
+        results.append(result)
+        if progress is not None:
+            progress(result)
+    # The catalogue is of softmax mistakes: a log_softmax is not diagnosed against it.
+    found = diagnose(impl, results, dtypes) if kind == "softmax" else ()
+    return results, found
 
 
 def _check_options(domain: object, accumulate: object) -> Domain:

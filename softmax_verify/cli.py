@@ -52,7 +52,7 @@ from softmax_verify._storage import private_hypothesis_storage
 from softmax_verify.autodiff import AUTODIFF
 from softmax_verify.conventions import GRAD_AT, GRADS, ReadOptions
 from softmax_verify.domain import Domain
-from softmax_verify.invariants import ALL_IDS, get_invariant, invariants_for
+from softmax_verify.invariants import ALL_IDS, NOTATION, get_invariant, invariants_for
 from softmax_verify.kinds import KINDS
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result
@@ -259,8 +259,8 @@ def _parser() -> _Parser:
         "--format",
         choices=("text", "json"),
         default="text",
-        help="text: one line each; json: a list of {id, needs_backward, summary, doc} "
-        "(default: text)",
+        help="text: each id with its summary and math; json: a list of "
+        "{id, needs_backward, summary, math, doc} (default: text)",
     )
     _what_is_checked(listing)
     return parser
@@ -441,16 +441,27 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    """Each invariant's id, side, summary and math: the registry's own words (the README's
+    table is generated from the same fields)."""
+    selected = invariants_for(args.kind, masked=args.masked)
     if args.format == "json":
         entries = [
-            {"id": i.id, "needs_backward": i.needs_backward, "summary": i.summary, "doc": i.doc}
-            for i in invariants_for(args.kind, masked=args.masked)
+            {
+                "id": i.id,
+                "needs_backward": i.needs_backward,
+                "summary": i.summary,
+                "math": i.math,
+                "doc": i.doc,
+            }
+            for i in selected
         ]
         sys.stdout.write(json.dumps(entries, indent=2) + "\n")
         return EXIT_OK
-    for inv in invariants_for(args.kind, masked=args.masked):
-        kind = "backward" if inv.needs_backward else "forward "
-        sys.stdout.write(f"{inv.id:28} {kind}  {inv.summary}\n")
+    indent = " " * 39  # under the summary: the id's 28 columns, the side's 8, the gaps
+    for inv in selected:
+        side = "backward" if inv.needs_backward else "forward "
+        sys.stdout.write(f"{inv.id:28} {side}  {inv.summary}\n{indent}{inv.math}\n")
+    sys.stdout.write("\nwhere " + "\n      ".join(NOTATION) + "\n")
     return EXIT_OK
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from softmax_verify.cli import main
-from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS
+from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS, NOTATION
 from softmax_verify.report import Report, Result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -510,13 +510,16 @@ def test_list_names_every_invariant(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = cli(capsys, "list")
     assert code == 0
     assert err == ""
-    lines = out.splitlines()
-    assert len(lines) == len(INVARIANTS)
-    for line, inv in zip(lines, INVARIANTS, strict=True):
-        words = line.split()
+    listing, notation = out.split("\nwhere ")
+    lines = listing.splitlines()
+    assert len(lines) == 2 * len(INVARIANTS)  # the summary's line, then the math's
+    for first, second, inv in zip(lines[::2], lines[1::2], INVARIANTS, strict=True):
+        words = first.split()
         assert words[0] == inv.id
         assert words[1] == ("backward" if inv.needs_backward else "forward")
-        assert inv.summary in line
+        assert first.endswith(f"  {inv.summary}")
+        assert second.strip() == inv.math
+    assert [line.strip() for line in notation.splitlines()] == list(NOTATION)
 
 
 # --- the real entry points -----------------------------------------------------------------

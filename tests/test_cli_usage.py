@@ -90,6 +90,7 @@ def test_list_as_json(capsys: pytest.CaptureFixture[str]) -> None:
             "id": inv.id,
             "needs_backward": inv.needs_backward,
             "summary": inv.summary,
+            "math": inv.math,
             "doc": inv.doc,
         }
 

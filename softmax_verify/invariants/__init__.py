@@ -1,8 +1,10 @@
 """The invariants: each a property every correct softmax forward/backward satisfies.
 
-Each has a stable id, a docstring with its math and tolerance derivation, a
-check ``check(impl, case)`` that raises ``InvariantViolation`` when the
-property fails, a strategy of cases per dtype, and the kinds it applies to
+Each has a stable id; the property stated once, in words (``summary``) and as a
+formula with its tolerance (``math``), which ``softmax-verify list`` and the README
+print; a check ``check(impl, case)`` that raises ``InvariantViolation`` when the
+property fails, whose docstring derives the tolerance; a strategy of cases per
+dtype; and the kinds it applies to
 (``softmax``, ``log_softmax``: softmax_verify.kinds). An id may have one entry per
 kind (the same property, with that kind's math and tolerance). ``REGISTRY`` holds
 them all in report order, forward properties first; ``invariants_for(kind)`` picks
@@ -12,7 +14,7 @@ one kind's set; ``INVARIANTS`` is the softmax set.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,7 @@ __all__ = [
     "ALL_IDS",
     "INVARIANTS",
     "INVARIANT_IDS",
+    "NOTATION",
     "REGISTRY",
     "SUMMARIES",
     "Case",
@@ -52,10 +55,20 @@ LOG_SOFTMAX: tuple[Kind, ...] = ("log_softmax",)
 
 @dataclass(frozen=True)
 class Invariant:
-    """One property: ``check`` raises InvariantViolation on a counterexample."""
+    """One property: ``check`` raises InvariantViolation on a counterexample.
+
+    ``summary`` (the property in words) and ``math`` (its formula and tolerance, in
+    plain ASCII so that every terminal prints it) are the one statement of the
+    property: ``softmax-verify list`` prints them and the README's table is generated
+    from them (softmax_verify._docs). The check's docstring (``doc``) holds the
+    derivation: why the tolerance is what it is, and what the check catches.
+    """
 
     id: str
+    _: KW_ONLY
     needs_backward: bool
+    summary: str
+    math: str
     check: Callable[[Implementation, Case], None]
     build: Callable[[np.dtype[Any], Shapes], SearchStrategy[Case]]
     #: The kinds of function this entry checks (softmax_verify.kinds.KINDS).
@@ -69,53 +82,8 @@ class Invariant:
 
     @property
     def doc(self) -> str:
+        """The check's docstring: the math in full and the tolerance's derivation."""
         return (self.check.__doc__ or "").strip()
-
-    @property
-    def summary(self) -> str:
-        """The property in one line of plain text (the docstring has the math)."""
-        if self.kinds == LOG_SOFTMAX and self.id in LOG_SUMMARIES:
-            return LOG_SUMMARIES[self.id]
-        return SUMMARIES[self.id]
-
-
-SUMMARIES: dict[str, str] = {
-    "finite_for_finite_input": "finite x (up to the dtype's max) gives finite y, and finite dx",
-    "rows_sum_to_one": "|sum_i y_i - 1| <= gamma(D + 10 + 2 ln D) + D*tiny for every row",
-    "outputs_in_unit_interval": "0 <= y_i <= 1 + 2u",
-    "dtype_preserved": "y.dtype == x.dtype and dx.dtype == dout.dtype",
-    "input_not_mutated": "forward leaves x unchanged; backward leaves dout and the cache unchanged",
-    "shift_invariance": "f(x + c) == f(x) for a per-row constant c",
-    "permutation_equivariance": "f(x[:, p]) == f(x)[:, p] for a column permutation p",
-    "row_independence": "f(x)[r] == f(x[r:r+1])[0]: rows are separate distributions",
-    "matches_reference": "|y_i - y_ref_i| <= eta_i * y_i + tiny against the float64 reference",
-    "deterministic": "two calls on the same x (and dout) agree within twice the error bound",
-    "ones_upstream_gives_zero": "B(c * ones) == 0: softmax ignores a common shift of its logits",
-    "central_differences": "B(g) == central differences of sum(g * f(x)), entry by entry",
-    "jacobian_symmetry": "<u, B(v)> == <v, B(u)> per row: J = diag(y) - y y^T is symmetric",
-    "jacobian_psd": "<v, B(v)> >= 0 per row: J is positive semi-definite",
-    "linearity_in_upstream": "B(a u + b v) == a B(u) + b B(v)",
-    "backward_matches_reference": "B(g) == y * (g - <g, y>) from the float64 reference",
-    "stage_gradients": "each named stage (dexps_0 ... dx) is right for the forward's own cache",
-    "gradient_rows_sum_to_zero": "sum_i B(g)_i == 0 per row, for any g: J 1 = 0 (shift invariance)",
-    "masked_entries_exactly_zero": "a -inf entry of a row gets exactly 0 probability and gradient",
-    "masked_rows_match_subset": "unmasked entries == softmax (and VJP) of the unmasked subset",
-    "fully_masked_rows": "an all -inf row gives all 0 or all NaN, and gradient entries 0 or NaN",
-}
-
-#: One-line summaries of the log_softmax entries whose property reads differently.
-LOG_SUMMARIES: dict[str, str] = {
-    "finite_for_finite_input": "finite x (|x| up to half the dtype's max) gives finite z and dx",
-    "rows_logsumexp_zero": "log sum_i exp(z_i) == 0 per row, within sum_i y_i (e^a_i - 1)",
-    "entries_nonpositive": "z_i <= gamma(D + 10 + 5 ln D) + D*tiny: log-probabilities are <= 0",
-    "shift_invariance": "z(x + c) == z(x) for a per-row constant c",
-    "permutation_equivariance": "z(x[:, p]) == z(x)[:, p] for a column permutation p",
-    "row_independence": "z(x)[r] == z(x[r:r+1])[0]: rows are separate distributions",
-    "matches_reference": "|z_i - z_ref_i| <= a_i, absolute, against the float64 reference",
-    "central_differences": "B(g) == central differences of sum(g * z(x)), entry by entry",
-    "linearity_in_upstream": "B(a u + b v) == a B(u) + b B(v)",
-    "backward_matches_reference": "rank one: B(g) == g - softmax(x) * sum(g) (float64 reference)",
-}
 
 
 def _forward_cases(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
@@ -130,134 +98,288 @@ def _fd_cases(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
     return _cases.backward_case(dtype, shape, well_conditioned=True)
 
 
+#: The symbols of the ``math`` fields below (the derivations: docs/tolerances.md).
+NOTATION: tuple[str, ...] = (
+    "y = softmax(x), z = log_softmax(x), rows of length D; f: the forward under test",
+    "B(g): its backward, dx for the upstream g; J = diag(y) - y y^T, the softmax Jacobian",
+    "u = eps/2 of the dtype; tiny: its smallest normal; gamma(n) = n u / (1 - n u)",
+    "F: the forward bound (softmax: gamma(D + 10 + ln D + t_i) y_i + tiny, t_i = max(x) - x_i)",
+    "log_softmax's F is absolute; tau: the backward bound",
+    "d: the rounding of an input the check forms (x + c, a u + b v)",
+)
+
 REGISTRY: tuple[Invariant, ...] = (
-    Invariant("finite_for_finite_input", False, _forward.finite_for_finite_input, _forward_cases),
     Invariant(
         "finite_for_finite_input",
-        False,
-        _log_softmax.finite_for_finite_input,
-        _cases.half_range_forward_case,
+        needs_backward=False,
+        summary="finite inputs give finite outputs",
+        math="|x| <= max: f(x), B(g) finite (exact)",
+        check=_forward.finite_for_finite_input,
+        build=_forward_cases,
+    ),
+    Invariant(
+        "finite_for_finite_input",
+        needs_backward=False,
+        summary="finite inputs give finite outputs",
+        math="|x| <= max/2: f(x), B(g) finite (exact)",
+        check=_log_softmax.finite_for_finite_input,
+        build=_cases.half_range_forward_case,
         kinds=LOG_SOFTMAX,
     ),
-    Invariant("rows_sum_to_one", False, _forward.rows_sum_to_one, _cases.logits_case),
+    Invariant(
+        "rows_sum_to_one",
+        needs_backward=False,
+        summary="rows are distributions",
+        math="|sum_i y_i - 1| <= gamma(D + 10 + 2 ln D) + D*tiny",
+        check=_forward.rows_sum_to_one,
+        build=_cases.logits_case,
+    ),
     Invariant(
         "rows_logsumexp_zero",
-        False,
-        _log_softmax.rows_logsumexp_zero,
-        _cases.half_range_logits_case,
+        needs_backward=False,
+        summary="rows are log-distributions",
+        math="|logsumexp(z)| <= b/(1 - b), b = sum_i y_i (exp(F_i) - 1)",
+        check=_log_softmax.rows_logsumexp_zero,
+        build=_cases.half_range_logits_case,
         kinds=LOG_SOFTMAX,
     ),
     Invariant(
-        "outputs_in_unit_interval", False, _forward.outputs_in_unit_interval, _cases.logits_case
+        "outputs_in_unit_interval",
+        needs_backward=False,
+        summary="entries are probabilities",
+        math="0 <= y_i <= 1 + 2u",
+        check=_forward.outputs_in_unit_interval,
+        build=_cases.logits_case,
     ),
     Invariant(
         "entries_nonpositive",
-        False,
-        _log_softmax.entries_nonpositive,
-        _cases.half_range_logits_case,
+        needs_backward=False,
+        summary="entries are log-probabilities",
+        math="z_i <= gamma(D + 10 + 5 ln D) + D*tiny",
+        check=_log_softmax.entries_nonpositive,
+        build=_cases.half_range_logits_case,
         kinds=LOG_SOFTMAX,
     ),
-    Invariant("dtype_preserved", False, _forward.dtype_preserved, _forward_cases, kinds=KINDS),
-    Invariant("input_not_mutated", False, _forward.input_not_mutated, _forward_cases, kinds=KINDS),
-    Invariant("shift_invariance", False, _forward.shift_invariance, _cases.shift_case),
+    Invariant(
+        "dtype_preserved",
+        needs_backward=False,
+        summary="outputs keep the inputs' dtype",
+        math="f(x).dtype == x.dtype, B(g).dtype == g.dtype (exact)",
+        check=_forward.dtype_preserved,
+        build=_forward_cases,
+        kinds=KINDS,
+    ),
+    Invariant(
+        "input_not_mutated",
+        needs_backward=False,
+        summary="x, dout and the cache are not written to",
+        math="exact",
+        check=_forward.input_not_mutated,
+        build=_forward_cases,
+        kinds=KINDS,
+    ),
     Invariant(
         "shift_invariance",
-        False,
-        _log_softmax.shift_invariance,
-        _cases.shift_case,
+        needs_backward=False,
+        summary="adding a constant to a row changes nothing",
+        math="f(x + c) == f(x) +- (2F + y (exp(2|d|) - 1))",
+        check=_forward.shift_invariance,
+        build=_cases.shift_case,
+    ),
+    Invariant(
+        "shift_invariance",
+        needs_backward=False,
+        summary="adding a constant to a row changes nothing",
+        math="f(x + c) == f(x) +- (2F + 2|d|)",
+        check=_log_softmax.shift_invariance,
+        build=_cases.shift_case,
         kinds=LOG_SOFTMAX,
     ),
     Invariant(
         "permutation_equivariance",
-        False,
-        _forward.permutation_equivariance,
-        _cases.permutation_case,
+        needs_backward=False,
+        summary="permuting a row permutes its output",
+        math="f(x[:, p]) == f(x)[:, p] +- 2F",
+        check=_forward.permutation_equivariance,
+        build=_cases.permutation_case,
     ),
     Invariant(
         "permutation_equivariance",
-        False,
-        _log_softmax.permutation_equivariance,
-        _cases.half_range_permutation_case,
+        needs_backward=False,
+        summary="permuting a row permutes its output",
+        math="f(x[:, p]) == f(x)[:, p] +- 2F",
+        check=_log_softmax.permutation_equivariance,
+        build=_cases.half_range_permutation_case,
         kinds=LOG_SOFTMAX,
     ),
-    Invariant("row_independence", False, _forward.row_independence, _cases.logits_case),
     Invariant(
         "row_independence",
-        False,
-        _log_softmax.row_independence,
-        _cases.half_range_logits_case,
+        needs_backward=False,
+        summary="a row's output ignores the other rows",
+        math="f(x)[r] == f(x[r]) +- 2F",
+        check=_forward.row_independence,
+        build=_cases.logits_case,
+    ),
+    Invariant(
+        "row_independence",
+        needs_backward=False,
+        summary="a row's output ignores the other rows",
+        math="f(x)[r] == f(x[r]) +- 2F",
+        check=_log_softmax.row_independence,
+        build=_cases.half_range_logits_case,
         kinds=LOG_SOFTMAX,
     ),
-    Invariant("matches_reference", False, _forward.matches_reference, _cases.logits_case),
-    Invariant("deterministic", False, _determinism.deterministic, _forward_cases),
     Invariant(
         "matches_reference",
-        False,
-        _log_softmax.matches_reference,
-        _cases.half_range_logits_case,
+        needs_backward=False,
+        summary="the forward matches the float64 reference",
+        math="f(x) == the float64 reference +- F (+ its own)",
+        check=_forward.matches_reference,
+        build=_cases.logits_case,
+    ),
+    Invariant(
+        "deterministic",
+        needs_backward=False,
+        summary="the same input gives the same output",
+        math="f(x) == f(x) +- 2F, B(g) == B(g) +- 2 tau",
+        check=_determinism.deterministic,
+        build=_forward_cases,
+    ),
+    Invariant(
+        "matches_reference",
+        needs_backward=False,
+        summary="the forward matches the float64 reference",
+        math="f(x) == the float64 reference +- F (+ its own)",
+        check=_log_softmax.matches_reference,
+        build=_cases.half_range_logits_case,
         kinds=LOG_SOFTMAX,
     ),
     Invariant(
-        "ones_upstream_gives_zero", True, _backward.ones_upstream_gives_zero, _cases.ones_case
+        "ones_upstream_gives_zero",
+        needs_backward=True,
+        summary="an all-equal upstream has zero gradient",
+        math="B(c 1) == 0 +- tau",
+        check=_backward.ones_upstream_gives_zero,
+        build=_cases.ones_case,
     ),
     Invariant(
         "gradient_rows_sum_to_zero",
-        True,
-        _gradient_sums.softmax_gradient_rows_sum_to_zero,
-        _moderate_cases,
+        needs_backward=True,
+        summary="gradient rows sum to zero, for any upstream",
+        math="sum_i B(g)_i == 0 +- (sum_i tau_i + dot rounding)",
+        check=_gradient_sums.softmax_gradient_rows_sum_to_zero,
+        build=_moderate_cases,
     ),
     Invariant(
         "gradient_rows_sum_to_zero",
-        True,
-        _gradient_sums.log_softmax_gradient_rows_sum_to_zero,
-        _moderate_cases,
+        needs_backward=True,
+        summary="gradient rows sum to zero, for any upstream",
+        math="sum_i B(g)_i == 0 +- (sum_i tau_i + dot rounding)",
+        check=_gradient_sums.log_softmax_gradient_rows_sum_to_zero,
+        build=_moderate_cases,
         kinds=LOG_SOFTMAX,
     ),
-    Invariant("central_differences", True, _backward.central_differences, _fd_cases),
     Invariant(
         "central_differences",
-        True,
-        _log_backward.central_differences,
-        _fd_cases,
+        needs_backward=True,
+        summary="the backward is the forward's derivative, every entry",
+        math="B(g) == central differences of <g, f(x)> +- (truncation + rounding/h + tau)",
+        check=_backward.central_differences,
+        build=_fd_cases,
+    ),
+    Invariant(
+        "central_differences",
+        needs_backward=True,
+        summary="the backward is the forward's derivative, every entry",
+        math="B(g) == central differences of <g, f(x)> +- (truncation + rounding/h + tau)",
+        check=_log_backward.central_differences,
+        build=_fd_cases,
         kinds=LOG_SOFTMAX,
     ),
-    Invariant("jacobian_symmetry", True, _backward.jacobian_symmetry, _cases.pair_case),
-    Invariant("jacobian_psd", True, _backward.jacobian_psd, _moderate_cases),
-    Invariant("linearity_in_upstream", True, _backward.linearity_in_upstream, _cases.pair_case),
+    Invariant(
+        "jacobian_symmetry",
+        needs_backward=True,
+        summary="the Jacobian is symmetric",
+        math="<u, B(v)> == <v, B(u)> +- (<|u|, tau(v)> + <|v|, tau(u)> + dot rounding)",
+        check=_backward.jacobian_symmetry,
+        build=_cases.pair_case,
+    ),
+    Invariant(
+        "jacobian_psd",
+        needs_backward=True,
+        summary="the Jacobian is positive semi-definite",
+        math="<v, B(v)> >= -(<|v|, tau(v)> + dot rounding)",
+        check=_backward.jacobian_psd,
+        build=_moderate_cases,
+    ),
     Invariant(
         "linearity_in_upstream",
-        True,
-        _log_backward.linearity_in_upstream,
-        _cases.pair_case,
-        kinds=LOG_SOFTMAX,
+        needs_backward=True,
+        summary="the backward is linear in its upstream",
+        math="B(a u + b v) == a B(u) + b B(v) +- (tau(w) + |a| tau(u) + |b| tau(v) + |J^T d|)",
+        check=_backward.linearity_in_upstream,
+        build=_cases.pair_case,
     ),
     Invariant(
-        "backward_matches_reference", True, _backward.backward_matches_reference, _forward_cases
+        "linearity_in_upstream",
+        needs_backward=True,
+        summary="the backward is linear in its upstream",
+        math="B(a u + b v) == a B(u) + b B(v) +- (tau(w) + |a| tau(u) + |b| tau(v) + |J^T d|)",
+        check=_log_backward.linearity_in_upstream,
+        build=_cases.pair_case,
+        kinds=LOG_SOFTMAX,
     ),
     Invariant(
         "backward_matches_reference",
-        True,
-        _log_backward.backward_matches_reference,
-        _moderate_cases,
+        needs_backward=True,
+        summary="the backward matches the float64 reference VJP",
+        math="B(g) == y (g - <g, y>) +- tau (+ the reference's own)",
+        check=_backward.backward_matches_reference,
+        build=_forward_cases,
+    ),
+    Invariant(
+        "backward_matches_reference",
+        needs_backward=True,
+        summary="the backward matches the float64 reference VJP",
+        math="B(g) == g - y sum(g) +- tau (+ the reference's own)",
+        check=_log_backward.backward_matches_reference,
+        build=_moderate_cases,
         kinds=LOG_SOFTMAX,
     ),
-    Invariant("stage_gradients", True, _stages.stage_gradients, _cases.stage_case),
+    Invariant(
+        "stage_gradients",
+        needs_backward=True,
+        summary="each named intermediate gradient is right; the first wrong one is named",
+        math="each stage == its formula +- gamma(D + 5) |formula|",
+        check=_stages.stage_gradients,
+        build=_cases.stage_case,
+    ),
     Invariant(
         "masked_entries_exactly_zero",
-        False,
-        _masked.masked_entries_exactly_zero,
-        _cases.masked_case,
+        needs_backward=False,
+        summary="a -inf entry gets exactly zero probability and gradient",
+        math="y_i == 0 and dx_i == 0 where x_i == -inf (exact)",
+        check=_masked.masked_entries_exactly_zero,
+        build=_cases.masked_case,
         masked_only=True,
     ),
     Invariant(
         "masked_rows_match_subset",
-        False,
-        _masked.masked_rows_match_subset,
-        _cases.masked_case,
+        needs_backward=False,
+        summary="unmasked entries are the softmax (and VJP) of that subset",
+        math="f(x)_U == softmax(x_U) +- F at length |U|",
+        check=_masked.masked_rows_match_subset,
+        build=_cases.masked_case,
         masked_only=True,
     ),
     Invariant(
-        "fully_masked_rows", False, _masked.fully_masked_rows, _cases.masked_case, masked_only=True
+        "fully_masked_rows",
+        needs_backward=False,
+        summary="an all -inf row gives all 0 or all NaN; its gradient 0 or NaN",
+        math="exact",
+        check=_masked.fully_masked_rows,
+        build=_cases.masked_case,
+        masked_only=True,
     ),
 )
 
@@ -288,3 +410,7 @@ def get_invariant(invariant_id: str, kind: str = "softmax", *, masked: bool = Tr
             return inv
     ids = ", ".join(inv.id for inv in candidates)
     raise ValueError(f"invariant must be one of {ids} (for kind {kind!r}); got {invariant_id!r}")
+
+
+#: Each softmax entry's summary by id (kept for compatibility; Invariant.summary is the source).
+SUMMARIES: dict[str, str] = {inv.id: inv.summary for inv in REGISTRY if "softmax" in inv.kinds}

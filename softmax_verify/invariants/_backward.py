@@ -116,18 +116,18 @@ def jacobian_symmetry(impl: Implementation, case: Case) -> None:
     inner products taken here in float64.
     """
     x, u, v = case["x"], case["u"], case["v"]
-    bu, bv = impl.vjp(x, u), impl.vjp(x, v)
+    back_u, back_v = impl.vjp(x, u), impl.vjp(x, v)
     y = exact(x)
     tol = (
         _row_dot(np.abs(u), backward_error_bound(x, y, v, x.dtype))
         + _row_dot(np.abs(v), backward_error_bound(x, y, u, x.dtype))
         + dot_rounding(
-            x.shape[1], _row_dot(np.abs(u), np.abs(bv)) + _row_dot(np.abs(v), np.abs(bu))
+            x.shape[1], _row_dot(np.abs(u), np.abs(back_v)) + _row_dot(np.abs(v), np.abs(back_u))
         )
     )
     assert_within(
-        _row_dot(u, bv),
-        _row_dot(v, bu),
+        _row_dot(u, back_v),
+        _row_dot(v, back_u),
         tol,
         invariant="jacobian_symmetry",
         what="<u, B(v)> vs <v, B(u)> per row",
@@ -142,10 +142,10 @@ def jacobian_psd(impl: Implementation, case: Case) -> None:
     form may dip below 0 by :math:`\sum_i |v_i| \tau_i(v)` plus tolerances.dot_rounding.
     """
     x, v = case["x"], case["dout"]
-    bv = impl.vjp(x, v)
-    quad = _row_dot(v, bv)
+    back_v = impl.vjp(x, v)
+    quad = _row_dot(v, back_v)
     tol = _row_dot(np.abs(v), backward_error_bound(x, exact(x), v, x.dtype)) + dot_rounding(
-        x.shape[1], _row_dot(np.abs(v), np.abs(bv))
+        x.shape[1], _row_dot(np.abs(v), np.abs(back_v))
     )
     floor = np.where(np.isnan(quad), 1.0, np.maximum(quad, 0.0))
     assert_within(
@@ -171,20 +171,20 @@ def linearity_in_upstream(impl: Implementation, case: Case) -> None:
     a, b = float(case["a"]), float(case["b"])
     with np.errstate(over="ignore"):
         w = (a * u + b * v).astype(x.dtype)
-    au, bv_ = a * _f64(u), b * _f64(v)
-    delta = np.abs((_f64(w) - (au + bv_)) - _two_sum_error(au, bv_))
+    scaled_u, scaled_v = a * _f64(u), b * _f64(v)
+    delta = np.abs((_f64(w) - (scaled_u + scaled_v)) - _two_sum_error(scaled_u, scaled_v))
     y = exact(x)
-    bu, bvv, bw = impl.vjp(x, u), impl.vjp(x, v), impl.vjp(x, w)
-    expected = a * _f64(bu) + b * _f64(bvv)
+    back_u, back_v, back_w = impl.vjp(x, u), impl.vjp(x, v), impl.vjp(x, w)
+    expected = a * _f64(back_u) + b * _f64(back_v)
     tol = (
         backward_error_bound(x, y, w, x.dtype)
         + abs(a) * backward_error_bound(x, y, u, x.dtype)
         + abs(b) * backward_error_bound(x, y, v, x.dtype)
         + y * (delta + (y * delta).sum(axis=1, keepdims=True))
-        + gamma(2, np.float64) * (np.abs(a * _f64(bu)) + np.abs(b * _f64(bvv)))
+        + gamma(2, np.float64) * (np.abs(a * _f64(back_u)) + np.abs(b * _f64(back_v)))
     )
     assert_within(
-        bw,
+        back_w,
         expected,
         tol,
         invariant="linearity_in_upstream",

@@ -150,10 +150,10 @@ def input_not_mutated(impl: Implementation, case: Case) -> None:
 
 def _two_sum_error(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
     """Knuth's TwoSum: ``(a + b) - fl(a + b)`` exactly (float64, no overflow)."""
-    s = a + b
-    bb = s - a
-    err: NDArray[np.float64] = (a - (s - bb)) + (b - bb)
-    return err
+    total = a + b
+    b_virtual = total - a  # the part of the total that came from b
+    error: NDArray[np.float64] = (a - (total - b_virtual)) + (b - b_virtual)
+    return error
 
 
 def shift_invariance(impl: Implementation, case: Case) -> None:
@@ -168,8 +168,10 @@ def shift_invariance(impl: Implementation, case: Case) -> None:
     x, shift = case["x"], case["shift"]
     with np.errstate(over="ignore"):
         shifted = (x + shift).astype(x.dtype)
-    x64, c64, s64 = (a.astype(np.float64) for a in (x, np.broadcast_to(shift, x.shape), shifted))
-    delta = (s64 - (x64 + c64)) - _two_sum_error(x64, c64)
+    x_wide, shift_wide, shifted_wide = (
+        a.astype(np.float64) for a in (x, np.broadcast_to(shift, x.shape), shifted)
+    )
+    delta = (shifted_wide - (x_wide + shift_wide)) - _two_sum_error(x_wide, shift_wide)
     spread = np.abs(delta).max(axis=1, keepdims=True)
     y_ref = exact(x)
     tol = (

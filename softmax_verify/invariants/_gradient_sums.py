@@ -32,10 +32,9 @@ __all__ = ["log_softmax_gradient_rows_sum_to_zero", "softmax_gradient_rows_sum_t
 
 
 def _check(dx: NDArray[Any], entry_bound: NDArray[np.float64]) -> None:
-    d = dx.shape[1]
-    dx64 = dx.astype(np.float64)
-    sums = dx64.sum(axis=1)
-    tol = entry_bound.sum(axis=1) + dot_rounding(d, np.abs(dx64).sum(axis=1))
+    dx_wide = dx.astype(np.float64)
+    sums = dx_wide.sum(axis=1)
+    tol = entry_bound.sum(axis=1) + dot_rounding(dx.shape[1], np.abs(dx_wide).sum(axis=1))
     assert_within(
         sums,
         np.zeros_like(sums),

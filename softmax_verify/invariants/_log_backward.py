@@ -80,15 +80,15 @@ def central_differences(impl: Implementation, case: Case) -> None:
     steps = _steps(x, h)
     analytic = impl.vjp(x, dout)
     g = _f64(dout)
-    absg = np.abs(g)
+    abs_g = np.abs(g)
     numerical, spread = np.empty((n, d)), np.empty((n, d))
     for start, stop, diff in _column_differences(impl, x, steps):
         numerical[:, start:stop] = np.einsum("ri,kri->rk", g, diff)
-        spread[:, start:stop] = np.einsum("ri,kri->rk", absg, np.abs(diff))
+        spread[:, start:stop] = np.einsum("ri,kri->rk", abs_g, np.abs(diff))
     numerical /= steps.width
     z = exact(x)
     a = log_softmax_error_bound(x, z, x.dtype, moved=steps.largest)
-    rounding = 2 * np.einsum("ri,ri->r", absg, a)[:, None]
+    rounding = 2 * np.einsum("ri,ri->r", abs_g, a)[:, None]
     truncation = np.maximum(steps.up, steps.down) ** 2 * (_THIRD / 6) + np.abs(
         steps.up - steps.down
     ) * (_SECOND / 2)
@@ -117,21 +117,21 @@ def linearity_in_upstream(impl: Implementation, case: Case) -> None:
     a, b = float(case["a"]), float(case["b"])
     with np.errstate(over="ignore"):
         w = (a * u + b * v).astype(x.dtype)
-    au, bv_ = a * _f64(u), b * _f64(v)
-    delta = np.abs((_f64(w) - (au + bv_)) - _two_sum_error(au, bv_))
+    scaled_u, scaled_v = a * _f64(u), b * _f64(v)
+    delta = np.abs((_f64(w) - (scaled_u + scaled_v)) - _two_sum_error(scaled_u, scaled_v))
     z = exact(x)
-    bu, bvv, bw = impl.vjp(x, u), impl.vjp(x, v), impl.vjp(x, w)
-    expected = a * _f64(bu) + b * _f64(bvv)
+    back_u, back_v, back_w = impl.vjp(x, u), impl.vjp(x, v), impl.vjp(x, w)
+    expected = a * _f64(back_u) + b * _f64(back_v)
     tol = (
         log_softmax_backward_bound(x, z, w, x.dtype)
         + abs(a) * log_softmax_backward_bound(x, z, u, x.dtype)
         + abs(b) * log_softmax_backward_bound(x, z, v, x.dtype)
         + delta
         + np.exp(z) * delta.sum(axis=1, keepdims=True)
-        + gamma(2, np.float64) * (np.abs(a * _f64(bu)) + np.abs(b * _f64(bvv)))
+        + gamma(2, np.float64) * (np.abs(a * _f64(back_u)) + np.abs(b * _f64(back_v)))
     )
     assert_within(
-        bw,
+        back_w,
         expected,
         tol,
         invariant="linearity_in_upstream",

@@ -135,8 +135,10 @@ def shift_invariance(impl: Implementation, case: Case) -> None:
     x, shift = case["x"], case["shift"]
     with np.errstate(over="ignore"):
         shifted = (x + shift).astype(x.dtype)
-    x64, c64, s64 = (_f64(a) for a in (x, np.broadcast_to(shift, x.shape), shifted))
-    delta = (s64 - (x64 + c64)) - _two_sum_error(x64, c64)
+    x_wide, shift_wide, shifted_wide = (
+        _f64(a) for a in (x, np.broadcast_to(shift, x.shape), shifted)
+    )
+    delta = (shifted_wide - (x_wide + shift_wide)) - _two_sum_error(x_wide, shift_wide)
     spread = np.abs(delta).max(axis=1, keepdims=True)
     tol = (
         log_softmax_error_bound(x, exact(x), x.dtype)

@@ -40,17 +40,17 @@ FORMULAS: dict[str, str] = {
 
 def true_stages(cache: dict[str, F64], dout: F64) -> tuple[dict[str, F64], dict[str, F64]]:
     """Each stage's true value for this cache, and its rounding-error magnitude (abs formula)."""
-    e, s, v, g = cache["exps"], cache["sexps"], cache["divexps"], dout
+    exps, sexps, divexps = cache["exps"], cache["sexps"], cache["divexps"]
     values: dict[str, F64] = {}
     scale: dict[str, F64] = {}
-    values["dexps_0"], scale["dexps_0"] = v * g, np.abs(v * g)
-    values["ddivexps"] = (e * g).sum(axis=1, keepdims=True)
-    scale["ddivexps"] = np.abs(e * g).sum(axis=1, keepdims=True)
-    values["dsexps"], scale["dsexps"] = -values["ddivexps"] / s**2, scale["ddivexps"] / s**2
-    values["dexps_1"] = np.broadcast_to(values["dsexps"], g.shape)
-    scale["dexps_1"] = np.broadcast_to(scale["dsexps"], g.shape)
-    values["dx"] = e * (values["dexps_0"] + values["dexps_1"])
-    scale["dx"] = np.abs(e) * (scale["dexps_0"] + scale["dexps_1"])
+    values["dexps_0"], scale["dexps_0"] = divexps * dout, np.abs(divexps * dout)
+    values["ddivexps"] = (exps * dout).sum(axis=1, keepdims=True)
+    scale["ddivexps"] = np.abs(exps * dout).sum(axis=1, keepdims=True)
+    values["dsexps"], scale["dsexps"] = -values["ddivexps"] / sexps**2, scale["ddivexps"] / sexps**2
+    values["dexps_1"] = np.broadcast_to(values["dsexps"], dout.shape)
+    scale["dexps_1"] = np.broadcast_to(scale["dsexps"], dout.shape)
+    values["dx"] = exps * (values["dexps_0"] + values["dexps_1"])
+    scale["dx"] = np.abs(exps) * (scale["dexps_0"] + scale["dexps_1"])
     return values, scale
 
 

@@ -806,6 +806,18 @@ def parse(argv: Sequence[str] | None) -> Options:
     return Options(quick=bool(args.quick), repeat=repeat, output=Path(args.output))
 
 
+#: The hand-written section that ends the results file (how to read the tables, and the
+#: measurements behind the code's tuning constants): kept when the tables are rewritten.
+NOTES_HEADING = "## Measurement notes"
+
+
+def kept_notes(path: Path) -> str:
+    """The hand-written notes section of an existing results file, or '' if it has none."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    start = text.find("\n" + NOTES_HEADING + "\n")
+    return "" if start < 0 else text[start:]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse(argv)
     torch, jax = optional("torch"), optional("jax")
@@ -836,7 +848,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(text)
     opts.output.parent.mkdir(parents=True, exist_ok=True)
-    opts.output.write_text(text)
+    opts.output.write_text(text + kept_notes(opts.output))
     print(f"(written to {opts.output})", file=sys.stderr)
     return 0
 

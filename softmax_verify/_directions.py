@@ -59,9 +59,8 @@ def _step_for_magnitude(h: float, largest: float, dtype: np.dtype[Any]) -> float
 
 #: Entries per block of rows in directional_check's elementwise work (1 MiB in float64),
 #: so that its many passes over each block run in cache rather than in main memory. Not
-#: smaller: a block's some fifty numpy calls cost 200 to 300 us whatever its size, and at
-#: 4096 x 4096 with 2 directions 1 MiB blocks took 1.67 s against 1.97 s for 512 KiB,
-#: 2.30 s for 256 KiB and 1.88 s for 2 MiB (medians of 7, side by side).
+#: smaller: a block's some fifty numpy calls cost the same whatever its size, and that fixed
+#: cost outweighs the cache on small blocks (measurements: bench/results.md, notes).
 _BLOCK_ENTRIES = 1 << 17
 
 

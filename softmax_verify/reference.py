@@ -64,8 +64,8 @@ FloatArray = NDArray[np.floating[Any]]
 
 #: Bytes of each operand per row block of the blocked kernels. Every pass over a block after
 #: the first finds it in cache, so main memory is read once and written once, as by one
-#: ``np.exp``. Measured on a CPU with 512 KiB of L2 per core: 512 KiB ties 1-2 MiB and beats
-#: 128-256 KiB (more blocks, so more numpy calls at about 1 us each).
+#: ``np.exp``. Half a megabyte fits a typical L2; larger blocks gained nothing, and smaller
+#: ones lose to the fixed cost of each numpy call (measurements: bench/results.md, notes).
 _BLOCK_BYTES = 1 << 19
 
 #: From this row length on, the per-row broadcasts (``ob * r[:, None]``, ``gb - c[:, None]``)
@@ -80,11 +80,10 @@ _ROW_LOOP_MIN = 256
 #: (``_in_parallel``), so each BLAS call stays on the thread that makes it.
 _DOT_CHUNK = 4096
 
-#: Row blocks per thread below which softmax stays on its caller's thread: 8 blocks (4 MiB)
-#: take a few milliseconds, against about 0.3 ms to start and join a pool. Measured (2-core
-#: AVX2 VM): 1.2x faster at 1024x1024 float64, 1.3-1.8x at 16 MiB and more, slower below.
-#: The backward is not split: it is bound by memory, and two threads on this machine's two
-#: cores (SMT siblings) measured no faster, and slower at 1024x1024.
+#: Row blocks per thread below which softmax stays on its caller's thread: on less work,
+#: starting and joining a pool costs more than the second thread saves. The backward is not
+#: split: it is bound by memory, so a second thread on a sibling core adds nothing
+#: (measurements: bench/results.md, notes).
 _MIN_BLOCKS_PER_THREAD = 8
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from softmax_verify.invariants import NOTATION, REGISTRY, Invariant
+from softmax_verify.kinds import KINDS
 
 __all__ = ["TABLE_END", "TABLE_START", "invariants_table", "with_table"]
 
@@ -55,17 +56,17 @@ def invariants_table() -> str:
     for inv in REGISTRY:
         by_id.setdefault(inv.id, []).append(inv)
     lines = [
-        "With " + "; ".join(NOTATION) + ".",
+        "With " + " ".join(NOTATION) + ".",
         "",
         "| id | kinds | property | math |",
         "|---|---|---|---|",
     ]
     for inv_id, entries in by_id.items():
-        kinds = [k for e in entries for k in e.kinds]
+        kinds = sorted({k for e in entries for k in e.kinds}, key=KINDS.index)
+        named = "both" if len(kinds) == len(KINDS) == 2 else ", ".join(kinds)
         flag = " (`--masked`)" if entries[0].masked_only else ""
         lines.append(
-            f"| {inv_id} | {', '.join(kinds)}{flag} | {_cell(entries, 'summary')} "
-            f"| {_math(entries)} |"
+            f"| {inv_id} | {named}{flag} | {_cell(entries, 'summary')} | {_math(entries)} |"
         )
     return "\n".join(lines)
 

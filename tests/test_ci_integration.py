@@ -2,7 +2,7 @@
 
 The workflow's and the hook's commands are read from their files and run as the
 CI would run them (a fresh process in the checkout), on the fixed and the buggy
-notebook. The README documents the workflow verbatim.
+notebook. examples/README.md shows the workflow verbatim, and the hook's configuration.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / "examples" / "github-workflow.yml"
 HOOKS = ROOT / ".pre-commit-hooks.yaml"
+EXAMPLES = ROOT / "examples" / "README.md"
 REPOSITORY = "https://github.com/softmax-verify/softmax-verify"
 # Keeps each run short; everything else is the file's own command.
 QUICK = ["--max-examples", "5"]
@@ -68,10 +69,10 @@ def test_the_workflow_check_passes_on_correct_code_and_annotates_a_bug() -> None
         assert re.match(r"::error file=examples/notebook_buggy\.py,line=\d+,title=", annotation)
 
 
-def test_the_readme_documents_the_workflow_verbatim() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_examples_show_the_workflow_verbatim() -> None:
+    examples = EXAMPLES.read_text()
     body = WORKFLOW.read_text()
-    assert f"```yaml\n{body}```" in readme
+    assert f"```yaml\n{body}```" in examples
 
 
 def hook() -> dict[str, str]:
@@ -93,10 +94,10 @@ def test_the_pre_commit_hook_runs_the_check_on_the_file_it_is_given() -> None:
     assert good.returncode == 0, good.stdout + good.stderr
     bad = run([*entry, "examples/notebook_buggy.py", "--invariant", "stage_gradients"])
     assert bad.returncode == 1, bad.stdout + bad.stderr
-    # The README's example configuration names this hook and this repository.
-    readme = (ROOT / "README.md").read_text()
-    assert f"- repo: {REPOSITORY}" in readme
-    assert "- id: softmax-verify" in readme
+    # The example configuration names this hook and this repository.
+    examples = EXAMPLES.read_text()
+    assert f"- repo: {REPOSITORY}" in examples
+    assert "- id: softmax-verify" in examples
 
 
 def test_the_package_metadata_speaks_to_users() -> None:
@@ -112,14 +113,15 @@ def test_the_package_metadata_speaks_to_users() -> None:
     assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
 
 
-def test_the_readme_install_section_uses_links_that_work_on_the_package_index() -> None:
+def test_the_readme_installs_first_with_links_that_work_on_the_package_index() -> None:
     readme = (ROOT / "README.md").read_text()
-    start = readme.index("\n## Install and use in your project\n")
-    assert start < readme.index("\n## Set up and run")  # near the top, before the dev setup
+    start = readme.index("\n## Install\n")
+    assert start < readme.index("\n## From a checkout")  # near the top, before the dev setup
     section = readme[start : readme.index("\n## ", start + 1)]
     assert "pip install softmax-verify" in section
     assert "float32 and float64" in section
-    links = re.findall(r"\]\(([^)]+)\)", section)
+    # The package index shows this file without the repository: relative links break there.
+    links = re.findall(r"\]\(([^)]+)\)", readme)
     assert links
     for link in links:
         assert link.startswith("https://"), link

@@ -98,14 +98,14 @@ def _fd_cases(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
     return _cases.backward_case(dtype, shape, well_conditioned=True)
 
 
-#: The symbols of the ``math`` fields below (the derivations: docs/tolerances.md).
+#: The symbols of the ``math`` fields below, one paragraph in lines (derivations:
+#: docs/tolerances.md).
 NOTATION: tuple[str, ...] = (
-    "y = softmax(x), z = log_softmax(x), rows of length D; f: the forward under test",
-    "B(g): its backward, dx for the upstream g; J = diag(y) - y y^T, the softmax Jacobian",
-    "u = eps/2 of the dtype; tiny: its smallest normal; gamma(n) = n u / (1 - n u)",
-    "F: the forward bound (softmax: gamma(D + 10 + ln D + t_i) y_i + tiny, t_i = max(x) - x_i)",
-    "log_softmax's F is absolute; tau: the backward bound",
-    "d: the rounding of an input the check forms (x + c, a u + b v)",
+    "y = softmax(x), z = log_softmax(x), rows of length D; f: the forward under test;",
+    "B(g): its dx for the upstream g; J: the Jacobian; u = eps/2 of the dtype; tiny: its",
+    "smallest normal; gamma(n) = n u/(1 - n u); F, tau: the forward and backward bounds",
+    "(softmax F = gamma(D + 10 + ln D + t_i) y_i + tiny, t_i = max(x) - x_i); F_64, tau_64:",
+    "the same at float64; d: the rounding of an input the check forms (x + c, a u + b v)",
 )
 
 REGISTRY: tuple[Invariant, ...] = (
@@ -113,7 +113,7 @@ REGISTRY: tuple[Invariant, ...] = (
         "finite_for_finite_input",
         needs_backward=False,
         summary="finite inputs give finite outputs",
-        math="|x| <= max: f(x), B(g) finite (exact)",
+        math="exact, for |x| <= max",
         check=_forward.finite_for_finite_input,
         build=_forward_cases,
     ),
@@ -121,7 +121,7 @@ REGISTRY: tuple[Invariant, ...] = (
         "finite_for_finite_input",
         needs_backward=False,
         summary="finite inputs give finite outputs",
-        math="|x| <= max/2: f(x), B(g) finite (exact)",
+        math="exact, for |x| <= max/2",
         check=_log_softmax.finite_for_finite_input,
         build=_cases.half_range_forward_case,
         kinds=LOG_SOFTMAX,
@@ -233,7 +233,7 @@ REGISTRY: tuple[Invariant, ...] = (
         "matches_reference",
         needs_backward=False,
         summary="the forward matches the float64 reference",
-        math="f(x) == the float64 reference +- F (+ its own)",
+        math="f(x) == the float64 reference +- (F + F_64)",
         check=_forward.matches_reference,
         build=_cases.logits_case,
     ),
@@ -249,7 +249,7 @@ REGISTRY: tuple[Invariant, ...] = (
         "matches_reference",
         needs_backward=False,
         summary="the forward matches the float64 reference",
-        math="f(x) == the float64 reference +- F (+ its own)",
+        math="f(x) == the float64 reference +- (F + F_64)",
         check=_log_softmax.matches_reference,
         build=_cases.half_range_logits_case,
         kinds=LOG_SOFTMAX,
@@ -265,7 +265,7 @@ REGISTRY: tuple[Invariant, ...] = (
     Invariant(
         "gradient_rows_sum_to_zero",
         needs_backward=True,
-        summary="gradient rows sum to zero, for any upstream",
+        summary="gradient rows sum to zero",
         math="sum_i B(g)_i == 0 +- (sum_i tau_i + dot rounding)",
         check=_gradient_sums.softmax_gradient_rows_sum_to_zero,
         build=_moderate_cases,
@@ -273,7 +273,7 @@ REGISTRY: tuple[Invariant, ...] = (
     Invariant(
         "gradient_rows_sum_to_zero",
         needs_backward=True,
-        summary="gradient rows sum to zero, for any upstream",
+        summary="gradient rows sum to zero",
         math="sum_i B(g)_i == 0 +- (sum_i tau_i + dot rounding)",
         check=_gradient_sums.log_softmax_gradient_rows_sum_to_zero,
         build=_moderate_cases,
@@ -333,7 +333,7 @@ REGISTRY: tuple[Invariant, ...] = (
         "backward_matches_reference",
         needs_backward=True,
         summary="the backward matches the float64 reference VJP",
-        math="B(g) == y (g - <g, y>) +- tau (+ the reference's own)",
+        math="B(g) == y (g - <g, y>) +- (tau + tau_64)",
         check=_backward.backward_matches_reference,
         build=_forward_cases,
     ),
@@ -341,7 +341,7 @@ REGISTRY: tuple[Invariant, ...] = (
         "backward_matches_reference",
         needs_backward=True,
         summary="the backward matches the float64 reference VJP",
-        math="B(g) == g - y sum(g) +- tau (+ the reference's own)",
+        math="B(g) == g - y sum(g) +- (tau + tau_64)",
         check=_log_backward.backward_matches_reference,
         build=_moderate_cases,
         kinds=LOG_SOFTMAX,
@@ -349,7 +349,7 @@ REGISTRY: tuple[Invariant, ...] = (
     Invariant(
         "stage_gradients",
         needs_backward=True,
-        summary="each named intermediate gradient is right; the first wrong one is named",
+        summary="names the first wrong intermediate gradient",
         math="each stage == its formula +- gamma(D + 5) |formula|",
         check=_stages.stage_gradients,
         build=_cases.stage_case,
@@ -357,8 +357,8 @@ REGISTRY: tuple[Invariant, ...] = (
     Invariant(
         "masked_entries_exactly_zero",
         needs_backward=False,
-        summary="a -inf entry gets exactly zero probability and gradient",
-        math="y_i == 0 and dx_i == 0 where x_i == -inf (exact)",
+        summary="-inf entries get exactly zero probability and gradient",
+        math="y_i == dx_i == 0 where x_i == -inf (exact)",
         check=_masked.masked_entries_exactly_zero,
         build=_cases.masked_case,
         masked_only=True,
@@ -375,8 +375,8 @@ REGISTRY: tuple[Invariant, ...] = (
     Invariant(
         "fully_masked_rows",
         needs_backward=False,
-        summary="an all -inf row gives all 0 or all NaN; its gradient 0 or NaN",
-        math="exact",
+        summary="an all -inf row gives all 0 or all NaN",
+        math="y all 0 or all NaN, dx entries 0 or NaN (exact)",
         check=_masked.fully_masked_rows,
         build=_cases.masked_case,
         masked_only=True,

@@ -1,0 +1,87 @@
+"""The README's invariants table is the registry's, and each entry states its property once."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from softmax_verify import _docs
+from softmax_verify.invariants import ALL_IDS, NOTATION, REGISTRY, SUMMARIES
+from softmax_verify.kinds import KINDS
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+REGENERATE = "python -m softmax_verify._docs README.md"
+
+
+def _block(text: str) -> str:
+    start = text.index(_docs.TABLE_START) + len(_docs.TABLE_START)
+    return text[start : text.index(_docs.TABLE_END)].strip("\n")
+
+
+def test_the_readme_table_is_what_the_registry_generates() -> None:
+    readme = README.read_text(encoding="utf-8")
+    assert _block(readme) == _docs.invariants_table(), (
+        f"README.md's invariants table differs from the registry's summary/math fields; "
+        f"regenerate it with: {REGENERATE}"
+    )
+
+
+def test_the_table_has_one_row_per_id_in_report_order() -> None:
+    rows = [line for line in _docs.invariants_table().splitlines() if line.startswith("| ")]
+    ids = [row.split(" | ")[0].removeprefix("| ") for row in rows[1:]]  # after the header
+    assert ids == list(ALL_IDS)
+
+
+def test_an_entry_that_changes_makes_the_readme_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = README.read_text(encoding="utf-8")
+    first = REGISTRY[0]
+    changed = dataclasses.replace(first, math=first.math + " (changed)")
+    monkeypatch.setattr(_docs, "REGISTRY", (changed, *REGISTRY[1:]))
+    stale = _docs.with_table(readme)
+    assert stale != readme
+    assert "(changed)" in _block(stale)
+    assert stale.replace(" (changed)", "") == readme  # only the table was rewritten
+
+
+def test_each_entry_states_its_property_in_one_printable_line() -> None:
+    for inv in REGISTRY:
+        for field in (inv.summary, inv.math):
+            assert field, inv.id
+            # Plain ASCII: `softmax-verify list` prints it on any terminal or encoding.
+            assert field.isascii(), (inv.id, field)
+            assert field.isprintable(), (inv.id, field)
+            assert field == field.strip(), (inv.id, field)
+        assert set(inv.kinds) <= set(KINDS), inv.id
+    for line in NOTATION:
+        assert line.isascii(), line
+        assert line.isprintable(), line
+
+
+def test_the_summaries_mapping_is_derived_from_the_entries() -> None:
+    softmax_entries = {inv.id: inv.summary for inv in REGISTRY if "softmax" in inv.kinds}
+    assert softmax_entries == SUMMARIES
+
+
+def test_with_table_needs_both_markers() -> None:
+    with pytest.raises(ValueError, match="must hold the lines"):
+        _docs.with_table("# a README without the markers\n")
+    with pytest.raises(ValueError, match="must hold the lines"):
+        _docs.with_table(f"{_docs.TABLE_END}\n{_docs.TABLE_START}\n")
+
+
+def test_the_command_rewrites_a_file_and_prints_without_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(f"# title\n{_docs.TABLE_START}\nold\n{_docs.TABLE_END}\nafter\n")
+    assert _docs.main([str(page)]) == 0
+    assert page.read_text() == (
+        f"# title\n{_docs.TABLE_START}\n{_docs.invariants_table()}\n{_docs.TABLE_END}\nafter\n"
+    )
+    assert _docs.main([]) == 0
+    assert capsys.readouterr().out == _docs.invariants_table() + "\n"
+    assert _docs.main(["a", "b"]) == 2
+    assert "usage" in capsys.readouterr().err

@@ -284,7 +284,7 @@ def _what_is_checked(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_reading_options(check: argparse.ArgumentParser) -> None:
-    """How to read the code: its convention, layout and rank (see "Your code's shape")."""
+    """How to read the code: its convention, layout and rank (docs/conventions.md)."""
     group = check.add_argument_group("reading the code")
     group.add_argument(
         "--grad",

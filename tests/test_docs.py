@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from softmax_verify import _docs
-from softmax_verify.invariants import ALL_IDS, NOTATION, REGISTRY, SUMMARIES
+from softmax_verify.invariants import ALL_IDS, NOTATION, REGISTRY, SUMMARIES, Invariant
 from softmax_verify.kinds import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +58,21 @@ def test_each_entry_states_its_property_in_one_printable_line() -> None:
     for line in NOTATION:
         assert line.isascii(), line
         assert line.isprintable(), line
+
+
+def test_an_entry_takes_everything_after_its_id_by_keyword() -> None:
+    first = REGISTRY[0]
+    fields = (first.needs_backward, first.summary, first.math, first.check, first.build)
+    with pytest.raises(TypeError, match="positional"):
+        Invariant(first.id, *fields)  # type: ignore[call-arg]  # the call this test shows failing
+    assert Invariant(
+        first.id,
+        needs_backward=first.needs_backward,
+        summary=first.summary,
+        math=first.math,
+        check=first.check,
+        build=first.build,
+    ) == dataclasses.replace(first, kinds=("softmax",))
 
 
 def test_the_summaries_mapping_is_derived_from_the_entries() -> None:

@@ -19,8 +19,9 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_verify._oracle import F64
+from softmax_verify._oracle import f64 as _f64
 from softmax_verify._parallel import map_blocks
-from softmax_verify._tally import F64, _f64
 from softmax_verify.implementation import Implementation
 
 _T = TypeVar("_T")

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._tally import F64, _f64
+from softmax_verify._oracle import F64
+from softmax_verify._oracle import f64 as _f64
 from softmax_verify.implementation import Implementation
-from softmax_verify.reference import softmax
 from softmax_verify.tolerances import _tiny
 
 #: max |sigma''| of the logistic function: sigma(1 - sigma)(1 - 2 sigma) peaks at 1/(6 sqrt 3).
@@ -27,10 +27,6 @@ _THIRD = 1 / 8
 
 def _power_of_two(h: float) -> float:
     return float(2.0 ** round(math.log2(h)))
-
-
-def _exact(x: NDArray[Any]) -> F64:
-    return _f64(softmax(_f64(x)))
 
 
 #: Rows x columns of the stacks of perturbed inputs that the column checks pass to one

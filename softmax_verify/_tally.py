@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_verify._compare import Mismatch, find_mismatch
+from softmax_verify._oracle import f64 as _f64
 from softmax_verify.errors import InvariantViolation
 
 F64 = NDArray[np.float64]
@@ -44,10 +45,6 @@ class GradcheckResult:
                 "backward disagrees with central differences of forward",
                 mismatch=self.mismatch,
             )
-
-
-def _f64(a: NDArray[Any]) -> F64:
-    return np.asarray(a, dtype=np.float64)
 
 
 class _Tally:

@@ -44,16 +44,16 @@ from softmax_verify._directions import (
 from softmax_verify._finite_differences import (
     _column_chunks,
     _column_differences,
-    _exact,
     _power_of_two,
     _rounding,
     _steps,
 )
+from softmax_verify._oracle import f64 as _f64
+from softmax_verify._oracle import softmax as _exact
 from softmax_verify._parallel import map_blocks
 from softmax_verify._tally import (
     F64,
     GradcheckResult,
-    _f64,
     _jacobian_order,
     _ratio,
     _result,

@@ -19,9 +19,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_verify._dtypes import finfo
+from softmax_verify._oracle import f64 as _f64
+from softmax_verify._oracle import softmax as _exact
 from softmax_verify.diagnosis._match import Tally, shortest
 from softmax_verify.diagnosis._probes import Observation, exp_limit
-from softmax_verify.reference import softmax
 from softmax_verify.tolerances import (
     forward_relative_bound,
     reference_forward_bound,
@@ -37,14 +38,6 @@ LIMITS = ", ".join(
     f"{exp_limit(np.dtype(t)):.1f} in {np.dtype(t).name}" for t in (np.float64, np.float32)
 )
 FORWARD_FIX = "e = np.exp(x - x.max(axis=-1, keepdims=True)); y = e / e.sum(axis=-1, keepdims=True)"
-
-
-def _f64(a: NDArray[Any]) -> F64:
-    return np.asarray(a, dtype=np.float64)
-
-
-def _exact(x: NDArray[Any]) -> F64:
-    return _f64(softmax(_f64(x), axis=1))
 
 
 def _usable(observations: list[Observation]) -> list[tuple[Observation, F64]]:

@@ -7,17 +7,17 @@ r"""Backward invariants of log_softmax: :math:`B(g) = J^\top g = g - y \sum_j g_
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from softmax_verify._compare import assert_within
 from softmax_verify._finite_differences import _column_differences, _steps
+from softmax_verify._oracle import f64 as _f64
+from softmax_verify._oracle import log_softmax as exact
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants._cases import Case
 from softmax_verify.invariants._forward import _two_sum_error
-from softmax_verify.invariants._log_softmax import exact
 from softmax_verify.tolerances import (
     central_difference_step,
     gamma,
@@ -34,10 +34,6 @@ F64 = NDArray[np.float64]
 #: and :math:`|z'''| = |\sigma''| \le 1/(6\sqrt 3)`, the same for every i.
 _SECOND = 0.25
 _THIRD = 1 / (6 * math.sqrt(3))
-
-
-def _f64(a: NDArray[Any]) -> F64:
-    return a.astype(np.float64)
 
 
 def backward_matches_reference(impl: Implementation, case: Case) -> None:

@@ -11,17 +11,17 @@ tolerances.log_softmax_backward_bound, :math:`\tau_i`), sized from the float64 r
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from softmax_verify._compare import assert_within
+from softmax_verify._oracle import f64 as _f64
+from softmax_verify._oracle import log_softmax as exact
 from softmax_verify.errors import InvariantViolation
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants._cases import Case
 from softmax_verify.invariants._forward import _first_bad, _two_sum_error
-from softmax_verify.reference import log_softmax
 from softmax_verify.tolerances import (
     gamma,
     log_softmax_error_bound,
@@ -39,15 +39,6 @@ __all__ = [
 ]
 
 F64 = NDArray[np.float64]
-
-
-def exact(x: NDArray[Any]) -> F64:
-    """The float64 reference log_softmax on ``x`` (float32 inputs convert exactly)."""
-    return log_softmax(x.astype(np.float64), axis=1).astype(np.float64, copy=False)
-
-
-def _f64(a: NDArray[Any]) -> F64:
-    return a.astype(np.float64)
 
 
 def finite_for_finite_input(impl: Implementation, case: Case) -> None:

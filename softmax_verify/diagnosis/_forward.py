@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._dtypes import finfo
 from softmax_verify._oracle import f64 as _f64
 from softmax_verify._oracle import softmax as _exact
 from softmax_verify.diagnosis._match import Tally, shortest
 from softmax_verify.diagnosis._probes import Observation, exp_limit
 from softmax_verify.tolerances import (
-    forward_relative_bound,
+    forward_error_bound,
+    log_output_error,
     reference_forward_bound,
     row_sum_bound,
     unit_roundoff,
@@ -127,9 +127,8 @@ def _temperature(observations: list[Observation]) -> tuple[float, float] | None:
     num = den = err = 0.0
     for obs, y in _usable(observations):
         x, dt = obs.probe.x, obs.probe.x.dtype
-        tiny = float(finfo(dt).smallest_normal)
         with np.errstate(all="ignore"):
-            eps = 1.01 * (forward_relative_bound(x, dt) + tiny / y)
+            eps = log_output_error(x, y, dt)
             # Rows with an entry that underflowed (or is not finite) say too little about T.
             rows = (y > 0).all(axis=1) & (eps <= 0.01).all(axis=1)
             x64, y64 = _f64(x)[rows], y[rows]
@@ -268,7 +267,6 @@ def _reduced_precision(moderate: list[Observation]) -> list[tuple[str, str, str,
     forward never does.
     """
     f32 = np.dtype(np.float32)
-    tiny32 = float(finfo(f32).smallest_normal)
     computed, cast = Tally(), Tally()
     for obs in moderate:
         if obs.y is None or obs.y_dtype != np.float64:
@@ -281,7 +279,7 @@ def _reduced_precision(moderate: list[Observation]) -> list[tuple[str, str, str,
         missed = bool(np.any(~(np.abs(obs.y - c) <= tol_c)))
         with np.errstate(over="ignore"):
             as32 = _f64(obs.y.astype(np.float32))
-        near = bool(np.all(np.abs(obs.y - c) <= 2 * (forward_relative_bound(x, f32) * c + tiny32)))
+        near = bool(np.all(np.abs(obs.y - c) <= 2 * forward_error_bound(x, c, f32)))
         computed.add(
             obs.probe.label,
             obs.y,

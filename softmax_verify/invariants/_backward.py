@@ -25,9 +25,10 @@ from softmax_verify.invariants._cases import Case
 from softmax_verify.invariants._forward import _two_sum_error
 from softmax_verify.tolerances import (
     backward_error_bound,
+    combination_rounding,
     dot_rounding,
-    gamma,
     reference_backward_bound,
+    softmax_vjp_perturbation,
 )
 
 __all__ = [
@@ -178,8 +179,8 @@ def linearity_in_upstream(impl: Implementation, case: Case) -> None:
         backward_error_bound(x, y, w, x.dtype)
         + abs(a) * backward_error_bound(x, y, u, x.dtype)
         + abs(b) * backward_error_bound(x, y, v, x.dtype)
-        + y * (delta + (y * delta).sum(axis=1, keepdims=True))
-        + gamma(2, np.float64) * (np.abs(a * _f64(bu)) + np.abs(b * _f64(bvv)))
+        + softmax_vjp_perturbation(y, delta)
+        + combination_rounding(a * _f64(bu), b * _f64(bvv))
     )
     assert_within(
         bw,

@@ -1,6 +1,7 @@
 """Worst-entry accumulation of a gradient check's comparisons, and its result.
 
-``GradcheckResult`` is re-exported by ``softmax_verify.gradcheck``.
+``GradcheckResult`` is re-exported by ``softmax_verify.gradcheck``; ``_ratio`` and
+``_result`` are shared by the checks.
 """
 
 from __future__ import annotations

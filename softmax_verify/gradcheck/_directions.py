@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from softmax_verify._oracle import F64
 from softmax_verify._oracle import f64 as _f64
 from softmax_verify._parallel import map_blocks
+from softmax_verify.gradcheck._scratch import scratch_backward, scratch_forward
 from softmax_verify.implementation import Implementation
 
 _T = TypeVar("_T")
@@ -60,9 +61,8 @@ def _step_for_magnitude(h: float, largest: float, dtype: np.dtype[Any]) -> float
 
 #: Entries per block of rows in directional_check's elementwise work (1 MiB in float64),
 #: so that its many passes over each block run in cache rather than in main memory. Not
-#: smaller: a block's some fifty numpy calls cost 200 to 300 us whatever its size, and at
-#: 4096 x 4096 with 2 directions 1 MiB blocks took 1.67 s against 1.97 s for 512 KiB,
-#: 2.30 s for 256 KiB and 1.88 s for 2 MiB (medians of 7, side by side).
+#: smaller: a block's some fifty numpy calls cost 200 to 300 us whatever its size (at
+#: 4096 x 4096, 1 MiB measured faster than 256 KiB, 512 KiB and 2 MiB).
 _BLOCK_ENTRIES = 1 << 17
 
 
@@ -274,18 +274,18 @@ def _evaluate(
 
     calls = 0
     u = _direction(eighths, x.dtype, spare)
-    back = impl.backward(u, cache, scratch=True, watch_cache=not last, snapshot_into=snapshot_into)
+    back = scratch_backward(impl, u, cache, watch_cache=not last, snapshot_into=snapshot_into)
     dx = owned(back.dx)
     if back.mutated_cache:
-        cache = impl.forward(x.copy(), scratch=True).cache
+        cache = scratch_forward(impl, x.copy()).cache
         calls += 1
     buffer = u if not np.may_share_memory(dx, u) else np.empty_like(x)
     moved = _step_points(x, eighths, h, largest, buffer)
-    plus = owned(impl.forward(buffer, scratch=True).y)
+    plus = owned(scratch_forward(impl, buffer).y)
     if np.may_share_memory(plus, buffer):
         buffer = np.empty_like(x)
     _minus_points(x, eighths, h, moved, buffer)
-    minus = owned(impl.forward(buffer, scratch=True).y)
+    minus = owned(scratch_forward(impl, buffer).y)
     calls += 2
     numerical = _differences(plus, minus, h, buffer)
     outputs = (dx, plus, minus)
@@ -321,7 +321,7 @@ def _each_direction(
     the first direction is compared; the first backward's snapshot of the cache (taken to
     see whether the backward consumed it) is kept there rather than in fresh memory.
     """
-    cache = impl.forward(x.copy(), scratch=True).cache
+    cache = scratch_forward(impl, x.copy()).cache
     forward_calls, backward_calls, safe = 1, 0, False
     compared: list[_T] = []
     spare: NDArray[Any] | None = None  # the last direction's buffer, free once compared
@@ -344,7 +344,7 @@ def _each_direction(
         ):
             del one, outputs, next_cache
             safe = True
-            cache = impl.forward(x.copy(), scratch=True).cache
+            cache = scratch_forward(impl, x.copy()).cache
             one, outputs, next_cache, calls, free = evaluate(cache, None, safe=True)
             forward_calls, backward_calls = forward_calls + 1 + calls, backward_calls + 1
         del outputs  # the points are not read again; dx and the differences are in one

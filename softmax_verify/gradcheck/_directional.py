@@ -142,12 +142,11 @@ def directional_check(
     moved = h + 0.5 * float(np.spacing(np.asarray(largest + h, dtype=x.dtype)))
     # The reference at x, kept for the later directions when there are several: it is the
     # costliest pass of a comparison (a float64 exp per entry), and one array of x's size
-    # costs less than recomputing it. Until the first comparison fills it, it holds the
-    # first backward's snapshot of the cache, which would otherwise take fresh memory.
+    # costs less than recomputing it.
     held = np.empty(x.shape) if count > 1 else None
     comparison = _Comparison(x, h, moved, held)
     tallies, forward_calls, backward_calls = _each_direction(
-        impl, x, draws, h, largest, comparison.direction, free_until_compared=held
+        impl, x, draws, h, largest, comparison.direction
     )
     results = [t.result(forward_calls, backward_calls) for t in tallies]
     failing = [r for r in results if not r.passed]

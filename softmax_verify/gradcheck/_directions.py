@@ -255,7 +255,6 @@ def _evaluate(
     *,
     last: bool,
     safe: bool,
-    snapshot_into: NDArray[Any] | None = None,
 ) -> tuple[_Evaluated, tuple[NDArray[Any], ...], object, int, NDArray[Any] | None]:
     """``backward(u, cache)``, then ``forward(x' + hu)`` and ``forward(x' - hu)``: two (N, D)
     calls, the shape of x, so a framework that compiles per shape compiles once. Returns
@@ -274,7 +273,7 @@ def _evaluate(
 
     calls = 0
     u = _direction(eighths, x.dtype, spare)
-    back = scratch_backward(impl, u, cache, watch_cache=not last, snapshot_into=snapshot_into)
+    back = scratch_backward(impl, u, cache, watch_cache=not last)
     dx = owned(back.dx)
     if back.mutated_cache:
         cache = scratch_forward(impl, x.copy()).cache
@@ -300,7 +299,6 @@ def _each_direction(
     h: float,
     largest: float,
     compare: Callable[[int, _Evaluated], _T],
-    free_until_compared: NDArray[Any] | None = None,
 ) -> tuple[list[_T], int, int]:
     """``forward(x)`` (on a copy: the caller's x is never handed over) for the cache, then
     each direction in turn (``_evaluate``), given to ``compare`` (with its index) before the
@@ -316,10 +314,6 @@ def _each_direction(
     from every call (each output overwriting the last) would corrupt them. That shows as
     the direction's outputs sharing memory. Then that direction is evaluated again from a
     fresh cache, and from there on every output is copied as it arrives.
-
-    ``free_until_compared``: an array of the caller's that nothing reads or writes before
-    the first direction is compared; the first backward's snapshot of the cache (taken to
-    see whether the backward consumed it) is kept there rather than in fresh memory.
     """
     cache = scratch_forward(impl, x.copy()).cache
     forward_calls, backward_calls, safe = 1, 0, False
@@ -335,7 +329,6 @@ def _each_direction(
             h,
             largest,
             last=last,
-            snapshot_into=free_until_compared if k == 0 else None,
         )
         one, outputs, next_cache, calls, free = evaluate(cache, spare, safe=safe)
         forward_calls, backward_calls = forward_calls + calls, backward_calls + 1

@@ -5,13 +5,10 @@ array costs about as much as a pass over it. The arrays the checks pass (perturb
 points, upstream directions, stacks of copies) are their own, built for one call and
 not read again, and the checks read each output before the next call; so neither is
 copied, and mutation of the input is not looked for (the invariants look for it).
+Both go through ``Implementation.handed_over``, in this process or in the child.
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-from numpy.typing import NDArray
 
 from softmax_verify.implementation import BackwardCall, FloatArray, ForwardCall, Implementation
 
@@ -20,23 +17,19 @@ __all__ = ["scratch_backward", "scratch_forward"]
 
 def scratch_forward(impl: Implementation, x: FloatArray) -> ForwardCall:
     """``forward(x)``, with ``x`` handed over and ``y`` not copied."""
-    return impl.forward(x, scratch=True)
+    call = impl.handed_over("forward", x)
+    assert isinstance(call, ForwardCall)  # handed_over's contract for role "forward"
+    return call
 
 
 def scratch_backward(
-    impl: Implementation,
-    dout: FloatArray,
-    cache: object,
-    *,
-    watch_cache: bool,
-    snapshot_into: NDArray[Any] | None = None,
+    impl: Implementation, dout: FloatArray, cache: object, *, watch_cache: bool
 ) -> BackwardCall:
     """``backward(dout, cache)``, with ``dout`` handed over and ``dx`` not copied.
 
-    ``watch_cache``: report whether the backward wrote to the cache (``mutated_cache``),
-    for a caller that uses the cache again. ``snapshot_into``: a C-contiguous array of the
-    caller's, free during the call, to hold the cache's snapshot if it fits.
+    ``watch_cache``: the caller uses the cache again, so ``mutated_cache`` reports whether
+    the backward wrote to it (a backward that consumes its cache needs a fresh one).
     """
-    return impl.backward(
-        dout, cache, scratch=True, watch_cache=watch_cache, snapshot_into=snapshot_into
-    )
+    call = impl.handed_over("backward", dout, cache, watch_cache=watch_cache)
+    assert isinstance(call, BackwardCall)  # handed_over's contract for role "backward"
+    return call

@@ -7,8 +7,7 @@ plus an error of ``k`` times the invariant's bound, placed where the invariant c
 ``k = FAIL`` (4) the invariant must fail; with ``k = PASS`` (1/2) it must pass. The
 bounds are written out here from the derivations in docs/tolerances.md, independently
 of ``softmax_verify.tolerances``: a tolerance widened (or narrowed) there makes these
-tests fail. (Widening the forward bound tenfold there failed every forward test below
-and every backward test, whose bound contains it.)
+tests fail.
 
 A correct implementation whose error is near its bound passes too: float32 exps summed
 one by one on a long constant row, a quarter of the bound

@@ -78,9 +78,7 @@ def full_jacobian_check(
     """
     impl = implementation(forward, backward)
     x = point(x, "x")
-    g = None if dout is None else as_float_array(dout, "dout", dtypes=CHECKED_DTYPES)
-    if g is not None:
-        check_same_shape(g, "dout", x, "x")
+    g = None if dout is None else _upstream(dout, x)
     n, d = x.shape
     moves = steps(x, power_of_two(central_difference_step(d, x.dtype)))
     analytic, stacks = _analytic_jacobian(impl, x)
@@ -114,11 +112,12 @@ def full_jacobian_check(
     if g is None:
         return result
     vjp_tol += backward_error_bound(x, y, g, x.dtype)
-    vjp = _result(
-        vjp_num,
-        impl.vjp(x, g),
-        vjp_tol,
-        "backward(dout) vs J^T dout",
-        (forward_calls + 1, stacks + 1),
-    )
+    calls = (forward_calls + 1, stacks + 1)
+    vjp = _result(vjp_num, impl.vjp(x, g), vjp_tol, "backward(dout) vs J^T dout", calls)
     return vjp if (not vjp.passed and result.passed) else result
+
+
+def _upstream(dout: NDArray[Any], x: NDArray[Any]) -> NDArray[Any]:
+    g = as_float_array(dout, "dout", dtypes=CHECKED_DTYPES)
+    check_same_shape(g, "dout", x, "x")
+    return g

@@ -16,7 +16,23 @@ from numpy.typing import ArrayLike, NDArray
 
 from softmax_verify.errors import InvariantViolation
 
-__all__ = ["Mismatch", "assert_within", "find_mismatch"]
+__all__ = ["Mismatch", "assert_within", "error_ratio", "find_mismatch"]
+
+#: The tolerance an error is divided by where its own is 0 (or not a number): the smallest
+#: normal float64, so that any error over a zero tolerance ranks far above every error
+#: over a positive one, and a zero error over it is 0.
+_RATIO_FLOOR = float(np.finfo(np.float64).tiny)
+
+
+def error_ratio(err: ArrayLike, tol: ArrayLike) -> NDArray[np.float64]:
+    """``err / tol`` entry by entry (the error-to-tolerance ratio every report ranks by): a
+    tolerance that is not positive counts as ``_RATIO_FLOOR``, and a NaN error as inf."""
+    e = np.asarray(err, dtype=np.float64)
+    t = np.asarray(tol, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        ratio = e / np.where(t > 0, t, _RATIO_FLOOR)
+    out: NDArray[np.float64] = np.where(np.isnan(e), np.inf, ratio)
+    return out
 
 
 @dataclass(frozen=True)
@@ -64,9 +80,8 @@ def find_mismatch(
     if not bad.any():
         return None
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        ratio = np.where(bad, err / np.where(tol > 0, tol, np.finfo(np.float64).tiny), -1.0)
+        ratio = np.where(bad, error_ratio(err, tol), -1.0)  # NaN against a number: inf
         rel = np.where(bad, err / np.abs(exp), 0.0)
-    ratio = np.where(np.isnan(ratio), np.inf, ratio)  # NaN against a number: worst of all
     flat = int(np.argmax(ratio))
     index = tuple(int(i) for i in np.unravel_index(flat, exp.shape))
     finite_err = np.where(bad, np.where(np.isnan(err), np.inf, err), 0.0)

@@ -35,6 +35,7 @@ from softmax_verify.implementation import (
     FloatArray,
     ForwardCall,
     Implementation,
+    Role,
     _checked_array,
 )
 from softmax_verify.targets import TargetError, TargetSpec
@@ -303,28 +304,37 @@ class RemoteImplementation(Implementation):
     def has_backward(self) -> bool:
         return self._has_backward
 
-    def forward(self, x: FloatArray, *, scratch: bool = False) -> ForwardCall:
+    def forward(self, x: FloatArray) -> ForwardCall:
         """``forward(x)`` in the child: y checked here; ``mutated_input`` judged here."""
-        reply = self._request("forward", ("forward", encode_array(x), not scratch), x.nbytes)
+        return self._forward_request(x, handed_over=False)
+
+    def backward(self, dout: FloatArray, cache: object) -> BackwardCall:
+        """``backward(dout, cache)`` in the child; ``mutated_dout`` judged here."""
+        return self._backward_request(dout, cache, handed_over=False, watch_cache=True)
+
+    def handed_over(
+        self, role: Role, array: FloatArray, cache: object = None, *, watch_cache: bool = False
+    ) -> ForwardCall | BackwardCall:
+        """As ``Implementation.handed_over``: the array does not come back to be compared
+        (the child's copy is its own), and the child watches the cache only if asked."""
+        if role == "forward":
+            return self._forward_request(array, handed_over=True)
+        return self._backward_request(array, cache, handed_over=True, watch_cache=watch_cache)
+
+    def _forward_request(self, x: FloatArray, *, handed_over: bool) -> ForwardCall:
+        reply = self._request("forward", ("forward", encode_array(x), not handed_over), x.nbytes)
         y = _checked_array("forward", "y", _array("forward", reply[1]), x.shape, copy=False)
         handle = reply[2]
         if type(handle) is not int:
             self.kill()
             raise ImplementationError("forward", "corrupted the verifier's channel")
         cache = RemoteCache(self, self._generation, handle)
-        mutated = False if scratch else not same_array(reply[3], x)
+        mutated = False if handed_over else not same_array(reply[3], x)
         return ForwardCall(y=y, cache=cache, mutated_input=mutated)
 
-    def backward(
-        self,
-        dout: FloatArray,
-        cache: object,
-        *,
-        scratch: bool = False,
-        watch_cache: bool = True,
-        snapshot_into: NDArray[Any] | None = None,
+    def _backward_request(
+        self, dout: FloatArray, cache: object, *, handed_over: bool, watch_cache: bool
     ) -> BackwardCall:
-        """``backward(dout, cache)`` in the child (``snapshot_into`` is not needed there)."""
         if not self._has_backward:
             raise ImplementationError("backward", "was not given")
         handle, sent = None, cache
@@ -332,14 +342,14 @@ class RemoteImplementation(Implementation):
             if cache._owner is not self or cache._generation != self._generation:
                 raise ImplementationError("backward", "got a cache from a process that has ended")
             handle, sent = cache._handle, None
-        message = ("backward", encode_array(dout), handle, sent, not scratch, watch_cache)
+        message = ("backward", encode_array(dout), handle, sent, not handed_over, watch_cache)
         reply = self._request("backward", message, dout.nbytes)
         dx = _checked_array("backward", "dx", _array("backward", reply[1]), dout.shape, copy=False)
         stages = reply[2] if isinstance(reply[2], dict) else {}
         return BackwardCall(
             dx=dx,
             stages={str(k): _array("backward", v) for k, v in stages.items()},
-            mutated_dout=False if scratch else not same_array(reply[3], dout),
+            mutated_dout=False if handed_over else not same_array(reply[3], dout),
             mutated_cache=reply[4] is True,
         )
 

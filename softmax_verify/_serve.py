@@ -12,7 +12,7 @@ import numpy as np
 from softmax_verify._sandbox import describe_exception, one_line, user_location
 from softmax_verify._wire import decode_array, encode_array
 from softmax_verify.errors import CallTimeout, ImplementationError
-from softmax_verify.implementation import Implementation, lookup
+from softmax_verify.implementation import BackwardCall, ForwardCall, Implementation, lookup
 from softmax_verify.targets import TargetError, TargetSpec, load_implementation
 
 __all__ = ["Server"]
@@ -67,7 +67,8 @@ class Server:
 
     def _forward(self, encoded: Encoded, want_x: bool) -> Reply:
         x = _decoded(encoded)
-        call = self._loaded().forward(x, scratch=True)  # x is this process's own copy
+        call = self._loaded().handed_over("forward", x)  # x is this process's own copy
+        assert isinstance(call, ForwardCall)
         handle = self.next_handle
         self.next_handle += 1
         self.caches[handle] = call.cache
@@ -84,7 +85,8 @@ class Server:
         dout = _decoded(encoded)
         if handle is not None:
             cache = self.caches[handle]
-        call = self._loaded().backward(dout, cache, scratch=True, watch_cache=watch_cache)
+        call = self._loaded().handed_over("backward", dout, cache, watch_cache=watch_cache)
+        assert isinstance(call, BackwardCall)
         stages = {name: encode_array(value) for name, value in call.stages.items()}
         after = encode_array(dout) if want_dout else None
         return ("ok", encode_array(call.dx), stages, after, bool(call.mutated_cache))

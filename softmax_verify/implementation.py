@@ -22,9 +22,9 @@ import inspect
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import FunctionType, MethodType, ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,9 +34,11 @@ from softmax_verify._sandbox import call_limited
 from softmax_verify.errors import ImplementationError
 from softmax_verify.staged import STAGE_NAMES
 
-__all__ = ["BackwardCall", "ForwardCall", "Implementation"]
+__all__ = ["BackwardCall", "ForwardCall", "Implementation", "Role"]
 
 FloatArray = NDArray[np.floating[Any]]
+#: Which of the code's two functions a call is for.
+Role = Literal["forward", "backward"]
 
 #: Forward-cache entries that stage localization reads.
 CACHE_NAMES: tuple[str, ...] = ("exps", "sexps", "divexps")
@@ -89,30 +91,9 @@ def _collect(obj: object, depth: int, found: dict[int, NDArray[Any]]) -> None:
 _Snapshot = list[tuple[NDArray[Any], NDArray[Any]]]
 
 
-def _snapshot(obj: object, into: NDArray[Any] | None = None) -> _Snapshot:
-    """Each array inside ``obj`` with a copy of it: the copies in ``into``'s memory (a
-    C-contiguous array of the caller's, free until the comparison) when they all fit
-    there, each at a 64-byte aligned offset, else fresh. At the gradient checks' sizes
-    fresh memory costs more than the copy itself (every page is zeroed on first touch)."""
-    arrays = _arrays(obj)
-    if (
-        into is None
-        or not into.flags.c_contiguous
-        or any(a.dtype.hasobject or np.may_share_memory(a, into) for a in arrays)
-    ):
-        return [(array, array.copy()) for array in arrays]
-    raw = into.reshape(-1).view(np.uint8)
-    copies: _Snapshot = []
-    offset = 0
-    for array in arrays:
-        offset = -(-offset // 64) * 64
-        if offset + array.nbytes > raw.size:
-            return [(array, array.copy()) for array in arrays]
-        copy = raw[offset : offset + array.nbytes].view(array.dtype).reshape(array.shape)
-        np.copyto(copy, array)
-        copies.append((array, copy))
-        offset += array.nbytes
-    return copies
+def _snapshot(obj: object) -> _Snapshot:
+    """Each array inside ``obj`` with a copy of it, to see later whether it was written to."""
+    return [(array, array.copy()) for array in _arrays(obj)]
 
 
 def _same_bits(a: NDArray[Any], b: NDArray[Any]) -> bool:
@@ -190,48 +171,56 @@ class Implementation:
     def has_backward(self) -> bool:
         return self._backward is not None
 
-    def forward(self, x: FloatArray, *, scratch: bool = False) -> ForwardCall:
-        """Call the forward on a copy of ``x``; y is checked and copied.
+    def forward(self, x: FloatArray) -> ForwardCall:
+        """Call the forward on a copy of ``x``; y is checked and copied, and ``mutated_input``
+        says whether the code wrote to its copy of x."""
+        given = np.array(x, copy=True)
+        call = self._forward_call(given, copy=True)
+        return replace(call, mutated_input=not _same_bits(given, x))
 
-        ``scratch=True`` (the gradient checks, on large arrays): ``x`` is the caller's
-        scratch array, passed as is and never read again by the caller, and the caller
-        reads ``y`` before its next call; so neither is copied and mutation of ``x`` is
-        not looked for (``mutated_input`` is False). Checks of y's type, shape and dtype
-        kind still apply.
+    def backward(self, dout: FloatArray, cache: object) -> BackwardCall:
+        """Call the backward on a copy of ``dout`` with ``cache``; dx (and the named stages)
+        are checked and copied, and the flags say whether the code wrote to its copy of dout
+        or to the cache."""
+        given = np.array(dout, copy=True)
+        call = self._backward_call(given, cache, copy=True, watch_cache=True)
+        return replace(call, mutated_dout=not _same_bits(given, dout))
+
+    def handed_over(
+        self, role: Role, array: FloatArray, cache: object = None, *, watch_cache: bool = False
+    ) -> ForwardCall | BackwardCall:
+        """``forward(array)`` or ``backward(array, cache)`` for a caller that hands its own
+        scratch array over: the gradient checks (``softmax_verify.gradcheck._scratch``, at
+        sizes where every copy costs a pass) and the child process (``_serve``, on arrays it
+        decoded).
+
+        ``array`` is passed as is and never read again by the caller, and the caller reads
+        the output before its next call; so neither is copied, and mutation of ``array`` is
+        not looked for (its flag is False). Checks of the output's type, shape and dtype
+        kind still apply. ``watch_cache`` (backward): the caller uses ``cache`` again, so
+        ``mutated_cache`` says whether the backward wrote to it.
         """
-        given = x if scratch else np.array(x, copy=True)
+        if role == "forward":
+            return self._forward_call(array, copy=False)
+        return self._backward_call(array, cache, copy=False, watch_cache=watch_cache)
+
+    def _forward_call(self, given: FloatArray, *, copy: bool) -> ForwardCall:
         result = call_limited("forward", self._forward, given, timeout=self.timeout)
         if isinstance(result, tuple) and len(result) == 2 and not hasattr(result, "_fields"):
             y_raw, cache = result
         else:
             y_raw, cache = result, None
-        y = _checked_array("forward", "y", y_raw, x.shape, copy=not scratch)
+        y = _checked_array("forward", "y", y_raw, given.shape, copy=copy)
         if cache is None:
             cache = y_raw  # the convention: backward(dout, y) when the forward returned only y
-        mutated = False if scratch else not _same_bits(given, x)
-        return ForwardCall(y=y, cache=cache, mutated_input=mutated)
+        return ForwardCall(y=y, cache=cache, mutated_input=False)
 
-    def backward(
-        self,
-        dout: FloatArray,
-        cache: object,
-        *,
-        scratch: bool = False,
-        watch_cache: bool = True,
-        snapshot_into: NDArray[Any] | None = None,
+    def _backward_call(
+        self, given: FloatArray, cache: object, *, copy: bool, watch_cache: bool
     ) -> BackwardCall:
-        """Call the backward on a copy of ``dout`` and ``cache``; dx is checked and copied.
-
-        ``scratch=True``: as for ``forward``, ``dout`` is handed over and ``dx`` (and the
-        stages) are read before the next call, so nothing is copied and ``mutated_dout``
-        is False. ``watch_cache=False``: the cache is not used again, so it is not
-        snapshotted (``mutated_cache`` is False). ``snapshot_into``: a C-contiguous array
-        of the caller's, free during the call, to hold the cache's snapshot if it fits.
-        """
         if self._backward is None:
             raise ImplementationError("backward", "was not given")
-        given = dout if scratch else np.array(dout, copy=True)
-        cache_before = _snapshot(cache, snapshot_into) if watch_cache else []
+        cache_before = _snapshot(cache) if watch_cache else []
         result = call_limited("backward", self._backward, given, cache, timeout=self.timeout)
         stages: dict[str, FloatArray] = {}
         if isinstance(result, np.ndarray):
@@ -245,15 +234,12 @@ class Implementation:
             for stage in STAGE_NAMES:
                 value = lookup(result, stage)
                 if isinstance(value, np.ndarray):
-                    stages[stage] = value if scratch else value.copy()
+                    stages[stage] = value.copy() if copy else value
         else:
             dx_raw = result
-        dx = _checked_array("backward", "dx", dx_raw, dout.shape, copy=not scratch)
+        dx = _checked_array("backward", "dx", dx_raw, given.shape, copy=copy)
         return BackwardCall(
-            dx=dx,
-            stages=stages,
-            mutated_dout=False if scratch else not _same_bits(given, dout),
-            mutated_cache=watch_cache and not _unchanged(cache_before),
+            dx=dx, stages=stages, mutated_cache=watch_cache and not _unchanged(cache_before)
         )
 
     def source_of(self, name: str) -> str | None:

@@ -1,4 +1,8 @@
-r"""The trusted reference: softmax, log-softmax and their derivatives.
+r"""The bundled reference implementation: fast softmax, log-softmax and their derivatives.
+
+A target like any other (``softmax-verify check`` with no target checks it): the
+verifier's own exact values come from the plain float64 oracle
+(``softmax_verify._oracle``), against which these kernels are tested too.
 
 All functions are pure (inputs are never written to, no global state), accept
 float32 or float64 arrays of any rank >= 1, reduce along ``axis`` (default -1)

@@ -176,6 +176,10 @@ def _tiny(dtype: DTypeLike) -> float:
     return float(info.smallest_normal)
 
 
+def _smallest_normal(dtype: DTypeLike) -> float:
+    return float(finfo(resolve_dtype(dtype)).smallest_normal)
+
+
 def _subnormal(dtype: DTypeLike) -> float:
     return float(finfo(resolve_dtype(dtype)).smallest_subnormal)
 
@@ -439,4 +443,347 @@ def log_softmax_backward_bound(
     with np.errstate(invalid="ignore"):
         spread = np.where(y > 0, y * total * (rho + gamma(d + 3, dtype) * (1 + rho)), 0.0)
     out: Float64Array = spread + gamma(3, dtype) * g + _tiny(dtype) * (total + d + 4)
+    return out
+
+
+# --- perturbed inputs ----------------------------------------------------------------------
+
+
+def softmax_perturbation(y_exact: NDArray[Any], spread: NDArray[Any]) -> Float64Array:
+    r"""How far softmax moves when the logits of a row move by at most ``spread``:
+    :math:`y_i (e^{2\|\delta\|_\infty} - 1)`.
+
+    :math:`y_i(x + \delta) = e^{\delta_i} y_i / \sum_j y_j e^{\delta_j}`, a factor within
+    :math:`e^{\pm 2\|\delta\|_\infty}`. ``spread``: :math:`\|\delta\|_\infty` per row (N, 1).
+    """
+    out: Float64Array = np.asarray(y_exact, dtype=np.float64) * np.expm1(2 * spread)
+    return out
+
+
+def log_softmax_perturbation(spread: NDArray[Any]) -> Float64Array:
+    r"""How far log_softmax moves when a row's logits move by at most ``spread``:
+    :math:`dz = \delta - \mathbf 1 \langle y, \delta\rangle`, at most :math:`2\|\delta\|_\infty`."""
+    out: Float64Array = 2 * np.asarray(spread, dtype=np.float64)
+    return out
+
+
+def softmax_vjp_perturbation(y_exact: NDArray[Any], delta: NDArray[Any]) -> Float64Array:
+    r""":math:`|J\delta|_i \le y_i(|\delta_i| + \sum_j y_j |\delta_j|)`: how far the softmax
+    VJP moves when its upstream moves by ``delta`` (:math:`J = \operatorname{diag}(y) -
+    yy^\top`)."""
+    y = np.asarray(y_exact, dtype=np.float64)
+    d = np.abs(np.asarray(delta, dtype=np.float64))
+    out: Float64Array = y * (d + (y * d).sum(axis=-1, keepdims=True))
+    return out
+
+
+def log_softmax_vjp_perturbation(z_exact: NDArray[Any], delta: NDArray[Any]) -> Float64Array:
+    r""":math:`|J^\top\delta|_i \le |\delta_i| + y_i \sum_j |\delta_j|`: how far the
+    log_softmax VJP moves when its upstream moves by ``delta`` (:math:`J = I - \mathbf 1
+    y^\top`, :math:`y = e^z`)."""
+    d = np.abs(np.asarray(delta, dtype=np.float64))
+    out: Float64Array = d + np.exp(np.asarray(z_exact, dtype=np.float64)) * d.sum(
+        axis=-1, keepdims=True
+    )
+    return out
+
+
+def combination_rounding(*terms: NDArray[Any]) -> Float64Array:
+    r""":math:`\gamma_2 \sum_k |t_k|`: a check's own float64 combination :math:`a p + b q` of
+    two results (a product by a power of two is exact; the addition and a spare rounding)."""
+    total = sum(np.abs(np.asarray(t, dtype=np.float64)) for t in terms)
+    out: Float64Array = gamma(2, np.float64) * np.asarray(total, dtype=np.float64)
+    return out
+
+
+# --- log_softmax: whole rows -----------------------------------------------------------------
+
+
+def logsumexp_bound(x: NDArray[Any], z_exact: NDArray[Any], dtype: DTypeLike) -> Float64Array:
+    r"""Per row, how far :math:`\log\sum_i e^{\hat z_i}` may be from 0 for a correct log_softmax.
+
+    With :math:`\hat z_i = z_i + e_i`, :math:`|e_i| \le a_i` (``log_softmax_error_bound``):
+    :math:`\log\sum_i y_i e^{e_i}` lies within :math:`b = \sum_i y_i (e^{a_i} - 1)` above and
+    :math:`b / (1 - b)` below 0. Bound: :math:`b/(1-b)` (infinite where :math:`b \ge 1`)
+    plus :math:`\gamma_{D+4}` in float64 for the logsumexp the check takes itself.
+    """
+    z = np.asarray(z_exact, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        a = np.minimum(log_softmax_error_bound(x, z, dtype), 700.0)  # expm1 stays finite
+        b = np.where(z > -745, np.exp(z) * np.expm1(a), 0.0).sum(axis=-1)
+        out: Float64Array = np.where(b < 1, b / (1 - b), np.inf) + gamma(
+            z.shape[-1] + 4, np.float64
+        )
+    return out
+
+
+def log_probability_slack(d: int, dtype: DTypeLike) -> float:
+    r"""How far above 0 a correct log-probability may round: :math:`\gamma_{D + 10 + 5\ln D}
+    + D\lambda`, ``log_softmax_error_bound`` at :math:`t_i = z_i = 0` (the error allowed in
+    :math:`\log \hat s`)."""
+    return float(gamma(d + 10 + 5 * math.log(d), dtype)) + d * _tiny(dtype)
+
+
+# --- stages of a staged backward -------------------------------------------------------------
+
+
+def stage_bound(abs_formula: NDArray[Any], d: int, dtype: DTypeLike) -> Float64Array:
+    r"""Per-entry bound on a stage of the staged backward: :math:`(\gamma_{D+5} + \lambda)
+    |F| + \lambda`.
+
+    Each stage is a chain of at most D + 5 roundings (D - 1 in the row sum), so by Higham's
+    standard result its error is at most :math:`\gamma_{D+5}` (``chain``) times the same
+    formula evaluated on absolute values, ``abs_formula``; plus :math:`\lambda` times that
+    and :math:`\lambda` for underflow.
+    """
+    tiny = _tiny(dtype)
+    scale = np.asarray(abs_formula, dtype=np.float64)
+    out: Float64Array = (chain(d + 5, dtype) + tiny) * scale + tiny
+    return out
+
+
+# --- gradient checks: central differences ----------------------------------------------------
+
+#: max :math:`|\sigma''|` of the logistic function: :math:`\sigma(1 - \sigma)(1 - 2\sigma)`
+#: peaks at :math:`1/(6\sqrt 3)`. Along one coordinate softmax is logistic.
+LOGISTIC_SECOND = 1 / (6 * math.sqrt(3))
+#: max :math:`|\sigma'''|`: :math:`\sigma(1-\sigma)(1 - 6\sigma(1-\sigma))` is -1/8 at 1/2.
+LOGISTIC_THIRD = 1 / 8
+
+
+def difference_truncation(
+    up: NDArray[Any], down: NDArray[Any], *, second: float, third: float
+) -> Float64Array:
+    r"""Truncation error of :math:`(f(x + h_+) - f(x - h_-)) / (h_+ + h_-)` against
+    :math:`f'(x)`: :math:`\max(h_\pm)^2 M_3/6 + |h_+ - h_-| M_2/2`.
+
+    Taylor's theorem at both points, for f of one coordinate with :math:`|f''| \le M_2`
+    (``second``) and :math:`|f'''| \le M_3` (``third``). Softmax along one coordinate is
+    logistic (``LOGISTIC_SECOND``, ``LOGISTIC_THIRD``); for a weighted sum of outputs,
+    multiply by the range of the weights.
+    """
+    up64, down64 = np.asarray(up, dtype=np.float64), np.asarray(down, dtype=np.float64)
+    out: Float64Array = np.maximum(up64, down64) ** 2 * (third / 6)
+    out += np.abs(up64 - down64) * (second / 2)
+    return out
+
+
+def difference_rounding(
+    eta: Float64Array, y: Float64Array, largest: float, dtype: DTypeLike
+) -> Float64Array:
+    r""":math:`E^+_i + E^-_i`: the forward's bound at both points :math:`x \pm h_\pm e_j`,
+    for every column j at once (N, D): :math:`2(e^{h} \eta_i y_i + \lambda)`.
+
+    ``eta`` is ``forward_relative_bound(x, dtype, moved=largest)``: at a point that moved
+    one coordinate by :math:`s \le h` = ``largest``, :math:`\eta_i` is at most that, and
+    the probability at most :math:`e^s y_i(x)` (along one coordinate :math:`|\partial \log
+    y_i / \partial x_j| = |\delta_{ij} - y_j| \le 1`).
+    """
+    out: Float64Array = eta * y
+    out *= 2 * math.exp(largest)
+    out += 2 * _tiny(dtype)
+    return out
+
+
+def vjp_difference_bound(
+    truncation: Float64Array,
+    g: Float64Array,
+    rounding: Float64Array,
+    spread: Float64Array,
+    width: Float64Array,
+) -> Float64Array:
+    r"""Per entry (r, j), the error of the central-difference VJP
+    :math:`\sum_i g_i \Delta_{ij} / (h_+ + h_-)` against :math:`(J^\top g)_j`:
+
+    .. math:: T_{rj} R_r + \Big(\sum_i |g_i| (E_i^+ + E_i^-)
+              + \gamma_{D+3} \sum_i |g_i| |\Delta_{ij}|\Big) / (h_+ + h_-)
+
+    ``truncation`` :math:`T` (``difference_truncation``, logistic constants) times the range
+    R of row r of g; ``rounding`` the row's :math:`\sum_i |g_i| (E_i^+ + E_i^-)` (N, 1);
+    ``spread`` :math:`\sum_i |g_i||\Delta_{ij}|`; ``width`` :math:`h_+ + h_-`.
+    :math:`\gamma_{D+3}`: the float64 estimate's own roundings (the subtraction
+    :math:`\Delta_i`, the product, D - 1 additions, the width and the division). Add the
+    backward's own bound for the full tolerance.
+    """
+    d = g.shape[-1]
+    out: Float64Array = truncation * (g.max(axis=-1) - g.min(axis=-1))[:, None]
+    out += (rounding + gamma(d + 3, np.float64) * spread) / width
+    return out
+
+
+def jacobian_difference_bound(
+    numerical: Float64Array, width: Float64Array, rounding: Float64Array, truncation: Float64Array
+) -> Float64Array:
+    r"""The numerical part of a Jacobian entry's tolerance: :math:`T_{ij} + (E_i^+ +
+    E_i^-)/(h_+ + h_-) + \gamma_3 |N_{ij}|`.
+
+    ``numerical`` :math:`N` (c, N, D) for c columns j, ``width`` and ``truncation`` per
+    column (c, N, 1), ``rounding`` :math:`E^+ + E^-` (N, D). :math:`\gamma_3`: the float64
+    subtraction of the outputs, the width and the division.
+    """
+    out: Float64Array = rounding / width
+    out += truncation
+    out += gamma(3, np.float64) * np.abs(numerical)
+    return out
+
+
+def jacobian_backward_bound(
+    y: Float64Array, eta: Float64Array, start: int, stop: int, dtype: DTypeLike
+) -> Float64Array:
+    r"""``backward_error_bound`` for the basis upstreams :math:`g = e_j`, j in
+    ``start:stop``, laid out [j, r, i] (c, N, D): with :math:`P = y_j`, :math:`Q = y_j
+    \eta_j`,
+
+    .. math:: y_i (\eta_i + \gamma_{D+4})(\delta_{ij} + y_j) + y_i y_j \eta_j + (D + 5)\lambda
+
+    ``eta`` may be any upper bound of :math:`\eta` (the gradient checks take it at the
+    farthest perturbed point).
+    """
+    d = y.shape[-1]
+    cols = slice(start, stop)
+    c = stop - start
+    y_j = y[:, cols].T[:, :, None]
+    scale = y_j * (eta[:, cols].T[:, :, None] + chain(d + 4, dtype))
+    out: Float64Array = scale * y
+    out += y_j * (y * eta)
+    out[np.arange(c), :, np.arange(start, stop)] += scale[:, :, 0]  # delta_ij
+    out += (d + 5) * _tiny(dtype)
+    return out
+
+
+def projected_difference_bound(
+    absg: Float64Array, part: Float64Array, numerical: Float64Array
+) -> Float64Array:
+    r"""Error of :math:`N^\top g` from numerical Jacobian columns (c, N, D) with per-entry
+    bounds ``part``: :math:`\sum_i |g_i| T_{ij} + \gamma_D \sum_i |g_i| |N_{ij}|` (the
+    float64 inner product), (N, c)."""
+    d = absg.shape[-1]
+    out: Float64Array = np.einsum("ri,kri->rk", absg, part)
+    out += gamma(d, np.float64) * np.einsum("ri,kri->rk", absg, np.abs(numerical))
+    return out
+
+
+def log_softmax_vjp_difference_bound(
+    truncation: Float64Array,
+    g: Float64Array,
+    rounding: Float64Array,
+    spread: Float64Array,
+    width: Float64Array,
+) -> Float64Array:
+    r"""As ``vjp_difference_bound`` for log_softmax: along :math:`x_j`, :math:`L'' = -S\sigma'`
+    and :math:`L''' = -S\sigma''` with :math:`S = \sum_i g_i`, so ``truncation`` (taken
+    with ``LOG_SOFTMAX_SECOND``, ``LOG_SOFTMAX_THIRD``) is multiplied by :math:`|S|`;
+    ``rounding`` is :math:`2\sum_i |g_i| a_i` (N, 1), the forward's absolute bound at
+    both points."""
+    d = g.shape[-1]
+    out: Float64Array = truncation * np.abs(g.sum(axis=-1, keepdims=True))
+    out += (rounding + gamma(d + 3, np.float64) * spread) / width
+    return out
+
+
+#: Along one coordinate :math:`\partial z_i / \partial x_j = \delta_{ij} - \sigma`, with
+#: :math:`\sigma` the logistic function of :math:`x_j`: so :math:`|z''| = \sigma' \le 1/4`
+#: and :math:`|z'''| = |\sigma''| \le 1/(6\sqrt 3)`, the same for every i.
+LOG_SOFTMAX_SECOND = 0.25
+LOG_SOFTMAX_THIRD = 1 / (6 * math.sqrt(3))
+
+
+def directional_bound(
+    y: Float64Array,
+    y_eta: Float64Array,
+    g: Float64Array,
+    spread: Float64Array,
+    delta: Float64Array,
+    h: float,
+    dtype: DTypeLike,
+    *,
+    overwrite_y: bool = False,
+) -> Float64Array:
+    r"""Per entry, the error of :math:`(f(x' + hu) - f(x' - hu)) / 2h` against ``backward(u)``
+    at x, for a correct forward and backward.
+
+    ``y`` the exact softmax at x and ``y_eta`` :math:`y_i\eta_i` with :math:`\eta` at x moved
+    as far as :math:`x' \pm hu` (``_eta_times``); ``g`` :math:`|u|` (overwritten); per row
+    (N,): ``spread`` R, the range of u, and ``delta`` :math:`\delta = \max_i |x'_i - x_i|`
+    (x' is x rounded to the step grid). With :math:`G = e^{hR + 2\delta}`:
+
+    - :math:`y_i(x') \le e^{2\delta} y_i(x)` and, along u, :math:`y_i(x' + t u) \le e^{|t|
+      R} y_i(x')`, so :math:`y_i \le G y_i(x)` on the whole segment;
+    - truncation: :math:`|y_i'''| \le 2.75 R^3 y_i(\xi)` along u (cumulant expansion of
+      :math:`\log y_i`), so :math:`h^2 \cdot 2.75 R^3 G y_i / 6`;
+    - rounding: :math:`(E_i^+ + E_i^-)/2h \le (\eta_i G y_i + \lambda)/h`;
+    - the float64 subtraction of the two outputs: :math:`\gamma_1` times their difference,
+      at most :math:`2hRGy_i + E_i^+ + E_i^-` for a correct forward, so :math:`\gamma_1 R G
+      y_i` and the rounding term times :math:`1 + \gamma_1` (dividing by 2h is exact);
+    - moving from x to x': :math:`|(J(x') u)_i - (J(x) u)_i| \le 4 R \delta e^{2\delta}
+      y_i(x)` (the derivative of :math:`y_i (u_i - \bar u)` along :math:`x' - x` is at most
+      :math:`4 R \delta y_i`);
+    - the backward bound at x for g = u with the same :math:`\eta` (an upper bound):
+      :math:`y_i[(\eta_i + \gamma_{D+4})(|u_i| + P) + Q] + \lambda\|u\|_\infty + (D+4)\lambda`,
+      :math:`\|u\|_\infty \le 1`.
+
+    ``overwrite_y``: ``y`` is not read again by the caller and may hold a temporary.
+    """
+    d = y.shape[-1]
+    tiny = _tiny(dtype)
+    subtraction = float(gamma(1, np.float64))  # fl(out+ - out-) in float64
+    backward_gamma = float(chain(d + 4, dtype))
+    rounding = (1 + subtraction) / h  # the forward's bounds at both points, over 2h
+    grow = np.exp(h * spread + 2 * delta)  # G
+    p = np.einsum("ri,ri->r", g, y)
+    q = np.einsum("ri,ri->r", g, y_eta)
+    # tol = y [G h^2 2.75 R^3 / 6 + gamma_1 R G + 4 R delta e^{2 delta} + gamma p + q]
+    #     + y eta [(1 + gamma_1) G / h + p] + y (eta + gamma) |u| + constants.
+    on_y = grow * h**2 * (2.75 / 6) * spread**3 + backward_gamma * p + q
+    on_y += spread * grow * subtraction
+    on_y += 4 * spread * delta * np.exp(2 * delta)
+    tol: Float64Array = y * on_y[:, None]
+    tol += y_eta * (grow * rounding + p)[:, None]
+    weight = np.multiply(y, backward_gamma, out=y if overwrite_y else None)
+    weight += y_eta  # y (eta + gamma_{D+4})
+    tol += np.multiply(weight, g, out=g)
+    tol += tiny * rounding + (d + 5) * tiny
+    return tol
+
+
+# --- diagnoses -------------------------------------------------------------------------------
+
+
+def formula_bound(
+    abs_formula: NDArray[Any], x: NDArray[Any], dout: NDArray[Any], dtype: DTypeLike
+) -> Float64Array:
+    r"""Per-entry bound for a backward formula F built from y, g and x by products and sums,
+    evaluated in float64 at an implementation's own forward output (the diagnoses):
+
+    .. math:: \tau_F = (8\eta + \gamma_n + \gamma^{(64)}_n)\,|F|_{abs} + n\lambda(1 + \|g\|_\infty)
+
+    - ``abs_formula`` :math:`|F|_{abs}`: F with every term replaced by its absolute value
+      (Higham: rounding errors are relative to the terms, not to their sum);
+    - :math:`8\eta`, :math:`\eta` the row's largest ``forward_relative_bound``: the backward
+      may re-derive y from its cache (both within :math:`\eta` of the exact, so
+      :math:`2\eta` apart), y enters up to squared (:math:`4\eta`), and through a softmax
+      of y twice that;
+    - :math:`\gamma_n`, :math:`n = ND + D + 16`: the roundings of any sum over at most the
+      batch, a few products and the output, in the dtype and again in float64;
+    - :math:`n\lambda(1 + \|g\|_\infty)`: underflow below the normal range (flushed or not).
+    """
+    x64 = np.asarray(x, dtype=np.float64)
+    n = x64.size + x64.shape[1] + 16
+    eta = forward_relative_bound(x64, dtype).max(axis=1, keepdims=True)
+    scale = 8 * eta + gamma(n, dtype) + gamma(n, np.float64)
+    gmax = float(np.abs(np.asarray(dout, dtype=np.float64)).max(initial=0.0))
+    lam = _smallest_normal(dtype)  # the dtype's own: the formula may be evaluated in it
+    out: Float64Array = scale * np.asarray(abs_formula, dtype=np.float64) + n * lam * (1 + gmax)
+    return out
+
+
+def log_output_error(x: NDArray[Any], y_hat: NDArray[Any], dtype: DTypeLike) -> Float64Array:
+    r"""Bound on :math:`|\log \hat y_i - \log y_i|` for a correct forward's output ``y_hat``:
+    :math:`1.01(\eta_i + \lambda / \hat y_i)`, valid where it is below 1 % (there
+    :math:`|\log(1 + e)| \le 1.01|e|`); larger values say the entry is unusable."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: Float64Array = 1.01 * (
+            forward_relative_bound(x, dtype)
+            + _smallest_normal(dtype) / np.asarray(y_hat, dtype=np.float64)
+        )
     return out

@@ -496,7 +496,7 @@ def test_backward_is_required() -> None:
 def test_tallies_of_row_blocks_merge_into_the_tally_of_the_whole() -> None:
     """directional_check compares row blocks on several threads and merges their tallies:
     the merged result must be exactly the one-pass result (worst entry, counts, maxima)."""
-    from softmax_verify._tally import _Tally
+    from softmax_verify.gradcheck._tally import _Tally
 
     rng = np.random.default_rng(7)
     numerical = rng.standard_normal((40, 6))
@@ -518,7 +518,7 @@ def test_tallies_of_row_blocks_merge_into_the_tally_of_the_whole() -> None:
 def test_directions_are_eighths_four_to_seven_uniformly(shape: tuple[int, int]) -> None:
     """directional_check's u = eighths / 8: entries +/- 4..7 (every entry O(1), exact in
     every dtype), the same for a seed, and each of the eight values about equally often."""
-    from softmax_verify._directions import _draw_eighths
+    from softmax_verify.gradcheck._directions import _draw_eighths
 
     eighths = _draw_eighths(np.random.default_rng(5), shape)
     assert eighths.shape == shape

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from softmax_verify import Report, Result, softmax, softmax_backward, verify
 from softmax_verify.errors import ImplementationError
-from softmax_verify.implementation import Implementation
+from softmax_verify.implementation import BackwardCall, Implementation
 
 Array = NDArray[Any]
 
@@ -268,18 +268,13 @@ def test_mutating_inputs_fails_input_not_mutated_only(
     assert_passed(results, FORWARD_SET + BACKWARD_SET)
 
 
-@pytest.mark.parametrize("room", [None, 2.0, 0.5], ids=["fresh", "room", "no-room"])
-def test_a_cache_snapshot_kept_in_the_callers_memory_still_sees_a_mutation(
-    room: float | None,
-) -> None:
-    """directional_check lends the backward's cache snapshot an array of its own: copies go
-    there when every cache array fits (at aligned offsets, odd sizes and mixed dtypes too),
-    else to fresh memory, and a written cache is reported either way."""
+def test_a_written_cache_is_seen_by_backward_and_by_a_watched_handed_over_call() -> None:
+    """The gradient checks hand their arrays over (``handed_over``) and ask for the cache to
+    be watched only when they use it again; a cache written to is reported then, and by
+    the plain backward always (arrays of odd sizes and mixed dtypes)."""
     rng = np.random.default_rng(0)
-    y32 = rows_softmax(rng.standard_normal((3, 7))).astype(np.float32)  # 84 bytes: odd
+    y32 = rows_softmax(rng.standard_normal((3, 7))).astype(np.float32)
     y64 = rows_softmax(rng.standard_normal((3, 7)))
-    cache = {"y32": y32, "y64": y64}
-    lent = None if room is None else np.full(int(room * (y32.nbytes + y64.nbytes)) // 8, 7.0)
 
     def backward(dout: Array, cache: dict[str, Array]) -> Array:
         return rows_vjp(dout, cache["y64"])
@@ -289,26 +284,17 @@ def test_a_cache_snapshot_kept_in_the_callers_memory_still_sees_a_mutation(
         cache["y32"][1, 3] = 0.5
         return dx
 
-    impl = Implementation(rows_softmax, backward, timeout=None)
     dout = rng.standard_normal((3, 7))
-    assert not impl.backward(dout, cache, snapshot_into=lent).mutated_cache
+    impl = Implementation(rows_softmax, backward, timeout=None)
     writer = Implementation(rows_softmax, writing_backward, timeout=None)
-    assert writer.backward(dout, cache, snapshot_into=lent).mutated_cache
-
-    from softmax_verify.implementation import _snapshot
-
-    copies = [copy for _, copy in _snapshot({"y32": y32, "y64": y64}, lent)]
-    assert [c.tobytes() for c in copies] == [y32.tobytes(), y64.tobytes()]
-    in_lent = [lent is not None and np.shares_memory(c, lent) for c in copies]
-    assert in_lent == [room == 2.0] * 2
-    if lent is not None and room == 2.0:  # offsets from the lent array's start
-        assert [(c.ctypes.data - lent.ctypes.data) % 64 for c in copies] == [0, 0]
-    if lent is not None:  # never into memory the cache itself lives in
-        inside = lent[:3]
-        inside[...] = [0.25, 0.5, 0.25]
-        copies = [copy for _, copy in _snapshot({"y": inside}, lent)]
-        assert not np.shares_memory(copies[0], lent)
-        assert copies[0].tolist() == [0.25, 0.5, 0.25]
+    assert not impl.backward(dout, {"y32": y32.copy(), "y64": y64}).mutated_cache
+    assert writer.backward(dout, {"y32": y32.copy(), "y64": y64}).mutated_cache
+    for watch in (True, False):
+        cache = {"y32": y32.copy(), "y64": y64}
+        call = writer.handed_over("backward", dout.copy(), cache, watch_cache=watch)
+        assert isinstance(call, BackwardCall)
+        assert call.mutated_cache is watch
+        assert not call.mutated_dout  # handed over: not looked for
 
 
 # --- hanging -------------------------------------------------------------------------------

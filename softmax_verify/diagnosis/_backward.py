@@ -5,7 +5,8 @@ Every formula is evaluated in float64 at the implementation's own forward output
 :math:`C = y \odot (g - \langle g, y\rangle)`.
 
 Tolerance, per entry, for a formula :math:`F` built from :math:`y`, :math:`g`, :math:`x`
-by products and sums (the same running-error argument as tolerances.backward_error_bound):
+by products and sums (tolerances.formula_bound, derived there; the same running-error
+argument as tolerances.backward_error_bound):
 
 .. math:: \tau_F = (8\eta + \gamma_n + \gamma^{(64)}_n)\,|F|_{abs} + n\lambda(1 + \|g\|_\infty)
 
@@ -33,11 +34,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._dtypes import finfo
+from softmax_verify._oracle import softmax
 from softmax_verify.diagnosis._match import Tally
 from softmax_verify.diagnosis._probes import Observation
-from softmax_verify.reference import softmax
-from softmax_verify.tolerances import forward_relative_bound, gamma
+from softmax_verify.tolerances import formula_bound
 
 __all__ = [
     "BACKWARD_FIX",
@@ -66,17 +66,12 @@ def correct(x: F64, y: F64, g: F64) -> tuple[F64, F64]:
 
 
 def tolerance(abs_form: F64, x: NDArray[Any], g: F64, dtype: np.dtype[Any]) -> F64:
-    """:math:`\\tau_F` of the module docstring."""
-    n = x.size + x.shape[1] + 16
-    eta = forward_relative_bound(x, dtype).max(axis=1, keepdims=True)
-    tiny = float(finfo(dtype).smallest_normal)
-    scale = 8 * eta + gamma(n, dtype) + gamma(n, np.float64)
-    out: F64 = scale * abs_form + n * tiny * (1 + float(np.abs(g).max(initial=0.0)))
-    return out
+    """:math:`\\tau_F` of the module docstring (``tolerances.formula_bound``)."""
+    return formula_bound(abs_form, x, g, dtype)
 
 
 def _softmax_of(y: F64) -> F64:
-    out: F64 = softmax(y, axis=1).astype(np.float64)
+    out: F64 = softmax(y)
     return out
 
 

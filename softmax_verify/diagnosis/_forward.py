@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._dtypes import finfo
+from softmax_verify._oracle import f64 as _f64
+from softmax_verify._oracle import softmax as _exact
 from softmax_verify.diagnosis._match import Tally, shortest
 from softmax_verify.diagnosis._probes import Observation, exp_limit
-from softmax_verify.reference import softmax
 from softmax_verify.tolerances import (
-    forward_relative_bound,
+    forward_error_bound,
+    log_output_error,
     reference_forward_bound,
     row_sum_bound,
     unit_roundoff,
@@ -37,14 +38,6 @@ LIMITS = ", ".join(
     f"{exp_limit(np.dtype(t)):.1f} in {np.dtype(t).name}" for t in (np.float64, np.float32)
 )
 FORWARD_FIX = "e = np.exp(x - x.max(axis=-1, keepdims=True)); y = e / e.sum(axis=-1, keepdims=True)"
-
-
-def _f64(a: NDArray[Any]) -> F64:
-    return np.asarray(a, dtype=np.float64)
-
-
-def _exact(x: NDArray[Any]) -> F64:
-    return _f64(softmax(_f64(x), axis=1))
 
 
 def _usable(observations: list[Observation]) -> list[tuple[Observation, F64]]:
@@ -134,9 +127,8 @@ def _temperature(observations: list[Observation]) -> tuple[float, float] | None:
     num = den = err = 0.0
     for obs, y in _usable(observations):
         x, dt = obs.probe.x, obs.probe.x.dtype
-        tiny = float(finfo(dt).smallest_normal)
         with np.errstate(all="ignore"):
-            eps = 1.01 * (forward_relative_bound(x, dt) + tiny / y)
+            eps = log_output_error(x, y, dt)
             # Rows with an entry that underflowed (or is not finite) say too little about T.
             rows = (y > 0).all(axis=1) & (eps <= 0.01).all(axis=1)
             x64, y64 = _f64(x)[rows], y[rows]
@@ -275,7 +267,6 @@ def _reduced_precision(moderate: list[Observation]) -> list[tuple[str, str, str,
     forward never does.
     """
     f32 = np.dtype(np.float32)
-    tiny32 = float(finfo(f32).smallest_normal)
     computed, cast = Tally(), Tally()
     for obs in moderate:
         if obs.y is None or obs.y_dtype != np.float64:
@@ -288,7 +279,7 @@ def _reduced_precision(moderate: list[Observation]) -> list[tuple[str, str, str,
         missed = bool(np.any(~(np.abs(obs.y - c) <= tol_c)))
         with np.errstate(over="ignore"):
             as32 = _f64(obs.y.astype(np.float32))
-        near = bool(np.all(np.abs(obs.y - c) <= 2 * (forward_relative_bound(x, f32) * c + tiny32)))
+        near = bool(np.all(np.abs(obs.y - c) <= 2 * forward_error_bound(x, c, f32)))
         computed.add(
             obs.probe.label,
             obs.y,

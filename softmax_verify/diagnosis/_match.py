@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._compare import find_mismatch
+from softmax_verify._compare import error_ratio, find_mismatch
 
 __all__ = ["MIN_DIFFERING", "Tally", "deviation", "shortest"]
 
@@ -92,7 +92,7 @@ class Tally:
         self.from_correct = max(self.from_correct, deviation(actual, correct))
         with np.errstate(all="ignore"):
             err = np.abs(np.asarray(actual, np.float64) - formula)
-            ratio = np.where(np.isfinite(err), err / np.maximum(tol_formula, 1e-300), 0.0)
+            ratio = np.where(np.isfinite(err), error_ratio(err, tol_formula), 0.0)
         if ratio.size and float(ratio.max()) >= self.worst_ratio:
             self.worst_ratio = float(ratio.max())
             self.worst_tolerance = float(

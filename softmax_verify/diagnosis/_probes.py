@@ -17,9 +17,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_verify._dtypes import finfo
+from softmax_verify._oracle import softmax as exact
 from softmax_verify.errors import CallTimeout, ImplementationError
 from softmax_verify.implementation import Implementation
-from softmax_verify.invariants._forward import exact
 
 __all__ = ["Observation", "Probe", "large_probes", "moderate_probes", "observe"]
 

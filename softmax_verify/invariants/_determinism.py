@@ -12,9 +12,9 @@ call can be trusted to be the one that was checked.
 from __future__ import annotations
 
 from softmax_verify._compare import assert_within
+from softmax_verify._oracle import softmax as exact
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants._cases import Case
-from softmax_verify.invariants._forward import exact
 from softmax_verify.tolerances import backward_error_bound, forward_error_bound
 
 __all__ = ["deterministic"]

@@ -6,38 +6,31 @@ r"""Backward invariants of log_softmax: :math:`B(g) = J^\top g = g - y \sum_j g_
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import numpy as np
 from numpy.typing import NDArray
 
 from softmax_verify._compare import assert_within
-from softmax_verify._finite_differences import _column_differences, _steps
+from softmax_verify._oracle import f64 as _f64
+from softmax_verify._oracle import log_softmax as exact
+from softmax_verify.gradcheck._finite_differences import column_differences, power_of_two, steps
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants._cases import Case
 from softmax_verify.invariants._forward import _two_sum_error
-from softmax_verify.invariants._log_softmax import exact
 from softmax_verify.tolerances import (
+    LOG_SOFTMAX_SECOND,
+    LOG_SOFTMAX_THIRD,
     central_difference_step,
-    gamma,
+    combination_rounding,
+    difference_truncation,
     log_softmax_backward_bound,
     log_softmax_error_bound,
+    log_softmax_vjp_difference_bound,
+    log_softmax_vjp_perturbation,
 )
 
 __all__ = ["backward_matches_reference", "central_differences", "linearity_in_upstream"]
 
 F64 = NDArray[np.float64]
-
-#: Along one coordinate :math:`\partial z_i / \partial x_j = \delta_{ij} - \sigma`, with
-#: :math:`\sigma` the logistic function of :math:`x_j`: so :math:`|z''| = \sigma' \le 1/4`
-#: and :math:`|z'''| = |\sigma''| \le 1/(6\sqrt 3)`, the same for every i.
-_SECOND = 0.25
-_THIRD = 1 / (6 * math.sqrt(3))
-
-
-def _f64(a: NDArray[Any]) -> F64:
-    return a.astype(np.float64)
 
 
 def backward_matches_reference(impl: Implementation, case: Case) -> None:
@@ -76,24 +69,22 @@ def central_differences(impl: Implementation, case: Case) -> None:
     """
     x, dout = case["x"], case["dout"]
     n, d = x.shape
-    h = 2.0 ** round(math.log2(central_difference_step(d, x.dtype)))
-    steps = _steps(x, h)
+    moves = steps(x, power_of_two(central_difference_step(d, x.dtype)))
     analytic = impl.vjp(x, dout)
     g = _f64(dout)
     abs_g = np.abs(g)
     numerical, spread = np.empty((n, d)), np.empty((n, d))
-    for start, stop, diff in _column_differences(impl, x, steps):
+    for start, stop, diff in column_differences(impl, x, moves):
         numerical[:, start:stop] = np.einsum("ri,kri->rk", g, diff)
         spread[:, start:stop] = np.einsum("ri,kri->rk", abs_g, np.abs(diff))
-    numerical /= steps.width
+    numerical /= moves.width
     z = exact(x)
-    a = log_softmax_error_bound(x, z, x.dtype, moved=steps.largest)
+    a = log_softmax_error_bound(x, z, x.dtype, moved=moves.largest)
     rounding = 2 * np.einsum("ri,ri->r", abs_g, a)[:, None]
-    truncation = np.maximum(steps.up, steps.down) ** 2 * (_THIRD / 6) + np.abs(
-        steps.up - steps.down
-    ) * (_SECOND / 2)
-    tol = truncation * np.abs(g.sum(axis=1, keepdims=True))
-    tol += (rounding + gamma(d + 3, np.float64) * spread) / steps.width
+    truncation = difference_truncation(
+        moves.up, moves.down, second=LOG_SOFTMAX_SECOND, third=LOG_SOFTMAX_THIRD
+    )
+    tol = log_softmax_vjp_difference_bound(truncation, g, rounding, spread, moves.width)
     tol += log_softmax_backward_bound(x, z, dout, x.dtype)
     assert_within(
         analytic,
@@ -126,9 +117,8 @@ def linearity_in_upstream(impl: Implementation, case: Case) -> None:
         log_softmax_backward_bound(x, z, w, x.dtype)
         + abs(a) * log_softmax_backward_bound(x, z, u, x.dtype)
         + abs(b) * log_softmax_backward_bound(x, z, v, x.dtype)
-        + delta
-        + np.exp(z) * delta.sum(axis=1, keepdims=True)
-        + gamma(2, np.float64) * (np.abs(a * _f64(back_u)) + np.abs(b * _f64(back_v)))
+        + log_softmax_vjp_perturbation(z, delta)
+        + combination_rounding(a * _f64(back_u), b * _f64(back_v))
     )
     assert_within(
         back_w,

@@ -5,8 +5,8 @@ with its true value computed (in float64) from the implementation's *own*
 forward cache, in backward order; the first wrong one is reported with the
 formula it should compute. Each stage is a chain of at most D + 5 roundings
 (D - 1 in the row sum), so by Higham's standard result its error is at most
-:math:`\gamma_{D+5}` (``tolerances.chain``) times the same formula on absolute values, plus
-:math:`\lambda` times that for underflow.
+:math:`\gamma_{D+5}` times the same formula on absolute values, plus :math:`\lambda` times
+that for underflow (``tolerances.stage_bound``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from softmax_verify._compare import find_mismatch
 from softmax_verify.errors import InvariantViolation, NotApplicable
 from softmax_verify.implementation import CACHE_NAMES, Implementation, lookup
 from softmax_verify.invariants._cases import Case
-from softmax_verify.tolerances import _tiny, chain
+from softmax_verify.tolerances import stage_bound
 
 __all__ = ["FORMULAS", "stage_gradients", "true_stages"]
 
@@ -99,8 +99,6 @@ def stage_gradients(impl: Implementation, case: Case) -> None:
     if not named:
         raise NotApplicable("the backward does not return named intermediate gradients")
     expected, scale = true_stages(cache, dout.astype(np.float64))
-    rounding = chain(x.shape[1] + 5, x.dtype)
-    tiny = _tiny(x.dtype)
     for stage in FORMULAS:
         if stage not in back.stages:
             continue
@@ -113,7 +111,7 @@ def stage_gradients(impl: Implementation, case: Case) -> None:
                 stage=stage,
                 location=impl.source_of(stage),
             )
-        tol = (rounding + tiny) * scale[stage] + tiny
+        tol = stage_bound(scale[stage], x.shape[1], x.dtype)
         mismatch = find_mismatch(actual, expected[stage], tol, what=f"stage {stage}")
         if mismatch is not None:
             raise InvariantViolation(

@@ -1,6 +1,7 @@
 """Worst-entry accumulation of a gradient check's comparisons, and its result.
 
-``GradcheckResult`` is re-exported by ``softmax_verify.gradcheck``.
+``GradcheckResult`` is re-exported by ``softmax_verify.gradcheck``; ``_ratio`` and
+``_result`` are shared by the checks.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._compare import Mismatch, find_mismatch
+from softmax_verify._compare import Mismatch, error_ratio, find_mismatch
+from softmax_verify._oracle import f64 as _f64
 from softmax_verify.errors import InvariantViolation
 
 F64 = NDArray[np.float64]
@@ -44,10 +46,6 @@ class GradcheckResult:
                 "backward disagrees with central differences of forward",
                 mismatch=self.mismatch,
             )
-
-
-def _f64(a: NDArray[Any]) -> F64:
-    return np.asarray(a, dtype=np.float64)
 
 
 class _Tally:
@@ -82,7 +80,7 @@ class _Tally:
             largest = float(ratio.flat[flat])
             if math.isnan(largest):
                 # A NaN error ranks first (as inf); 0 / 0 (no error, no tolerance) is 0.
-                ratio = np.where(np.isnan(err), np.inf, err / np.where(tol > 0, tol, 1e-300))
+                ratio = error_ratio(err, tol)
                 flat = int(np.argmax(ratio))
                 largest = float(ratio.flat[flat])
         local = np.unravel_index(flat, ratio.shape)
@@ -102,10 +100,9 @@ class _Tally:
         self.count += found.count
         self.max_abs = max(self.max_abs, found.max_abs_error)
         self.max_rel = max(self.max_rel, found.max_rel_error)
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             bad_err = np.abs(np.float64(found.actual) - np.float64(found.expected))
-            bad_tol = found.tolerance if found.tolerance > 0 else np.finfo(np.float64).tiny
-            bad_ratio = float(np.inf if np.isnan(bad_err) else bad_err / bad_tol)
+        bad_ratio = float(error_ratio(bad_err, found.tolerance))
         if bad_ratio > self.mismatch_ratio:
             self.mismatch_ratio = bad_ratio
             index = (int(found.worst_index[0]) + int(row), *found.worst_index[1:])

@@ -1,7 +1,7 @@
 """Finite-difference machinery of the gradient checks: steps, perturbed points, chunking.
 
 Derivations of the steps and of the perturbed points live next to the code below; the
-tolerances built from them are derived in the docstrings of ``softmax_verify.gradcheck``.
+tolerances built from them are derived in ``softmax_verify.tolerances`` (``difference_*``).
 """
 
 from __future__ import annotations
@@ -14,23 +14,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._tally import F64, _f64
+from softmax_verify._oracle import F64
+from softmax_verify._oracle import f64 as _f64
+from softmax_verify.gradcheck._scratch import scratch_forward
 from softmax_verify.implementation import Implementation
-from softmax_verify.reference import softmax
-from softmax_verify.tolerances import _tiny
+from softmax_verify.tolerances import LOGISTIC_SECOND, LOGISTIC_THIRD, difference_truncation
 
-#: max |sigma''| of the logistic function: sigma(1 - sigma)(1 - 2 sigma) peaks at 1/(6 sqrt 3).
-_SECOND = 1 / (6 * math.sqrt(3))
-#: max |sigma'''|: sigma(1 - sigma)(1 - 6 sigma(1 - sigma)) is -1/8 at sigma = 1/2.
-_THIRD = 1 / 8
+__all__ = ["column_chunks", "column_differences", "power_of_two", "steps"]
 
 
-def _power_of_two(h: float) -> float:
+def power_of_two(h: float) -> float:
+    """The power of two nearest ``h`` (in log scale): a step whose multiples are exact."""
     return float(2.0 ** round(math.log2(h)))
-
-
-def _exact(x: NDArray[Any]) -> F64:
-    return _f64(softmax(_f64(x)))
 
 
 #: Rows x columns of the stacks of perturbed inputs that the column checks pass to one
@@ -58,20 +53,14 @@ class _Steps:
     largest: float
 
     def truncation(self) -> F64:
-        r"""Per entry (N, D): :math:`\max(h_\pm)^2/48 + |h_+ - h_-| / (12\sqrt3)`.
-
-        The error of :math:`(f(x + h_+) - f(x - h_-)) / (h_+ + h_-)` against
-        :math:`f'(x)`, by Taylor's theorem at both points, for f of one coordinate whose
-        second and third derivatives are at most those of the logistic function (softmax
-        along one coordinate is logistic): ``_SECOND`` and ``_THIRD``. For a weighted sum
-        of outputs, multiply by the range of the weights.
-        """
-        out: F64 = np.maximum(self.up, self.down) ** 2 * (_THIRD / 6)
-        out += np.abs(self.up - self.down) * (_SECOND / 2)
-        return out
+        """Per entry (N, D): ``tolerances.difference_truncation`` with the logistic function's
+        derivative bounds (softmax along one coordinate is logistic)."""
+        return difference_truncation(
+            self.up, self.down, second=LOGISTIC_SECOND, third=LOGISTIC_THIRD
+        )
 
 
-def _steps(x: NDArray[Any], h: float) -> _Steps:
+def steps(x: NDArray[Any], h: float) -> _Steps:
     """``x +/- h`` entry by entry; ValueError where the ulp of x exceeds h (no step exists)."""
     _check_step(x, h)
     x64 = _f64(x)
@@ -87,23 +76,7 @@ def _steps(x: NDArray[Any], h: float) -> _Steps:
     )
 
 
-def _rounding(eta: F64, y: F64, largest: float, dtype: np.dtype[Any]) -> F64:
-    r""":math:`E^+_i + E^-_i`: the forward's bound at both points :math:`x \pm h_\pm e_j`,
-    for every column j at once (N, D).
-
-    ``eta`` is ``forward_relative_bound(x, dtype, moved=largest)``: at a point that moved
-    one coordinate by s <= ``largest``, :math:`\eta_i` is at most that, and the probability
-    at most :math:`e^s y_i(x)` (along one coordinate :math:`|\partial \log y_i / \partial
-    x_j| = |\delta_{ij} - y_j| \le 1`); the bound :math:`\eta_i y_i + \lambda` grows
-    with both. So one array serves every column, and the reference is evaluated at x only.
-    """
-    out: F64 = eta * y
-    out *= 2 * math.exp(largest)
-    out += 2 * _tiny(dtype)
-    return out
-
-
-def _column_chunks(n: int, d: int, copies: int) -> list[tuple[int, int]]:
+def column_chunks(n: int, d: int, copies: int) -> list[tuple[int, int]]:
     """Chunks of columns such that ``copies`` stacked (N, D) arrays per column fit a stack."""
     cols = max(1, _STACK_ENTRIES // (copies * n * d))
     return [(start, min(start + cols, d)) for start in range(0, d, cols)]
@@ -118,7 +91,7 @@ def _check_step(x: NDArray[Any], h: float) -> None:
         )
 
 
-def _column_differences(
+def column_differences(
     impl: Implementation, x: NDArray[Any], steps: _Steps
 ) -> Iterator[tuple[int, int, F64]]:
     """``(start, stop, diff)``: central differences of the forward for columns ``start:stop``.
@@ -131,12 +104,12 @@ def _column_differences(
     """
     n, d = x.shape
     rows = np.arange(n)[None, :]
-    for start, stop in _column_chunks(n, d, 2):
+    for start, stop in column_chunks(n, d, 2):
         c = stop - start
         k, cols = np.arange(c)[:, None], np.arange(start, stop)[:, None]
         stack = np.empty((2, c, n, d), dtype=x.dtype)
         stack[:] = x
         stack[0, k, rows, cols] = steps.plus[:, start:stop].T
         stack[1, k, rows, cols] = steps.minus[:, start:stop].T
-        out = impl.forward(stack.reshape(2 * c * n, d), scratch=True).y.reshape(2, c, n, d)
+        out = scratch_forward(impl, stack.reshape(2 * c * n, d)).y.reshape(2, c, n, d)
         yield start, stop, np.subtract(out[0], out[1], dtype=np.float64)

@@ -19,8 +19,10 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_verify._oracle import F64
+from softmax_verify._oracle import f64 as _f64
 from softmax_verify._parallel import map_blocks
-from softmax_verify._tally import F64, _f64
+from softmax_verify.gradcheck._scratch import scratch_backward, scratch_forward
 from softmax_verify.implementation import Implementation
 
 _T = TypeVar("_T")
@@ -253,7 +255,6 @@ def _evaluate(
     *,
     last: bool,
     safe: bool,
-    snapshot_into: NDArray[Any] | None = None,
 ) -> tuple[_Evaluated, tuple[NDArray[Any], ...], object, int, NDArray[Any] | None]:
     """``backward(u, cache)``, then ``forward(x' + hu)`` and ``forward(x' - hu)``: two (N, D)
     calls, the shape of x, so a framework that compiles per shape compiles once. Returns
@@ -272,18 +273,18 @@ def _evaluate(
 
     calls = 0
     u = _direction(eighths, x.dtype, spare)
-    back = impl.backward(u, cache, scratch=True, watch_cache=not last, snapshot_into=snapshot_into)
+    back = scratch_backward(impl, u, cache, watch_cache=not last)
     dx = owned(back.dx)
     if back.mutated_cache:
-        cache = impl.forward(x.copy(), scratch=True).cache
+        cache = scratch_forward(impl, x.copy()).cache
         calls += 1
     buffer = u if not np.may_share_memory(dx, u) else np.empty_like(x)
     moved = _step_points(x, eighths, h, largest, buffer)
-    plus = owned(impl.forward(buffer, scratch=True).y)
+    plus = owned(scratch_forward(impl, buffer).y)
     if np.may_share_memory(plus, buffer):
         buffer = np.empty_like(x)
     _minus_points(x, eighths, h, moved, buffer)
-    minus = owned(impl.forward(buffer, scratch=True).y)
+    minus = owned(scratch_forward(impl, buffer).y)
     calls += 2
     numerical = _differences(plus, minus, h, buffer)
     outputs = (dx, plus, minus)
@@ -298,7 +299,6 @@ def _each_direction(
     h: float,
     largest: float,
     compare: Callable[[int, _Evaluated], _T],
-    free_until_compared: NDArray[Any] | None = None,
 ) -> tuple[list[_T], int, int]:
     """``forward(x)`` (on a copy: the caller's x is never handed over) for the cache, then
     each direction in turn (``_evaluate``), given to ``compare`` (with its index) before the
@@ -314,12 +314,8 @@ def _each_direction(
     from every call (each output overwriting the last) would corrupt them. That shows as
     the direction's outputs sharing memory. Then that direction is evaluated again from a
     fresh cache, and from there on every output is copied as it arrives.
-
-    ``free_until_compared``: an array of the caller's that nothing reads or writes before
-    the first direction is compared; the first backward's snapshot of the cache (taken to
-    see whether the backward consumed it) is kept there rather than in fresh memory.
     """
-    cache = impl.forward(x.copy(), scratch=True).cache
+    cache = scratch_forward(impl, x.copy()).cache
     forward_calls, backward_calls, safe = 1, 0, False
     compared: list[_T] = []
     spare: NDArray[Any] | None = None  # the last direction's buffer, free once compared
@@ -333,7 +329,6 @@ def _each_direction(
             h,
             largest,
             last=last,
-            snapshot_into=free_until_compared if k == 0 else None,
         )
         one, outputs, next_cache, calls, free = evaluate(cache, spare, safe=safe)
         forward_calls, backward_calls = forward_calls + calls, backward_calls + 1
@@ -342,7 +337,7 @@ def _each_direction(
         ):
             del one, outputs, next_cache
             safe = True
-            cache = impl.forward(x.copy(), scratch=True).cache
+            cache = scratch_forward(impl, x.copy()).cache
             one, outputs, next_cache, calls, free = evaluate(cache, None, safe=True)
             forward_calls, backward_calls = forward_calls + 1 + calls, backward_calls + 1
         del outputs  # the points are not read again; dx and the differences are in one

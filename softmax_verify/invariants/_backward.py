@@ -10,6 +10,7 @@ float64 reference (tolerances.backward_error_bound: per entry
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -167,25 +168,46 @@ def linearity_in_upstream(impl: Implementation, case: Case) -> None:
     Tolerance: :math:`\tau(w) + |a|\tau(u) + |b|\tau(v)` plus that, plus
     :math:`\gamma_2` in float64 for the combination taken here.
     """
+    x = case["x"]
+    y = exact(x)
+    check_linear(
+        impl,
+        case,
+        lambda g: backward_error_bound(x, y, g, x.dtype),
+        lambda delta: y * (delta + (y * delta).sum(axis=1, keepdims=True)),
+    )
+
+
+def check_linear(
+    impl: Implementation,
+    case: Case,
+    bound: Callable[[NDArray[Any]], F64],
+    moved: Callable[[F64], F64],
+) -> None:
+    r"""B(a u + b v) against a B(u) + b B(v) for the case's powers of two a, b.
+
+    Tolerance: ``bound(w) + |a| bound(u) + |b| bound(v)`` (the backward's bound for each
+    upstream), plus ``moved(delta)`` (how far the rounding error delta of w = a u + b v,
+    exact by TwoSum, moves B(w)), plus :math:`\gamma_2` for the combination taken here.
+    """
     x, u, v = case["x"], case["u"], case["v"]
     a, b = float(case["a"]), float(case["b"])
     with np.errstate(over="ignore"):
         w = (a * u + b * v).astype(x.dtype)
-    au, bv_ = a * _f64(u), b * _f64(v)
-    delta = np.abs((_f64(w) - (au + bv_)) - _two_sum_error(au, bv_))
-    y = exact(x)
-    bu, bvv, bw = impl.vjp(x, u), impl.vjp(x, v), impl.vjp(x, w)
-    expected = a * _f64(bu) + b * _f64(bvv)
+    scaled_u, scaled_v = a * _f64(u), b * _f64(v)
+    delta = np.abs((_f64(w) - (scaled_u + scaled_v)) - _two_sum_error(scaled_u, scaled_v))
+    grad_u, grad_v, grad_w = impl.vjp(x, u), impl.vjp(x, v), impl.vjp(x, w)
+    combined_u, combined_v = a * _f64(grad_u), b * _f64(grad_v)
     tol = (
-        backward_error_bound(x, y, w, x.dtype)
-        + abs(a) * backward_error_bound(x, y, u, x.dtype)
-        + abs(b) * backward_error_bound(x, y, v, x.dtype)
-        + y * (delta + (y * delta).sum(axis=1, keepdims=True))
-        + gamma(2, np.float64) * (np.abs(a * _f64(bu)) + np.abs(b * _f64(bvv)))
+        bound(w)
+        + abs(a) * bound(u)
+        + abs(b) * bound(v)
+        + moved(delta)
+        + gamma(2, np.float64) * (np.abs(combined_u) + np.abs(combined_v))
     )
     assert_within(
-        bw,
-        expected,
+        grad_w,
+        combined_u + combined_v,
         tol,
         invariant="linearity_in_upstream",
         what="B(a*u + b*v) vs a*B(u) + b*B(v)",

@@ -15,8 +15,8 @@ from numpy.typing import NDArray
 from softmax_verify._compare import assert_within
 from softmax_verify._finite_differences import _column_differences, _steps
 from softmax_verify.implementation import Implementation
+from softmax_verify.invariants._backward import check_linear
 from softmax_verify.invariants._cases import Case
-from softmax_verify.invariants._forward import _two_sum_error
 from softmax_verify.invariants._log_softmax import exact
 from softmax_verify.tolerances import (
     central_difference_step,
@@ -113,28 +113,11 @@ def linearity_in_upstream(impl: Implementation, case: Case) -> None:
     :math:`|J^\top\delta|_i \le |\delta_i| + y_i \sum_j |\delta_j|`. Tolerance:
     :math:`\tau(w) + |a|\tau(u) + |b|\tau(v)` plus that, plus :math:`\gamma_2` in float64.
     """
-    x, u, v = case["x"], case["u"], case["v"]
-    a, b = float(case["a"]), float(case["b"])
-    with np.errstate(over="ignore"):
-        w = (a * u + b * v).astype(x.dtype)
-    au, bv_ = a * _f64(u), b * _f64(v)
-    delta = np.abs((_f64(w) - (au + bv_)) - _two_sum_error(au, bv_))
+    x = case["x"]
     z = exact(x)
-    bu, bvv, bw = impl.vjp(x, u), impl.vjp(x, v), impl.vjp(x, w)
-    expected = a * _f64(bu) + b * _f64(bvv)
-    tol = (
-        log_softmax_backward_bound(x, z, w, x.dtype)
-        + abs(a) * log_softmax_backward_bound(x, z, u, x.dtype)
-        + abs(b) * log_softmax_backward_bound(x, z, v, x.dtype)
-        + delta
-        + np.exp(z) * delta.sum(axis=1, keepdims=True)
-        + gamma(2, np.float64) * (np.abs(a * _f64(bu)) + np.abs(b * _f64(bvv)))
-    )
-    assert_within(
-        bw,
-        expected,
-        tol,
-        invariant="linearity_in_upstream",
-        what="B(a*u + b*v) vs a*B(u) + b*B(v)",
-        message="the backward is not linear in its upstream gradient",
+    check_linear(
+        impl,
+        case,
+        lambda g: log_softmax_backward_bound(x, z, g, x.dtype),
+        lambda delta: delta + np.exp(z) * delta.sum(axis=1, keepdims=True),
     )

@@ -21,7 +21,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky
 from hypothesis.reporting import with_reporter
 
-from softmax_verify._messages import describe_exception, one_line
+from softmax_verify._messages import describe_exception
 from softmax_verify._plan import RunPlan, run_settings
 from softmax_verify._settings import DEFAULT_DTYPES, verdict_settings
 from softmax_verify._storage import private_hypothesis_storage
@@ -114,7 +114,11 @@ def run_invariant(
 def _property(
     inv: Invariant, impl: Implementation, state: _State, on_case: Callable[[Case], None] | None
 ) -> Callable[[Case], None]:
-    """The property Hypothesis runs: ``inv``'s check of one case, recorded in ``state``."""
+    """The property Hypothesis runs: ``inv``'s check of one case, recorded in ``state``.
+
+    A derandomized profile seeds its examples from the source of ``prop``: changing a
+    character of it changes every ci verdict's examples, so it is kept as it was.
+    """
 
     def prop(case: Case) -> None:
         if state.skipped is not None:
@@ -136,7 +140,7 @@ def _property(
             exc.case = case  # carried out of Hypothesis's last replay: the minimal case
             if state.first_failure is None:
                 what = exc.message if isinstance(exc, InvariantViolation) else str(exc)
-                state.first_failure = (case, one_line(what))
+                state.first_failure = (case, what.splitlines()[0])
             raise
 
     return prop

@@ -17,7 +17,8 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
-from softmax_verify.report import Report, Result, _format_array
+from softmax_verify._messages import one_line
+from softmax_verify.report import Report, Result, failure_lines, status_counts, summary_line
 
 __all__ = ["failure_text", "to_github", "to_html", "to_junit"]
 
@@ -29,33 +30,7 @@ _LOCATION = re.compile(r"^(?P<path>.+?):(?P<line>\d+)(?:$| in |: )")
 
 def failure_text(result: Result) -> str:
     """The text report's block for one failure: message, location, comparison, input."""
-    lines = [result.message]
-    if result.first_wrong_stage and result.first_wrong_stage not in result.message:
-        lines.append(f"first wrong stage: {result.first_wrong_stage}")
-    if result.location:
-        lines.append(f"at {result.location}")
-    if result.mismatch is not None:
-        lines.extend(result.mismatch.describe().splitlines())
-    if result.counterexample is not None:
-        lines.append(
-            "minimal counterexample:"
-            if result.minimal
-            else "counterexample (the input it stopped on; not shrunk):"
-        )
-        for name, value in result.counterexample.items():
-            lines.extend(line[2:] for line in _format_array(name, value))
-    return "\n".join(lines)
-
-
-def _counts(report: Report) -> dict[str, int]:
-    statuses = [r.status for r in report.results]
-    return {s: statuses.count(s) for s in ("passed", "failed", "error", "skipped")}
-
-
-def _summary(report: Report) -> str:
-    """The text report's last line: ``3 passed, 1 failed, 0 errors, 0 skipped``."""
-    counts = _counts(report)
-    return ", ".join(f"{n} {'errors' if s == 'error' else s}" for s, n in counts.items())
+    return "\n".join(failure_lines(result))
 
 
 # --- HTML ---------------------------------------------------------------------------------
@@ -74,7 +49,7 @@ def to_html(report: Report) -> str:
         + (f" (backward: {e(report.backward)})" if report.backward else "")
         + f" &mdash; <strong style='color:{_COLOURS['passed' if report.passed else 'failed']}'>"
         f"{verdict}</strong><br>profile {e(report.profile)}, seed {e(str(seed))}; "
-        f"{_summary(report)}</p>",
+        f"{summary_line(report.results)}</p>",
         "<table><thead><tr><th>status</th><th>invariant</th><th>dtype</th>"
         "<th>examples</th><th>seconds</th><th>note</th></tr></thead><tbody>",
     ]
@@ -90,7 +65,7 @@ def to_html(report: Report) -> str:
     for r in report.failures:
         parts.append(
             f"<details open><summary><strong>{r.status.upper()}: {e(r.invariant)} "
-            f"({e(r.dtype)})</strong>: {e(r.message.splitlines()[0] if r.message else '')}"
+            f"({e(r.dtype)})</strong>: {e(one_line(r.message))}"
             "</summary>"
         )
         parts.append(f"<pre>{e(failure_text(r))}</pre></details>")
@@ -118,7 +93,7 @@ def _xml_text(text: str) -> str:
 
 def to_junit(report: Report) -> str:
     """JUnit XML: one testsuite for the target, one testcase per (invariant, dtype)."""
-    counts = _counts(report)
+    counts = status_counts(report.results)
     total_time = f"{sum(r.seconds for r in report.results):.3f}"
     suite_attrs = {
         "name": _xml_text(f"softmax-verify: {report.target}"),
@@ -158,7 +133,7 @@ def to_junit(report: Report) -> str:
                 if r.status == "failed"
                 else ("error", "ImplementationError")
             )
-            first = r.message.splitlines()[0] if r.message else r.status
+            first = one_line(r.message) or r.status
             element = ET.SubElement(case, tag, {"message": _xml_text(first), "type": kind})
             element.text = _xml_text(failure_text(r))
     ET.indent(root)
@@ -214,5 +189,5 @@ def to_github(report: Report) -> str:
     lines += [_annotation(report, r) for r in report.failures]
     if report.passed:
         title = _escape_property(f"softmax-verify {report.target}")
-        lines.append(f"::notice title={title}::{_escape_data(_summary(report))}")
+        lines.append(f"::notice title={title}::{_escape_data(summary_line(report.results))}")
     return "\n".join(lines)

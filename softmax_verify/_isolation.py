@@ -21,32 +21,21 @@ of ``random`` and ``np.random`` reaches only this process.
 from __future__ import annotations
 
 import dataclasses
-import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from hypothesis import settings
-
-from softmax_verify._dtypes import is_half
+from softmax_verify._plan import RunPlan
 from softmax_verify._remote import LoadFailed, RemoteImplementation, crash_location
-from softmax_verify._settings import DEFAULT_DTYPES
-from softmax_verify._validate import resolve_dtype
-from softmax_verify.conventions import Reading, ReadOptions
+from softmax_verify.conventions import ReadOptions
 from softmax_verify.diagnosis import Diagnosis
-from softmax_verify.domain import Domain
-from softmax_verify.implementation import Implementation
-from softmax_verify.invariants import get_invariant, invariants_for
-from softmax_verify.kinds import check_kind
-from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result
-from softmax_verify.runner import interpretation, run_pairs
+from softmax_verify.runner import run_pairs
 from softmax_verify.targets import TargetSpec, load_implementation
-from softmax_verify.tolerances import describe_accumulation
 
 __all__ = ["crash_location", "verify_isolated"]
 
@@ -111,100 +100,51 @@ def _leftover_note(pids: Sequence[int]) -> tuple[str, ...]:
 
 def verify_isolated(
     target: str | None,
-    backward: str | None = None,
+    backward: str | None,
+    plan: RunPlan,
     *,
-    dtypes: Sequence[str] = DEFAULT_DTYPES,
-    profile: str = "ci",
-    max_examples: int | None = None,
-    seed: int | None = None,
     timeout: float | None = 10.0,
-    invariants: Iterable[str] | None = None,
-    progress: Callable[[Result], None] | None = None,
     isolate: bool = True,
-    domain: Domain | None = None,
-    accumulate: str = "float32",
     read_options: ReadOptions | None = None,
-    kind: str = "softmax",
-    masked: bool = False,
     autodiff: str | None = None,
     device: str = "cpu",
 ) -> Report:
     """``verify`` for a TARGET given as strings (see ``targets.resolve``), the target in a
-    child process (``isolate=False``: in this one, as ``--no-isolate`` asks). Raises
-    ``TargetError`` when the target cannot be read."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
-    kind = check_kind(kind)
-    selected = (
-        invariants_for(kind, masked=masked)
-        if invariants is None
-        else tuple(get_invariant(i, kind) for i in invariants)
-    )
-    names = [resolve_dtype(d, "dtypes").name for d in dtypes]
-    if seed is None and not settings.get_profile(profile).derandomize:
-        seed = random.SystemRandom().randrange(2**32)
-    pairs = [(inv.id, name) for inv in selected for name in names]
+    child process (``isolate=False``: in this one, as ``--no-isolate`` asks), run as
+    ``plan`` says. Raises ``TargetError`` when the target cannot be read."""
     spec = TargetSpec(
         target, backward, timeout, read_options or ReadOptions(), autodiff=autodiff, device=device
     )
-
-    def run(impl: Implementation) -> list[Result]:
-        # Here, in the verifier: the diagnosis probes go through the same calls as the checks.
-        results, diagnosed = run_pairs(
-            impl,
-            pairs,
-            names,
-            kind=kind,
-            profile=profile,
-            max_examples=max_examples,
-            seed=seed,
-            domain=domain,
-            accumulate=accumulate,
-            progress=progress,
-        )
-        found.extend(diagnosed)
-        return results
-
-    def failed_to_load(loaded: list[Result]) -> list[Result]:
-        for result in loaded:
-            if progress is not None:
-                progress(result)
-        return loaded
-
-    notes: tuple[str, ...] = ()
-    found: list[Diagnosis] = []
-    reading: Reading | None = None
     if not isolate:
         impl, reading = load_implementation(spec)
-        results = run(impl)
-    else:
-        remote = RemoteImplementation(spec)
-        with _stopped_on_signals(remote):
-            try:
-                start = time.perf_counter()
-                try:
-                    remote.load()
-                except LoadFailed as failed:
-                    loaded = _load_error(pairs, failed)
-                    seconds = time.perf_counter() - start
-                    loaded[0] = dataclasses.replace(loaded[0], seconds=seconds)
-                    results = failed_to_load(loaded)
-                else:
-                    results = run(remote)
-            finally:
-                remote.close()
-        notes = _leftover_note(remote.leftovers)
-        reading = remote.reading
-    return Report(
-        target=target or "reference",
-        backward=backward,
-        profile=profile,
-        seed=seed,
-        results=tuple(results),
-        notes=notes,
-        diagnosis=tuple(found),
-        domain=(domain or Domain()).describe(),
-        accumulate=describe_accumulation(accumulate) if any(map(is_half, names)) else "",
-        reading=reading,
-        interpretation=interpretation(kind, None if reading is None else reading.autodiff),
+        results, found = run_pairs(impl, plan)
+        return plan.report(target or "reference", backward, results, found, reading=reading)
+    remote = RemoteImplementation(spec)
+    with _stopped_on_signals(remote):
+        try:
+            results, found = _run_remote(remote, plan)
+        finally:
+            remote.close()
+    notes = _leftover_note(remote.leftovers)
+    return plan.report(
+        target or "reference", backward, results, found, reading=remote.reading, notes=notes
     )
+
+
+def _run_remote(
+    remote: RemoteImplementation, plan: RunPlan
+) -> tuple[list[Result], tuple[Diagnosis, ...]]:
+    """``plan`` on the child's implementation; every pair an error if the target fails to load.
+
+    Here, in the verifier: the diagnosis probes go through the same calls as the checks."""
+    start = time.perf_counter()
+    try:
+        remote.load()
+    except LoadFailed as failed:
+        loaded = _load_error([(inv.id, dt.name) for inv, dt in plan.pairs], failed)
+        loaded[0] = dataclasses.replace(loaded[0], seconds=time.perf_counter() - start)
+        for result in loaded:
+            if plan.progress is not None:
+                plan.progress(result)
+        return loaded, ()
+    return run_pairs(remote, plan)

@@ -27,6 +27,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from softmax_verify._package import PACKAGE_DIR
 from softmax_verify._wire import loads_untrusted
 
 __all__ = ["ABORT_SECONDS", "ChildProcess", "ProcessEnded", "death"]
@@ -37,7 +38,7 @@ ABORT_SECONDS = 2.0
 _QUIT_SECONDS = 2.0
 #: Without a pidfd, how often the child's liveness is polled while waiting.
 _POLL_SECONDS = 0.05
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PACKAGE_PARENT = os.path.dirname(PACKAGE_DIR)
 # The verifier's package must import in the child even when it runs from a checkout, but
 # the checkout's folders (its top-level strategies/, say) must not shadow the user's
 # modules: the folder is on sys.path only while the package itself is imported.

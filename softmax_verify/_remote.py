@@ -25,8 +25,9 @@ from typing import Any
 
 from numpy.typing import NDArray
 
+from softmax_verify._messages import one_line
+from softmax_verify._package import PACKAGE_DIR, in_package
 from softmax_verify._process import ABORT_SECONDS, ChildProcess, ProcessEnded
-from softmax_verify._sandbox import one_line
 from softmax_verify._wire import WireError, decode_array, encode_array, same_array
 from softmax_verify.conventions import Reading
 from softmax_verify.errors import CallTimeout, ImplementationError
@@ -64,8 +65,7 @@ _TRANSFER_RATE = 100e6
 #: The length of an "ok" reply to each request (see ``_child``).
 _REPLY_LENGTHS = {"forward": 4, "backward": 5, "vjp": 2, "cache": 2, "source": 2}
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-_SERVING = tuple(os.path.join(_PACKAGE_DIR, name) for name in ("_serve.py", "_child.py"))
+_SERVING = tuple(os.path.join(PACKAGE_DIR, name) for name in ("_serve.py", "_child.py"))
 _STDLIB_DIRS = tuple(
     {os.path.abspath(sysconfig.get_paths()[key]) + os.sep for key in ("stdlib", "platstdlib")}
 )
@@ -97,7 +97,7 @@ def _is_users(path: str) -> bool:
         return False
     path = os.path.abspath(path)
     parts = path.split(os.sep)
-    if path.startswith(_PACKAGE_DIR + os.sep) or "numpy" in parts or "hypothesis" in parts:
+    if in_package(path) or "numpy" in parts or "hypothesis" in parts:
         return False
     in_stdlib = path.startswith(_STDLIB_DIRS)
     return not in_stdlib or "site-packages" in parts or "dist-packages" in parts

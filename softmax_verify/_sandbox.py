@@ -19,13 +19,13 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
+from softmax_verify._messages import describe_exception, one_line
+from softmax_verify._package import in_package
 from softmax_verify.errors import CallTimeout, ImplementationError
 
-__all__ = ["call_limited", "describe_exception", "one_line", "user_location"]
+__all__ = ["call_limited", "user_location"]
 
 T = TypeVar("T")
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class _Alarm(BaseException):
@@ -35,37 +35,12 @@ class _Alarm(BaseException):
     """
 
 
-#: The longest message kept from the code under test: one line of a report, not a dump.
-MAX_MESSAGE = 500
-
-
-def one_line(text: object) -> str:
-    """``text`` as one printable line of valid UTF-8: first non-empty line, lone surrogates
-    and other unencodable characters escaped, at most ``MAX_MESSAGE`` characters."""
-    if not isinstance(text, str):
-        text = repr(text)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    line = lines[0] if lines else ""
-    line = line.encode("utf-8", "backslashreplace").decode("utf-8")
-    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "..."
-
-
-def describe_exception(exc: BaseException) -> str:
-    """``Type: first line of the message``, whatever the exception's ``__str__`` does."""
-    try:
-        message = one_line(str(exc))
-    except BaseException:  # a __str__ that raises (or exits) must not reach the verifier
-        message = "<the exception's message could not be read>"
-    name = one_line(getattr(type(exc), "__name__", "exception"))
-    return name + (f": {message}" if message else "")
-
-
 def user_location(tb: TracebackType | None) -> str | None:
     """``file:line in function`` of the innermost frame outside numpy and this package."""
     found = None
     for frame in traceback.extract_tb(tb):
         path = os.path.abspath(frame.filename)
-        if path.startswith(_PACKAGE_DIR) or f"{os.sep}numpy{os.sep}" in path:
+        if in_package(path) or f"{os.sep}numpy{os.sep}" in path:
             continue
         found = one_line(f"{frame.filename}:{frame.lineno} in {frame.name}")
     return found

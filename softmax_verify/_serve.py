@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from softmax_verify._sandbox import describe_exception, one_line, user_location
+from softmax_verify._messages import describe_exception, one_line
+from softmax_verify._sandbox import user_location
 from softmax_verify._wire import decode_array, encode_array
 from softmax_verify.errors import CallTimeout, ImplementationError
 from softmax_verify.implementation import BackwardCall, ForwardCall, Implementation, lookup

@@ -18,6 +18,7 @@ __all__ = [
     "CHECKED_DTYPES",
     "SUPPORTED_DTYPES",
     "as_float_array",
+    "as_matrix",
     "check_axis",
     "check_same_shape",
     "resolve_dtype",
@@ -90,6 +91,16 @@ def as_float_array(
         raise TypeError(f"{name} must have dtype float32 or float64, got {kind} ({array.dtype})")
     if array.ndim == 0:
         raise ValueError(f"{name} must have at least one dimension, got a 0-d array")
+    return array
+
+
+def as_matrix(
+    value: object, name: str, *, dtypes: tuple[np.dtype[Any], ...] = SUPPORTED_DTYPES
+) -> NDArray[np.floating[Any]]:
+    """``as_float_array``, and a non-empty 2-D (N, D) array: rows of length D."""
+    array = as_float_array(value, name, dtypes=dtypes)
+    if array.ndim != 2 or 0 in array.shape:
+        raise ValueError(f"{name} must be a non-empty 2-D (N, D) array, got shape {array.shape}")
     return array
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_verify._jax_buckets import BucketedJit
+from softmax_verify._messages import describe_exception
 from softmax_verify.frameworks import MissingFramework
 
 __all__ = ["AUTODIFF", "Adapted", "AutodiffError", "AutodiffForward", "adapt", "detect"]
@@ -135,7 +136,7 @@ def _torch_callable(torch: Any, target: Any) -> tuple[Callable[[Any], Any], str]
         except Exception as exc:
             raise AutodiffError(
                 f"nn.Module class {_name(target)} cannot be constructed without arguments "
-                f"({type(exc).__name__}: {exc}); point the target at an instance instead"
+                f"({describe_exception(exc)}); point the target at an instance instead"
             ) from None
         return module, f"nn.Module class {_name(target)}, constructed with no arguments"
     if kind == "module":

@@ -33,6 +33,7 @@ implementation errored, 2 for a usage error (one line on stderr, no traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -40,19 +41,20 @@ import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
 from softmax_verify import __version__
 from softmax_verify._dtypes import bfloat16
 from softmax_verify._formats import to_github, to_junit
 from softmax_verify._isolation import verify_isolated
-from softmax_verify._sandbox import one_line
+from softmax_verify._messages import one_line
+from softmax_verify._plan import RunPlan
 from softmax_verify._settings import DEFAULT_DTYPES
 from softmax_verify._storage import private_hypothesis_storage
 from softmax_verify.autodiff import AUTODIFF
 from softmax_verify.conventions import GRAD_AT, GRADS, ReadOptions
 from softmax_verify.domain import Domain
-from softmax_verify.invariants import ALL_IDS, NOTATION, get_invariant, invariants_for
+from softmax_verify.invariants import ALL_IDS, NOTATION, invariants_for
 from softmax_verify.kinds import KINDS
 from softmax_verify.profiles import PROFILES
 from softmax_verify.report import Report, Result
@@ -142,6 +144,28 @@ def _parser() -> _Parser:
         epilog=EPILOG,
         formatter_class=_formatter,
     )
+    _add_target(check)
+    _add_dtypes_and_shapes(check)
+    _add_run_options(check)
+    _add_reading_options(check)
+    _what_is_checked(check)
+    _add_framework_options(check)
+    listing = sub.add_parser(
+        "list", help="list the invariants and their math", description="List the invariants."
+    )
+    listing.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: each id with its summary and math; json: a list of "
+        "{id, needs_backward, summary, math, doc} (default: text)",
+    )
+    _what_is_checked(listing)
+    return parser
+
+
+def _add_target(check: argparse.ArgumentParser) -> None:
+    """TARGET and ``--backward``: the code to check."""
     check.add_argument(
         "target",
         nargs="?",
@@ -157,6 +181,10 @@ def _parser() -> _Parser:
         help="MODULE:ATTR or FILE.py:ATTR of the backward (default: the one TARGET names, "
         "if any; without one the backward invariants are skipped)",
     )
+
+
+def _add_dtypes_and_shapes(check: argparse.ArgumentParser) -> None:
+    """``--dtype``, ``--accumulate`` and the shapes drawn (``--rows``, ``--cols``, ...)."""
     check.add_argument(
         "--dtype",
         choices=tuple(DTYPE_SETS),
@@ -184,6 +212,11 @@ def _parser() -> _Parser:
         metavar="K",
         help="only draw column counts that are multiples of K (default: any)",
     )
+
+
+def _add_run_options(check: argparse.ArgumentParser) -> None:
+    """How the properties run (profile, examples, seed, time limit, invariants, isolation)
+    and the report's format."""
     check.add_argument(
         "--profile",
         choices=PROFILES,
@@ -236,8 +269,10 @@ def _parser() -> _Parser:
         "the run, and the target's global state (numpy error state, patched numpy functions, "
         "random seeds, signal handlers, working directory) reaches the verifier's own math",
     )
-    _add_reading_options(check)
-    _what_is_checked(check)
+
+
+def _add_framework_options(check: argparse.ArgumentParser) -> None:
+    """``--autodiff`` and ``--device``: targets written with torch or jax ops."""
     frameworks = check.add_argument_group("targets written with torch or jax ops")
     frameworks.add_argument(
         "--autodiff",
@@ -252,18 +287,6 @@ def _parser() -> _Parser:
         default="cpu",
         help="torch device for the target: cpu or cuda[:N] (default: cpu)",
     )
-    listing = sub.add_parser(
-        "list", help="list the invariants and their math", description="List the invariants."
-    )
-    listing.add_argument(
-        "--format",
-        choices=("text", "json"),
-        default="text",
-        help="text: each id with its summary and math; json: a list of "
-        "{id, needs_backward, summary, math, doc} (default: text)",
-    )
-    _what_is_checked(listing)
-    return parser
 
 
 def _what_is_checked(parser: argparse.ArgumentParser) -> None:
@@ -389,8 +412,25 @@ def _usage_error(message: str) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    dtypes = DEFAULT_DTYPES if args.dtype is None else DTYPE_SETS[args.dtype]
+    if "bfloat16" in dtypes and bfloat16() is None:
+        return _usage_error(
+            f"--dtype {args.dtype} needs bfloat16 from ml_dtypes: "
+            "pip install 'softmax-verify[half]'"
+        )
     try:
-        domain = Domain.parse(args.rows, args.cols, args.cols_multiple_of)
+        plan = RunPlan.build(
+            dtypes=dtypes,
+            profile=args.profile,
+            max_examples=args.max_examples,
+            seed=args.seed,
+            invariants=args.invariant,  # an id of another kind is a usage error
+            domain=Domain.parse(args.rows, args.cols, args.cols_multiple_of),
+            accumulate=args.accumulate,
+            kind=args.kind,
+            masked=args.masked,
+            progress=_progress if sys.stderr.isatty() else None,
+        )
         read_options = ReadOptions(
             grad=args.grad,
             grad_at=args.grad_at,
@@ -398,38 +438,21 @@ def _check(args: argparse.Namespace) -> int:
             axis=args.axis,
             rank=args.rank,
         )
-        for invariant in args.invariant or ():
-            get_invariant(invariant, args.kind)  # an id of another kind is a usage error
     except ValueError as exc:
         return _usage_error(str(exc))
-    dtypes = DEFAULT_DTYPES if args.dtype is None else DTYPE_SETS[args.dtype]
-    if "bfloat16" in dtypes and bfloat16() is None:
-        return _usage_error(
-            f"--dtype {args.dtype} needs bfloat16 from ml_dtypes: "
-            "pip install 'softmax-verify[half]'"
-        )
-    options: dict[str, Any] = {
-        "dtypes": dtypes,
-        "domain": domain,
-        "accumulate": args.accumulate,
-        "read_options": read_options,
-        "kind": args.kind,
-        "masked": args.masked,
-        "autodiff": args.autodiff,
-        "device": args.device,
-        "profile": args.profile,
-        "max_examples": args.max_examples,
-        "seed": args.seed,
-        "timeout": args.timeout,
-        "invariants": args.invariant,
-        "progress": _progress if sys.stderr.isatty() else None,
-    }
     try:
-        if args.isolate:
-            report = verify_isolated(args.target, args.backward, **options)
-        else:
-            with _stdout_to_stderr():
-                report = verify_isolated(args.target, args.backward, isolate=False, **options)
+        # In process, what the code under test prints must not land before the report.
+        with contextlib.nullcontext() if args.isolate else _stdout_to_stderr():
+            report = verify_isolated(
+                args.target,
+                args.backward,
+                plan,
+                timeout=args.timeout,
+                isolate=args.isolate,
+                read_options=read_options,
+                autodiff=args.autodiff,
+                device=args.device,
+            )
     except TargetError as exc:
         return _usage_error(str(exc))
     report = dataclasses.replace(

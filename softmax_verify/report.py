@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -216,32 +217,47 @@ class Report:
                 f"{r.examples:5d} examples  {r.seconds:6.2f} s{note}"
             )
         for r in self.failures:
-            lines.extend(["", f"{r.status.upper()}: {r.invariant} ({r.dtype})", f"  {r.message}"])
-            if r.first_wrong_stage and r.first_wrong_stage not in r.message:
-                lines.append(f"  first wrong stage: {r.first_wrong_stage}")
-            if r.location:
-                lines.append(f"  at {r.location}")
-            if r.mismatch is not None:
-                lines.extend("  " + line for line in r.mismatch.describe().splitlines())
-            if r.counterexample is not None:
-                lines.append(
-                    "  minimal counterexample:"
-                    if r.minimal
-                    else "  counterexample (the input it stopped on; not shrunk):"
-                )
-                for name, value in r.counterexample.items():
-                    lines.extend(_format_array(name, value))
+            lines.extend(["", f"{r.status.upper()}: {r.invariant} ({r.dtype})"])
+            lines.extend(failure_lines(r, "  "))
         diagnosis = describe(self.diagnosis, ((r.invariant, r.dtype) for r in self.failures))
         lines.extend(["", *diagnosis] if diagnosis else [])
-        passed = sum(r.status == "passed" for r in self.results)
-        failed = sum(r.status == "failed" for r in self.results)
-        errors = sum(r.status == "error" for r in self.results)
-        skipped = sum(r.status == "skipped" for r in self.results)
         lines.extend(["", *(f"note: {note}" for note in self.notes)] if self.notes else [])
-        lines.extend(["", f"{passed} passed, {failed} failed, {errors} errors, {skipped} skipped"])
+        lines.extend(["", summary_line(self.results)])
         if self.failures and self.command:
             lines.append(f"reproduce: {self.command}")
         return "\n".join(lines)
+
+
+def failure_lines(result: Result, indent: str = "") -> list[str]:
+    """The report's block for one failure: message, location, comparison, input."""
+    lines = [indent + result.message]
+    if result.first_wrong_stage and result.first_wrong_stage not in result.message:
+        lines.append(f"{indent}first wrong stage: {result.first_wrong_stage}")
+    if result.location:
+        lines.append(f"{indent}at {result.location}")
+    if result.mismatch is not None:
+        lines.extend(indent + line for line in result.mismatch.describe().splitlines())
+    if result.counterexample is not None:
+        lines.append(
+            f"{indent}minimal counterexample:"
+            if result.minimal
+            else f"{indent}counterexample (the input it stopped on; not shrunk):"
+        )
+        for name, value in result.counterexample.items():
+            lines.extend(indent + line for line in _format_array(name, value))
+    return lines
+
+
+def status_counts(results: Iterable[Result]) -> dict[Status, int]:
+    """How many results have each status, every status listed."""
+    statuses = Counter(r.status for r in results)
+    return {s: statuses[s] for s in _STATUSES}
+
+
+def summary_line(results: Iterable[Result]) -> str:
+    """The text report's last line: ``3 passed, 1 failed, 0 errors, 0 skipped``."""
+    counts = status_counts(results)
+    return ", ".join(f"{n} {'errors' if s == 'error' else s}" for s, n in counts.items())
 
 
 def _dtype_source(dtype: np.dtype[Any]) -> str:
@@ -259,7 +275,7 @@ def _format_array(name: str, value: np.ndarray[Any, Any]) -> list[str]:
         )
     else:
         text = f"{name}: array of shape {value.shape}, dtype {value.dtype} (too large to print)"
-    return ["    " + line for line in text.splitlines()]
+    return ["  " + line for line in text.splitlines()]
 
 
 class VerificationFailed(AssertionError):

@@ -10,7 +10,6 @@ become status "error" for that invariant, and the next invariant runs.
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,10 +21,9 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky
 from hypothesis.reporting import with_reporter
 
-from softmax_verify._compare import Mismatch
-from softmax_verify._dtypes import is_half
-from softmax_verify._sandbox import describe_exception
-from softmax_verify._settings import DEFAULT_DTYPES, registered_profile, verdict_settings
+from softmax_verify._messages import describe_exception
+from softmax_verify._plan import RunPlan, run_settings
+from softmax_verify._settings import DEFAULT_DTYPES, verdict_settings
 from softmax_verify._storage import private_hypothesis_storage
 from softmax_verify._validate import resolve_dtype
 from softmax_verify.autodiff import AutodiffForward, adapt
@@ -39,13 +37,12 @@ from softmax_verify.errors import (
     NotApplicable,
 )
 from softmax_verify.implementation import Implementation
-from softmax_verify.invariants import Case, Invariant, get_invariant, invariants_for
-from softmax_verify.kinds import check_kind
+from softmax_verify.invariants import Case, Invariant, get_invariant
 from softmax_verify.report import Report, Result, Status
 from softmax_verify.targets import with_autodiff_note
-from softmax_verify.tolerances import ACCUMULATIONS, accumulation, describe_accumulation
+from softmax_verify.tolerances import accumulation
 
-__all__ = ["interpretation", "run_invariant", "run_pairs", "verify"]
+__all__ = ["run_invariant", "run_pairs", "verify"]
 
 
 class _NotApplicableStop(BaseException):
@@ -62,16 +59,6 @@ class _State:
     cases: list[Case] = field(default_factory=list)
     #: The first case that failed and how: what a failure that does not reproduce was.
     first_failure: tuple[Case, str] | None = None
-
-
-def _settings(profile: str, max_examples: int | None, seed: int | None) -> settings:
-    base = registered_profile(profile)
-    return settings(
-        verdict_settings(base),
-        max_examples=max_examples if max_examples is not None else base.max_examples,
-        derandomize=base.derandomize and seed is None,
-        database=None,  # a verifier run must not write an example database into the user's folder
-    )
 
 
 def run_invariant(
@@ -102,6 +89,36 @@ def run_invariant(
     if inv.needs_backward and not impl.has_backward:
         return Result(inv.id, dt.name, "skipped", 0, 0.0, "no backward given")
     state = _State()
+    test = given(inv.cases(dt, domain))(_property(inv, impl, state, on_case))
+    test = (run_settings(profile, max_examples, seed) if base is None else verdict_settings(base))(
+        test
+    )
+    if seed is not None:
+        test = hypothesis_seed(seed)(test)
+    start = time.perf_counter()
+    storage = private_hypothesis_storage() if base is None else contextlib.nullcontext()
+    try:
+        with with_reporter(lambda _text: None), storage, accumulation(accumulate):
+            test()
+    except _NotApplicableStop:
+        pass  # state.skipped holds the reason
+    except Exception as exc:  # the property's verdict, or Hypothesis's own
+        return _failure(inv.id, dt.name, exc, state, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    if state.skipped is not None:
+        return Result(inv.id, dt.name, "skipped", state.examples, seconds, state.skipped)
+    message = f"held on {state.examples} examples"
+    return Result(inv.id, dt.name, "passed", state.examples, seconds, message)
+
+
+def _property(
+    inv: Invariant, impl: Implementation, state: _State, on_case: Callable[[Case], None] | None
+) -> Callable[[Case], None]:
+    """The property Hypothesis runs: ``inv``'s check of one case, recorded in ``state``.
+
+    A derandomized profile seeds its examples from the source of ``prop``: changing a
+    character of it changes every ci verdict's examples, so it is kept as it was.
+    """
 
     def prop(case: Case) -> None:
         if state.skipped is not None:
@@ -126,60 +143,36 @@ def run_invariant(
                 state.first_failure = (case, what.splitlines()[0])
             raise
 
-    test = given(inv.cases(dt, domain))(prop)
-    test = (_settings(profile, max_examples, seed) if base is None else verdict_settings(base))(
-        test
-    )
-    if seed is not None:
-        test = hypothesis_seed(seed)(test)
-    start = time.perf_counter()
-    status: Status = "passed"
-    message = ""
-    case: Case | None = None
-    stage: str | None = None
-    mismatch: Mismatch | None = None
-    location: str | None = None
-    minimal = True
-    try:
-        storage = private_hypothesis_storage() if base is None else contextlib.nullcontext()
-        with with_reporter(lambda _text: None), storage, accumulation(accumulate):
-            test()
-    except _NotApplicableStop:
-        pass  # state.skipped holds the reason
-    except CallTimeout as exc:
-        status, message, case = "error", str(exc), state.timeout_case
-        location = exc.location
-        minimal = False  # one overrun ends the search: the case is not shrunk
-    except InvariantViolation as exc:
-        status, message, stage, mismatch = "failed", exc.message, exc.stage, exc.mismatch
-        location = exc.location
-        case = exc.case
-    except ImplementationError as exc:
-        status, message, location = "error", str(exc), exc.location
-        case = exc.case
-    except Flaky as exc:  # a failure that did not happen again on the same input
-        status, message, minimal = "failed", _nondeterministic(exc, state), False
-        case = None if state.first_failure is None else state.first_failure[0]
-    except Exception as exc:  # Hypothesis's own verdicts
-        status, message = "error", describe_exception(exc)
-    seconds = time.perf_counter() - start
-    if state.skipped is not None and status == "passed":
-        return Result(inv.id, dt.name, "skipped", state.examples, seconds, state.skipped)
-    if status == "passed":
-        message = f"held on {state.examples} examples"
-    return Result(
-        inv.id,
-        dt.name,
-        status,
-        state.examples,
-        seconds,
-        message,
-        counterexample=case,
-        first_wrong_stage=stage,
-        mismatch=mismatch,
-        location=location,
-        minimal=minimal,
-    )
+    return prop
+
+
+def _failure(invariant: str, dtype: str, exc: Exception, state: _State, seconds: float) -> Result:
+    """The Result of a property that ended with ``exc``: failed, or an error."""
+
+    def result(status: Status, message: str, case: Case | None, **more: Any) -> Result:
+        return Result(
+            invariant, dtype, status, state.examples, seconds, message, counterexample=case, **more
+        )
+
+    if isinstance(exc, CallTimeout):
+        # One overrun ends the search: the case is not shrunk.
+        return result("error", str(exc), state.timeout_case, location=exc.location, minimal=False)
+    if isinstance(exc, InvariantViolation):
+        return result(
+            "failed",
+            exc.message,
+            exc.case,
+            first_wrong_stage=exc.stage,
+            mismatch=exc.mismatch,
+            location=exc.location,
+        )
+    if isinstance(exc, ImplementationError):
+        return result("error", str(exc), exc.case, location=exc.location)
+    if isinstance(exc, Flaky):  # a failure that did not happen again on the same input
+        first = state.first_failure
+        case = None if first is None else first[0]
+        return result("failed", _nondeterministic(exc, state), case, minimal=False)
+    return result("error", describe_exception(exc), None)  # Hypothesis's own verdicts
 
 
 def _nondeterministic(exc: Flaky, state: _State) -> str:
@@ -190,14 +183,6 @@ def _nondeterministic(exc: Flaky, state: _State) -> str:
         f"nondeterministic: failed on this input ({state.first_failure[1]}), "
         "then held when the same input was checked again"
     )
-
-
-def interpretation(kind: str, how: object) -> str:
-    """The report's interpretation line: the kind when not softmax, and how it was read."""
-    parts = [] if kind == "softmax" else [kind]
-    if isinstance(how, str) and how:
-        parts.append(how)
-    return "; ".join(parts)
 
 
 def verify(
@@ -247,29 +232,18 @@ def verify(
     written with that framework's ops, its backward from the framework's autodiff;
     ``device`` applies to torch (softmax_verify.autodiff).
     """
-    if isinstance(dtypes, str):
-        raise TypeError(f"dtypes must be a sequence of dtype names, got the string {dtypes!r}")
-    resolved = [resolve_dtype(d, "dtypes") for d in dtypes]
-    if not resolved:
-        raise ValueError("dtypes must name at least one dtype, got an empty sequence")
-    if max_examples is not None and (
-        isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1
-    ):
-        raise ValueError(f"max_examples must be a positive int or None, got {max_examples!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
-    kind = check_kind(kind)
-    if not isinstance(masked, bool):
-        raise TypeError(f"masked must be a bool, got {masked!r}")
-    selected = (
-        invariants_for(kind, masked=masked)
-        if invariants is None
-        else tuple(get_invariant(i, kind) for i in invariants)
+    plan = RunPlan.build(
+        dtypes=dtypes,
+        profile=profile,
+        max_examples=max_examples,
+        seed=seed,
+        invariants=invariants,
+        domain=domain,
+        accumulate=accumulate,
+        kind=kind,
+        masked=masked,
+        progress=progress,
     )
-    _settings(profile, max_examples, seed)  # validates profile early
-    domain = _check_options(domain, accumulate)
-    if seed is None and not settings.get_profile(profile).derandomize:
-        seed = random.SystemRandom().randrange(2**32)
     options = ReadOptions(grad=grad, grad_at=grad_at, rowwise=rowwise, axis=axis, rank=rank)
     adapted = (
         None if isinstance(forward, AutodiffForward) else adapt(forward, autodiff, device=device)
@@ -279,79 +253,36 @@ def verify(
             raise ValueError("backward must be None for an autodiff target: autodiff supplies it")
         forward, backward = adapted.forward, adapted.backward
     impl, reading = implementation_from(forward, backward, options, timeout=timeout, name=target)
-    reading = with_autodiff_note(reading, forward)
-    results, found = run_pairs(
-        impl,
-        [(inv, dt) for inv in selected for dt in resolved],
-        resolved,
-        kind=kind,
-        profile=profile,
-        max_examples=max_examples,
-        seed=seed,
-        domain=domain,
-        accumulate=accumulate,
-        progress=progress,
-    )
-    return Report(
-        target=target or impl.name,
-        backward=None
-        if backward is None or adapted is not None
-        else str(getattr(backward, "__qualname__", backward)),
-        profile=profile,
-        seed=seed,
-        results=tuple(results),
-        diagnosis=found,
-        domain=domain.describe(),
-        accumulate=describe_accumulation(accumulate) if any(map(is_half, resolved)) else "",
-        reading=reading,
-        interpretation=interpretation(kind, reading.autodiff),
+    results, found = run_pairs(impl, plan)
+    own = backward is not None and adapted is None  # autodiff's backward is not the user's
+    return plan.report(
+        target or impl.name,
+        str(getattr(backward, "__qualname__", backward)) if own else None,
+        results,
+        found,
+        reading=with_autodiff_note(reading, forward),
     )
 
 
-def run_pairs(
-    impl: Implementation,
-    pairs: Sequence[tuple[Invariant | str, Any]],
-    dtypes: Sequence[Any],
-    *,
-    kind: str,
-    profile: str,
-    max_examples: int | None,
-    seed: int | None,
-    domain: Domain | None,
-    accumulate: str,
-    progress: Callable[[Result], None] | None,
-) -> tuple[list[Result], tuple[Diagnosis, ...]]:
-    """Each (invariant, dtype) pair in turn, then the diagnosis of any failures: the one
-    run of ``verify`` and of the command, in process or on the child's implementation."""
+def run_pairs(impl: Implementation, plan: RunPlan) -> tuple[list[Result], tuple[Diagnosis, ...]]:
+    """Each (invariant, dtype) pair of ``plan`` in turn, then the diagnosis of any failures:
+    the one run of ``verify`` and of the command, in process or on the child's implementation."""
     results = []
-    for inv, dtype in pairs:
+    for inv, dtype in plan.pairs:
         result = run_invariant(
             inv,
             impl,
             dtype,
-            profile=profile,
-            max_examples=max_examples,
-            seed=seed,
-            domain=domain,
-            accumulate=accumulate,
-            kind=kind,
+            profile=plan.profile,
+            max_examples=plan.max_examples,
+            seed=plan.seed,
+            domain=plan.domain,
+            accumulate=plan.accumulate,
+            kind=plan.kind,
         )
         results.append(result)
-        if progress is not None:
-            progress(result)
+        if plan.progress is not None:
+            plan.progress(result)
     # The catalogue is of softmax mistakes: a log_softmax is not diagnosed against it.
-    found = diagnose(impl, results, dtypes) if kind == "softmax" else ()
+    found = diagnose(impl, results, plan.dtypes) if plan.kind == "softmax" else ()
     return results, found
-
-
-def _check_options(domain: object, accumulate: object) -> Domain:
-    """``domain`` (None: every shape) and ``accumulate`` validated; the domain to use."""
-    if accumulate not in ACCUMULATIONS:
-        raise ValueError(
-            f"accumulate must be one of {', '.join(ACCUMULATIONS)}; got {accumulate!r}"
-        )
-    if domain is None:
-        return Domain()
-    if not isinstance(domain, Domain):
-        raise TypeError(f"domain must be a softmax_verify.Domain or None, got {domain!r}")
-    return domain

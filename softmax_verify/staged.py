@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._validate import as_float_array, check_same_shape
+from softmax_verify._validate import as_float_array, as_matrix, check_same_shape
 
 __all__ = ["STAGE_NAMES", "StagedCache", "StagedGradients", "staged_backward", "staged_forward"]
 
@@ -58,16 +58,9 @@ class StagedGradients(NamedTuple):
     dx: FloatArray
 
 
-def _matrix(value: object, name: str) -> FloatArray:
-    array = as_float_array(value, name)
-    if array.ndim != 2 or 0 in array.shape:
-        raise ValueError(f"{name} must be a non-empty 2-D (N, D) array, got shape {array.shape}")
-    return array
-
-
 def staged_forward(x: FloatArray) -> tuple[FloatArray, StagedCache]:
     """Return ``(y, cache)`` for an (N, D) array, softmax along axis 1."""
-    array = _matrix(x, "x")
+    array = as_matrix(x, "x")
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         exps = np.exp(array - array.max(axis=1, keepdims=True))
         sexps = exps.sum(axis=1, keepdims=True)
@@ -82,8 +75,8 @@ def staged_backward(dout: FloatArray, cache: StagedCache) -> StagedGradients:
         raise TypeError(
             f"cache must be the StagedCache returned by staged_forward, got {type(cache).__name__}"
         )
-    g = _matrix(dout, "dout")
-    exps = _matrix(cache.exps, "cache.exps")
+    g = as_matrix(dout, "dout")
+    exps = as_matrix(cache.exps, "cache.exps")
     check_same_shape(g, "dout", exps, "cache.exps")
     rows = (exps.shape[0], 1)
     stages = []

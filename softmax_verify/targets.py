@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from softmax_verify._messages import describe_exception
 from softmax_verify.autodiff import AutodiffError, AutodiffForward, adapt
 from softmax_verify.conventions import (
     ConventionError,
@@ -72,12 +73,12 @@ def _load_module(spec: str) -> ModuleType:
         try:
             module_spec.loader.exec_module(module)
         except (Exception, SystemExit) as exc:  # a stray sys.exit() must not end the run with 0
-            raise TargetError(f"importing {spec} failed: {type(exc).__name__}: {exc}") from None
+            raise TargetError(f"importing {spec} failed: {describe_exception(exc)}") from None
         return module
     try:
         return importlib.import_module(spec)
     except (Exception, SystemExit) as exc:
-        raise TargetError(f"cannot import module {spec!r}: {type(exc).__name__}: {exc}") from None
+        raise TargetError(f"cannot import module {spec!r}: {describe_exception(exc)}") from None
 
 
 def _getattr_path(obj: Any, path: str, spec: str) -> Any:

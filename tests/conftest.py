@@ -17,6 +17,7 @@ from types import ModuleType
 import pytest
 from hypothesis import settings
 
+from softmax_verify.cli import main
 from softmax_verify.profiles import default_profile
 
 settings.load_profile(default_profile())
@@ -47,3 +48,13 @@ def in_repo_root(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in set(sys.modules) - before:
         if name.startswith(("softmax_verify_target_", "notebook_")):
             del sys.modules[name]
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``main(argv)`` in process: (exit status, stdout, stderr); argparse's exits count too."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import cli
 
-from softmax_verify.cli import main
 from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS, NOTATION
 from softmax_verify.report import Report, Result
 
@@ -32,16 +32,6 @@ STATUSES = {"passed", "failed", "error", "skipped"}
 
 
 pytestmark = pytest.mark.usefixtures("in_repo_root")
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """``main(argv)`` in process: (exit status, stdout, stderr); argparse's exits count too."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def strict_json(text: str) -> Any:

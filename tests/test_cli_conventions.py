@@ -10,21 +10,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from softmax_verify.cli import main
+from conftest import cli
 
 STYLES = "tests/styles.py"
 
 pytestmark = pytest.mark.usefixtures("in_repo_root")
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_layer_class_target_passes_and_the_report_says_how_it_was_read(

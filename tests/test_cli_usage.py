@@ -13,24 +13,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import cli
 
 import softmax_verify
-from softmax_verify.cli import main
 from softmax_verify.invariants import INVARIANTS
 
 ROOT = Path(__file__).resolve().parent.parent
 BUGGY = ROOT / "examples" / "notebook_buggy.py"
 
 pytestmark = pytest.mark.usefixtures("in_repo_root")
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import ROOT, check_schema, cli, strict_json
+from conftest import cli
+from test_cli import ROOT, check_schema, strict_json
 
 from softmax_verify import _remote
 

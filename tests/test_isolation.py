@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_cli import BUGGY, ROOT, check_schema, cli, strict_json
+from conftest import cli
+from test_cli import BUGGY, ROOT, check_schema, strict_json
 
 from softmax_verify import _remote
 from softmax_verify._remote import crash_location

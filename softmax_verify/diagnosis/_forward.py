@@ -157,102 +157,133 @@ def _clip_bounds(observations: list[Observation]) -> tuple[float | None, float |
     return (min(raised) if raised else None, max(lowered) if lowered else None)
 
 
+#: A catalogue entry's (id, summary, fix, tally) at one dtype.
+Finding = tuple[str, str, str, Tally]
+
+
 def forward_findings(
     moderate: list[Observation], large: list[Observation], dtype: np.dtype[Any]
-) -> list[tuple[str, str, str, Tally]]:
+) -> list[Finding]:
     """(id, summary, fix, tally) of every forward catalogue entry at one dtype."""
-    out: list[tuple[str, str, str, Tally]] = []
-    out.append(
-        (
-            "no_max_shift",
-            "the forward exponentiates x without subtracting the row maximum: exact for "
-            "moderate logits, but exp overflows (inf / inf = NaN) for logits above about "
-            f"{LIMITS} and underflows (0 / 0 = NaN) for a row of logits far below 0",
-            FORWARD_FIX,
-            _tally(moderate + large, lambda x: _naive(x, dtype)),
-        )
-    )
-    for axis, where in ((0, "over each column (the batch axis)"), (None, "over the whole matrix")):
-        out.append(
-            (
-                "wrong_normalization_axis",
-                f"the forward normalises {where} instead of along each row",
-                FORWARD_FIX,
-                _tally(moderate, partial(_grouped, dtype=dtype, axis=axis)),
-            )
-        )
-    eps = _epsilon(moderate)
-    if eps is not None:
-        value, delta = eps
-
-        def with_eps(x: F64, value: float = value, delta: float = delta) -> tuple[F64, F64]:
-            e = np.exp(x - x.max(axis=1, keepdims=True))
-            s = e.sum(axis=1, keepdims=True)
-
-            def f(p: float) -> F64:
-                out: F64 = e / (s + p)
-                return out
-
-            return f(value), reference_forward_bound(x, f(value), dtype) + _sensitivity(
-                f, value, delta
-            )
-
-        out.append(
-            (
-                "epsilon_in_denominator",
-                f"the forward adds epsilon = {shortest(value, delta)} to the row sum: "
-                f"y = e / (sum(e) + {shortest(value, delta)}), so rows sum to less than 1",
-                FORWARD_FIX + " (after the shift the row sum is at least 1: nothing to guard)",
-                _tally(moderate, with_eps),
-            )
-        )
-    temp = _temperature(moderate)
-    if temp is not None:
-        t, delta = temp
-        u = unit_roundoff(dtype)
-
-        def tempered(x: F64, t: float = t, delta: float = delta) -> tuple[F64, F64]:
-            def f(p: float) -> F64:
-                return _exact(x / p)
-
-            scaled = x / t
-            spread = np.abs(scaled).max(axis=1, keepdims=True)
-            tol = reference_forward_bound(scaled, f(t), dtype) + f(t) * 2 * u * spread
-            return f(t), tol + _sensitivity(f, t, delta)
-
-        out.append(
-            (
-                "temperature",
-                f"the forward computes softmax(x / T) with a temperature T = {shortest(t, delta)}",
-                FORWARD_FIX + " (no division of x by a temperature)",
-                _tally(moderate, tempered),
-            )
-        )
-    lo, hi = _clip_bounds(moderate)
-    if lo is not None or hi is not None:
-        # As the dtype prints them (shortest round trip): the constants the code was given.
-        low = "-inf" if lo is None else str(dtype.type(lo))
-        bounds = f"[{low}, {'inf' if hi is None else str(dtype.type(hi))}]"
-
-        def clipped(x: F64, lo: float | None = lo, hi: float | None = hi) -> tuple[F64, F64]:
-            c = _exact(x)
-            f: F64 = np.clip(c, -np.inf if lo is None else lo, np.inf if hi is None else hi)
-            return f, reference_forward_bound(x, np.maximum(c, f), dtype)
-
-        out.append(
-            (
-                "clipped_probabilities",
-                f"the forward clips its probabilities to {bounds}, so they no longer sum to 1",
-                FORWARD_FIX + " (unclipped; clip where a log is taken, in the loss)",
-                _tally(moderate, clipped),
-            )
-        )
+    out = [_no_max_shift(moderate, large, dtype), *_wrong_axes(moderate, dtype)]
+    for fitted in (_epsilon_finding, _temperature_finding, _clipped_finding):
+        found = fitted(moderate, dtype)
+        if found is not None:
+            out.append(found)
     if dtype == np.float64:
         out += _reduced_precision(moderate)
     return out
 
 
-def _reduced_precision(moderate: list[Observation]) -> list[tuple[str, str, str, Tally]]:
+def _no_max_shift(
+    moderate: list[Observation], large: list[Observation], dtype: np.dtype[Any]
+) -> Finding:
+    return (
+        "no_max_shift",
+        "the forward exponentiates x without subtracting the row maximum: exact for "
+        "moderate logits, but exp overflows (inf / inf = NaN) for logits above about "
+        f"{LIMITS} and underflows (0 / 0 = NaN) for a row of logits far below 0",
+        FORWARD_FIX,
+        _tally(moderate + large, lambda x: _naive(x, dtype)),
+    )
+
+
+#: The axes a wrong normalisation sums over, and how the summary says it.
+_AXES: tuple[tuple[int | None, str], ...] = (
+    (0, "over each column (the batch axis)"),
+    (None, "over the whole matrix"),
+)
+
+
+def _wrong_axes(moderate: list[Observation], dtype: np.dtype[Any]) -> list[Finding]:
+    return [
+        (
+            "wrong_normalization_axis",
+            f"the forward normalises {where} instead of along each row",
+            FORWARD_FIX,
+            _tally(moderate, partial(_grouped, dtype=dtype, axis=axis)),
+        )
+        for axis, where in (
+            (0, "over each column (the batch axis)"),
+            (None, "over the whole matrix"),
+        )
+    ]
+
+
+def _epsilon_finding(moderate: list[Observation], dtype: np.dtype[Any]) -> Finding | None:
+    """y = e / (sum(e) + eps), with eps fitted to the outputs (None when none fits)."""
+    eps = _epsilon(moderate)
+    if eps is None:
+        return None
+    value, delta = eps
+
+    def with_eps(x: F64) -> tuple[F64, F64]:
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        s = e.sum(axis=1, keepdims=True)
+
+        def f(p: float) -> F64:
+            out: F64 = e / (s + p)
+            return out
+
+        return f(value), reference_forward_bound(x, f(value), dtype) + _sensitivity(f, value, delta)
+
+    return (
+        "epsilon_in_denominator",
+        f"the forward adds epsilon = {shortest(value, delta)} to the row sum: "
+        f"y = e / (sum(e) + {shortest(value, delta)}), so rows sum to less than 1",
+        FORWARD_FIX + " (after the shift the row sum is at least 1: nothing to guard)",
+        _tally(moderate, with_eps),
+    )
+
+
+def _temperature_finding(moderate: list[Observation], dtype: np.dtype[Any]) -> Finding | None:
+    """softmax(x / T), with T fitted to the outputs (None when none fits)."""
+    temp = _temperature(moderate)
+    if temp is None:
+        return None
+    t, delta = temp
+    u = unit_roundoff(dtype)
+
+    def tempered(x: F64) -> tuple[F64, F64]:
+        def f(p: float) -> F64:
+            return _exact(x / p)
+
+        scaled = x / t
+        spread = np.abs(scaled).max(axis=1, keepdims=True)
+        tol = reference_forward_bound(scaled, f(t), dtype) + f(t) * 2 * u * spread
+        return f(t), tol + _sensitivity(f, t, delta)
+
+    return (
+        "temperature",
+        f"the forward computes softmax(x / T) with a temperature T = {shortest(t, delta)}",
+        FORWARD_FIX + " (no division of x by a temperature)",
+        _tally(moderate, tempered),
+    )
+
+
+def _clipped_finding(moderate: list[Observation], dtype: np.dtype[Any]) -> Finding | None:
+    """Probabilities clipped to bounds read off the outputs (None when none are)."""
+    lo, hi = _clip_bounds(moderate)
+    if lo is None and hi is None:
+        return None
+    # As the dtype prints them (shortest round trip): the constants the code was given.
+    low = "-inf" if lo is None else str(dtype.type(lo))
+    bounds = f"[{low}, {'inf' if hi is None else str(dtype.type(hi))}]"
+
+    def clipped(x: F64) -> tuple[F64, F64]:
+        c = _exact(x)
+        f: F64 = np.clip(c, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+        return f, reference_forward_bound(x, np.maximum(c, f), dtype)
+
+    return (
+        "clipped_probabilities",
+        f"the forward clips its probabilities to {bounds}, so they no longer sum to 1",
+        FORWARD_FIX + " (unclipped; clip where a log is taken, in the loss)",
+        _tally(moderate, clipped),
+    )
+
+
+def _reduced_precision(moderate: list[Observation]) -> list[Finding]:
     r"""float64 output that is only float32-accurate, in either of its two telltale forms.
 
     - *computed in float32*: every output entry is a float32 value, and within the float32
@@ -266,41 +297,13 @@ def _reduced_precision(moderate: list[Observation]) -> list[tuple[str, str, str,
     Either "differs" where the output misses the float64 bound, which a correct float64
     forward never does.
     """
-    f32 = np.dtype(np.float32)
     computed, cast = Tally(), Tally()
     for obs in moderate:
         if obs.y is None or obs.y_dtype != np.float64:
             computed.fail()
             cast.fail()
-            continue
-        x = obs.probe.x
-        c = _exact(x)
-        tol_c = reference_forward_bound(x, c, np.float64)
-        missed = bool(np.any(~(np.abs(obs.y - c) <= tol_c)))
-        with np.errstate(over="ignore"):
-            as32 = _f64(obs.y.astype(np.float32))
-        near = bool(np.all(np.abs(obs.y - c) <= 2 * forward_error_bound(x, c, f32)))
-        computed.add(
-            obs.probe.label,
-            obs.y,
-            as32 if near else c + np.inf,
-            np.zeros_like(c),
-            c,
-            tol_c,
-            differs=missed,
-        )
-        with np.errstate(over="ignore"):  # beyond float32's range: inf, and no match
-            x32 = _f64(x.astype(np.float32))
-        f = _exact(x32)
-        cast.add(
-            obs.probe.label,
-            obs.y,
-            f,
-            reference_forward_bound(x32, f, np.float64),
-            c,
-            tol_c,
-            differs=missed,
-        )
+        else:
+            _add_reduced(obs, obs.y, computed, cast)
     summary = "the float64 results carry float32-sized errors: the forward "
     fix = FORWARD_FIX + ", all in x's dtype (no astype(np.float32), no float32 buffers)"
     return [
@@ -312,3 +315,30 @@ def _reduced_precision(moderate: list[Observation]) -> list[tuple[str, str, str,
         ),
         ("reduced_precision", summary + "rounds the logits to float32 first", fix, cast),
     ]
+
+
+def _add_reduced(obs: Observation, y: F64, computed: Tally, cast: Tally) -> None:
+    """One float64 output ``y`` against both forms of ``_reduced_precision``."""
+    f32 = np.dtype(np.float32)
+    x = obs.probe.x
+    c = _exact(x)
+    tol_c = reference_forward_bound(x, c, np.float64)
+    missed = bool(np.any(~(np.abs(y - c) <= tol_c)))
+    with np.errstate(over="ignore"):
+        as32 = _f64(y.astype(np.float32))
+    near = bool(np.all(np.abs(y - c) <= 2 * forward_error_bound(x, c, f32)))
+    computed.add(
+        obs.probe.label, y, as32 if near else c + np.inf, np.zeros_like(c), c, tol_c, differs=missed
+    )
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, and no match
+        x32 = _f64(x.astype(np.float32))
+    f = _exact(x32)
+    cast.add(
+        obs.probe.label,
+        y,
+        f,
+        reference_forward_bound(x32, f, np.float64),
+        c,
+        tol_c,
+        differs=missed,
+    )

@@ -10,6 +10,7 @@ float64 reference (tolerances.backward_error_bound: per entry
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -166,25 +167,46 @@ def linearity_in_upstream(impl: Implementation, case: Case) -> None:
     Tolerance: :math:`\tau(w) + |a|\tau(u) + |b|\tau(v)` plus that, plus
     :math:`\gamma_2` in float64 for the combination taken here.
     """
+    x = case["x"]
+    y = exact(x)
+    check_linear(
+        impl,
+        case,
+        lambda g: backward_error_bound(x, y, g, x.dtype),
+        lambda delta: softmax_vjp_perturbation(y, delta),
+    )
+
+
+def check_linear(
+    impl: Implementation,
+    case: Case,
+    bound: Callable[[NDArray[Any]], F64],
+    moved: Callable[[F64], F64],
+) -> None:
+    r"""B(a u + b v) against a B(u) + b B(v) for the case's powers of two a, b.
+
+    Tolerance: ``bound(w) + |a| bound(u) + |b| bound(v)`` (the backward's bound for each
+    upstream), plus ``moved(delta)`` (how far the rounding error delta of w = a u + b v,
+    exact by TwoSum, moves B(w)), plus :math:`\gamma_2` for the combination taken here.
+    """
     x, u, v = case["x"], case["u"], case["v"]
     a, b = float(case["a"]), float(case["b"])
     with np.errstate(over="ignore"):
         w = (a * u + b * v).astype(x.dtype)
     scaled_u, scaled_v = a * _f64(u), b * _f64(v)
     delta = np.abs((_f64(w) - (scaled_u + scaled_v)) - _two_sum_error(scaled_u, scaled_v))
-    y = exact(x)
-    back_u, back_v, back_w = impl.vjp(x, u), impl.vjp(x, v), impl.vjp(x, w)
-    expected = a * _f64(back_u) + b * _f64(back_v)
+    grad_u, grad_v, grad_w = impl.vjp(x, u), impl.vjp(x, v), impl.vjp(x, w)
+    combined_u, combined_v = a * _f64(grad_u), b * _f64(grad_v)
     tol = (
-        backward_error_bound(x, y, w, x.dtype)
-        + abs(a) * backward_error_bound(x, y, u, x.dtype)
-        + abs(b) * backward_error_bound(x, y, v, x.dtype)
-        + softmax_vjp_perturbation(y, delta)
-        + combination_rounding(a * _f64(back_u), b * _f64(back_v))
+        bound(w)
+        + abs(a) * bound(u)
+        + abs(b) * bound(v)
+        + moved(delta)
+        + combination_rounding(combined_u, combined_v)
     )
     assert_within(
-        back_w,
-        expected,
+        grad_w,
+        combined_u + combined_v,
         tol,
         invariant="linearity_in_upstream",
         what="B(a*u + b*v) vs a*B(u) + b*B(v)",

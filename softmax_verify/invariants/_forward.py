@@ -8,6 +8,7 @@ sized from the float64 reference, never from the values under test.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,19 +39,16 @@ __all__ = [
     "shift_invariance",
 ]
 
+F64 = NDArray[np.float64]
+
 
 def _first_bad(mask: NDArray[np.bool_], values: NDArray[Any]) -> str:
     index = tuple(int(i) for i in np.argwhere(mask)[0])
     return f"{int(mask.sum())} of {mask.size} entries; first at index {index}: {values[index]!r}"
 
 
-def finite_for_finite_input(impl: Implementation, case: Case) -> None:
-    r"""Finite x gives finite y, for :math:`|x|` up to the dtype's max; likewise dx for finite dout.
-
-    A forward that computes :math:`e^{x}` without subtracting the row maximum
-    overflows to inf (and inf/inf = NaN) as soon as :math:`x > 88` (float32) or
-    :math:`x > 709` (float64). Exact: no tolerance.
-    """
+def check_finite(impl: Implementation, case: Case) -> None:
+    """forward(x), then backward(dout, cache) when there is one: every entry finite (exact)."""
     x, dout = case["x"], case["dout"]
     call = impl.forward(x)
     bad = ~np.isfinite(call.y)
@@ -66,6 +64,60 @@ def finite_for_finite_input(impl: Implementation, case: Case) -> None:
                 "finite_for_finite_input",
                 "backward(dout, cache) is not finite for finite x and dout: " + _first_bad(bad, dx),
             )
+
+
+def _bound(x: NDArray[Any]) -> NDArray[np.float64]:
+    """The forward's per-entry error bound on ``x`` (tolerances.forward_error_bound)."""
+    return forward_error_bound(x, exact(x), x.dtype)
+
+
+def check_permuted(
+    impl: Implementation,
+    case: Case,
+    bound: Callable[[NDArray[Any]], NDArray[np.float64]],
+    function: str,
+) -> None:
+    """forward(x[:, perm]) against forward(x)[:, perm] within twice ``bound(x)`` (each side
+    carries its own error); ``function`` names what the code computes."""
+    x, perm = case["x"], case["perm"]
+    assert_within(
+        impl.forward(np.ascontiguousarray(x[:, perm])).y,
+        impl.forward(x).y[:, perm],
+        2 * bound(x)[:, perm],
+        invariant="permutation_equivariance",
+        what="forward(x[:, perm]) vs forward(x)[:, perm]",
+        message=f"permuting the entries of a row did not permute its {function} the same way",
+    )
+
+
+def check_rows_alone(
+    impl: Implementation,
+    case: Case,
+    bound: Callable[[NDArray[Any]], NDArray[np.float64]],
+    function: str,
+) -> None:
+    """forward(x) against forward of each row alone, within twice ``bound(x)``."""
+    x = case["x"]
+    batch = impl.forward(x).y
+    alone = np.concatenate([impl.forward(x[r : r + 1].copy()).y for r in range(x.shape[0])])
+    assert_within(
+        batch,
+        alone,
+        2 * bound(x),
+        invariant="row_independence",
+        what="forward(x)[r] vs forward(x[r:r+1])[0]",
+        message=f"a row's {function} depends on the other rows of the batch",
+    )
+
+
+def finite_for_finite_input(impl: Implementation, case: Case) -> None:
+    r"""Finite x gives finite y, for :math:`|x|` up to the dtype's max; likewise dx for finite dout.
+
+    A forward that computes :math:`e^{x}` without subtracting the row maximum
+    overflows to inf (and inf/inf = NaN) as soon as :math:`x > 88` (float32) or
+    :math:`x > 709` (float64). Exact: no tolerance.
+    """
+    check_finite(impl, case)
 
 
 def rows_sum_to_one(impl: Implementation, case: Case) -> None:
@@ -161,6 +213,29 @@ def shift_invariance(impl: Implementation, case: Case) -> None:
     :math:`\delta`, so the tolerance is the forward bound at x, the forward bound
     at :math:`\tilde x`, and that term.
     """
+
+    def tolerance(x: NDArray[Any], shifted: NDArray[Any], spread: F64) -> F64:
+        y_ref = exact(x)
+        return (
+            forward_error_bound(x, y_ref, x.dtype)
+            + forward_error_bound(shifted, exact(shifted), x.dtype)
+            + softmax_perturbation(y_ref, spread)
+        )
+
+    check_shifted(impl, case, tolerance, "softmax")
+
+
+def check_shifted(
+    impl: Implementation,
+    case: Case,
+    tolerance: Callable[[NDArray[Any], NDArray[Any], F64], F64],
+    function: str,
+) -> None:
+    r"""forward(x + shift) against forward(x), within ``tolerance(x, shifted, spread)``.
+
+    The shifted input rounds to :math:`x + c + \delta`, :math:`\delta` exact by TwoSum;
+    ``spread`` is :math:`\max_i |\delta_i|` per row (shape (N, 1)).
+    """
     x, shift = case["x"], case["shift"]
     with np.errstate(over="ignore"):
         shifted = (x + shift).astype(x.dtype)
@@ -169,19 +244,13 @@ def shift_invariance(impl: Implementation, case: Case) -> None:
     )
     delta = (shifted_wide - (x_wide + shift_wide)) - _two_sum_error(x_wide, shift_wide)
     spread = np.abs(delta).max(axis=1, keepdims=True)
-    y_ref = exact(x)
-    tol = (
-        forward_error_bound(x, y_ref, x.dtype)
-        + forward_error_bound(shifted, exact(shifted), x.dtype)
-        + softmax_perturbation(y_ref, spread)
-    )
     assert_within(
         impl.forward(shifted).y,
         impl.forward(x).y,
-        tol,
+        tolerance(x, shifted, spread),
         invariant="shift_invariance",
         what="forward(x + shift) vs forward(x)",
-        message="adding a constant to a row changed its softmax",
+        message=f"adding a constant to a row changed its {function}",
     )
 
 
@@ -190,17 +259,7 @@ def permutation_equivariance(impl: Implementation, case: Case) -> None:
 
     Tolerance: both sides within the forward bound of the exact value, so twice it.
     """
-    x, perm = case["x"], case["perm"]
-    tol = 2 * forward_error_bound(x, exact(x), x.dtype)[:, perm]
-    permuted = np.ascontiguousarray(x[:, perm])
-    assert_within(
-        impl.forward(permuted).y,
-        impl.forward(x).y[:, perm],
-        tol,
-        invariant="permutation_equivariance",
-        what="forward(x[:, perm]) vs forward(x)[:, perm]",
-        message="permuting the entries of a row did not permute its softmax the same way",
-    )
+    check_permuted(impl, case, _bound, "softmax")
 
 
 def row_independence(impl: Implementation, case: Case) -> None:
@@ -209,17 +268,7 @@ def row_independence(impl: Implementation, case: Case) -> None:
     Catches a sum or max over the wrong axis, or over the whole batch. Tolerance:
     twice the forward bound.
     """
-    x = case["x"]
-    batch = impl.forward(x).y
-    alone = np.concatenate([impl.forward(x[r : r + 1].copy()).y for r in range(x.shape[0])])
-    assert_within(
-        batch,
-        alone,
-        2 * forward_error_bound(x, exact(x), x.dtype),
-        invariant="row_independence",
-        what="forward(x)[r] vs forward(x[r:r+1])[0]",
-        message="a row's softmax depends on the other rows of the batch",
-    )
+    check_rows_alone(impl, case, _bound, "softmax")
 
 
 def matches_reference(impl: Implementation, case: Case) -> None:

@@ -14,13 +14,12 @@ from softmax_verify._oracle import f64 as _f64
 from softmax_verify._oracle import log_softmax as exact
 from softmax_verify.gradcheck._finite_differences import column_differences, power_of_two, steps
 from softmax_verify.implementation import Implementation
+from softmax_verify.invariants._backward import check_linear
 from softmax_verify.invariants._cases import Case
-from softmax_verify.invariants._forward import _two_sum_error
 from softmax_verify.tolerances import (
     LOG_SOFTMAX_SECOND,
     LOG_SOFTMAX_THIRD,
     central_difference_step,
-    combination_rounding,
     difference_truncation,
     log_softmax_backward_bound,
     log_softmax_error_bound,
@@ -104,27 +103,11 @@ def linearity_in_upstream(impl: Implementation, case: Case) -> None:
     :math:`|J^\top\delta|_i \le |\delta_i| + y_i \sum_j |\delta_j|`. Tolerance:
     :math:`\tau(w) + |a|\tau(u) + |b|\tau(v)` plus that, plus :math:`\gamma_2` in float64.
     """
-    x, u, v = case["x"], case["u"], case["v"]
-    a, b = float(case["a"]), float(case["b"])
-    with np.errstate(over="ignore"):
-        w = (a * u + b * v).astype(x.dtype)
-    scaled_u, scaled_v = a * _f64(u), b * _f64(v)
-    delta = np.abs((_f64(w) - (scaled_u + scaled_v)) - _two_sum_error(scaled_u, scaled_v))
+    x = case["x"]
     z = exact(x)
-    back_u, back_v, back_w = impl.vjp(x, u), impl.vjp(x, v), impl.vjp(x, w)
-    expected = a * _f64(back_u) + b * _f64(back_v)
-    tol = (
-        log_softmax_backward_bound(x, z, w, x.dtype)
-        + abs(a) * log_softmax_backward_bound(x, z, u, x.dtype)
-        + abs(b) * log_softmax_backward_bound(x, z, v, x.dtype)
-        + log_softmax_vjp_perturbation(z, delta)
-        + combination_rounding(a * _f64(back_u), b * _f64(back_v))
-    )
-    assert_within(
-        back_w,
-        expected,
-        tol,
-        invariant="linearity_in_upstream",
-        what="B(a*u + b*v) vs a*B(u) + b*B(v)",
-        message="the backward is not linear in its upstream gradient",
+    check_linear(
+        impl,
+        case,
+        lambda g: log_softmax_backward_bound(x, z, g, x.dtype),
+        lambda delta: log_softmax_vjp_perturbation(z, delta),
     )

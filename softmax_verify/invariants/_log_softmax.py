@@ -10,16 +10,22 @@ tolerances.log_softmax_backward_bound, :math:`\tau_i`), sized from the float64 r
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
 from softmax_verify._compare import assert_within
 from softmax_verify._oracle import f64 as _f64
 from softmax_verify._oracle import log_softmax as exact
-from softmax_verify.errors import InvariantViolation
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants._cases import Case
-from softmax_verify.invariants._forward import _first_bad, _two_sum_error
+from softmax_verify.invariants._forward import (
+    check_finite,
+    check_permuted,
+    check_rows_alone,
+    check_shifted,
+)
 from softmax_verify.tolerances import (
     log_probability_slack,
     log_softmax_error_bound,
@@ -41,6 +47,11 @@ __all__ = [
 F64 = NDArray[np.float64]
 
 
+def _bound(x: NDArray[Any]) -> F64:
+    """The forward's per-entry absolute error bound a on ``x`` (log_softmax_error_bound)."""
+    return log_softmax_error_bound(x, exact(x), x.dtype)
+
+
 def finite_for_finite_input(impl: Implementation, case: Case) -> None:
     r"""Finite x with :math:`|x| \le` max/2 gives finite z; likewise dx for finite dout.
 
@@ -48,21 +59,7 @@ def finite_for_finite_input(impl: Implementation, case: Case) -> None:
     gives -inf where a probability underflows; a forward without the max shift
     overflows. Exact: no tolerance.
     """
-    x, dout = case["x"], case["dout"]
-    call = impl.forward(x)
-    bad = ~np.isfinite(call.y)
-    if bad.any():
-        raise InvariantViolation(
-            "finite_for_finite_input", "forward(x) is not finite: " + _first_bad(bad, call.y)
-        )
-    if impl.has_backward:
-        dx = impl.backward(dout, call.cache).dx
-        bad = ~np.isfinite(dx)
-        if bad.any():
-            raise InvariantViolation(
-                "finite_for_finite_input",
-                "backward(dout, cache) is not finite for finite x and dout: " + _first_bad(bad, dx),
-            )
+    check_finite(impl, case)
 
 
 def rows_logsumexp_zero(impl: Implementation, case: Case) -> None:
@@ -118,56 +115,22 @@ def shift_invariance(impl: Implementation, case: Case) -> None:
     TwoSum); :math:`dz = \delta - \mathbf 1 \langle y, \delta\rangle` moves each entry by at
     most :math:`2\|\delta\|_\infty`. Tolerance: :math:`a(x) + a(\tilde x)` plus that.
     """
-    x, shift = case["x"], case["shift"]
-    with np.errstate(over="ignore"):
-        shifted = (x + shift).astype(x.dtype)
-    x_wide, shift_wide, shifted_wide = (
-        _f64(a) for a in (x, np.broadcast_to(shift, x.shape), shifted)
-    )
-    delta = (shifted_wide - (x_wide + shift_wide)) - _two_sum_error(x_wide, shift_wide)
-    spread = np.abs(delta).max(axis=1, keepdims=True)
-    tol = (
-        log_softmax_error_bound(x, exact(x), x.dtype)
-        + log_softmax_error_bound(shifted, exact(shifted), x.dtype)
-        + log_softmax_perturbation(spread)
-    )
-    assert_within(
-        impl.forward(shifted).y,
-        impl.forward(x).y,
-        tol,
-        invariant="shift_invariance",
-        what="forward(x + shift) vs forward(x)",
-        message="adding a constant to a row changed its log_softmax",
+    check_shifted(
+        impl,
+        case,
+        lambda x, shifted, spread: _bound(x) + _bound(shifted) + log_softmax_perturbation(spread),
+        "log_softmax",
     )
 
 
 def permutation_equivariance(impl: Implementation, case: Case) -> None:
     r""":math:`z(x P) = z(x) P` for a permutation P of the columns. Tolerance: :math:`2a`."""
-    x, perm = case["x"], case["perm"]
-    tol = 2 * log_softmax_error_bound(x, exact(x), x.dtype)[:, perm]
-    assert_within(
-        impl.forward(np.ascontiguousarray(x[:, perm])).y,
-        impl.forward(x).y[:, perm],
-        tol,
-        invariant="permutation_equivariance",
-        what="forward(x[:, perm]) vs forward(x)[:, perm]",
-        message="permuting the entries of a row did not permute its log_softmax the same way",
-    )
+    check_permuted(impl, case, _bound, "log_softmax")
 
 
 def row_independence(impl: Implementation, case: Case) -> None:
     r"""Row r of :math:`z(x)` equals z of row r alone. Tolerance: :math:`2a`."""
-    x = case["x"]
-    batch = impl.forward(x).y
-    alone = np.concatenate([impl.forward(x[r : r + 1].copy()).y for r in range(x.shape[0])])
-    assert_within(
-        batch,
-        alone,
-        2 * log_softmax_error_bound(x, exact(x), x.dtype),
-        invariant="row_independence",
-        what="forward(x)[r] vs forward(x[r:r+1])[0]",
-        message="a row's log_softmax depends on the other rows of the batch",
-    )
+    check_rows_alone(impl, case, _bound, "log_softmax")
 
 
 def matches_reference(impl: Implementation, case: Case) -> None:

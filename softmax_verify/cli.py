@@ -6,7 +6,7 @@
                          [--rows MIN:MAX] [--cols MIN:MAX] [--cols-multiple-of K]
                          [--profile dev|ci|thorough] [--max-examples N] [--seed N]
                          [--format text|json|junit|github] [--timeout SECONDS]
-                         [--invariant ID ...] [--no-isolate]
+                         [--invariant ID ...] [--no-isolate] [--jobs N]
                          [--grad vjp|elementwise|jacobian] [--grad-at x|y]
                          [--rowwise] [--axis K] [--rank 2|3|4]
                          [--kind softmax|log_softmax] [--masked]
@@ -236,6 +236,14 @@ def _parser() -> _Parser:
         "the run, and the target's global state (numpy error state, patched numpy functions, "
         "random seeds, signal handlers, working directory) reaches the verifier's own math",
     )
+    check.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="dtypes checked side by side, each in a verifier process of its own (default: "
+        "one per CPU core, up to the number of dtypes; 1: one after the other)",
+    )
     _add_reading_options(check)
     _what_is_checked(check)
     frameworks = check.add_argument_group("targets written with torch or jax ops")
@@ -423,6 +431,7 @@ def _check(args: argparse.Namespace) -> int:
         "timeout": args.timeout,
         "invariants": args.invariant,
         "progress": _progress if sys.stderr.isatty() else None,
+        "jobs": args.jobs,
     }
     try:
         if args.isolate:

@@ -538,32 +538,42 @@ def verdicts(opts: Options) -> tuple[Section, Section]:
         ]
     )
     # The command a user runs: a fresh process, the implementation in a child (isolated),
-    # at float64 and at both dtypes (--dtype all), long rows and block boundaries included.
-    for dtype in ("float64", "all"):
-        command = [sys.executable, "-m", "softmax_verify", "check", "--format", "json"]
-        command += ["--dtype", dtype]
-        if cap is not None:
-            command += ["--max-examples", str(cap)]
-        start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
-        wall = time.perf_counter() - start
-        doc: dict[str, Any] = {"results": [], "passed": False}
-        if done.stdout.strip():
-            doc = json.loads(done.stdout)
+    # long rows and block boundaries included; at float64, and at the default two dtypes
+    # side by side (one lane per core) and one after the other (--jobs 1).
+    commands = {
+        "`softmax-verify check --dtype float64`": ["--dtype", "float64"],
+        "`softmax-verify check` (float32 and float64, one lane per core)": [],
+        "`softmax-verify check --jobs 1` (float32 and float64, one process)": ["--jobs", "1"],
+    }
+    docs: dict[str, dict[str, Any]] = {}
+
+    def command_run(label: str, argv: list[str]) -> Callable[[], None]:
+        def run() -> None:
+            command = [sys.executable, "-m", "softmax_verify", "check", "--format", "json", *argv]
+            if cap is not None:
+                command += ["--max-examples", str(cap)]
+            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+            docs[label] = json.loads(done.stdout) if done.stdout.strip() else {"results": []}
+            docs[label].setdefault("passed", False)
+
+        return run
+
+    runs = [command_run(label, argv) for label, argv in commands.items()]
+    walls = interleaved_medians(runs, 1 if opts.quick else 3)
+    for (label, _), wall in zip(commands.items(), walls, strict=True):
+        doc = docs[label]
         good.rows.append(
             [
-                f"`softmax-verify check --dtype {dtype}` (reference, process start and "
-                "isolation included)",
+                f"{label} (reference, process start and isolation included)",
                 str(len(doc["results"])),
                 str(sum(r["examples"] for r in doc["results"])),
                 secs(wall),
-                "passed" if doc["passed"] else f"FAILED (exit {done.returncode})",
+                "passed" if doc["passed"] else "FAILED",
             ]
         )
     good.notes.append(
-        "Before long rows, half precision and cheaper draws (commit 501a371) and after, on "
-        "the shared 2-core machine they were written on: `check --dtype all` 12.1 s before, "
-        "8.4 s after (wall); in process, both dtypes, 9.7 s of CPU before and 8.1 s after."
+        f"two dtypes: one process / lanes = {ratio(walls[2], walls[1])} (medians of "
+        f"{1 if opts.quick else 3} interleaved runs, {os.cpu_count()} cores)"
     )
     good.notes.append(round_trip(20 if opts.quick else 200))
     slowest = sorted(report.results, key=lambda r: r.seconds, reverse=True)[:3]

@@ -38,17 +38,18 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, NoReturn
 
-__all__ = ["main"]
+__all__ = ["die_with_parent", "main"]
 
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(parent: int) -> None:
-    """Be killed when the verifier dies, however it dies (Linux); exit if it already has."""
+def die_with_parent(parent: int, signum: int = signal.SIGKILL) -> None:
+    """Get ``signum`` when the verifier dies, however it dies (Linux); exit if it already
+    has."""
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
         except (OSError, AttributeError):  # no prctl: the verifier's own handlers remain
             pass
     if os.getppid() != parent:  # the verifier died before prctl took effect
@@ -71,7 +72,7 @@ def _record_exits(fault_fd: int) -> Callable[[int], NoReturn]:
 def main() -> None:
     """Entry point: ``python -c ... CONN_FD FAULT_FD PARENT_PID`` (see ``_remote``)."""
     conn_fd, fault_fd, parent = (int(arg) for arg in sys.argv[1:4])
-    _die_with_parent(parent)
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     faulthandler.enable(file=fault_fd, all_threads=True)
     real_exit = _record_exits(fault_fd)

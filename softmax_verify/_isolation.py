@@ -26,18 +26,22 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+import numpy as np
+
+from softmax_verify._lanes import diagnose_in_lane, lane_dtypes, run_lanes
 from softmax_verify._plan import RunPlan
 from softmax_verify._remote import LoadFailed, RemoteImplementation, crash_location
-from softmax_verify.conventions import ReadOptions
-from softmax_verify.diagnosis import Diagnosis
+from softmax_verify.conventions import Reading, ReadOptions
+from softmax_verify.diagnosis import Diagnosis, diagnose
 from softmax_verify.report import Report, Result
 from softmax_verify.runner import run_pairs
 from softmax_verify.targets import TargetSpec, load_implementation
 
-__all__ = ["crash_location", "verify_isolated"]
+__all__ = ["Outcome", "crash_location", "diagnosis_in_child", "in_child", "verify_isolated"]
 
 
 @contextmanager
@@ -98,6 +102,16 @@ def _leftover_note(pids: Sequence[int]) -> tuple[str, ...]:
     )
 
 
+@dataclass
+class Outcome:
+    """What a run found, before it becomes a Report."""
+
+    results: list[Result]
+    diagnosis: tuple[Diagnosis, ...] = ()
+    leftovers: list[int] = field(default_factory=list)
+    reading: Reading | None = None
+
+
 def verify_isolated(
     target: str | None,
     backward: str | None,
@@ -108,31 +122,50 @@ def verify_isolated(
     read_options: ReadOptions | None = None,
     autodiff: str | None = None,
     device: str = "cpu",
+    jobs: int | None = None,
 ) -> Report:
     """``verify`` for a TARGET given as strings (see ``targets.resolve``), the target in a
     child process (``isolate=False``: in this one, as ``--no-isolate`` asks), run as
-    ``plan`` says. Raises ``TargetError`` when the target cannot be read."""
+    ``plan`` says. Raises ``TargetError`` when the target cannot be read.
+
+    ``jobs``: how many lanes of dtypes are checked side by side, each in a verifier
+    process of its own (``_lanes``; None: one per core, up to the number of dtypes; only
+    when isolated)."""
     spec = TargetSpec(
         target, backward, timeout, read_options or ReadOptions(), autodiff=autodiff, device=device
     )
+    name = target or "reference"
     if not isolate:
         impl, reading = load_implementation(spec)
         results, found = run_pairs(impl, plan)
-        return plan.report(target or "reference", backward, results, found, reading=reading)
-    remote = RemoteImplementation(spec)
-    with _stopped_on_signals(remote):
-        try:
-            results, found = _run_remote(remote, plan)
-        finally:
-            remote.close()
-    notes = _leftover_note(remote.leftovers)
+        return plan.report(name, backward, results, found, reading=reading)
+    lanes = lane_dtypes(plan.dtypes, jobs)
+    outcome = _in_lanes(spec, plan, lanes) if len(lanes) > 1 else in_child(spec, plan)
     return plan.report(
-        target or "reference", backward, results, found, reading=remote.reading, notes=notes
+        name,
+        backward,
+        outcome.results,
+        outcome.diagnosis,
+        reading=outcome.reading,
+        notes=_leftover_note(outcome.leftovers),
     )
 
 
+def in_child(spec: TargetSpec, plan: RunPlan, *, diagnose: bool = True) -> Outcome:
+    """Every pair of ``plan`` on the target loaded in a child process (``diagnose=False``:
+    failures left undiagnosed, for a lane's share of the dtypes)."""
+    remote = RemoteImplementation(spec)
+    with _stopped_on_signals(remote):
+        try:
+            outcome = Outcome(*_run_remote(remote, plan, diagnose))
+        finally:
+            remote.close()
+    outcome.leftovers, outcome.reading = remote.leftovers, remote.reading
+    return outcome
+
+
 def _run_remote(
-    remote: RemoteImplementation, plan: RunPlan
+    remote: RemoteImplementation, plan: RunPlan, diagnose: bool
 ) -> tuple[list[Result], tuple[Diagnosis, ...]]:
     """``plan`` on the child's implementation; every pair an error if the target fails to load.
 
@@ -147,4 +180,35 @@ def _run_remote(
             if plan.progress is not None:
                 plan.progress(result)
         return loaded, ()
-    return run_pairs(remote, plan)
+    return run_pairs(remote, plan, diagnose_failures=diagnose)
+
+
+def diagnosis_in_child(
+    spec: TargetSpec, plan: RunPlan, results: list[Result]
+) -> tuple[tuple[Diagnosis, ...], list[int]]:
+    """The diagnosis of ``results`` on the target loaded in a child of its own (none if it
+    does not load), and the pids of processes the target left running."""
+    remote = RemoteImplementation(spec)
+    with _stopped_on_signals(remote):
+        try:
+            remote.load()
+            return diagnose(remote, results, plan.dtypes), remote.leftovers
+        except LoadFailed:
+            return (), remote.leftovers  # the results already say how loading failed
+        finally:
+            remote.close()
+
+
+def _in_lanes(spec: TargetSpec, plan: RunPlan, lanes: list[list[np.dtype[Any]]]) -> Outcome:
+    """Every pair of ``plan``, each lane's dtypes in a process of its own; then the
+    diagnosis of any failure (it needs every dtype's results), in a lane of its own."""
+    shares = [dataclasses.replace(plan, dtypes=tuple(dtypes), progress=None) for dtypes in lanes]
+    pairs = [(inv.id, dtype.name) for inv, dtype in plan.pairs]
+    results, reading, leftovers = run_lanes(spec, shares, pairs, plan.progress)
+    outcome = Outcome(results, leftovers=leftovers, reading=reading)
+    if plan.kind == "softmax" and any(r.status in ("failed", "error") for r in results):
+        outcome.diagnosis, more = diagnose_in_lane(
+            spec, dataclasses.replace(plan, progress=None), results
+        )
+        outcome.leftovers += [p for p in more if p not in outcome.leftovers]
+    return outcome

@@ -30,7 +30,7 @@ from typing import Any
 from softmax_verify._package import PACKAGE_DIR
 from softmax_verify._wire import loads_untrusted
 
-__all__ = ["ABORT_SECONDS", "ChildProcess", "ProcessEnded", "death"]
+__all__ = ["ABORT_SECONDS", "ChildProcess", "ProcessEnded", "death", "python_entry", "stderr_fd"]
 
 #: How long a child given SIGABRT gets to write its faulthandler dump and die.
 ABORT_SECONDS = 2.0
@@ -42,15 +42,23 @@ _PACKAGE_PARENT = os.path.dirname(PACKAGE_DIR)
 # The verifier's package must import in the child even when it runs from a checkout, but
 # the checkout's folders (its top-level strategies/, say) must not shadow the user's
 # modules: the folder is on sys.path only while the package itself is imported.
-_ENTRY = f"""import sys
+
+
+def python_entry(module: str, function: str) -> str:
+    """The ``python -c`` code that imports ``module`` and calls ``function()``: the package
+    imports from a checkout too, whose folders stay off ``sys.path`` afterwards."""
+    return f"""import sys
 added = {_PACKAGE_PARENT!r} not in sys.path
 if added:
     sys.path.append({_PACKAGE_PARENT!r})
-from softmax_verify._child import main
+from {module} import {function}
 if added:
     sys.path.remove({_PACKAGE_PARENT!r})
-main()
+{function}()
 """
+
+
+_ENTRY = python_entry("softmax_verify._child", "main")
 
 
 class ProcessEnded(Exception):
@@ -72,7 +80,7 @@ def death(returncode: int | None) -> str:
     return f"ended the process (exit status {returncode})"
 
 
-def _stderr_fd() -> int:
+def stderr_fd() -> int:
     try:
         return sys.__stderr__.fileno() if sys.__stderr__ is not None else subprocess.DEVNULL
     except (OSError, ValueError):  # no real stderr (an embedding host): drop what it prints
@@ -112,7 +120,7 @@ class ChildProcess:
                 [sys.executable, "-c", _ENTRY, *args],
                 pass_fds=(theirs.fileno(), self.fault.fileno()),
                 stdin=subprocess.DEVNULL,
-                stdout=_stderr_fd(),
+                stdout=stderr_fd(),
                 start_new_session=True,
             )
         finally:

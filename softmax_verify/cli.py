@@ -6,7 +6,7 @@
                          [--rows MIN:MAX] [--cols MIN:MAX] [--cols-multiple-of K]
                          [--profile dev|ci|thorough] [--max-examples N] [--seed N]
                          [--format text|json|junit|github] [--timeout SECONDS]
-                         [--invariant ID ...] [--no-isolate]
+                         [--invariant ID ...] [--no-isolate] [--jobs N]
                          [--grad vjp|elementwise|jacobian] [--grad-at x|y]
                          [--rowwise] [--axis K] [--rank 2|3|4]
                          [--kind softmax|log_softmax] [--masked]
@@ -269,6 +269,14 @@ def _add_run_options(check: argparse.ArgumentParser) -> None:
         "the run, and the target's global state (numpy error state, patched numpy functions, "
         "random seeds, signal handlers, working directory) reaches the verifier's own math",
     )
+    check.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="dtypes checked side by side, each in a verifier process of its own (default: "
+        "one per CPU core, up to the number of dtypes; 1: one after the other)",
+    )
 
 
 def _add_framework_options(check: argparse.ArgumentParser) -> None:
@@ -452,6 +460,7 @@ def _check(args: argparse.Namespace) -> int:
                 read_options=read_options,
                 autodiff=args.autodiff,
                 device=args.device,
+                jobs=args.jobs,
             )
     except TargetError as exc:
         return _usage_error(str(exc))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from softmax_verify._dtypes import finfo
 
-from ._noise import draw_noise, finalize, special_rows
+from ._noise import draw_noise, finalize, indices, special_rows
 from ._shapes import resolve_shape
 from ._validation import check_dtype, check_magnitude, largest_at_most
 
@@ -79,7 +80,7 @@ def _constant(draw: st.DrawFn, u: Row, v: Row, p: _Params) -> Row:
 def _dominant(draw: st.DrawFn, u: Row, v: Row, p: _Params) -> Row:
     """Moderate values plus one entry 30 to 1000 above all others (their weights ~1e-13 or 0)."""
     row = draw(p.half_moderate) * u
-    spike = draw(st.integers(0, row.size - 1))
+    spike = draw(indices(row.size))
     row[spike] = row.max() + draw(_GAP)
     return row
 
@@ -162,7 +163,12 @@ def logits(
     else:
         magnitude = check_magnitude(max_magnitude, "max_magnitude")
         bound = largest_at_most(magnitude, resolved, "max_magnitude")
-    return _logits(resolved, shape_strategy, _Params(bound, resolved))
+    return _logits(resolved, shape_strategy, _params(bound, resolved))
+
+
+@lru_cache(maxsize=256)
+def _params(bound: float, dtype: np.dtype[np.floating[Any]]) -> _Params:
+    return _Params(bound, dtype)
 
 
 # Well-conditioned rows lie around a drawn centre c with half-width
@@ -186,7 +192,7 @@ def _wc_constant(draw: st.DrawFn, u: Row, half: float) -> Row:
 
 def _wc_spike(draw: st.DrawFn, u: Row, half: float) -> Row:
     row = (0.5 * u - 0.5) * half
-    row[draw(st.integers(0, row.size - 1))] = half
+    row[draw(indices(row.size))] = half
     return row
 
 

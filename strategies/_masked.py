@@ -15,13 +15,14 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 from numpy.typing import DTypeLike, NDArray
 
-from ._noise import draw_noise
+from ._noise import draw_noise, indices
 from ._shapes import resolve_shape
 from ._validation import check_dtype
 
 __all__ = ["masked_logits"]
 
 _MASKS = st.sampled_from(("none", "fraction", "all_but_one", "all"))
+_PARTIAL_MASKS = st.sampled_from(("none", "fraction", "all_but_one"))
 _SIGNS = st.sampled_from((0, -1, 1))
 _OFFSET_EXPONENT = st.floats(0.0, 6.0)
 _SPREAD = st.floats(0.0, 30.0)
@@ -38,7 +39,7 @@ def _masked_logits(
     n_rows, n_cols = draw(shape)
     u, v, _order = draw_noise(draw, (n_rows, n_cols))
     values = np.empty((n_rows, n_cols))
-    masks = _MASKS if fully_masked else st.sampled_from(("none", "fraction", "all_but_one"))
+    masks = _MASKS if fully_masked else _PARTIAL_MASKS
     for r in range(n_rows):
         sign = draw(_SIGNS, label="offset sign")
         offset = sign * 10.0 ** draw(_OFFSET_EXPONENT) if sign else 0.0
@@ -47,7 +48,7 @@ def _masked_logits(
         if mask == "fraction":
             values[r, v[r] < 2.0 * draw(_FRACTION) - 1.0] = -np.inf
         elif mask == "all_but_one":
-            keep = draw(st.integers(0, n_cols - 1))
+            keep = draw(indices(n_cols))
             values[r, np.arange(n_cols) != keep] = -np.inf
         elif mask == "all":
             values[r] = -np.inf

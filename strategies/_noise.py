@@ -16,13 +16,14 @@ to trip health checks. The array strategies therefore split the work:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-__all__ = ["Noise", "draw_noise", "finalize", "special_rows"]
+__all__ = ["Noise", "draw_noise", "finalize", "floats_between", "indices", "special_rows"]
 
 _SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
 # Another special row follows unless this draws 0: on average three special
@@ -36,6 +37,20 @@ class Noise(NamedTuple):
     u: NDArray[np.float64]
     v: NDArray[np.float64]
     order: NDArray[np.intp]
+
+
+# Strategies whose bounds depend on a drawn size or bound are cached: a strategy built
+# inside a draw is validated again at every draw, which costs more than the draw.
+@lru_cache(maxsize=4096)
+def indices(n: int) -> st.SearchStrategy[int]:
+    """``integers(0, n - 1)``: an index into ``n`` entries (n >= 1), built once per n."""
+    return st.integers(0, n - 1)
+
+
+@lru_cache(maxsize=1024)
+def floats_between(low: float, high: float) -> st.SearchStrategy[float]:
+    """``floats(low, high)``, built once per pair of bounds."""
+    return st.floats(low, high)
 
 
 def draw_noise(draw: st.DrawFn, shape: tuple[int, int]) -> Noise:

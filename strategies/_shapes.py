@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from weakref import WeakSet
+
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
@@ -29,6 +31,16 @@ _SQUARE = st.sampled_from((False, False, False, True))
 _LONG = st.sampled_from((False, False, False, False, False, True))
 
 
+# Shape strategies built by this module: their shapes are valid by construction, so
+# ``resolve_shape`` does not wrap them in a check that would cost a span per example.
+_VALID: WeakSet[SearchStrategy[tuple[int, int]]] = WeakSet()
+
+
+def _trusted(strategy: SearchStrategy[tuple[int, int]]) -> SearchStrategy[tuple[int, int]]:
+    _VALID.add(strategy)
+    return strategy
+
+
 def _sizes(low: int, high: int) -> SearchStrategy[int]:
     """Integers in [low, high] that hit ``high`` about one time in eight.
 
@@ -37,8 +49,7 @@ def _sizes(low: int, high: int) -> SearchStrategy[int]:
     largest size, where vectorized code takes its full-width paths. The
     minimum is unaffected, and shrinking still goes towards ``low``.
     """
-    extra = (high - low) // 7
-    return st.integers(low, high + extra).map(lambda n: min(n, high))
+    return _widened(low, high).map(lambda n: min(n, high))
 
 
 @st.composite
@@ -80,7 +91,9 @@ def shapes(
         raise InvalidArgument(f"min_rows={min_rows} must be at most max_rows={max_rows}")
     if min_cols > max_cols:
         raise InvalidArgument(f"min_cols={min_cols} must be at most max_cols={max_cols}")
-    return _shapes(_sizes(min_rows, max_rows), _sizes(min_cols, max_cols), (min_cols, max_cols, 1))
+    return _trusted(
+        _shapes(_sizes(min_rows, max_rows), _sizes(min_cols, max_cols), (min_cols, max_cols, 1))
+    )
 
 
 @st.composite
@@ -106,7 +119,7 @@ def resolve_shape(
     if shape is None:
         return shapes()
     if isinstance(shape, SearchStrategy):
-        return _validated(shape)
+        return shape if shape in _VALID else _validated(shape)
     return st.just(check_shape(shape, "shape"))
 
 
@@ -117,20 +130,11 @@ def _snap(n: int, multiple: int, low: int, high: int) -> int:
     return min(max(round(n / multiple) * multiple, first), last)
 
 
-def _long_cols(low: int, high: int) -> SearchStrategy[int]:
-    """Lengths in [low, high], mostly at block boundaries, else arbitrary (high in 8)."""
-    boundary = [c for c in BOUNDARY_COLS if low <= c <= high]
-    arbitrary = _sizes(low, high)
-    if not boundary:
-        return arbitrary
-    # Boundary lengths three times in four; shrinking goes to the shortest of them.
-    return st.one_of(st.sampled_from(boundary), st.sampled_from(boundary), arbitrary)
-
-
 class _KernelShapes:
-    """The strategies ``kernel_shapes`` draws from, built once per call: a strategy
-    built inside a draw is validated again at every draw, which costs more than the
-    draw itself."""
+    """The bounds and the strategies ``kernel_shapes`` draws from, built once per call: a
+    strategy built inside a draw is validated again at every draw, which costs more than
+    the draw itself. Every draw is a plain integer, with no nested composite or map:
+    each level costs as much as a draw, and shapes are drawn for every example."""
 
     def __init__(self, rows: tuple[int, int], cols: tuple[int, int], multiple: int) -> None:
         small = 64
@@ -138,28 +142,50 @@ class _KernelShapes:
         low, high = cols
         self.can_small = _snap(low, multiple, low, high) <= small
         self.can_long = high > small
-        small_top = max(low, min(high, small))
-        self.small = _shapes(
-            _sizes(rows[0], max(rows[0], min(rows[1], 24))),
-            _sizes(low, small_top).map(lambda n: _snap(n, multiple, low, high)),
-            (low, small_top, multiple),
-        )
-        self.long_cols = _long_cols(max(low, small + 1), high) if self.can_long else st.just(high)
-        # A fraction of the rows the entry budget leaves: shrinks to min_rows.
-        self.long_rows = st.integers(0, 255)
+        self.short_rows = (rows[0], max(rows[0], min(rows[1], 24)))
+        self.short_cols = (low, max(low, min(high, small)))
+        # Sizes hit their top about one time in eight (see ``_sizes``): ranges widened
+        # by an eighth, clamped after the draw.
+        self.draw_short_rows = _widened(*self.short_rows)
+        self.draw_short_cols = _widened(*self.short_cols)
+        long_low = max(low, small + 1)
+        self.boundary = [c for c in BOUNDARY_COLS if long_low <= c <= high] or [high]
+        self.draw_boundary = st.integers(0, len(self.boundary) - 1)
+        self.long_range = (long_low, high) if self.can_long else (high, high)
+        self.draw_arbitrary = _widened(*self.long_range)
+
+
+def _widened(low: int, high: int) -> SearchStrategy[int]:
+    """``integers(low, high + (high - low) // 7)``: clamp the draw to ``high``."""
+    return st.integers(low, high + (high - low) // 7)
+
+
+# Long rows: a boundary length three times in four (shrinking goes to the shortest),
+# else an arbitrary one. The row count of a long example is a fraction (in 255ths) of
+# the rows the entry budget leaves: it shrinks to min_rows.
+_ARBITRARY = st.integers(0, 3)
+_FRACTION = st.integers(0, 255)
 
 
 @st.composite
 def _kernel_shapes(draw: st.DrawFn, k: _KernelShapes) -> tuple[int, int]:
     low, high = k.cols
-    # Both kinds are drawn on every example (see _SQUARE): the flag only picks one.
-    short, long = draw(k.small), draw(_LONG)
-    n_cols, fraction = _snap(draw(k.long_cols), k.multiple, low, high), draw(k.long_rows)
+    # Every choice is drawn on every example (see _SQUARE): the flags only pick.
+    n_rows = min(draw(k.draw_short_rows), k.short_rows[1])
+    n_cols = _snap(min(draw(k.draw_short_cols), k.short_cols[1]), k.multiple, low, high)
+    square, long, pick = draw(_SQUARE), draw(_LONG), draw(_ARBITRARY)
+    boundary = k.boundary[draw(k.draw_boundary)]
+    arbitrary = min(draw(k.draw_arbitrary), k.long_range[1])
+    fraction = draw(_FRACTION)
     if k.can_small and not (k.can_long and long):
-        return short
-    most = max(k.rows[0], min(k.rows[1], _LONG_ENTRIES // n_cols))
+        side_low, side_high = k.short_cols
+        if square and side_low <= n_rows <= side_high and n_rows % k.multiple == 0:
+            return (n_rows, n_rows)
+        return (n_rows, n_cols)
+    long_cols = _snap(arbitrary if pick == 3 else boundary, k.multiple, low, high)
+    most = max(k.rows[0], min(k.rows[1], _LONG_ENTRIES // long_cols))
     # Cubed: mostly a few rows (rows are independent), now and then the whole budget.
-    return (k.rows[0] + fraction**3 * (most - k.rows[0]) // 255**3, n_cols)
+    return (k.rows[0] + fraction**3 * (most - k.rows[0]) // 255**3, long_cols)
 
 
 def kernel_shapes(
@@ -199,4 +225,6 @@ def kernel_shapes(
             f"cols_multiple_of={multiple} has no multiple between min_cols={min_cols} "
             f"and max_cols={max_cols}"
         )
-    return _kernel_shapes(_KernelShapes((min_rows, top_rows), (min_cols, max_cols), multiple))
+    return _trusted(
+        _kernel_shapes(_KernelShapes((min_rows, top_rows), (min_cols, max_cols), multiple))
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ from hypothesis.extra import numpy as hnp
 from hypothesis.strategies import SearchStrategy
 from numpy.typing import DTypeLike, NDArray
 
-from ._noise import draw_noise, finalize, special_rows
+from ._noise import draw_noise, finalize, floats_between, indices, special_rows
 from ._validation import (
     HALF_DTYPES,
     check_dtype,
@@ -34,16 +35,16 @@ def _up_zeros(draw: st.DrawFn, u: Row, bound: float) -> Row:
 
 def _up_one_hot(draw: st.DrawFn, u: Row, bound: float) -> Row:
     row = np.zeros_like(u)
-    row[draw(st.integers(0, row.size - 1))] = min(1.0, bound)
+    row[draw(indices(row.size))] = min(1.0, bound)
     return row
 
 
 def _up_constant(draw: st.DrawFn, u: Row, bound: float) -> Row:
-    return np.full_like(u, draw(st.floats(-bound, bound)))
+    return np.full_like(u, draw(floats_between(-bound, bound)))
 
 
 def _up_scaled(draw: st.DrawFn, u: Row, bound: float) -> Row:
-    return draw(st.floats(0.0, bound)) * u
+    return draw(floats_between(0.0, bound)) * u
 
 
 _UPSTREAM_ROW_KINDS: SearchStrategy[Callable[[st.DrawFn, Row, float], Row]] = st.sampled_from(
@@ -61,7 +62,7 @@ def _upstreams(
     if layout == "ones":
         values = np.full(shape, min(1.0, bound))
     elif layout == "constant":
-        values = np.full(shape, draw(st.floats(-bound, bound)))
+        values = np.full(shape, draw(floats_between(-bound, bound)))
     else:
         u, _, order = draw_noise(draw, shape)
         values = min(1.0, bound) * u
@@ -87,7 +88,16 @@ def upstreams(
     shape = check_shape(shape)
     resolved = check_dtype(dtype)
     magnitude = check_magnitude(max_magnitude, "max_magnitude")
-    return _upstreams(shape, resolved, largest_at_most(magnitude, resolved, "max_magnitude"))
+    return _built_upstreams(shape, resolved, largest_at_most(magnitude, resolved, "max_magnitude"))
+
+
+# The case strategies ask for upstreams of the shape of each drawn ``x``: the same few
+# hundred (shape, dtype, bound) come back, and a cached strategy is validated only once.
+@lru_cache(maxsize=1024)
+def _built_upstreams(
+    shape: tuple[int, int], dtype: np.dtype[np.floating[Any]], bound: float
+) -> SearchStrategy[NDArray[np.floating[Any]]]:
+    return _upstreams(shape, dtype, bound)
 
 
 _DIRECTION_LAYOUTS = st.sampled_from(("uniform", "uniform", "signs", "basis"))
@@ -143,7 +153,13 @@ def shifts(
     n_rows = check_int(n_rows, "n_rows", min_value=1)
     resolved = check_dtype(dtype)
     magnitude = check_magnitude(max_magnitude, "max_magnitude")
-    bound = largest_at_most(magnitude, resolved, "max_magnitude")
+    return _built_shifts(n_rows, resolved, largest_at_most(magnitude, resolved, "max_magnitude"))
+
+
+@lru_cache(maxsize=1024)
+def _built_shifts(
+    n_rows: int, resolved: np.dtype[np.floating[Any]], bound: float
+) -> SearchStrategy[NDArray[np.floating[Any]]]:
     if resolved in HALF_DTYPES:
         # Drawn in float64 and rounded: bound is representable, so rounding stays within it.
         wide = hnp.arrays(np.float64, (n_rows, 1), elements=st.floats(-bound, bound))
@@ -175,20 +191,28 @@ def permutations(n: int) -> SearchStrategy[NDArray[np.intp]]:
     thousands of choices per example) the permutation is the identity, the
     reversal, a rotation by a drawn amount, or a uniform shuffle from a drawn seed.
     """
-    n = check_int(n, "n", min_value=1)
+    return _built_permutations(check_int(n, "n", min_value=1))
+
+
+@lru_cache(maxsize=1024)
+def _built_permutations(n: int) -> SearchStrategy[NDArray[np.intp]]:
     if n <= 64:
         return st.permutations(range(n)).map(_as_intp)
     return _long_permutation(n)
 
 
+_LONG_PERMUTATIONS = st.sampled_from(("identity", "reverse", "rotate", "shuffle"))
+_SEEDS = st.integers(0, 2**32 - 1)
+
+
 @st.composite
 def _long_permutation(draw: st.DrawFn, n: int) -> NDArray[np.intp]:
-    kind = draw(st.sampled_from(("identity", "reverse", "rotate", "shuffle")))
+    kind = draw(_LONG_PERMUTATIONS)
     if kind == "identity":
         return np.arange(n, dtype=np.intp)
     if kind == "reverse":
         return np.arange(n - 1, -1, -1, dtype=np.intp)
     if kind == "rotate":
-        return np.roll(np.arange(n, dtype=np.intp), draw(st.integers(1, n - 1)))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        return np.roll(np.arange(n, dtype=np.intp), 1 + draw(indices(n - 1)))
+    rng = np.random.default_rng(draw(_SEEDS))
     return rng.permutation(n).astype(np.intp)

@@ -144,13 +144,16 @@ def test_segfault_at_import_is_reported(tmp_path: Path) -> None:
 def test_hang_at_import_is_stopped(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """In process (to shorten the loading allowance): stopped after timeout + allowance."""
+    """In process (to shorten the loading allowance, so in one lane: ``--jobs 1``): stopped
+    after timeout + allowance."""
     _env, mark, tmp = environment(tmp_path)
     monkeypatch.setenv(MARK, mark)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     monkeypatch.setattr(_remote, "LOAD_SECONDS", 2.0)
     target = str(HOSTILE / "hang_at_import.py")
-    code, out, _ = cli(capsys, "check", target, "--timeout", "1", *only("rows_sum_to_one"))
+    code, out, _ = cli(
+        capsys, "check", target, "--timeout", "1", "--jobs", "1", *only("rows_sum_to_one")
+    )
     assert_nothing_left(mark, tmp)
     assert code == 1
     assert "the target did not finish loading within 3 s and was stopped" in out
@@ -195,24 +198,28 @@ def test_random_draws_of_the_target_are_not_reseeded(tmp_path: Path) -> None:
 # --- processes -------------------------------------------------------------------------------
 
 
-def started(tmp_path: Path) -> tuple[subprocess.Popen[str], str, Path]:
-    """A verifier on the slow target, once its child is running."""
+def started(tmp_path: Path, jobs: int) -> tuple[subprocess.Popen[str], str, Path]:
+    """A verifier on the slow target at two dtypes, once its children are running: one
+    child (``jobs=1``), or one lane process per dtype, each with its child (``jobs=2``)."""
     env, mark, tmp = environment(tmp_path)
-    command = [sys.executable, "-m", "softmax_verify", "check", str(HOSTILE / "slow.py")]
+    target = str(HOSTILE / "slow.py")
+    command = [sys.executable, "-m", "softmax_verify", "check", target, "--jobs", str(jobs)]
     proc = subprocess.Popen(
         command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    processes = 2 if jobs == 1 else 1 + 2 * jobs
     deadline = time.monotonic() + 60.0
-    while len(marked(mark)) < 2 and time.monotonic() < deadline:
+    while len(marked(mark)) < processes and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(marked(mark)) == 2, "the child did not start"
+    assert len(marked(mark)) == processes, "the children did not start"
     time.sleep(1.0)  # into the checks
     return proc, mark, tmp
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
-def test_the_child_dies_with_the_verifier(tmp_path: Path, signum: int) -> None:
-    proc, mark, tmp = started(tmp_path)
+def test_the_child_dies_with_the_verifier(tmp_path: Path, signum: int, jobs: int) -> None:
+    proc, mark, tmp = started(tmp_path, jobs)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=GUARD_SECONDS)
     assert proc.returncode != 0
@@ -240,8 +247,9 @@ def test_a_helper_process_does_not_hide_a_crash(tmp_path: Path) -> None:
     assert crashed["message"].startswith("forward crashed the process (SIGSEGV, signal 11)")
     assert crashed["location"] == f"{here('forking_helper.py')} in forward"
     (note,) = run.doc["notes"]
-    # One helper per child: the diagnosis after the crash probes the target in a new child.
-    assert re.match(r"the target left [12] process(es)? running \(pid ", note), note
+    # One helper per child: a child per dtype (one each in two lanes, or one), and the one
+    # where the diagnosis after the crash probes the target.
+    assert re.match(r"the target left [1-3] process(es)? running \(pid ", note), note
     assert run.seconds < 100  # a hang guard: it was 137 s while the helper held the pipe
 
 

@@ -25,20 +25,21 @@ Shapes = SearchStrategy[tuple[int, int]]
 #: about 750 every float64 row is one-hot and every backward is trivially zero.
 MODERATE = 100.0
 
-# Built once: a strategy built inside a draw is validated again at every draw.
+# Built once: a strategy built inside a draw is validated again at every draw, which
+# costs more than the draw itself. So each case builder builds its strategy of ``x``
+# when called, and the composites below only draw from it.
 _SCALES = st.just(1.0) | st.floats(-1e3, 1e3, allow_nan=False)
 _SCALES_32 = st.just(1.0) | st.floats(-1e3, 1e3, allow_nan=False, width=32)
 _POWERS = st.sampled_from((1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 4.0))
 
+Arrays = SearchStrategy[NDArray[Any]]
 
-@st.composite
+
 def forward_case(
-    draw: st.DrawFn, dtype: np.dtype[Any], shape: Shapes, max_magnitude: float | None = None
-) -> Case:
+    dtype: np.dtype[Any], shape: Shapes, max_magnitude: float | None = None
+) -> SearchStrategy[Case]:
     """``x``: logits of any magnitude up to the dtype's max, and an upstream ``dout``."""
-    x = draw(sv_st.logits(dtype, shape=shape, max_magnitude=max_magnitude), label="x")
-    dout = draw(sv_st.upstreams(x.shape, dtype), label="dout")
-    return {"x": x, "dout": dout}
+    return _x_and_dout(sv_st.logits(dtype, shape=shape, max_magnitude=max_magnitude), dtype)
 
 
 def logits_case(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
@@ -46,69 +47,85 @@ def logits_case(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
     return sv_st.logits(dtype, shape=shape).map(lambda x: {"x": x})
 
 
-@st.composite
-def shift_case(draw: st.DrawFn, dtype: np.dtype[Any], shape: Shapes) -> Case:
+def shift_case(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
     """``x`` with ``|x| <= 1e4`` and per-row shifts ``c`` with ``|c| <= 1e4``."""
-    x = draw(sv_st.logits(dtype, shape=shape, max_magnitude=1e4), label="x")
-    shift = draw(sv_st.shifts(x.shape[0], dtype, max_magnitude=1e4), label="shift")
-    return {"x": x, "shift": shift}
+    return _x_and_shift(sv_st.logits(dtype, shape=shape, max_magnitude=1e4), dtype)
 
 
-@st.composite
-def permutation_case(draw: st.DrawFn, dtype: np.dtype[Any], shape: Shapes) -> Case:
+def permutation_case(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
     """``x`` and a permutation ``perm`` of its columns."""
-    x = draw(sv_st.logits(dtype, shape=shape), label="x")
-    perm = draw(sv_st.permutations(x.shape[1]), label="perm")
-    return {"x": x, "perm": perm}
+    return _x_and_perm(sv_st.logits(dtype, shape=shape))
 
 
-@st.composite
 def backward_case(
-    draw: st.DrawFn, dtype: np.dtype[Any], shape: Shapes, well_conditioned: bool = False
-) -> Case:
+    dtype: np.dtype[Any], shape: Shapes, well_conditioned: bool = False
+) -> SearchStrategy[Case]:
     """``x`` (well conditioned for finite differences, else moderate) and ``dout``."""
     if well_conditioned:
-        x = draw(sv_st.well_conditioned_logits(dtype, shape=shape), label="x")
+        xs = sv_st.well_conditioned_logits(dtype, shape=shape)
     else:
-        x = draw(sv_st.logits(dtype, shape=shape, max_magnitude=MODERATE), label="x")
-    dout = draw(sv_st.upstreams(x.shape, dtype), label="dout")
-    return {"x": x, "dout": dout}
+        xs = sv_st.logits(dtype, shape=shape, max_magnitude=MODERATE)
+    return _x_and_dout(xs, dtype)
 
 
-@st.composite
-def ones_case(draw: st.DrawFn, dtype: np.dtype[Any], shape: Shapes) -> Case:
+def ones_case(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
     """``x`` of any magnitude and ``dout = c * ones`` (c = 1 first, then any |c| <= 1e3)."""
-    x = draw(sv_st.logits(dtype, shape=shape), label="x")
-    scale = draw(_SCALES_32 if dtype.itemsize == 4 else _SCALES, label="c")
-    return {"x": x, "dout": np.full(x.shape, scale, dtype=dtype)}
+    return _x_and_ones(sv_st.logits(dtype, shape=shape), dtype)
 
 
-@st.composite
-def pair_case(draw: st.DrawFn, dtype: np.dtype[Any], shape: Shapes) -> Case:
+def pair_case(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
     """``x`` (moderate), two upstreams ``u`` and ``v``, and power-of-two scalars ``a``, ``b``.
 
     Powers of two make ``a * u`` and ``b * v`` exact, so the only rounding in
     ``a * u + b * v`` is the addition, which the checks account for exactly.
     """
-    x = draw(sv_st.logits(dtype, shape=shape, max_magnitude=MODERATE), label="x")
-    u = draw(sv_st.upstreams(x.shape, dtype), label="u")
-    v = draw(sv_st.upstreams(x.shape, dtype), label="v")
-    a = draw(_POWERS, label="a")
-    b = draw(_POWERS, label="b")
-    return {"x": x, "u": u, "v": v, "a": np.array(a, dtype=dtype), "b": np.array(b, dtype=dtype)}
+    return _x_and_pair(sv_st.logits(dtype, shape=shape, max_magnitude=MODERATE), dtype)
 
 
-@st.composite
-def stage_case(draw: st.DrawFn, dtype: np.dtype[Any], shape: Shapes) -> Case:
+def stage_case(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
     """``x`` with ``|x| <= 30`` and ``dout``.
 
     Stage checks read the implementation's own cache; 30 keeps even an unshifted
     ``exp(x)`` and its squared row sum finite in float32, so a stage is judged on
     its formula, not on an overflow already reported by finite_for_finite_input.
     """
-    x = draw(sv_st.logits(dtype, shape=shape, max_magnitude=30.0), label="x")
-    dout = draw(sv_st.upstreams(x.shape, dtype), label="dout")
-    return {"x": x, "dout": dout}
+    return _x_and_dout(sv_st.logits(dtype, shape=shape, max_magnitude=30.0), dtype)
+
+
+@st.composite
+def _x_and_dout(draw: st.DrawFn, xs: Arrays, dtype: np.dtype[Any]) -> Case:
+    x = draw(xs, label="x")
+    return {"x": x, "dout": draw(sv_st.upstreams(x.shape, dtype), label="dout")}
+
+
+@st.composite
+def _x_and_shift(draw: st.DrawFn, xs: Arrays, dtype: np.dtype[Any]) -> Case:
+    x = draw(xs, label="x")
+    shift = draw(sv_st.shifts(x.shape[0], dtype, max_magnitude=1e4), label="shift")
+    return {"x": x, "shift": shift}
+
+
+@st.composite
+def _x_and_perm(draw: st.DrawFn, xs: Arrays) -> Case:
+    x = draw(xs, label="x")
+    return {"x": x, "perm": draw(sv_st.permutations(x.shape[1]), label="perm")}
+
+
+@st.composite
+def _x_and_ones(draw: st.DrawFn, xs: Arrays, dtype: np.dtype[Any]) -> Case:
+    x = draw(xs, label="x")
+    scale = draw(_SCALES_32 if dtype.itemsize == 4 else _SCALES, label="c")
+    return {"x": x, "dout": np.full(x.shape, scale, dtype=dtype)}
+
+
+@st.composite
+def _x_and_pair(draw: st.DrawFn, xs: Arrays, dtype: np.dtype[Any]) -> Case:
+    x = draw(xs, label="x")
+    u = draw(sv_st.upstreams(x.shape, dtype), label="u")
+    v = draw(sv_st.upstreams(x.shape, dtype), label="v")
+    a = draw(_POWERS, label="a")
+    b = draw(_POWERS, label="b")
+    return {"x": x, "u": u, "v": v, "a": np.array(a, dtype=dtype), "b": np.array(b, dtype=dtype)}
 
 
 def _half_range(dtype: np.dtype[Any]) -> float:
@@ -127,17 +144,11 @@ def half_range_forward_case(dtype: np.dtype[Any], shape: Shapes) -> SearchStrate
     return forward_case(dtype, shape, max_magnitude=_half_range(dtype))
 
 
-@st.composite
-def half_range_permutation_case(draw: st.DrawFn, dtype: np.dtype[Any], shape: Shapes) -> Case:
+def half_range_permutation_case(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
     """``x`` with ``|x| <= max / 2`` and a permutation ``perm`` of its columns."""
-    x = draw(sv_st.logits(dtype, shape=shape, max_magnitude=_half_range(dtype)), label="x")
-    perm = draw(sv_st.permutations(x.shape[1]), label="perm")
-    return {"x": x, "perm": perm}
+    return _x_and_perm(sv_st.logits(dtype, shape=shape, max_magnitude=_half_range(dtype)))
 
 
-@st.composite
-def masked_case(draw: st.DrawFn, dtype: np.dtype[Any], shape: Shapes) -> Case:
+def masked_case(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
     """``x`` with masked (-inf) entries, fully masked rows included, and ``dout``."""
-    x = draw(sv_st.masked_logits(dtype, shape=shape), label="x")
-    dout = draw(sv_st.upstreams(x.shape, dtype), label="dout")
-    return {"x": x, "dout": dout}
+    return _x_and_dout(sv_st.masked_logits(dtype, shape=shape), dtype)

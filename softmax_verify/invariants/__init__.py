@@ -27,6 +27,7 @@ from softmax_verify.invariants import (
     _forward,
     _gradient_sums,
     _log_backward,
+    _log_masked,
     _log_softmax,
     _masked,
     _stages,
@@ -115,6 +116,10 @@ LOG_SUMMARIES: dict[str, str] = {
     "central_differences": "B(g) == central differences of sum(g * z(x)), entry by entry",
     "linearity_in_upstream": "B(a u + b v) == a B(u) + b B(v)",
     "backward_matches_reference": "rank one: B(g) == g - softmax(x) * sum(g) (float64 reference)",
+    "deterministic": "two calls on the same x (and dout) agree within twice the error bound",
+    "masked_entries_exactly_zero": "a -inf entry of a row gets exactly -inf, and 0 gradient",
+    "masked_rows_match_subset": "unmasked entries == log_softmax (and VJP) of the unmasked subset",
+    "fully_masked_rows": "an all -inf row gives all -inf or all NaN, and gradient entries 0 or NaN",
 }
 
 
@@ -198,6 +203,13 @@ REGISTRY: tuple[Invariant, ...] = (
         kinds=LOG_SOFTMAX,
     ),
     Invariant(
+        "deterministic",
+        needs_backward=False,
+        check=_determinism.log_softmax_deterministic,
+        build=_cases.half_range_forward_case,
+        kinds=LOG_SOFTMAX,
+    ),
+    Invariant(
         "ones_upstream_gives_zero", True, _backward.ones_upstream_gives_zero, _cases.ones_case
     ),
     Invariant(
@@ -258,6 +270,30 @@ REGISTRY: tuple[Invariant, ...] = (
     ),
     Invariant(
         "fully_masked_rows", False, _masked.fully_masked_rows, _cases.masked_case, masked_only=True
+    ),
+    Invariant(
+        "masked_entries_exactly_zero",
+        needs_backward=False,
+        check=_log_masked.masked_entries_exactly_zero,
+        build=_cases.masked_log_case,
+        kinds=LOG_SOFTMAX,
+        masked_only=True,
+    ),
+    Invariant(
+        "masked_rows_match_subset",
+        needs_backward=False,
+        check=_log_masked.masked_rows_match_subset,
+        build=_cases.masked_log_case,
+        kinds=LOG_SOFTMAX,
+        masked_only=True,
+    ),
+    Invariant(
+        "fully_masked_rows",
+        needs_backward=False,
+        check=_log_masked.fully_masked_rows,
+        build=_cases.masked_log_case,
+        kinds=LOG_SOFTMAX,
+        masked_only=True,
     ),
 )
 

@@ -84,8 +84,8 @@ def _configure_disk_cache(jax: Any) -> None:
     except OSError:  # no writable cache folder: compile as usual
         return
     jax.config.update("jax_compilation_cache_dir", _on_disk[0])
-    # jax keeps only programs that took a second or more to compile, by default; these
-    # take a tenth of that, and there are a hundred of them per run
+    # by default jax keeps only programs that took a second or more to compile; these take
+    # a few hundredths of a second each, and a run compiles about a hundred of them
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 

@@ -76,7 +76,10 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     faulthandler.enable(file=fault_fd, all_threads=True)
     real_exit = _record_exits(fault_fd)
+    from softmax_verify._jax_buckets import persistent_cache
     from softmax_verify._serve import Server  # after the above: imports take time
+
+    persistent_cache()  # jax programs compiled here are kept for the next run
 
     conn = Connection(conn_fd)
     server = Server()

@@ -1,28 +1,94 @@
-"""jax targets compiled once per row bucket, never with their columns padded.
+"""jax targets compiled once per column count, never with their columns padded.
 
-``jax.jit`` compiles a program for every input shape; Hypothesis draws a new shape
-for nearly every example, so a ci run spent most of its time compiling. Rows of a
-softmax are independent, so the rows are padded (with zero rows, whose output is
-dropped) up to ``MIN_ROWS`` or the next power of two above: every batch the
-strategies draw (up to 24 rows) shares one program per column count, direction and
-dtype, and the gradient checks' stacked batches a few more. The columns (the softmax
-axis) are never padded: every row length, including each D % 8 remainder a
-vectorized kernel handles separately, reaches the code under test as drawn. A kernel
-bug that depends on the row count alone is hidden, as the price of the bucket.
+``jax.jit`` compiles a program for every input shape, and Hypothesis draws a new shape
+for nearly every example: a ci run spent most of its time in XLA's compiler. Three
+things cut that cost, none of which changes what the code under test computes:
+
+- **Rows in blocks.** Rows of a softmax are independent, so a batch is cut into blocks
+  of ``BLOCK_ROWS`` rows, the last one padded with zero rows whose output is dropped.
+  Every batch, the gradient checks' stacked ones included, then runs on one program per
+  column count and dtype. The columns (the softmax axis) are never padded: every row
+  length, including each D % 8 remainder a vectorized kernel handles separately,
+  reaches the code under test as drawn. The price: a bug that depends on the number of
+  rows alone (a kernel tiling rows, say) is hidden.
+- **One program for the forward and its VJP.** ``(fn(a), vjp(fn, a)(g))`` is compiled
+  once; the forward runs it with ``g = 0`` and keeps the first output (``fn`` itself,
+  not a ``custom_vjp``'s forward rule), the backward with the upstream and keeps the
+  second. XLA's compile time is mostly fixed cost per program, so one program that
+  does both costs about half of two.
+- **Less compiler optimisation** (``COMPILER_OPTIONS``, given to these ``jax.jit`` calls
+  only, never set globally): no LLVM optimisation passes, and XLA's CPU elemental
+  emitters instead of its newer fusion emitters. Together they cut the compile time of
+  a softmax and its VJP about five-fold (bench/results.md). They change how fast the
+  machine code runs, not its IEEE semantics: XLA's CPU backend enables no fast-math by
+  default, and either emitter computes the HLO's operations as written. A jax that does
+  not know an option gets none of them (``compiler_options``), never an error blamed
+  on the code under test.
+
+In the command line's child process (never in the user's own process: ``verify()`` runs
+there), compiled programs are also kept on disk, in jax's persistent compilation cache
+under ``$XDG_CACHE_HOME/softmax-verify/jax`` (``persistent_cache``): a second run on the
+same target compiles nothing again. Entries are keyed by the program's HLO and options,
+so a changed target is compiled afresh.
+
+A target that jax cannot differentiate still has its forward checked: if the combined
+program fails to build, the forward runs alone, and the backward raises jax's error.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["MAX_PROGRAMS", "MIN_ROWS", "BucketedJit", "row_bucket"]
+__all__ = [
+    "BLOCK_ROWS",
+    "COMPILER_OPTIONS",
+    "MAX_PROGRAMS",
+    "BucketedJit",
+    "blocks",
+    "compiler_options",
+    "persistent_cache",
+]
 
-#: The smallest row bucket: above the strategies' largest batch (24 rows).
-MIN_ROWS = 32
+#: Rows per call of the code under test: above the strategies' largest batch (24 rows),
+#: so an ordinary batch is one call; a stacked batch of the gradient checks is several.
+BLOCK_ROWS = 32
+
+#: XLA options for the programs compiled here (see the module docstring).
+COMPILER_OPTIONS: dict[str, Any] = {
+    "xla_backend_optimization_level": 0,
+    "xla_llvm_disable_expensive_passes": True,
+    "xla_cpu_use_fusion_emitters": False,
+}
+
+_accepted: list[dict[str, Any]] = []  # compiler_options' answer, once per process
+_on_disk: list[str] = []  # the persistent cache's folder, once persistent_cache() is called
+
+
+def persistent_cache() -> None:
+    """Keep the programs compiled in this process on disk, for the next run: called by
+    the command line's child process only. Takes effect when a jax target is built."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    _on_disk[:] = [os.path.join(base, "softmax-verify", "jax")]
+
+
+def _configure_disk_cache(jax: Any) -> None:
+    if not _on_disk:
+        return
+    try:
+        os.makedirs(_on_disk[0], exist_ok=True)
+    except OSError:  # no writable cache folder: compile as usual
+        return
+    jax.config.update("jax_compilation_cache_dir", _on_disk[0])
+    # by default jax keeps only programs that took a second or more to compile; these take
+    # a few hundredths of a second each, and a run compiles about a hundred of them
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
 
 #: Distinct (shape, dtype) pairs compiled before the compiled programs are dropped: each
 #: stays mapped in memory, and a thorough run once failed with "LLVM compilation error:
@@ -30,34 +96,62 @@ MIN_ROWS = 32
 MAX_PROGRAMS = 512
 
 
-def row_bucket(n: int) -> int:
-    """The smallest power of two >= ``n`` and >= ``MIN_ROWS``."""
-    return max(MIN_ROWS, 1 << max(0, (n - 1).bit_length()))
+def compiler_options() -> dict[str, Any]:
+    """``COMPILER_OPTIONS`` if this jax and its backend accept them (one tiny program is
+    compiled to ask, once per process), else none: they only save time."""
+    if not _accepted:
+        import jax
+
+        try:
+            probe = jax.jit(lambda a: a + 1, compiler_options=COMPILER_OPTIONS)
+            probe.lower(np.zeros(2, np.float32)).compile()
+            _accepted.append(dict(COMPILER_OPTIONS))
+        except Exception:  # an option this jax does not know: compile as jax would
+            _accepted.append({})
+    return _accepted[0]
 
 
-def _padded(a: NDArray[Any], rows: int) -> NDArray[Any]:
-    if a.shape[0] == rows:
-        return a
-    out = np.zeros((rows, *a.shape[1:]), dtype=a.dtype)
-    out[: a.shape[0]] = a
-    return out
+def blocks(a: NDArray[Any]) -> list[NDArray[Any]]:
+    """``a``'s rows in blocks of ``BLOCK_ROWS``, the last padded with zero rows (at least
+    one block, so an empty batch still calls the code under test once)."""
+    n = a.shape[0]
+    count = max(1, -(-n // BLOCK_ROWS))
+    padded = np.zeros((count * BLOCK_ROWS, *a.shape[1:]), dtype=a.dtype)
+    padded[:n] = a
+    return [padded[i * BLOCK_ROWS : (i + 1) * BLOCK_ROWS] for i in range(count)]
 
 
 class BucketedJit:
     """``forward(x) -> (y, cache)`` and ``backward(dout, cache) -> dx`` for a jax function
-    ``fn`` of an (N, D) array, jitted, with N padded to ``row_bucket(N)``.
+    ``fn`` of an (N, D) array, jitted, run on blocks of ``BLOCK_ROWS`` rows.
 
-    The backward is ``jax.vjp(fn, a)`` applied to the upstream, compiled as one program
-    (the forward is recomputed inside it, as ``jax.grad`` of a jitted function would).
+    The backward is ``jax.vjp(fn, a)`` applied to the upstream, in the same compiled
+    program as the forward (the forward is recomputed inside it, as ``jax.grad`` of a
+    jitted function would).
     """
 
     def __init__(self, fn: Callable[[Any], Any]) -> None:
         import jax
 
         self._jax: Any = jax
-        self._forward = jax.jit(fn)
-        self._backward = jax.jit(lambda a, g: jax.vjp(fn, a)[1](g)[0])
+        _configure_disk_cache(jax)
+        self._fn = fn
+        self._options = compiler_options()
+        self._both = jax.jit(self._forward_and_vjp, compiler_options=self._options)
+        self._apart: tuple[Any, Any] | None = None  # built only if ``_both`` cannot be
         self._seen: set[tuple[tuple[int, ...], str]] = set()
+
+    def _forward_and_vjp(self, a: Any, g: Any) -> tuple[Any, Any]:
+        return self._fn(a), self._jax.vjp(self._fn, a)[1](g)[0]
+
+    def _separate(self) -> tuple[Any, Any]:
+        if self._apart is None:
+            jit, fn, options = self._jax.jit, self._fn, self._options
+            self._apart = (
+                jit(fn, compiler_options=options),
+                jit(lambda a, g: self._jax.vjp(fn, a)[1](g)[0], compiler_options=options),
+            )
+        return self._apart
 
     def _note(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
         key = (shape, dtype.str)
@@ -67,14 +161,30 @@ class BucketedJit:
                 self._seen.clear()
             self._seen.add(key)
 
-    def forward(self, x: NDArray[Any]) -> tuple[NDArray[Any], tuple[Any, int]]:
-        n = x.shape[0]
-        padded = _padded(x, row_bucket(n))
-        self._note(padded.shape, padded.dtype)
-        a = self._jax.numpy.asarray(padded)
-        return np.array(self._forward(a))[:n], (a, n)
+    def _forward_block(self, a: Any) -> Any:
+        if self._apart is None:
+            try:
+                return self._both(a, np.zeros_like(a))[0]
+            except Exception:  # not differentiable by jax: the forward alone is still checked
+                pass
+        return self._separate()[0](a)
 
-    def backward(self, dout: NDArray[Any], cache: tuple[Any, int]) -> NDArray[Any]:
-        a, n = cache
-        g = self._jax.numpy.asarray(_padded(dout, a.shape[0]))
-        return np.array(self._backward(a, g))[:n]
+    def _backward_block(self, a: Any, g: Any) -> Any:
+        if self._apart is None:
+            return self._both(a, g)[1]
+        return self._separate()[1](a, g)
+
+    def forward(self, x: NDArray[Any]) -> tuple[NDArray[Any], tuple[list[Any], int]]:
+        n = x.shape[0]
+        # numpy blocks go to the compiled program as they are: jnp.asarray would compile a
+        # small program of its own per shape, and device_put costs more than the call
+        parts = blocks(x)
+        self._note(parts[0].shape, x.dtype)
+        y = np.concatenate([np.asarray(self._forward_block(a)) for a in parts])
+        return y[:n], (parts, n)
+
+    def backward(self, dout: NDArray[Any], cache: tuple[list[Any], int]) -> NDArray[Any]:
+        parts, n = cache
+        upstream = blocks(dout)
+        dx = [np.asarray(self._backward_block(a, g)) for a, g in zip(parts, upstream, strict=True)]
+        return np.concatenate(dx)[:n]

@@ -14,8 +14,8 @@ Accepted targets:
   class (constructed with no arguments); a ``torch.autograd.Function`` subclass
   (called through ``.apply``). ``device``: ``"cpu"`` (default) or ``"cuda"``/``"cuda:N"``.
 - jax (``autodiff="jax"``): a function of an array, jitted or not, plain or with
-  ``jax.custom_vjp``/``jax.custom_jvp``; it is compiled with ``jax.jit`` once per shape
-  bucket (softmax_verify._jax_buckets), rows padded, columns never.
+  ``jax.custom_vjp``/``jax.custom_jvp``; it is compiled with ``jax.jit`` once per
+  column count (softmax_verify._jax_buckets): rows in padded blocks, columns never padded.
 
 Without ``autodiff``, a ``torch.autograd.Function`` subclass, an ``nn.Module`` and a
 ``custom_vjp``/``custom_jvp`` function are recognised as such (``detect``); anything
@@ -179,7 +179,7 @@ def _jax(target: Any) -> Adapted:
     kind = _jax_kind(target)
     what = f"jax function {_name(target)}" + (f" with jax.{kind}" if kind else "")
     bucketed = BucketedJit(target)
-    how = f"{what}; backward by jax.vjp; compiled by jax.jit once per row bucket"
+    how = f"{what}; backward by jax.vjp; compiled by jax.jit once per column count, rows in blocks"
     return Adapted(AutodiffForward(bucketed.forward, how, _name(target)), bucketed.backward, how)
 
 

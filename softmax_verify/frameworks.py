@@ -79,7 +79,7 @@ def _jax() -> Adapter:
     def softmax_rows(a: Any) -> Any:
         return jax.nn.softmax(a, axis=1)
 
-    # Compiled once per row bucket and column count (softmax_verify._jax_buckets): run
+    # Compiled once per column count and dtype (softmax_verify._jax_buckets): run
     # eagerly, or jitted per drawn shape, most of a run was spent compiling.
     bucketed = BucketedJit(softmax_rows)
     return bucketed.forward, bucketed.backward

@@ -73,6 +73,18 @@ def abs_sum_backward(dout: A, z: A) -> A:
     return np.asarray(dout - np.exp(z) * np.abs(dout).sum(axis=1, keepdims=True))
 
 
+def dropout_forward(x: A) -> A:
+    """Dropout on the logits left on at inference: a fresh mask on every call."""
+    keep = np.random.default_rng().random(x.shape) >= 0.1
+    return log_softmax(np.where(keep, x / 0.9, 0).astype(x.dtype), axis=1)
+
+
+def noisy_backward(dout: A, z: A) -> A:
+    """A gradient with a little noise in it (a stochastic estimator left in)."""
+    noise = 1e-3 * np.random.default_rng().standard_normal(z.shape)
+    return np.asarray(log_softmax_backward(dout, z, axis=1) + noise).astype(z.dtype)
+
+
 BAD_LOG: tuple[Bad, ...] = (
     Bad(
         "log_of_softmax",
@@ -133,6 +145,8 @@ BAD_LOG: tuple[Bad, ...] = (
         ),
         kind="log_softmax",
     ),
+    Bad("dropout", dropout_forward, None, ("deterministic",), kind="log_softmax"),
+    Bad("noisy_backward", correct_forward, noisy_backward, ("deterministic",), kind="log_softmax"),
     Bad(
         "abs_sum",
         correct_forward,

@@ -152,3 +152,15 @@ def half_range_permutation_case(dtype: np.dtype[Any], shape: Shapes) -> SearchSt
 def masked_case(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
     """``x`` with masked (-inf) entries, fully masked rows included, and ``dout``."""
     return _x_and_dout(sv_st.masked_logits(dtype, shape=shape), dtype)
+
+
+def masked_log_case(dtype: np.dtype[Any], shape: Shapes) -> SearchStrategy[Case]:
+    """``x`` with masked (-inf) entries, fully masked rows included, and ``dout`` that is
+    0 at the masked entries: an upstream at a -inf log-probability has no meaning, and
+    the two right ways to treat one differ (softmax_verify.invariants._log_masked)."""
+    return _x_and_dout(sv_st.masked_logits(dtype, shape=shape), dtype).map(_zero_where_masked)
+
+
+def _zero_where_masked(case: Case) -> Case:
+    x, dout = case["x"], case["dout"]
+    return {"x": x, "dout": np.where(np.isneginf(x), np.zeros((), dout.dtype), dout)}

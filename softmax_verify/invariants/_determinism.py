@@ -11,13 +11,24 @@ call can be trusted to be the one that was checked.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
 from softmax_verify._compare import assert_within
+from softmax_verify._oracle import log_softmax as exact_log
 from softmax_verify._oracle import softmax as exact
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants._cases import Case
-from softmax_verify.tolerances import backward_error_bound, forward_error_bound
+from softmax_verify.tolerances import (
+    backward_error_bound,
+    forward_error_bound,
+    log_softmax_backward_bound,
+    log_softmax_error_bound,
+)
 
-__all__ = ["deterministic"]
+__all__ = ["deterministic", "log_softmax_deterministic"]
 
 
 def deterministic(impl: Implementation, case: Case) -> None:
@@ -30,13 +41,48 @@ def deterministic(impl: Implementation, case: Case) -> None:
     Entries NaN in both calls agree (a deterministic overflow is finite_for_finite_input's
     finding, not this one's).
     """
+    x = case["x"]
+    y_exact = exact(x)
+    _twice(
+        impl,
+        case,
+        2 * forward_error_bound(x, y_exact, x.dtype),
+        lambda: 2 * backward_error_bound(x, y_exact, case["dout"], x.dtype),
+    )
+
+
+def log_softmax_deterministic(impl: Implementation, case: Case) -> None:
+    r"""log_softmax: two calls on the same input agree, :math:`|\hat z^{(1)}_i - \hat
+    z^{(2)}_i| \le 2 a_i`, and dx within :math:`2\tau_i`.
+
+    The same triangle inequality as for softmax, with the absolute log_softmax bounds
+    (tolerances.log_softmax_error_bound :math:`a_i`, tolerances.log_softmax_backward_bound
+    :math:`\tau_i`): each correct call is within them of the exact value.
+    """
+    x = case["x"]
+    z_exact = exact_log(x)
+    _twice(
+        impl,
+        case,
+        2 * log_softmax_error_bound(x, z_exact, x.dtype),
+        lambda: 2 * log_softmax_backward_bound(x, z_exact, case["dout"], x.dtype),
+    )
+
+
+def _twice(
+    impl: Implementation,
+    case: Case,
+    forward_tolerance: NDArray[np.float64],
+    backward_tolerance: Callable[[], NDArray[np.float64]],
+) -> None:
+    """Forward (and backward) twice on the case's x (and dout), compared within the given
+    tolerances."""
     x, dout = case["x"], case["dout"]
     first, second = impl.forward(x), impl.forward(x)
-    y_exact = exact(x)
     assert_within(
         second.y,
         first.y,
-        2 * forward_error_bound(x, y_exact, x.dtype),
+        forward_tolerance,
         invariant="deterministic",
         what="second forward(x) vs first forward(x)",
         message="forward(x) gave different results on two calls with the same x",
@@ -47,7 +93,7 @@ def deterministic(impl: Implementation, case: Case) -> None:
         assert_within(
             dx_second,
             dx_first,
-            2 * backward_error_bound(x, y_exact, dout, x.dtype),
+            backward_tolerance(),
             invariant="deterministic",
             what="second backward vs first backward",
             message="backward(dout, cache) gave different results on two calls with the same "

@@ -23,12 +23,13 @@ BOUNDARY_COLS: tuple[int, ...] = tuple(
 _LONG_ENTRIES = 1 << 15
 
 # One draw in four makes the shape square when the bounds allow it, and one example in
-# six is a long row when the domain allows both kinds. Every choice is drawn on every
+# four is a long row when the domain allows both kinds (one in six let a tail bug of
+# 1024-column blocks through a ci verdict at one dtype about one run in five). Every choice is drawn on every
 # example, whichever branch it picks: Hypothesis orders examples by their choice
 # sequences, shorter first, so a branch that draws less (a square, a long row) would be
 # a local minimum the shrinker cannot leave, e.g. (3, 3) or (1, 65) for any failure.
 _SQUARE = st.sampled_from((False, False, False, True))
-_LONG = st.sampled_from((False, False, False, False, False, True))
+_LONG = st.sampled_from((False, False, False, True))
 
 
 # Shape strategies built by this module: their shapes are valid by construction, so
@@ -198,8 +199,8 @@ def kernel_shapes(
 ) -> SearchStrategy[tuple[int, int]]:
     """Shapes a softmax kernel meets: short rows as ``shapes()``, and long rows.
 
-    Five examples in six are drawn as ``shapes()`` draws them (up to 24 rows and 64
-    columns, squares weighted, so ``D % 8 != 0`` and ``N == D`` come up); one in six
+    Three examples in four are drawn as ``shapes()`` draws them (up to 24 rows and 64
+    columns, squares weighted, so ``D % 8 != 0`` and ``N == D`` come up); one in four
     is a long row of 65 to ``max_cols`` columns: three times in four a length in
     ``BOUNDARY_COLS`` (127, 128, 129, 255, ..., 8191, 8192), where a kernel's column
     blocks end, else an arbitrary length (``max_cols`` one time in eight). Long

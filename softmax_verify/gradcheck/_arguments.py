@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._validate import CHECKED_DTYPES, as_float_array
+from softmax_verify._validate import CHECKED_DTYPES, as_matrix
 from softmax_verify.conventions import implementation_from, is_layer
 from softmax_verify.implementation import Implementation
 
@@ -26,9 +26,7 @@ def implementation(forward: Any, backward: Any) -> Implementation:
 
 def point(x: object, name: str) -> NDArray[Any]:
     """``x`` as a finite, non-empty (N, D) float array; ValueError/TypeError otherwise."""
-    array = as_float_array(x, name, dtypes=CHECKED_DTYPES)
-    if array.ndim != 2 or 0 in array.shape:
-        raise ValueError(f"{name} must be a non-empty 2-D (N, D) array, got shape {array.shape}")
+    array = as_matrix(x, name, dtypes=CHECKED_DTYPES)
     if not np.isfinite(array).all():
         raise ValueError(f"{name} must be finite for a gradient check")
     return array

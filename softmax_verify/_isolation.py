@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from softmax_verify._lanes import diagnose_in_lane, lane_dtypes, run_lanes
-from softmax_verify._plan import RunPlan
+from softmax_verify._plan import RunPlan, unchecked
 from softmax_verify._remote import LoadFailed, RemoteImplementation, crash_location
 from softmax_verify.conventions import Reading, ReadOptions
 from softmax_verify.diagnosis import Diagnosis, diagnose
@@ -77,19 +77,7 @@ def _stopped_on_signals(impl: RemoteImplementation) -> Iterator[None]:
 
 
 def _load_error(pairs: Sequence[tuple[str, str]], failed: LoadFailed) -> list[Result]:
-    return [
-        Result(
-            inv,
-            dtype,
-            "error",
-            0,
-            0.0,
-            f"the target {failed.how} while being loaded, before checking {inv} at {dtype}",
-            location=failed.location,
-            minimal=False,
-        )
-        for inv, dtype in pairs
-    ]
+    return unchecked(pairs, f"the target {failed.how} while being loaded,", failed.location)
 
 
 def _leftover_note(pids: Sequence[int]) -> tuple[str, ...]:

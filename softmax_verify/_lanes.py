@@ -27,11 +27,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, TypeVar
 
+from softmax_verify._plan import unchecked
 from softmax_verify._process import death, python_entry, stderr_fd
 from softmax_verify.conventions import Reading
 from softmax_verify.report import Result
@@ -48,6 +51,8 @@ T = TypeVar("T")
 
 #: How long a lane told to stop (SIGTERM) gets to stop its child before it is killed.
 _STOP_SECONDS = 2.0
+#: How often a lane checks that the verifier that started it is still there.
+_WATCH_SECONDS = 0.25
 _ENTRY = python_entry("softmax_verify._lanes", "lane_main")
 
 
@@ -125,19 +130,7 @@ class _InOrder:
 
 def _lost(lane: _Lane, pairs: list[tuple[str, str]]) -> list[Result]:
     how = death(lane.popen.wait())
-    return [
-        Result(
-            inv,
-            dtype,
-            "error",
-            0,
-            0.0,
-            f"the verifier's process for {', '.join(lane.dtypes)} {how} before checking "
-            f"{inv} at {dtype}",
-            minimal=False,
-        )
-        for inv, dtype in pairs
-    ]
+    return unchecked(pairs, f"the verifier's process for {', '.join(lane.dtypes)} {how}")
 
 
 def _receive(lane: _Lane, order: _InOrder) -> None:
@@ -207,12 +200,24 @@ def _run(starting: list[_Lane], order: _InOrder) -> list[_Lane]:
     return starting
 
 
+def _orphan_watch(parent: int) -> None:
+    """The last resort if SIGTERM did not end this lane once the verifier died (its handler
+    stops the child first, and a signal landing inside that same cleanup can fail): a
+    while after the parent is gone, SIGKILL; the child then dies by its own
+    ``PR_SET_PDEATHSIG``."""
+    while os.getppid() == parent:
+        time.sleep(_WATCH_SECONDS)
+    time.sleep(_STOP_SECONDS)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def lane_main() -> None:
     """Entry point of a lane: ``python -c ... CONN_FD PARENT_PID`` (see ``_Lane``)."""
     from softmax_verify._child import die_with_parent
 
     conn_fd, parent = int(sys.argv[1]), int(sys.argv[2])
     die_with_parent(parent, signal.SIGTERM)
+    threading.Thread(target=_orphan_watch, args=(parent,), daemon=True).start()
     conn = Connection(conn_fd)
 
     def send(kind: str, payload: object) -> None:

@@ -29,7 +29,7 @@ from softmax_verify.kinds import Kind, check_kind
 from softmax_verify.report import Report, Result
 from softmax_verify.tolerances import ACCUMULATIONS, describe_accumulation
 
-__all__ = ["RunPlan", "draw_seed", "interpretation", "run_settings"]
+__all__ = ["RunPlan", "draw_seed", "interpretation", "run_settings", "unchecked"]
 
 
 @dataclass(frozen=True)
@@ -184,3 +184,23 @@ def _check_options(domain: object, accumulate: object) -> Domain:
     if not isinstance(domain, Domain):
         raise TypeError(f"domain must be a softmax_verify.Domain or None, got {domain!r}")
     return domain
+
+
+def unchecked(
+    pairs: Sequence[tuple[str, str]], why: str, location: str | None = None
+) -> list[Result]:
+    """An error for each (invariant id, dtype name) pair that could not be checked: ``why``
+    (what stopped it), then "before checking ID at DTYPE"."""
+    return [
+        Result(
+            inv,
+            dtype,
+            "error",
+            0,
+            0.0,
+            f"{why} before checking {inv} at {dtype}",
+            location=location,
+            minimal=False,
+        )
+        for inv, dtype in pairs
+    ]

@@ -70,6 +70,7 @@ __all__ = [
     "log_softmax_error_bound",
     "reference_backward_bound",
     "reference_forward_bound",
+    "reference_log_softmax_backward_bound",
     "reference_log_softmax_bound",
     "row_sum_bound",
     "unit_interval_slack",
@@ -444,6 +445,15 @@ def log_softmax_backward_bound(
         spread = np.where(y > 0, y * total * (rho + gamma(d + 3, dtype) * (1 + rho)), 0.0)
     out: Float64Array = spread + gamma(3, dtype) * g + _tiny(dtype) * (total + d + 4)
     return out
+
+
+def reference_log_softmax_backward_bound(
+    x: NDArray[Any], z_exact: NDArray[Any], dout: NDArray[Any], dtype: DTypeLike
+) -> Float64Array:
+    """``log_softmax_backward_bound`` plus the float64 reference VJP's own bound."""
+    return log_softmax_backward_bound(x, z_exact, dout, dtype) + log_softmax_backward_bound(
+        x, z_exact, dout, np.float64
+    )
 
 
 # --- perturbed inputs ----------------------------------------------------------------------

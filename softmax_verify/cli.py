@@ -147,6 +147,7 @@ def _parser() -> _Parser:
     _add_target(check)
     _add_dtypes_and_shapes(check)
     _add_run_options(check)
+    _add_jobs_option(check)
     _add_reading_options(check)
     _what_is_checked(check)
     _add_framework_options(check)
@@ -269,6 +270,10 @@ def _add_run_options(check: argparse.ArgumentParser) -> None:
         "the run, and the target's global state (numpy error state, patched numpy functions, "
         "random seeds, signal handlers, working directory) reaches the verifier's own math",
     )
+
+
+def _add_jobs_option(check: argparse.ArgumentParser) -> None:
+    """``--jobs``: how many dtypes are checked side by side (``_lanes``)."""
     check.add_argument(
         "--jobs",
         type=_positive_int,

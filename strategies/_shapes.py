@@ -24,10 +24,11 @@ _LONG_ENTRIES = 1 << 15
 
 # One draw in four makes the shape square when the bounds allow it, and one example in
 # four is a long row when the domain allows both kinds (one in six let a tail bug of
-# 1024-column blocks through a ci verdict at one dtype about one run in five). Every choice is drawn on every
-# example, whichever branch it picks: Hypothesis orders examples by their choice
-# sequences, shorter first, so a branch that draws less (a square, a long row) would be
-# a local minimum the shrinker cannot leave, e.g. (3, 3) or (1, 65) for any failure.
+# 1024-column blocks through a ci verdict at one dtype about one run in five). Every
+# choice is drawn on every example, whichever branch it picks: Hypothesis orders
+# examples by their choice sequences, shorter first, so a branch that draws less (a
+# square, a long row) would be a local minimum the shrinker cannot leave, e.g. (3, 3) or
+# (1, 65) for any failure.
 _SQUARE = st.sampled_from((False, False, False, True))
 _LONG = st.sampled_from((False, False, False, True))
 

@@ -13,21 +13,36 @@ Public API:
 - ``INVARIANTS``: the invariants, each with an id, its math and a check;
 - ``softmax_verify.gradcheck``: exhaustive and fast gradient checks;
 - ``softmax_verify.testing.SoftmaxContract``: the same checks as a pytest base class.
+
+The names are imported on first use (PEP 562): the command's child process, which runs
+the code under test, imports the package for the few modules it needs, and must not pay
+for Hypothesis and the invariants it never uses.
 """
 
-from softmax_verify.domain import Domain
-from softmax_verify.errors import ImplementationError, InvariantViolation
-from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS, Invariant
-from softmax_verify.reference import (
-    log_softmax,
-    log_softmax_backward,
-    softmax,
-    softmax_backward,
-    softmax_jvp,
-)
-from softmax_verify.report import Report, Result, VerificationFailed
-from softmax_verify.runner import verify
-from softmax_verify.staged import StagedCache, StagedGradients, staged_backward, staged_forward
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from softmax_verify.domain import Domain
+    from softmax_verify.errors import ImplementationError, InvariantViolation
+    from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS, Invariant
+    from softmax_verify.reference import (
+        log_softmax,
+        log_softmax_backward,
+        softmax,
+        softmax_backward,
+        softmax_jvp,
+    )
+    from softmax_verify.report import Report, Result, VerificationFailed
+    from softmax_verify.runner import verify
+    from softmax_verify.staged import (
+        StagedCache,
+        StagedGradients,
+        staged_backward,
+        staged_forward,
+    )
 
 __all__ = [
     "INVARIANTS",
@@ -53,3 +68,39 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+#: The module each public name lives in.
+_HOMES = {
+    "Domain": "domain",
+    "ImplementationError": "errors",
+    "InvariantViolation": "errors",
+    "INVARIANTS": "invariants",
+    "INVARIANT_IDS": "invariants",
+    "Invariant": "invariants",
+    "log_softmax": "reference",
+    "log_softmax_backward": "reference",
+    "softmax": "reference",
+    "softmax_backward": "reference",
+    "softmax_jvp": "reference",
+    "Report": "report",
+    "Result": "report",
+    "VerificationFailed": "report",
+    "verify": "runner",
+    "StagedCache": "staged",
+    "StagedGradients": "staged",
+    "staged_backward": "staged",
+    "staged_forward": "staged",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'softmax_verify' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"softmax_verify.{home}"), name)
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

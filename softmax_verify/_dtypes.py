@@ -7,6 +7,7 @@ not know bfloat16, so every machine constant is read through ``finfo`` here.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -63,11 +64,24 @@ def is_float_dtype(dtype: np.dtype[Any]) -> bool:
     return dtype.kind == "f" or dtype.name == "bfloat16"
 
 
+#: finfo by the dtype-like it was asked for: the checks ask several times per example,
+#: and numpy's own lookup (with ``np.dtype`` and ``.name`` first) costs microseconds.
+_FINFO: dict[object, Any] = {}
+
+
 def finfo(dtype: DTypeLike) -> Any:
     """``np.finfo(dtype)``, or ``ml_dtypes.finfo`` for bfloat16 (same attributes)."""
+    try:
+        return _FINFO[dtype]
+    except (KeyError, TypeError):  # TypeError: a dtype-like that cannot be hashed
+        pass
     resolved = np.dtype(dtype)
     if resolved.name == "bfloat16":
         import ml_dtypes
 
-        return ml_dtypes.finfo(resolved)  # type: ignore[no-untyped-call]  # ml_dtypes: no hints
-    return np.finfo(resolved)
+        found = ml_dtypes.finfo(resolved)  # type: ignore[no-untyped-call]  # ml_dtypes: no hints
+    else:
+        found = np.finfo(resolved)
+    with contextlib.suppress(TypeError):
+        _FINFO[dtype] = found
+    return found

@@ -20,10 +20,12 @@ from hypothesis import given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky
 from hypothesis.reporting import with_reporter
+from hypothesis.strategies import SearchStrategy
 
 from softmax_verify._messages import describe_exception
 from softmax_verify._plan import RunPlan, run_settings
 from softmax_verify._settings import DEFAULT_DTYPES, verdict_settings
+from softmax_verify._sharing import Members, shared_groups
 from softmax_verify._storage import private_hypothesis_storage
 from softmax_verify._validate import resolve_dtype
 from softmax_verify.autodiff import AutodiffForward, adapt
@@ -85,34 +87,111 @@ def run_invariant(
     the ``accumulate`` model (``tolerances.accumulation``).
     """
     inv = get_invariant(invariant, kind) if isinstance(invariant, str) else invariant
-    dt = resolve_dtype(dtype)
-    if inv.needs_backward and not impl.has_backward:
-        return Result(inv.id, dt.name, "skipped", 0, 0.0, "no backward given")
-    state = _State()
-    test = given(inv.cases(dt, domain))(_property(inv, impl, state, on_case))
-    test = (run_settings(profile, max_examples, seed) if base is None else verdict_settings(base))(
-        test
+    chosen = run_settings(profile, max_examples, seed) if base is None else verdict_settings(base)
+    (result,) = _run_shared(
+        [inv],
+        impl,
+        resolve_dtype(dtype),
+        _Run(chosen, base is None, seed, domain, accumulate),
+        on_case,
     )
-    if seed is not None:
-        test = hypothesis_seed(seed)(test)
+    return result
+
+
+@dataclass(frozen=True)
+class _Run:
+    """How each property of a run is run: its settings, whether it keeps Hypothesis's
+    files in private storage (not under the user's own settings), its seed, shapes and
+    accumulation model."""
+
+    chosen: settings
+    private: bool
+    seed: int | None
+    domain: Domain | None
+    accumulate: str
+
+
+def _run_shared(
+    invariants: Sequence[Invariant],
+    impl: Implementation,
+    dt: np.dtype[Any],
+    run: _Run,
+    on_case: Callable[[Case], None] | None = None,
+) -> list[Result]:
+    """Invariants that share their case strategy, checked on one stream of examples
+    (``_sharing``): a property for them all, run again without each member that fails."""
+    results: dict[str, Result] = {}
+    live = []
+    for inv in invariants:
+        if inv.needs_backward and not impl.has_backward:
+            results[inv.id] = Result(inv.id, dt.name, "skipped", 0, 0.0, "no backward given")
+        else:
+            live.append(inv)
+    cases = live[0].cases(dt, run.domain) if live else None
+    spent = dict.fromkeys((inv.id for inv in live), 0.0)
+    while live and cases is not None:
+        members, state = Members(live), _State()
+        exc, seconds = _run_property(cases, members, impl, state, run, on_case)
+        for name, share in members.seconds(seconds).items():
+            spent[name] += share
+        for name, reason in members.skipped.items():
+            results[name] = Result(
+                name, dt.name, "skipped", members.examples[name], spent[name], reason
+            )
+        if exc is None:
+            for inv in members.live:
+                n = members.examples[inv.id]
+                results[inv.id] = Result(
+                    inv.id, dt.name, "passed", n, spent[inv.id], f"held on {n} examples"
+                )
+            break
+        culprits = _culprits(exc, members)
+        for inv in culprits:
+            state.examples = members.examples[inv.id]
+            results[inv.id] = _failure(inv.id, dt.name, exc, state, spent[inv.id])
+        live = [inv for inv in members.live if inv not in culprits]
+    return [results[inv.id] for inv in invariants]
+
+
+def _run_property(
+    cases: SearchStrategy[Case],
+    members: Members,
+    impl: Implementation,
+    state: _State,
+    run: _Run,
+    on_case: Callable[[Case], None] | None,
+) -> tuple[Exception | None, float]:
+    """One property over ``cases`` checking ``members``: what it ended with (None: held,
+    or no member applies) and how long it took."""
+    test = given(cases)(_property(members, impl, state, on_case))
+    test = run.chosen(test)
+    if run.seed is not None:
+        test = hypothesis_seed(run.seed)(test)
     start = time.perf_counter()
-    storage = private_hypothesis_storage() if base is None else contextlib.nullcontext()
+    storage = private_hypothesis_storage() if run.private else contextlib.nullcontext()
     try:
-        with with_reporter(lambda _text: None), storage, accumulation(accumulate):
+        with with_reporter(lambda _text: None), storage, accumulation(run.accumulate):
             test()
     except _NotApplicableStop:
-        pass  # state.skipped holds the reason
+        pass  # every member said why (members.skipped)
     except Exception as exc:  # the property's verdict, or Hypothesis's own
-        return _failure(inv.id, dt.name, exc, state, time.perf_counter() - start)
-    seconds = time.perf_counter() - start
-    if state.skipped is not None:
-        return Result(inv.id, dt.name, "skipped", state.examples, seconds, state.skipped)
-    message = f"held on {state.examples} examples"
-    return Result(inv.id, dt.name, "passed", state.examples, seconds, message)
+        return exc, time.perf_counter() - start
+    return None, time.perf_counter() - start
+
+
+def _culprits(exc: Exception, members: Members) -> list[Invariant]:
+    """The members ``exc`` is the verdict of: the one whose check raised it on the last
+    (minimal) case; for a failure that did not happen again, the first that failed; for
+    Hypothesis's own errors, every member still live."""
+    if isinstance(exc, (CallTimeout, InvariantViolation, ImplementationError)):
+        return [members.current]
+    if isinstance(exc, Flaky) and members.first_failed is not None:
+        return [members.first_failed]
+    return list(members.live)
 
 
 def _property(
-    inv: Invariant, impl: Implementation, state: _State, on_case: Callable[[Case], None] | None
+    inv: Members, impl: Implementation, state: _State, on_case: Callable[[Case], None] | None
 ) -> Callable[[Case], None]:
     """The property Hypothesis runs: ``inv``'s check of one case, recorded in ``state``.
 
@@ -267,25 +346,30 @@ def verify(
 def run_pairs(
     impl: Implementation, plan: RunPlan, *, diagnose_failures: bool = True
 ) -> tuple[list[Result], tuple[Diagnosis, ...]]:
-    """Each (invariant, dtype) pair of ``plan`` in turn, then the diagnosis of any failures
-    (unless ``diagnose_failures`` is False): the one run of ``verify`` and of the command,
-    in process or on the child's implementation."""
-    results = []
-    for inv, dtype in plan.pairs:
-        result = run_invariant(
-            inv,
-            impl,
-            dtype,
-            profile=plan.profile,
-            max_examples=plan.max_examples,
-            seed=plan.seed,
-            domain=plan.domain,
-            accumulate=plan.accumulate,
-            kind=plan.kind,
-        )
-        results.append(result)
-        if plan.progress is not None:
-            plan.progress(result)
+    """Each (invariant, dtype) pair of ``plan``, invariants that share their cases checked on
+    one stream of examples (``_sharing``), then the diagnosis of any failures (unless
+    ``diagnose_failures`` is False): the one run of ``verify`` and of the command, in
+    process or on the child's implementation. ``plan.progress`` gets each result in
+    report order."""
+    pairs = [(inv.id, dt.name) for inv, dt in plan.pairs]
+    done: dict[tuple[str, str], Result] = {}
+    reported = 0
+    run = _Run(
+        run_settings(plan.profile, plan.max_examples, plan.seed),
+        True,
+        plan.seed,
+        plan.domain,
+        plan.accumulate,
+    )
+    for dtype, invariants in shared_groups(plan.pairs):
+        for result in _run_shared(invariants, impl, dtype, run):
+            done[(result.invariant, result.dtype)] = result
+        # Progress in report order: each result once every one before it is in.
+        while reported < len(pairs) and pairs[reported] in done:
+            if plan.progress is not None:
+                plan.progress(done[pairs[reported]])
+            reported += 1
+    results = [done[pair] for pair in pairs]
     # The catalogue is of softmax mistakes: a log_softmax is not diagnosed against it.
     diagnosed = plan.kind == "softmax" and diagnose_failures
     found = diagnose(impl, results, plan.dtypes) if diagnosed else ()

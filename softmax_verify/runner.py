@@ -1,10 +1,12 @@
 """``verify``: run every invariant as a Hypothesis property against one implementation.
 
-Each (invariant, dtype) runs as its own property. When one fails, Hypothesis
-shrinks the failing case; its last replay is the minimal counterexample, which
-the check's exception carries out (``case`` attribute). The runner never lets
-the code under test crash it: exceptions, wrong return types and overruns
-become status "error" for that invariant, and the next invariant runs.
+Invariants that draw the same cases run, at each dtype, as one property that checks
+each of them on every case (``_sharing``); ``run_invariant`` runs one alone. When one
+fails, Hypothesis shrinks the failing case; its last replay is the minimal
+counterexample, which the check's exception carries out (``case`` attribute), and the
+others go on without it. The runner never lets the code under test crash it:
+exceptions, wrong return types and overruns become status "error" for that
+invariant, and the others go on.
 """
 
 from __future__ import annotations

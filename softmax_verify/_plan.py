@@ -73,11 +73,11 @@ class RunPlan:
         checked_kind = check_kind(kind)
         if not isinstance(masked, bool):
             raise TypeError(f"masked must be a bool, got {masked!r}")
-        selected = (
-            invariants_for(checked_kind, masked=masked)
-            if invariants is None
-            else tuple(get_invariant(i, checked_kind) for i in invariants)
-        )
+        if invariants is None:
+            selected = invariants_for(checked_kind, masked=masked)
+        else:  # an id named twice is checked once: a second run would only repeat the first
+            named = (get_invariant(i, checked_kind) for i in invariants)
+            selected = tuple({inv.id: inv for inv in named}.values())
         run_settings(profile, max_examples, seed)  # validates the profile
         return cls(
             invariants=selected,

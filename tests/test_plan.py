@@ -88,3 +88,8 @@ def test_progress_sees_each_result_of_the_isolated_run_in_order() -> None:
             "finite_for_finite_input",
         ]
     )
+
+
+def test_an_invariant_named_twice_is_checked_once() -> None:
+    plan = RunPlan.build(invariants=["rows_sum_to_one", "matches_reference", "rows_sum_to_one"])
+    assert [inv.id for inv in plan.invariants] == ["rows_sum_to_one", "matches_reference"]

@@ -25,7 +25,7 @@ __all__ = [
 
 #: Every dtype name the checks accept, widest first.
 DTYPE_NAMES: tuple[str, ...] = ("float64", "float32", "float16", "bfloat16")
-#: The half-precision ones: their tolerances follow an accumulation model (tolerances.py).
+#: The half-precision ones: their tolerances follow an accumulation model (tolerances/).
 HALF_NAMES: tuple[str, ...] = ("float16", "bfloat16")
 
 

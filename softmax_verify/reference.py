@@ -210,19 +210,27 @@ def _softmax_rows(x: FloatArray, out: FloatArray) -> None:
                 rows = np.flatnonzero(redo)
                 if rows.size:  # rows the maxima did not settle (or not looked at): recompute
                     look_first = True
-                    e = xb[rows]
-                    e -= e.max(axis=1, keepdims=True)
-                    np.exp(e, out=e)
-                    ob[rows] = e
-                    e_sums = np.empty(rows.size, dtype=x.dtype)
-                    _row_dots(e, ones, e_sums)
-                    s[rows] = e_sums
+                    _shifted_rows(xb, rows, ones, ob, s)
             if d == 1:  # e / e: exactly 1, so a single column's Jacobian is exactly 0
                 np.divide(ob, s[:, None], out=ob)
                 continue
             r = inverse[: stop - start]
             np.divide(1, s[:, None], out=r)
             np.multiply(ob, r, out=ob)  # a reciprocal and a product: f64 division is slow
+
+
+def _shifted_rows(
+    xb: FloatArray, rows: NDArray[np.intp], ones: FloatArray, ob: FloatArray, s: FloatArray
+) -> None:
+    """Rows ``rows`` of the block ``xb`` again, with the shift: ``e_j = exp(x_j - m)`` into
+    those rows of ``ob``, and their sums into ``s``."""
+    e = xb[rows]
+    e -= e.max(axis=1, keepdims=True)
+    np.exp(e, out=e)
+    ob[rows] = e
+    e_sums = np.empty(rows.size, dtype=xb.dtype)
+    _row_dots(e, ones, e_sums)
+    s[rows] = e_sums
 
 
 def _in_parallel(

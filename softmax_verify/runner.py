@@ -31,7 +31,7 @@ from softmax_verify._sharing import Members, shared_groups
 from softmax_verify._storage import private_hypothesis_storage
 from softmax_verify._validate import resolve_dtype
 from softmax_verify.autodiff import AutodiffForward, adapt
-from softmax_verify.conventions import ReadOptions, implementation_from
+from softmax_verify.conventions import Reading, ReadOptions, implementation_from
 from softmax_verify.diagnosis import Diagnosis, diagnose
 from softmax_verify.domain import Domain
 from softmax_verify.errors import (
@@ -292,26 +292,20 @@ def verify(
 ) -> Report:
     """Check ``forward`` (and ``backward``) against every invariant, at each dtype.
 
-    ``forward`` is a function, a layer class (a fresh instance per forward call) or a
-    layer instance (a deep copy per forward call); ``grad``, ``grad_at``, ``rowwise``,
-    ``axis`` and ``rank`` say how to read it, as the command line's options do
-    (``softmax_verify.conventions.ReadOptions``). Code that fits no convention raises
-    ``ConventionError`` (a TypeError and a ValueError) saying what was tried.
+    ``forward``: a function, a layer class (a fresh instance per forward call) or a layer
+    instance (a deep copy per call); ``grad``, ``grad_at``, ``rowwise``, ``axis`` and ``rank``
+    say how to read it, as the command's options do (``conventions.ReadOptions``); code that
+    fits no convention raises ``ConventionError`` (a TypeError and a ValueError) saying what
+    was tried. ``autodiff`` (``"torch"``/``"jax"``, or detected) reads ``forward`` as written
+    with that framework's ops, its backward from the framework's autodiff (torch on ``device``).
 
-    ``dtypes`` defaults to float32 and float64. ``profile`` picks the Hypothesis
-    profile: dev, ci, thorough or any other registered one. ``max_examples``
-    overrides its example count; ``seed`` makes a random profile reproducible (a
-    seed is drawn and reported when the profile is not derandomized). Each call
-    of the implementation is limited to ``timeout`` seconds. ``dtypes`` may include
-    float16 and bfloat16 (ml_dtypes); their tolerances follow ``accumulate``:
-    ``"float32"`` (float32 or wider accumulation, rounded once: what production
-    kernels do) or ``"input"`` (accumulation in the half dtype itself). ``domain``
-    (a ``Domain``) restricts the shapes drawn to those the implementation supports.
-    ``kind`` says what the code computes (``"softmax"`` or ``"log_softmax"``) and picks
-    the invariant set; ``masked=True`` adds the checks on rows with masked (-inf)
-    entries. ``autodiff`` (``"torch"``/``"jax"``, or detected) reads ``forward`` as
-    written with that framework's ops, its backward from the framework's autodiff;
-    ``device`` applies to torch (softmax_verify.autodiff).
+    ``dtypes``: float32 and float64 by default; float16 and bfloat16 (ml_dtypes) are judged
+    under ``accumulate``: ``"float32"`` (float32 or wider accumulation, rounded once, as
+    production kernels do) or ``"input"`` (in the half dtype). ``profile``: a registered
+    Hypothesis profile (dev, ci, thorough, ...); ``max_examples`` overrides its count; ``seed``
+    makes a random profile reproducible (else one is drawn and reported). Each call is limited
+    to ``timeout`` seconds. ``domain`` restricts the shapes drawn; ``kind`` (``"softmax"`` or
+    ``"log_softmax"``) picks the invariant set; ``masked=True`` adds the masked-row checks.
     """
     plan = RunPlan.build(
         dtypes=dtypes,
@@ -326,6 +320,26 @@ def verify(
         progress=progress,
     )
     options = ReadOptions(grad=grad, grad_at=grad_at, rowwise=rowwise, axis=axis, rank=rank)
+    impl, reading, backward_name = _read_target(
+        forward, backward, options, autodiff=autodiff, device=device, timeout=timeout, name=target
+    )
+    results, found = run_pairs(impl, plan)
+    return plan.report(target or impl.name, backward_name, results, found, reading=reading)
+
+
+def _read_target(
+    forward: Any,
+    backward: Callable[..., Any] | None,
+    options: ReadOptions,
+    *,
+    autodiff: str | None,
+    device: str,
+    timeout: float | None,
+    name: str | None,
+) -> tuple[Implementation, Reading, str | None]:
+    """The implementation of ``forward``/``backward`` read as ``options`` say (through the
+    framework's autodiff where ``autodiff`` names or detects one), how it was read, and the
+    name of the user's own backward (None when there is none, or autodiff supplies it)."""
     adapted = (
         None if isinstance(forward, AutodiffForward) else adapt(forward, autodiff, device=device)
     )
@@ -333,16 +347,10 @@ def verify(
         if backward is not None:
             raise ValueError("backward must be None for an autodiff target: autodiff supplies it")
         forward, backward = adapted.forward, adapted.backward
-    impl, reading = implementation_from(forward, backward, options, timeout=timeout, name=target)
-    results, found = run_pairs(impl, plan)
+    impl, reading = implementation_from(forward, backward, options, timeout=timeout, name=name)
     own = backward is not None and adapted is None  # autodiff's backward is not the user's
-    return plan.report(
-        target or impl.name,
-        str(getattr(backward, "__qualname__", backward)) if own else None,
-        results,
-        found,
-        reading=with_autodiff_note(reading, forward),
-    )
+    backward_name = str(getattr(backward, "__qualname__", backward)) if own else None
+    return impl, with_autodiff_note(reading, forward), backward_name
 
 
 def run_pairs(

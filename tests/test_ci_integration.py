@@ -113,6 +113,20 @@ def test_the_package_metadata_speaks_to_users() -> None:
     assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
 
 
+def test_every_package_folder_is_in_the_distribution() -> None:
+    # pyproject.toml names its packages (strategies/ installs under another name), so a
+    # sub-package missing from that list is missing from the wheel, and the import fails.
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    listing = re.search(r"^packages = \[(.*?)\]", pyproject, re.MULTILINE | re.DOTALL)
+    assert listing, "pyproject.toml's [tool.setuptools] packages list was not found"
+    listed = set(re.findall(r'"([\w.]+)"', listing.group(1)))
+    folders = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "softmax_verify").rglob("__init__.py")
+    }
+    assert folders - listed == set(), f"add to pyproject.toml's packages: {folders - listed}"
+
+
 def test_the_readme_installs_first_with_links_that_work_on_the_package_index() -> None:
     readme = (ROOT / "README.md").read_text()
     start = readme.index("\n## Install\n")

@@ -104,36 +104,35 @@ def _consistent_backward(observations: list[Observation]) -> bool:
     return tally.matched and tally.probes > 0
 
 
+def _dtype_changed(
+    calls: list[tuple[object, object]], dtype: str, summary: str, fix: str
+) -> list[_Finding]:
+    """dtype_changed when every call returned one and the same dtype other than its input's:
+    ``calls`` the (returned, input) dtypes of the calls that returned; ``summary`` with
+    ``{}`` where that dtype goes."""
+    changed = {str(returned) for returned, given in calls if returned != given}
+    if not (calls and len(changed) == 1 and all(r != g for r, g in calls)):
+        return []
+    evidence = f"{dtype}: on all {len(calls)} probes"
+    found = summary.format(changed.pop())
+    return [("dtype_changed", "formula", found, fix, evidence, ("dtype_preserved",))]
+
+
 def _calls(observations: list[Observation], dtype: str) -> list[_Finding]:
     """dtype_changed and mutates_input, as the calls reported them."""
-    out: list[_Finding] = []
     n = len(observations)
-    forward = [o for o in observations if o.y_dtype is not None]
-    changed = {str(o.y_dtype) for o in forward if o.y_dtype != o.probe.x.dtype}
-    if forward and len(changed) == 1 and all(o.y_dtype != o.probe.x.dtype for o in forward):
-        out.append(
-            (
-                "dtype_changed",
-                "formula",
-                f"the forward returns {changed.pop()} for {dtype} input",
-                "return y in x's dtype: compute in it, or end with y.astype(x.dtype, copy=False)",
-                f"{dtype}: on all {len(forward)} probes",
-                ("dtype_preserved",),
-            )
-        )
-    backward = [o for o in observations if o.dx_dtype is not None]
-    changed = {str(o.dx_dtype) for o in backward if o.dx_dtype != o.probe.dout.dtype}
-    if backward and len(changed) == 1 and all(o.dx_dtype != o.probe.dout.dtype for o in backward):
-        out.append(
-            (
-                "dtype_changed",
-                "formula",
-                f"the backward returns dx as {changed.pop()} for a {dtype} dout",
-                "return dx in dout's dtype: compute in it, or end with dx.astype(dout.dtype)",
-                f"{dtype}: on all {len(backward)} probes",
-                ("dtype_preserved",),
-            )
-        )
+    out = _dtype_changed(
+        [(o.y_dtype, o.probe.x.dtype) for o in observations if o.y_dtype is not None],
+        dtype,
+        "the forward returns {} for " + dtype + " input",
+        "return y in x's dtype: compute in it, or end with y.astype(x.dtype, copy=False)",
+    )
+    out += _dtype_changed(
+        [(o.dx_dtype, o.probe.dout.dtype) for o in observations if o.dx_dtype is not None],
+        dtype,
+        "the backward returns dx as {} for a " + dtype + " dout",
+        "return dx in dout's dtype: compute in it, or end with dx.astype(dout.dtype)",
+    )
     for flag, what, fix in (
         ("mutated_x", "the forward writes to its input x", "y = np.exp(x - ...) into new arrays"),
         ("mutated_dout", "the backward writes to its input dout", "dx = y * (dout - ...)"),

@@ -155,29 +155,9 @@ def _step_points(
     def block(rows: tuple[int, int]) -> tuple[NDArray[np.intp], NDArray[np.intp], F64, F64]:
         a, b = rows
         x64 = _f64(x[a:b])
-        step = np.multiply(eighths[a:b], eighth_h)
         plus = out[a:b]
-        with np.errstate(over="ignore", invalid="ignore"):
-            # One rounding each: for float32 x with |x| >= 3h, x + s is exact in float64
-            # (ulp(x) divides s and |s| <= |x|: the sum has at most 25 bits).
-            np.add(x64, step, out=plus, casting="same_kind")
-            width = np.subtract(plus, np.subtract(x64, step, dtype=x.dtype), dtype=np.float64)
-            step += step
-            inexact = width != step
-            inexact |= np.abs(x64) < 3 * h
-        rows_, cols = np.divmod(np.flatnonzero(inexact), inexact.shape[1])  # faster than 2-D
-        s = 0.5 * step[rows_, cols]
-        grid = _on_step_grid(x64[rows_, cols], s, x.dtype)
-        with np.errstate(over="ignore", invalid="ignore"):
-            plus[rows_, cols] = grid + s
-            minus = (grid - s).astype(x.dtype)
-            exact = (
-                np.array_equal(_f64(grid.astype(x.dtype)), grid)
-                and np.array_equal(_f64(plus[rows_, cols]) - grid, s)
-                and np.array_equal(grid - _f64(minus), s)
-            )
-        if not exact:
-            raise ValueError(f"x has entries too large for an exact step of {h:g} in {x.dtype}")
+        rows_, cols, s = _plus_and_inexact(x64, np.multiply(eighths[a:b], eighth_h), plus, h)
+        grid = _moved_to_grid(x64[rows_, cols], s, plus, (rows_, cols), h)
         np.maximum.at(shift[a:b, 0], rows_, np.abs(grid - x64[rows_, cols]))
         return rows_ + a, cols, grid, s
 
@@ -189,6 +169,43 @@ def _step_points(
         step=np.concatenate([part[3] for part in blocks]),
         shift=shift,
     )
+
+
+def _plus_and_inexact(
+    x64: F64, step: F64, plus: NDArray[Any], h: float
+) -> tuple[NDArray[np.intp], NDArray[np.intp], F64]:
+    """Fill ``plus`` with ``fl(x + s)`` for the steps s = ``step`` (overwritten); return the
+    entries where the pair ``x +/- s`` is not exact or :math:`|x| < 3h` (``_step_points``'s
+    test): their rows, columns and s there."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        # One rounding each: for float32 x with |x| >= 3h, x + s is exact in float64
+        # (ulp(x) divides s and |s| <= |x|: the sum has at most 25 bits).
+        np.add(x64, step, out=plus, casting="same_kind")
+        width = np.subtract(plus, np.subtract(x64, step, dtype=plus.dtype), dtype=np.float64)
+        step += step
+        inexact = width != step
+        inexact |= np.abs(x64) < 3 * h
+    rows_, cols = np.divmod(np.flatnonzero(inexact), inexact.shape[1])  # faster than 2-D
+    return rows_, cols, 0.5 * step[rows_, cols]
+
+
+def _moved_to_grid(
+    x64: F64, s: F64, plus: NDArray[Any], at: tuple[NDArray[np.intp], NDArray[np.intp]], h: float
+) -> F64:
+    """x' on the step grid for the entries ``x64`` with steps ``s``, and ``x' + s`` written to
+    ``plus`` at ``at``; ValueError unless x', ``x' + s`` and ``x' - s`` are exact in x's dtype."""
+    grid = _on_step_grid(x64, s, plus.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        plus[at] = grid + s
+        minus = (grid - s).astype(plus.dtype)
+        exact = (
+            np.array_equal(_f64(grid.astype(plus.dtype)), grid)
+            and np.array_equal(_f64(plus[at]) - grid, s)
+            and np.array_equal(grid - _f64(minus), s)
+        )
+    if not exact:
+        raise ValueError(f"x has entries too large for an exact step of {h:g} in {plus.dtype}")
+    return grid
 
 
 def _minus_points(

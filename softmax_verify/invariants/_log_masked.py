@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from softmax_verify._compare import assert_within
 from softmax_verify._oracle import log_softmax, log_softmax_vjp
-from softmax_verify.errors import InvariantViolation
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants._cases import Case
-from softmax_verify.invariants._masked import _partial_rows
+from softmax_verify.invariants._masked_rows import (
+    MaskedKind,
+    check_fully_masked_rows,
+    check_masked_entries,
+    check_subset_rows,
+)
 from softmax_verify.tolerances import (
     reference_log_softmax_backward_bound,
     reference_log_softmax_bound,
@@ -36,8 +39,16 @@ from softmax_verify.tolerances import (
 
 __all__ = ["fully_masked_rows", "masked_entries_exactly_zero", "masked_rows_match_subset"]
 
-_ID_ENTRIES = "masked_entries_exactly_zero"
-_ID_SUBSET = "masked_rows_match_subset"
+_LOG_SOFTMAX = MaskedKind(
+    name="log_softmax",
+    masked_value=-np.inf,
+    reference=log_softmax,
+    vjp=log_softmax_vjp,
+    forward_bound=reference_log_softmax_bound,
+    backward_bound=reference_log_softmax_backward_bound,
+    masked_output_message="a masked (-inf) entry did not get log-probability -inf",
+    masked_gradient_what="backward(dout) at masked entries (dout 0 there)",
+)
 
 
 def masked_entries_exactly_zero(impl: Implementation, case: Case) -> None:
@@ -49,29 +60,7 @@ def masked_entries_exactly_zero(impl: Implementation, case: Case) -> None:
     min) gives a finite log-probability, and a backward that replaces ``-inf`` by a
     finite value moves gradient onto the masked entries.
     """
-    x, dout = case["x"], case["dout"]
-    rows = _partial_rows(x)
-    masked = np.isneginf(x[rows])
-    call = impl.forward(x)
-    z = call.y[rows]
-    assert_within(
-        np.where(masked, z, -np.inf),
-        np.full(z.shape, -np.inf),
-        0.0,
-        invariant=_ID_ENTRIES,
-        what="forward(x) at masked entries",
-        message="a masked (-inf) entry did not get log-probability -inf",
-    )
-    if impl.has_backward:
-        dx = impl.backward(dout, call.cache).dx[rows]
-        assert_within(
-            np.where(masked, dx, 0.0),
-            np.zeros(dx.shape),
-            0.0,
-            invariant=_ID_ENTRIES,
-            what="backward(dout) at masked entries (dout 0 there)",
-            message="a masked (-inf) entry got a nonzero gradient",
-        )
+    check_masked_entries(impl, case, _LOG_SOFTMAX)
 
 
 def masked_rows_match_subset(impl: Implementation, case: Case) -> None:
@@ -82,31 +71,7 @@ def masked_rows_match_subset(impl: Implementation, case: Case) -> None:
     (tolerances.reference_log_softmax_bound, and tolerances.log_softmax_backward_bound
     at the dtype plus at float64): the masked entries add exact zeros to every sum.
     """
-    x, dout = case["x"], case["dout"]
-    call = impl.forward(x)
-    dx = impl.backward(dout, call.cache).dx if impl.has_backward else None
-    for r in _partial_rows(x):
-        keep = np.isfinite(x[r])
-        sub = x[r : r + 1, keep]
-        z_ref = log_softmax(sub)
-        assert_within(
-            call.y[r : r + 1, keep],
-            z_ref,
-            reference_log_softmax_bound(sub, z_ref, x.dtype),
-            invariant=_ID_SUBSET,
-            what=f"forward(x)[{r}] at unmasked entries vs log_softmax of those entries",
-            message=f"row {r}: the unmasked entries are not the log_softmax of the unmasked logits",
-        )
-        if dx is not None:
-            g = dout[r : r + 1, keep]
-            assert_within(
-                dx[r : r + 1, keep],
-                log_softmax_vjp(g, z_ref),
-                reference_log_softmax_backward_bound(sub, z_ref, g, x.dtype),
-                invariant=_ID_SUBSET,
-                what=f"backward(dout)[{r}] at unmasked entries vs the subset's VJP",
-                message=f"row {r}: the gradient of the unmasked entries is not the subset's VJP",
-            )
+    check_subset_rows(impl, case, _LOG_SOFTMAX)
 
 
 def fully_masked_rows(impl: Implementation, case: Case) -> None:
@@ -114,24 +79,4 @@ def fully_masked_rows(impl: Implementation, case: Case) -> None:
 
     (The semantics documented above; exact.)
     """
-    x, dout = case["x"], case["dout"]
-    full = np.flatnonzero(np.isneginf(x).all(axis=1))
-    if full.size == 0:
-        return
-    call = impl.forward(x)
-    for r in full:
-        row = call.y[r]
-        if not (np.all(np.isneginf(row)) or np.all(np.isnan(row))):
-            raise InvariantViolation(
-                "fully_masked_rows",
-                f"row {r} is fully masked; its output must be all -inf or all NaN, got {row!r}",
-            )
-    if impl.has_backward:
-        dx = impl.backward(dout, call.cache).dx[full]
-        finite_nonzero = np.isfinite(dx) & (dx != 0)
-        if finite_nonzero.any():
-            raise InvariantViolation(
-                "fully_masked_rows",
-                "a fully masked row got a finite nonzero gradient: "
-                f"{int(finite_nonzero.sum())} entries, e.g. {dx[finite_nonzero][0]!r}",
-            )
+    check_fully_masked_rows(impl, case, _LOG_SOFTMAX)

@@ -14,24 +14,29 @@ other row (checked by ``masked_rows_match_subset`` on batches that contain such 
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-from numpy.typing import NDArray
-
-from softmax_verify._compare import assert_within
 from softmax_verify._oracle import softmax, softmax_vjp
-from softmax_verify.errors import InvariantViolation
 from softmax_verify.implementation import Implementation
 from softmax_verify.invariants._cases import Case
+from softmax_verify.invariants._masked_rows import (
+    MaskedKind,
+    check_fully_masked_rows,
+    check_masked_entries,
+    check_subset_rows,
+)
 from softmax_verify.tolerances import reference_backward_bound, reference_forward_bound
 
 __all__ = ["fully_masked_rows", "masked_entries_exactly_zero", "masked_rows_match_subset"]
 
-
-def _partial_rows(x: NDArray[Any]) -> NDArray[np.intp]:
-    """Rows with at least one unmasked entry."""
-    return np.flatnonzero(np.isfinite(x).any(axis=1))
+_SOFTMAX = MaskedKind(
+    name="softmax",
+    masked_value=0.0,
+    reference=softmax,
+    vjp=softmax_vjp,
+    forward_bound=reference_forward_bound,
+    backward_bound=reference_backward_bound,
+    masked_output_message="a masked (-inf) entry got nonzero probability",
+    masked_gradient_what="backward(dout) at masked entries",
+)
 
 
 def masked_entries_exactly_zero(impl: Implementation, case: Case) -> None:
@@ -41,29 +46,7 @@ def masked_entries_exactly_zero(impl: Implementation, case: Case) -> None:
     Exact, no tolerance: a mask emulated by a large negative number (-1e4, the dtype's
     min) leaks probability wherever the unmasked logits are not far above it.
     """
-    x, dout = case["x"], case["dout"]
-    rows = _partial_rows(x)
-    masked = np.isneginf(x[rows])
-    call = impl.forward(x)
-    y = call.y[rows]
-    assert_within(
-        np.where(masked, y, 0.0),
-        np.zeros(y.shape),
-        0.0,
-        invariant="masked_entries_exactly_zero",
-        what="forward(x) at masked entries",
-        message="a masked (-inf) entry got nonzero probability",
-    )
-    if impl.has_backward:
-        dx = impl.backward(dout, call.cache).dx[rows]
-        assert_within(
-            np.where(masked, dx, 0.0),
-            np.zeros(dx.shape),
-            0.0,
-            invariant="masked_entries_exactly_zero",
-            what="backward(dout) at masked entries",
-            message="a masked (-inf) entry got a nonzero gradient",
-        )
+    check_masked_entries(impl, case, _SOFTMAX)
 
 
 def masked_rows_match_subset(impl: Implementation, case: Case) -> None:
@@ -73,31 +56,7 @@ def masked_rows_match_subset(impl: Implementation, case: Case) -> None:
     Tolerances: the reference forward and backward bounds for a row of length
     :math:`|U|` (the masked entries contribute exact zeros to every sum).
     """
-    x, dout = case["x"], case["dout"]
-    call = impl.forward(x)
-    dx = impl.backward(dout, call.cache).dx if impl.has_backward else None
-    for r in _partial_rows(x):
-        keep = np.isfinite(x[r])
-        sub = x[r : r + 1, keep]
-        y_ref = softmax(sub)
-        assert_within(
-            call.y[r : r + 1, keep],
-            y_ref,
-            reference_forward_bound(sub, y_ref, x.dtype),
-            invariant="masked_rows_match_subset",
-            what=f"forward(x)[{r}] at unmasked entries vs softmax of those entries",
-            message=f"row {r}: the unmasked entries are not the softmax of the unmasked logits",
-        )
-        if dx is not None:
-            g = dout[r : r + 1, keep]
-            assert_within(
-                dx[r : r + 1, keep],
-                softmax_vjp(g, y_ref),
-                reference_backward_bound(sub, y_ref, g, x.dtype),
-                invariant="masked_rows_match_subset",
-                what=f"backward(dout)[{r}] at unmasked entries vs the subset's VJP",
-                message=f"row {r}: the gradient of the unmasked entries is not the subset's VJP",
-            )
+    check_subset_rows(impl, case, _SOFTMAX)
 
 
 def fully_masked_rows(impl: Implementation, case: Case) -> None:
@@ -105,24 +64,4 @@ def fully_masked_rows(impl: Implementation, case: Case) -> None:
 
     (The semantics documented above; exact.)
     """
-    x, dout = case["x"], case["dout"]
-    full = np.flatnonzero(np.isneginf(x).all(axis=1))
-    if full.size == 0:
-        return
-    call = impl.forward(x)
-    for r in full:
-        row = call.y[r]
-        if not (np.all(row == 0) or np.all(np.isnan(row))):
-            raise InvariantViolation(
-                "fully_masked_rows",
-                f"row {r} is fully masked; its output must be all 0 or all NaN, got {row!r}",
-            )
-    if impl.has_backward:
-        dx = impl.backward(dout, call.cache).dx[full]
-        finite_nonzero = np.isfinite(dx) & (dx != 0)
-        if finite_nonzero.any():
-            raise InvariantViolation(
-                "fully_masked_rows",
-                "a fully masked row got a finite nonzero gradient: "
-                f"{int(finite_nonzero.sum())} entries, e.g. {dx[finite_nonzero][0]!r}",
-            )
+    check_fully_masked_rows(impl, case, _SOFTMAX)

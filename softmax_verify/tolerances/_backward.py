@@ -1,0 +1,92 @@
+r"""The softmax VJP's bound :math:`\tau` (``backward_error_bound``) and that of a stage of a
+staged backward."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+from softmax_verify.tolerances._forward import forward_relative_bound
+from softmax_verify.tolerances._rounding import (
+    Float64Array,
+    _tiny,
+    chain,
+)
+
+__all__ = ["backward_error_bound", "reference_backward_bound", "stage_bound"]
+
+
+def backward_error_bound(
+    x: NDArray[Any], y_exact: NDArray[Any], dout: NDArray[Any], dtype: DTypeLike
+) -> Float64Array:
+    r"""Per-entry bound on ``|dx_hat - dx|`` for ``dx = y * (g - <g, y>)`` computed in ``dtype``.
+
+    With the forward's relative errors :math:`\eta_j`, :math:`P = \sum_j |g_j| y_j`
+    and :math:`Q = \sum_j |g_j| y_j \eta_j`, first-order error analysis of
+    :math:`\hat y_i (g_i - \widehat{\langle g, \hat y\rangle})` gives
+
+    .. math:: |\hat{dx}_i - dx_i| \le y_i\left[(\eta_i + \gamma_{D+4})(|g_i| + P) + Q\right]
+              + \lambda \|g\|_\infty
+
+    (:math:`\gamma_{D+4}`: D-1 roundings in the inner product, the subtraction, the
+    product, the output rounding, and two spare for an implementation that divides
+    by the row sum on the way). Two absolute terms cover underflow: :math:`\lambda
+    \|g\|_\infty` for probabilities that underflow, and :math:`(D + 4)\lambda` for
+    those D + 4 roundings landing below the normal range. There an IEEE rounding errs
+    by at most half a subnormal spacing, but implementations that flush subnormals to
+    zero (XLA on CPU, CUDA's fast-math, ``-ffast-math`` builds: FTZ/DAZ) may turn any
+    operand or result below :math:`\lambda` into 0, an absolute error below
+    :math:`\lambda` each. Both are correct implementations of softmax, so the bound
+    allows the larger.
+    """
+    x64 = np.asarray(x, dtype=np.float64)
+    y64 = np.abs(np.asarray(y_exact, dtype=np.float64))
+    g = np.abs(np.asarray(dout, dtype=np.float64))
+    return _backward_bound(y64, g, forward_relative_bound(x64, dtype), dtype)
+
+
+def _backward_bound(
+    y: Float64Array, g: Float64Array, eta: Float64Array, dtype: DTypeLike
+) -> Float64Array:
+    r"""``backward_error_bound`` from ``|y|``, ``|dout|`` and :math:`\eta` (float64, (N, D)).
+
+    For callers that evaluate it many times on one x (the gradient checks): :math:`\eta`
+    is computed once, and any upper bound on it gives an upper bound here.
+    """
+    d = y.shape[-1]
+    p = np.einsum("...i,...i->...", g, y)[..., None]
+    gy = g * y
+    q = np.einsum("...i,...i->...", gy, eta)[..., None]
+    gmax = g.max(axis=-1, keepdims=True)
+    result: Float64Array = eta + chain(d + 4, dtype)
+    result *= g + p
+    result += q
+    result *= y
+    result += _tiny(dtype) * gmax + (d + 4) * _tiny(dtype)
+    return result
+
+
+def reference_backward_bound(
+    x: NDArray[Any], y_exact: NDArray[Any], dout: NDArray[Any], dtype: DTypeLike
+) -> Float64Array:
+    """``backward_error_bound`` plus the float64 reference's own bound it is compared with."""
+    return backward_error_bound(x, y_exact, dout, dtype) + backward_error_bound(
+        x, y_exact, dout, np.float64
+    )
+
+
+def stage_bound(abs_formula: NDArray[Any], d: int, dtype: DTypeLike) -> Float64Array:
+    r"""Per-entry bound on a stage of the staged backward: :math:`(\gamma_{D+5} + \lambda)
+    |F| + \lambda`.
+
+    Each stage is a chain of at most D + 5 roundings (D - 1 in the row sum), so by Higham's
+    standard result its error is at most :math:`\gamma_{D+5}` (``chain``) times the same
+    formula evaluated on absolute values, ``abs_formula``; plus :math:`\lambda` times that
+    and :math:`\lambda` for underflow.
+    """
+    tiny = _tiny(dtype)
+    scale = np.asarray(abs_formula, dtype=np.float64)
+    out: Float64Array = (chain(d + 5, dtype) + tiny) * scale + tiny
+    return out

@@ -26,7 +26,7 @@ from softmax_verify._plan import RunPlan, run_settings
 from softmax_verify._settings import DEFAULT_DTYPES, verdict_settings
 from softmax_verify._storage import private_hypothesis_storage
 from softmax_verify._validate import resolve_dtype
-from softmax_verify.autodiff import AutodiffForward, adapt
+from softmax_verify.autodiff import AutodiffForward, adapt, compiled_per_shape
 from softmax_verify.conventions import ReadOptions, implementation_from
 from softmax_verify.diagnosis import Diagnosis, diagnose
 from softmax_verify.domain import Domain
@@ -230,7 +230,8 @@ def verify(
     the invariant set; ``masked=True`` adds the checks on rows with masked (-inf)
     entries. ``autodiff`` (``"torch"``/``"jax"``, or detected) reads ``forward`` as
     written with that framework's ops, its backward from the framework's autodiff;
-    ``device`` applies to torch (softmax_verify.autodiff).
+    ``device`` applies to torch (softmax_verify.autodiff). A jax target, compiled once
+    per shape, is checked on row lengths from a palette (``Domain.recurring_cols``).
     """
     plan = RunPlan.build(
         dtypes=dtypes,
@@ -253,6 +254,7 @@ def verify(
             raise ValueError("backward must be None for an autodiff target: autodiff supplies it")
         forward, backward = adapted.forward, adapted.backward
     impl, reading = implementation_from(forward, backward, options, timeout=timeout, name=target)
+    plan = plan.for_target(compiled_per_shape(forward))  # a jax target: recurring lengths
     results, found = run_pairs(impl, plan)
     own = backward is not None and adapted is None  # autodiff's backward is not the user's
     return plan.report(

@@ -700,6 +700,11 @@ class _JaxEveryLength:
         return np.concatenate(dx)[:n]
 
 
+def _reference_pair(x: Array) -> tuple[Array, Array]:
+    y = softmax(x)
+    return y, y
+
+
 def _jax_commands(opts: Options, section: Section) -> None:
     """``softmax-verify check`` on jax targets, per dtype: a fresh process, the target in
     its child, a cold persistent compilation cache (a fresh XDG_CACHE_HOME, whose entries
@@ -707,6 +712,7 @@ def _jax_commands(opts: Options, section: Section) -> None:
     import tempfile
 
     commands = {
+        "`softmax-verify check reference` (the floor: numpy, every length)": ["reference"],
         "`softmax-verify check jax`": ["jax"],
         "`check tests/jax_targets.py:jitted --autodiff jax`": [
             "tests/jax_targets.py:jitted",
@@ -737,7 +743,7 @@ def _jax_commands(opts: Options, section: Section) -> None:
             doc = json.loads(done.stdout) if done.stdout.strip() else {"results": []}
             examples = str(sum(r["examples"] for r in doc["results"]))
             verdict = "passed" if doc.get("passed") else "FAILED"
-            how = "recurring lengths (now), the command line, cold cache"
+            how = "the command line, cold cache" + ("" if argv == ["reference"] else " (now)")
             section.rows.append(
                 [label, how, dtype, examples, str(programs), secs(wall), secs(cpu), verdict]
             )
@@ -773,7 +779,9 @@ def jax_verdicts(opts: Options, jax: Any) -> Section:
     cap = 20 if opts.quick else None
     old = "every drawn length; forward and VJP computed on every call (before)"
     new = "recurring lengths; one branch per call; short blocks for long rows (now)"
-    targets = [
+    floor = "none: numpy, every length (the floor)"
+    targets: list[tuple[str, str, tuple[Callable[..., Any], Callable[..., Any] | None]]] = [
+        ("the reference (numpy)", floor, (_reference_pair, softmax_backward)),
         ("built-in `jax`", old, (before.forward, before.backward)),
         ("built-in `jax`", new, adapter("jax")),
         ("jitted user function, `--autodiff jax`", new, (user.forward, user.backward)),

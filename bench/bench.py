@@ -695,35 +695,93 @@ def diagnoses(opts: Options) -> Section:
     return section
 
 
-class _JaxRowBuckets:
-    """The jax adapter before the compile-time work: rows padded to a power of two >= 32,
-    forward and VJP compiled as two programs, with XLA's default optimisation."""
+class _JaxEveryLength:
+    """The jax adapter before the recurring row lengths: ``(fn(a), vjp(fn, a)(g))`` as one
+    program computed whole on every call, rows in blocks of 32 whatever their length,
+    three of today's four XLA options, calls dispatched asynchronously. Passed to
+    ``verify`` as plain functions, it is checked on every drawn length, as it was."""
 
     def __init__(self, jax: Any, fn: Callable[[Any], Any]) -> None:
-        self.jnp = importlib.import_module("jax.numpy")
-        self.fwd = jax.jit(fn)
-        self.bwd = jax.jit(lambda a, g: jax.vjp(fn, a)[1](g)[0])
+        options = {
+            "xla_backend_optimization_level": 0,
+            "xla_llvm_disable_expensive_passes": True,
+            "xla_cpu_use_fusion_emitters": False,
+        }
+        self.both = jax.jit(lambda a, g: (fn(a), jax.vjp(fn, a)[1](g)[0]), compiler_options=options)
 
     @staticmethod
-    def _padded(a: Array, rows: int) -> Array:
-        out = np.zeros((rows, *a.shape[1:]), dtype=a.dtype)
-        out[: a.shape[0]] = a
-        return out
+    def _blocks(a: Array) -> list[Array]:
+        count = max(1, -(-a.shape[0] // 32))
+        padded = np.zeros((count * 32, *a.shape[1:]), dtype=a.dtype)
+        padded[: a.shape[0]] = a
+        return [padded[i * 32 : (i + 1) * 32] for i in range(count)]
 
     def forward(self, x: Array) -> tuple[Array, Any]:
-        n = x.shape[0]
-        a = self.jnp.asarray(self._padded(x, max(32, 1 << max(0, (n - 1).bit_length()))))
-        return np.array(self.fwd(a))[:n], (a, n)
+        parts = self._blocks(x)
+        y = np.concatenate([np.asarray(self.both(a, np.zeros_like(a))[0]) for a in parts])
+        return y[: x.shape[0]], (parts, x.shape[0])
 
     def backward(self, dout: Array, cache: Any) -> Array:
-        a, n = cache
-        return np.array(self.bwd(a, self.jnp.asarray(self._padded(dout, a.shape[0]))))[:n]
+        parts, n = cache
+        dx = [
+            np.asarray(self.both(a, g)[1]) for a, g in zip(parts, self._blocks(dout), strict=True)
+        ]
+        return np.concatenate(dx)[:n]
+
+
+def _reference_pair(x: Array) -> tuple[Array, Array]:
+    y = softmax(x)
+    return y, y
+
+
+def _jax_commands(opts: Options, section: Section) -> None:
+    """``softmax-verify check`` on jax targets, per dtype: a fresh process, the target in
+    its child, a cold persistent compilation cache (a fresh XDG_CACHE_HOME, whose entries
+    count the programs compiled). CPU: user + sys of the command and its child."""
+    import tempfile
+
+    commands = {
+        "`softmax-verify check reference` (the floor: numpy, every length)": ["reference"],
+        "`softmax-verify check jax`": ["jax"],
+        "`check tests/jax_targets.py:jitted --autodiff jax`": [
+            "tests/jax_targets.py:jitted",
+            "--autodiff",
+            "jax",
+        ],
+    }
+    for label, argv in commands.items():
+        for dtype in ("float64", "float32"):
+            with tempfile.TemporaryDirectory() as cache:
+                command = [sys.executable, "-m", "softmax_verify", "check", *argv]
+                command += ["--profile", "ci", "--dtype", dtype, "--format", "json"]
+                if opts.quick:
+                    command += ["--max-examples", "20"]
+                env = {**os.environ, "XDG_CACHE_HOME": cache}
+                before = os.times()
+                start = time.perf_counter()
+                done = subprocess.run(
+                    command, capture_output=True, text=True, cwd=ROOT, env=env, check=False
+                )
+                wall = time.perf_counter() - start
+                after = os.times()
+                cpu = (after.children_user - before.children_user) + (
+                    after.children_system - before.children_system
+                )
+                folder = Path(cache, "softmax-verify", "jax")
+                programs = len(list(folder.iterdir())) if folder.is_dir() else 0
+            doc = json.loads(done.stdout) if done.stdout.strip() else {"results": []}
+            examples = str(sum(r["examples"] for r in doc["results"]))
+            verdict = "passed" if doc.get("passed") else "FAILED"
+            how = "the command line, cold cache" + ("" if argv == ["reference"] else " (now)")
+            section.rows.append(
+                [label, how, dtype, examples, str(programs), secs(wall), secs(cpu), verdict]
+            )
 
 
 def jax_verdicts(opts: Options, jax: Any) -> Section:
     """Wall and CPU time of ``verify`` (every invariant, ci profile) per dtype for jax
-    targets, with the adapter before and after the compile-time work, and the XLA
-    compilations each run made."""
+    targets, with the adapter before and after the recurring row lengths, and the XLA
+    compilations each run made; then the command line's."""
     section = Section(
         "Time to a verdict: jax targets, ci profile, per dtype",
         ("target", "compilation", "dtype", "examples", "XLA compiles", "wall", "CPU", "verdict"),
@@ -734,7 +792,6 @@ def jax_verdicts(opts: Options, jax: Any) -> Section:
     from jax import monitoring
 
     from softmax_verify.autodiff import adapt
-    from softmax_verify.frameworks import adapter
 
     compiles: list[int] = [0]
 
@@ -747,11 +804,13 @@ def jax_verdicts(opts: Options, jax: Any) -> Section:
     user = adapt(jax.jit(lambda a: jax.nn.softmax(a, axis=1)), "jax")
     if user is None:  # adapt returns None only for a target of no framework
         raise RuntimeError("a jitted function was not read as a jax target")
-    before = _JaxRowBuckets(jax, lambda a: jax.nn.softmax(a, axis=1))
+    before = _JaxEveryLength(jax, lambda a: jax.nn.softmax(a, axis=1))
     cap = 20 if opts.quick else None
-    old = "row buckets; forward and VJP apart; XLA defaults (before)"
-    new = "32-row blocks; forward and VJP in one program; less optimisation (now)"
-    targets = [
+    old = "every drawn length; forward and VJP computed on every call (before)"
+    new = "recurring lengths; one branch per call; short blocks for long rows (now)"
+    floor = "none: numpy, every length (the floor)"
+    targets: list[tuple[str, str, tuple[Callable[..., Any], Callable[..., Any] | None]]] = [
+        ("the reference (numpy)", floor, (_reference_pair, softmax_backward)),
         ("built-in `jax`", old, (before.forward, before.backward)),
         ("built-in `jax`", new, adapter("jax")),
         ("jitted user function, `--autodiff jax`", new, (user.forward, user.backward)),
@@ -772,14 +831,20 @@ def jax_verdicts(opts: Options, jax: Any) -> Section:
             section.rows.append(
                 [name, how, dtype, examples, str(compiles[0]), secs(wall), secs(cpu), verdict]
             )
+    _jax_commands(opts, section)
     section.notes.extend(
         [
             "Columns are never padded: every drawn row length, each D % 8 remainder included, "
-            "reaches the code under test as drawn (softmax_verify._jax_buckets).",
-            "CPU: this process's CPU time (time.process_time), a steadier figure than the wall "
-            "time on a machine shared with other work.",
-            "In process, as verify() runs: no persistent compilation cache (the command line's "
-            "child keeps one, which helps a second run only).",
+            "reaches the code under test as drawn (softmax_verify._jax_buckets). Now, a jax "
+            "target's lengths come from a palette: 1..9, 16, 18, 27, 32, 36, 45, 54, 63, 64, "
+            "every block boundary, 97, 300, 999, 3003 (strategies.kernel_shapes).",
+            "CPU: this process's CPU time (time.process_time), or the command's and its "
+            "child's (user + sys), a steadier figure than the wall time on a machine shared "
+            "with other work.",
+            "In process, as verify() runs: no persistent compilation cache, and calls "
+            "dispatched asynchronously (the user's process keeps jax's defaults). The "
+            "command line's child runs calls inline; its XLA compiles are the entries of "
+            "the persistent cache it starts with empty (the compiler-option probe included).",
         ]
     )
     if cap is not None:

@@ -123,6 +123,7 @@ def verify_isolated(
         target, backward, timeout, read_options or ReadOptions(), autodiff=autodiff, device=device
     )
     name = target or "reference"
+    plan = plan.for_target(spec.compiled_per_shape)
     if not isolate:
         impl, reading = load_implementation(spec)
         results, found = run_pairs(impl, plan)

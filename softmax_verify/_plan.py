@@ -10,6 +10,7 @@ not part of the plan: that is the implementation's (``Implementation``,
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -90,6 +91,13 @@ class RunPlan:
             accumulate=accumulate,
             progress=progress,
         )
+
+    def for_target(self, compiled_per_shape: bool) -> RunPlan:
+        """This plan for a target compiled once per shape (a jax target) when
+        ``compiled_per_shape``: its row lengths then recur (``Domain.recurring``)."""
+        if not compiled_per_shape:
+            return self
+        return dataclasses.replace(self, domain=self.domain.recurring())
 
     @property
     def pairs(self) -> list[tuple[Invariant, np.dtype[Any]]]:

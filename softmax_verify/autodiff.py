@@ -15,7 +15,8 @@ Accepted targets:
   (called through ``.apply``). ``device``: ``"cpu"`` (default) or ``"cuda"``/``"cuda:N"``.
 - jax (``autodiff="jax"``): a function of an array, jitted or not, plain or with
   ``jax.custom_vjp``/``jax.custom_jvp``; it is compiled with ``jax.jit`` once per
-  column count (softmax_verify._jax_buckets): rows in padded blocks, columns never padded.
+  column count (softmax_verify._jax_buckets): rows in padded blocks, columns never
+  padded, and its run draws row lengths from a palette (``compiled_per_shape``).
 
 Without ``autodiff``, a ``torch.autograd.Function`` subclass, an ``nn.Module`` and a
 ``custom_vjp``/``custom_jvp`` function are recognised as such (``detect``); anything
@@ -37,7 +38,15 @@ from softmax_verify._jax_buckets import BucketedJit
 from softmax_verify._messages import describe_exception
 from softmax_verify.frameworks import MissingFramework
 
-__all__ = ["AUTODIFF", "Adapted", "AutodiffError", "AutodiffForward", "adapt", "detect"]
+__all__ = [
+    "AUTODIFF",
+    "Adapted",
+    "AutodiffError",
+    "AutodiffForward",
+    "adapt",
+    "compiled_per_shape",
+    "detect",
+]
 
 #: The frameworks whose autodiff can supply the backward.
 AUTODIFF: tuple[str, ...] = ("torch", "jax")
@@ -66,6 +75,14 @@ class AutodiffForward:
 
     def __call__(self, x: NDArray[Any]) -> Any:
         return self._call(x)
+
+
+def compiled_per_shape(forward: object) -> bool:
+    """Whether ``forward`` runs jitted, compiled once per shape (``BucketedJit``): the
+    built-in jax adapter's forward, or a jax target's. Its run then draws recurring row
+    lengths (``RunPlan.for_target``)."""
+    call = forward._call if isinstance(forward, AutodiffForward) else forward
+    return isinstance(getattr(call, "__self__", None), BucketedJit)
 
 
 def _import(name: str) -> Any:

@@ -7,10 +7,16 @@ or ``SoftmaxContract.domain`` to the case strategies. The default, ``Domain()``,
 restricts nothing: short rows (``D % 8 != 0``, ``N == D`` squares) and long rows up
 to ``LONG_MAX_COLS`` columns at block boundaries are all drawn
 (``strategies.kernel_shapes``).
+
+For a target compiled once per shape (a jax target), the run chooses
+``recurring_cols``: the same few row lengths recur across examples and invariants, so
+a run compiles a few dozen programs rather than one per drawn length
+(``strategies.kernel_shapes``, softmax_verify._jax_buckets).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from hypothesis.strategies import SearchStrategy
@@ -38,12 +44,14 @@ def _bounds(value: object, name: str) -> tuple[int, int] | None:
 class Domain:
     """Shapes ``(n_rows, n_cols)`` to draw: ``rows`` and ``cols`` as inclusive
     ``(min, max)`` bounds (None: unrestricted), every column count a multiple of
-    ``cols_multiple_of``. Validated on construction (TypeError/ValueError naming the
-    field)."""
+    ``cols_multiple_of``; ``recurring_cols``: row lengths from a palette, for code
+    compiled once per shape (``strategies.kernel_shapes``). Validated on construction
+    (TypeError/ValueError naming the field)."""
 
     rows: tuple[int, int] | None = None
     cols: tuple[int, int] | None = None
     cols_multiple_of: int = 1
+    recurring_cols: bool = False
 
     def __post_init__(self) -> None:
         _bounds(self.rows, "rows")
@@ -53,6 +61,8 @@ class Domain:
             raise TypeError(f"cols_multiple_of must be a positive int, got {k!r}")
         if k < 1:
             raise ValueError(f"cols_multiple_of must be a positive int, got {k!r}")
+        if not isinstance(self.recurring_cols, bool):
+            raise TypeError(f"recurring_cols must be a bool, got {self.recurring_cols!r}")
         low, high = self.cols or (1, max(sv_st.LONG_MAX_COLS, k))
         if -(-low // k) * k > high:
             raise ValueError(
@@ -72,17 +82,28 @@ class Domain:
 
     @property
     def restricted(self) -> bool:
-        """Whether any shape is left out."""
-        return self != Domain()
+        """Whether any shape is left out by a declaration (``recurring_cols`` aside)."""
+        return dataclasses.replace(self, recurring_cols=False) != Domain()
+
+    def recurring(self) -> Domain:
+        """This domain with ``recurring_cols``: for a target compiled once per shape."""
+        return dataclasses.replace(self, recurring_cols=True)
 
     def describe(self) -> str:
         """One line for the report header."""
+        palette = (
+            f"; row lengths from a palette ({_listed(sv_st.RECURRING_SHORT_COLS)}, the block "
+            f"boundaries, {_listed(sv_st.RECURRING_ARBITRARY_COLS)}): compiled once per length"
+            if self.recurring_cols
+            else ""
+        )
         if not self.restricted:
-            return f"every shape (short rows, and long rows up to {sv_st.LONG_MAX_COLS} columns)"
+            every = f"every shape (short rows, and long rows up to {sv_st.LONG_MAX_COLS} columns)"
+            return every + palette
         rows = "any" if self.rows is None else f"{self.rows[0]}..{self.rows[1]}"
         cols = "any" if self.cols is None else f"{self.cols[0]}..{self.cols[1]}"
         multiple = "" if self.cols_multiple_of == 1 else f", multiple of {self.cols_multiple_of}"
-        return f"rows {rows}, cols {cols}{multiple} (declared)"
+        return f"rows {rows}, cols {cols}{multiple} (declared){palette}"
 
     def shapes(self) -> SearchStrategy[tuple[int, int]]:
         """The strategy of shapes inside this domain (``strategies.kernel_shapes``)."""
@@ -94,7 +115,21 @@ class Domain:
             min_cols=min_cols,
             max_cols=max_cols,
             cols_multiple_of=self.cols_multiple_of,
+            recurring_cols=self.recurring_cols,
         )
+
+
+def _listed(lengths: tuple[int, ...]) -> str:
+    """``1..9, 16, 18``: sorted lengths, runs of three or more as ``first..last``."""
+    runs: list[list[int]] = []
+    for n in lengths:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(
+        f"{run[0]}..{run[-1]}" if len(run) > 2 else ", ".join(map(str, run)) for run in runs
+    )
 
 
 def _parse_range(text: str | None, option: str, open_high: int) -> tuple[int, int] | None:

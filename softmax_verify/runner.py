@@ -30,7 +30,7 @@ from softmax_verify._settings import DEFAULT_DTYPES, verdict_settings
 from softmax_verify._sharing import Members, shared_groups
 from softmax_verify._storage import private_hypothesis_storage
 from softmax_verify._validate import resolve_dtype
-from softmax_verify.autodiff import AutodiffForward, adapt
+from softmax_verify.autodiff import AutodiffForward, adapt, compiled_per_shape
 from softmax_verify.conventions import Reading, ReadOptions, implementation_from
 from softmax_verify.diagnosis import Diagnosis, diagnose
 from softmax_verify.domain import Domain
@@ -292,20 +292,20 @@ def verify(
 ) -> Report:
     """Check ``forward`` (and ``backward``) against every invariant, at each dtype.
 
-    ``forward``: a function, a layer class (a fresh instance per forward call) or a layer
-    instance (a deep copy per call); ``grad``, ``grad_at``, ``rowwise``, ``axis`` and ``rank``
-    say how to read it, as the command's options do (``conventions.ReadOptions``); code that
-    fits no convention raises ``ConventionError`` (a TypeError and a ValueError) saying what
-    was tried. ``autodiff`` (``"torch"``/``"jax"``, or detected) reads ``forward`` as written
-    with that framework's ops, its backward from the framework's autodiff (torch on ``device``).
+    ``forward``: a function, a layer class (a fresh instance per call) or a layer instance (a
+    deep copy per call); ``grad``, ``grad_at``, ``rowwise``, ``axis`` and ``rank`` say how to
+    read it, as the command's options do (``conventions.ReadOptions``); code that fits no
+    convention raises ``ConventionError`` (a TypeError and a ValueError) saying what was tried.
+    ``autodiff`` (``"torch"``/``"jax"``, or detected) reads ``forward`` as written with that
+    framework's ops, its backward from the framework's autodiff (torch on ``device``).
 
     ``dtypes``: float32 and float64 by default; float16 and bfloat16 (ml_dtypes) are judged
     under ``accumulate``: ``"float32"`` (float32 or wider accumulation, rounded once, as
     production kernels do) or ``"input"`` (in the half dtype). ``profile``: a registered
-    Hypothesis profile (dev, ci, thorough, ...); ``max_examples`` overrides its count; ``seed``
-    makes a random profile reproducible (else one is drawn and reported). Each call is limited
-    to ``timeout`` seconds. ``domain`` restricts the shapes drawn; ``kind`` (``"softmax"`` or
-    ``"log_softmax"``) picks the invariant set; ``masked=True`` adds the masked-row checks.
+    Hypothesis profile; ``max_examples`` overrides its count; ``seed`` makes a random profile
+    reproducible. Each call is limited to ``timeout`` seconds. ``domain`` restricts the shapes
+    (a jax target's row lengths come from a palette: ``Domain.recurring_cols``); ``kind``
+    (``"softmax"``/``"log_softmax"``) picks the invariants; ``masked=True`` adds masked rows.
     """
     plan = RunPlan.build(
         dtypes=dtypes,
@@ -320,9 +320,10 @@ def verify(
         progress=progress,
     )
     options = ReadOptions(grad=grad, grad_at=grad_at, rowwise=rowwise, axis=axis, rank=rank)
-    impl, reading, backward_name = _read_target(
+    impl, reading, backward_name, per_shape = _read_target(
         forward, backward, options, autodiff=autodiff, device=device, timeout=timeout, name=target
     )
+    plan = plan.for_target(per_shape)  # a jax target: recurring row lengths
     results, found = run_pairs(impl, plan)
     return plan.report(target or impl.name, backward_name, results, found, reading=reading)
 
@@ -336,10 +337,11 @@ def _read_target(
     device: str,
     timeout: float | None,
     name: str | None,
-) -> tuple[Implementation, Reading, str | None]:
+) -> tuple[Implementation, Reading, str | None, bool]:
     """The implementation of ``forward``/``backward`` read as ``options`` say (through the
-    framework's autodiff where ``autodiff`` names or detects one), how it was read, and the
-    name of the user's own backward (None when there is none, or autodiff supplies it)."""
+    framework's autodiff where ``autodiff`` names or detects one), how it was read, the
+    name of the user's own backward (None when there is none, or autodiff supplies it), and
+    whether it is compiled once per shape (``autodiff.compiled_per_shape``: a jax target)."""
     adapted = (
         None if isinstance(forward, AutodiffForward) else adapt(forward, autodiff, device=device)
     )
@@ -350,7 +352,7 @@ def _read_target(
     impl, reading = implementation_from(forward, backward, options, timeout=timeout, name=name)
     own = backward is not None and adapted is None  # autodiff's backward is not the user's
     backward_name = str(getattr(backward, "__qualname__", backward)) if own else None
-    return impl, with_autodiff_note(reading, forward), backward_name
+    return impl, with_autodiff_note(reading, forward), backward_name, compiled_per_shape(forward)
 
 
 def run_pairs(

@@ -180,6 +180,13 @@ class TargetSpec:
     autodiff: str | None = None
     device: str = "cpu"
 
+    @property
+    def compiled_per_shape(self) -> bool:
+        """Whether the target is compiled once per shape: the built-in ``jax`` or
+        ``--autodiff jax``, as the command line says (its verifier never loads the
+        target, so a jax target detected in the child is not known here)."""
+        return self.target == "jax" or self.autodiff == "jax"
+
 
 def load_implementation(spec: TargetSpec) -> tuple[Implementation, Reading]:
     """The Implementation ``spec`` names, read as its options say, and how it was read: the

@@ -9,7 +9,9 @@ requested dtype.
 
 * ``shapes`` -- ``(n_rows, n_cols)`` shapes, favouring edge cases.
 * ``kernel_shapes`` -- those, and long rows (up to 8192 columns) weighted to
-  block boundaries (``BOUNDARY_COLS``), inside a declared domain.
+  block boundaries (``BOUNDARY_COLS``), inside a declared domain; with
+  ``recurring_cols=True``, row lengths from a palette (``RECURRING_SHORT_COLS``,
+  ``RECURRING_ARBITRARY_COLS``), for code compiled once per shape.
 * ``masked_logits`` -- logits with ``-inf`` (masked) entries, for ``--masked``.
 * ``logits`` -- adversarial logits: ties, constant rows, dominant entries,
   masked entries, rows far apart, magnitudes near overflow and underflow.
@@ -26,7 +28,14 @@ a wrong type and ``hypothesis.errors.InvalidArgument`` for a bad value.
 
 from ._logits import logits, well_conditioned_logits
 from ._masked import masked_logits
-from ._shapes import BOUNDARY_COLS, LONG_MAX_COLS, kernel_shapes, shapes
+from ._shapes import (
+    BOUNDARY_COLS,
+    LONG_MAX_COLS,
+    RECURRING_ARBITRARY_COLS,
+    RECURRING_SHORT_COLS,
+    kernel_shapes,
+    shapes,
+)
 from ._upstreams import directions, permutations, shifts, upstreams
 from ._validation import DTYPES, HALF_DTYPES
 
@@ -35,6 +44,8 @@ __all__ = [
     "DTYPES",
     "HALF_DTYPES",
     "LONG_MAX_COLS",
+    "RECURRING_ARBITRARY_COLS",
+    "RECURRING_SHORT_COLS",
     "directions",
     "kernel_shapes",
     "logits",

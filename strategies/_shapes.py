@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from weakref import WeakSet
 
 from hypothesis import strategies as st
@@ -10,7 +11,15 @@ from hypothesis.strategies import SearchStrategy
 
 from ._validation import check_int, check_shape
 
-__all__ = ["BOUNDARY_COLS", "LONG_MAX_COLS", "kernel_shapes", "resolve_shape", "shapes"]
+__all__ = [
+    "BOUNDARY_COLS",
+    "LONG_MAX_COLS",
+    "RECURRING_ARBITRARY_COLS",
+    "RECURRING_SHORT_COLS",
+    "kernel_shapes",
+    "resolve_shape",
+    "shapes",
+]
 
 #: The longest rows ``kernel_shapes`` draws by default: a vocabulary-sized block.
 LONG_MAX_COLS = 8192
@@ -18,6 +27,14 @@ LONG_MAX_COLS = 8192
 BOUNDARY_COLS: tuple[int, ...] = tuple(
     sorted({2**k + step for k in range(6, 14) for step in (-1, 0, 1)})
 )
+#: Short row lengths of ``kernel_shapes(recurring_cols=True)``: every remainder mod 8
+#: on its own (1 to 8), each again past a full block of 8 (9, 18, 27, 36, 45, 54, 63),
+#: and the vector widths 16, 32 and 64 exactly.
+RECURRING_SHORT_COLS: tuple[int, ...] = (*range(1, 10), 16, 18, 27, 32, 36, 45, 54, 63, 64)
+#: Long row lengths of ``kernel_shapes(recurring_cols=True)`` away from the block
+#: boundaries: tails of 1, 4, 7 and 3 past a multiple of 8, of 97, 44, 103 and 59 past
+#: a multiple of 128, and past 256, 512 and 2048 (3003 = 2048 + 955).
+RECURRING_ARBITRARY_COLS: tuple[int, ...] = (97, 300, 999, 3003)
 #: Long examples have at most this many entries (or ``min_rows`` rows, if more): rows
 #: are independent, so a few rows of a long length test it as well as many.
 _LONG_ENTRIES = 1 << 15
@@ -155,6 +172,30 @@ class _KernelShapes:
         self.draw_boundary = st.integers(0, len(self.boundary) - 1)
         self.long_range = (long_low, high) if self.can_long else (high, high)
         self.draw_arbitrary = _widened(*self.long_range)
+        # recurring_cols: the palettes short and arbitrary long lengths are mapped to
+        self.short_palette = _palette(RECURRING_SHORT_COLS, self.short_cols, multiple, cols)
+        self.arbitrary_palette = _palette(RECURRING_ARBITRARY_COLS, self.long_range, multiple, cols)
+        self.kept = frozenset(_snap(c, multiple, low, high) for c in self.boundary)
+
+
+def _palette(
+    lengths: tuple[int, ...], within: tuple[int, int], multiple: int, cols: tuple[int, int]
+) -> tuple[int, ...]:
+    """The ``lengths`` inside ``within``, and its two ends, each snapped to a multiple of
+    ``multiple`` inside ``cols`` (as drawn lengths are): never empty."""
+    low, high = within
+    inside = [n for n in (*lengths, low, high) if low <= n <= high]
+    return tuple(sorted({_snap(n, multiple, *cols) for n in inside}))
+
+
+def _nearest(n: int, palette: tuple[int, ...]) -> int:
+    """The palette length nearest ``n`` (the shorter of two as near)."""
+    i = bisect_left(palette, n)
+    if i == len(palette):
+        return palette[-1]
+    if i > 0 and n - palette[i - 1] <= palette[i] - n:
+        return palette[i - 1]
+    return palette[i]
 
 
 def _widened(low: int, high: int) -> SearchStrategy[int]:
@@ -190,6 +231,25 @@ def _kernel_shapes(draw: st.DrawFn, k: _KernelShapes) -> tuple[int, int]:
     return (k.rows[0] + fraction**3 * (most - k.rows[0]) // 255**3, long_cols)
 
 
+@st.composite
+def _recurring_kernel_shapes(
+    draw: st.DrawFn, plain: SearchStrategy[tuple[int, int]], k: _KernelShapes
+) -> tuple[int, int]:
+    """A shape of ``plain`` (``_kernel_shapes``, whose code is left as it is: Hypothesis
+    labels a composite by its code, and a derandomized run's examples follow the labels)
+    with its length mapped into the palette: a block boundary kept, a short length to
+    the nearest short palette length (a square with a side outside it is no longer
+    square), a long one to the nearest arbitrary palette length, within the entry budget.
+    """
+    n_rows, n_cols = draw(plain)
+    if n_cols in k.kept:
+        return (n_rows, n_cols)
+    if n_cols <= k.short_cols[1]:
+        return (n_rows, _nearest(n_cols, k.short_palette))
+    n_cols = _nearest(n_cols, k.arbitrary_palette)
+    return (min(n_rows, max(k.rows[0], _LONG_ENTRIES // n_cols)), n_cols)
+
+
 def kernel_shapes(
     *,
     min_rows: int = 1,
@@ -197,6 +257,7 @@ def kernel_shapes(
     min_cols: int = 1,
     max_cols: int = LONG_MAX_COLS,
     cols_multiple_of: int = 1,
+    recurring_cols: bool = False,
 ) -> SearchStrategy[tuple[int, int]]:
     """Shapes a softmax kernel meets: short rows as ``shapes()``, and long rows.
 
@@ -209,7 +270,17 @@ def kernel_shapes(
     more. With ``cols_multiple_of=K`` every column count is a multiple of K (the
     nearest one inside the bounds). ``max_rows`` (default: no limit beyond those)
     bounds the rows. Shapes shrink towards ``(min_rows, min_cols)``, short first.
+
+    ``recurring_cols=True`` draws the same few row lengths again and again, for code
+    compiled once per shape (a jitted jax function): each drawn short or arbitrary long
+    length is replaced by the nearest of a palette, ``RECURRING_SHORT_COLS`` (every
+    remainder mod 8, alone and past a block of 8; 16, 32, 64) and
+    ``RECURRING_ARBITRARY_COLS``, with the bounds' ends; the block boundaries are
+    drawn as before, and squares only of a palette side. Its price: a bug at a short
+    or arbitrary length outside the palette (a kernel wrong at D = 23 alone) is missed.
     """
+    if not isinstance(recurring_cols, bool):
+        raise TypeError(f"recurring_cols must be a bool, got recurring_cols={recurring_cols!r}")
     min_rows = check_int(min_rows, "min_rows", min_value=1)
     min_cols = check_int(min_cols, "min_cols", min_value=1)
     max_cols = check_int(max_cols, "max_cols", min_value=1)
@@ -227,6 +298,6 @@ def kernel_shapes(
             f"cols_multiple_of={multiple} has no multiple between min_cols={min_cols} "
             f"and max_cols={max_cols}"
         )
-    return _trusted(
-        _kernel_shapes(_KernelShapes((min_rows, top_rows), (min_cols, max_cols), multiple))
-    )
+    k = _KernelShapes((min_rows, top_rows), (min_cols, max_cols), multiple)
+    plain = _kernel_shapes(k)
+    return _trusted(_recurring_kernel_shapes(plain, k) if recurring_cols else plain)

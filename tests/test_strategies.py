@@ -84,6 +84,8 @@ def test_public_api() -> None:
         "DTYPES",
         "HALF_DTYPES",
         "LONG_MAX_COLS",
+        "RECURRING_ARBITRARY_COLS",
+        "RECURRING_SHORT_COLS",
         "directions",
         "kernel_shapes",
         "logits",

@@ -10,6 +10,8 @@ request at a time and reads one reply:
   ``("target_error", message)`` for a target that cannot be read (a usage error), or
   ``("exited", status, location)`` for a ``sys.exit`` while the module was imported;
 - ``("forward", release, x, want_x)`` -> ``("ok", y, handle, x_after | None)``;
+- ``("forward_each", release, [x, ...])`` -> ``("ok", [y, ...])``: a forward of each, in
+  one trip (their caches are not kept);
 - ``("backward", release, dout, handle | None, cache | None, want_dout, watch_cache)`` ->
   ``("ok", dx, stages, dout_after | None, mutated_cache)``;
 - ``("vjp", release, x, dout)`` -> ``("ok", dx)``: a forward and its backward, in one trip;

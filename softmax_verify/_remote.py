@@ -21,6 +21,7 @@ import os
 import re
 import sys
 import sysconfig
+from collections.abc import Sequence
 from typing import Any
 
 from numpy.typing import NDArray
@@ -63,7 +64,14 @@ LOAD_SECONDS = 30.0
 _TRANSFER_RATE = 100e6
 
 #: The length of an "ok" reply to each request (see ``_child``).
-_REPLY_LENGTHS = {"forward": 4, "backward": 5, "vjp": 2, "cache": 2, "source": 2}
+_REPLY_LENGTHS = {
+    "forward": 4,
+    "forward_each": 2,
+    "backward": 5,
+    "vjp": 2,
+    "cache": 2,
+    "source": 2,
+}
 
 _SERVING = tuple(os.path.join(PACKAGE_DIR, name) for name in ("_serve.py", "_child.py"))
 _STDLIB_DIRS = tuple(
@@ -248,13 +256,15 @@ class RemoteImplementation(Implementation):
 
     # -- one call --
 
-    def _request(self, role: str, message: tuple[Any, ...], nbytes: int) -> tuple[Any, ...]:
+    def _request(
+        self, role: str, message: tuple[Any, ...], nbytes: int, calls: int = 1
+    ) -> tuple[Any, ...]:
         child = self._ensure(role)
         release = [h for g, h in self._released if g == self._generation]
         self._released.clear()
         limit = None
-        if self.timeout is not None:
-            limit = self.timeout + self._grace + 2 * nbytes / _TRANSFER_RATE
+        if self.timeout is not None:  # ``calls`` calls, each with its own time limit
+            limit = calls * self.timeout + self._grace + 2 * nbytes / _TRANSFER_RATE
         try:
             reply = child.request((message[0], release, *message[1:]), limit)
             if self._interrupted:
@@ -362,6 +372,21 @@ class RemoteImplementation(Implementation):
         return _checked_array(
             "backward", "dx", _array("backward", reply[1]), dout.shape, copy=False
         )
+
+    def forward_each(self, arrays: Sequence[FloatArray]) -> list[FloatArray]:
+        """``forward(a).y`` for each of ``arrays``, every call in the child, in one round trip;
+        the first call that fails ends it, with that call's error."""
+        message = ("forward_each", [encode_array(a) for a in arrays])
+        nbytes = sum(a.nbytes for a in arrays)
+        reply = self._request("forward", message, nbytes, calls=max(len(arrays), 1))
+        ys = reply[1]
+        if not isinstance(ys, list) or len(ys) != len(arrays):
+            self.kill()
+            raise ImplementationError("forward", "corrupted the verifier's channel")
+        return [
+            _checked_array("forward", "y", _array("forward", y), a.shape, copy=False)
+            for y, a in zip(ys, arrays, strict=True)
+        ]
 
     def _cache_array(self, cache: RemoteCache, name: str) -> NDArray[Any] | None:
         if cache._generation != self._generation:

@@ -92,6 +92,15 @@ class Server:
         after = encode_array(dout) if want_dout else None
         return ("ok", encode_array(call.dx), stages, after, bool(call.mutated_cache))
 
+    def _forward_each(self, encoded: list[Encoded]) -> Reply:
+        impl = self._loaded()
+        ys = []
+        for one in encoded:
+            call = impl.handed_over("forward", _decoded(one))  # its cache is not kept
+            assert isinstance(call, ForwardCall)
+            ys.append(encode_array(call.y))
+        return ("ok", ys)
+
     def _vjp(self, x: Encoded, dout: Encoded) -> Reply:
         return ("ok", encode_array(self._loaded().vjp(_decoded(x), _decoded(dout))))
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import inspect
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import FunctionType, MethodType, ModuleType
 from typing import Any, Literal
@@ -267,3 +267,8 @@ class Implementation:
     def vjp(self, x: FloatArray, dout: FloatArray) -> FloatArray:
         """``backward(dout, cache)`` after a fresh ``forward(x)``: the implementation's VJP."""
         return self.backward(dout, self.forward(x).cache).dx
+
+    def forward_each(self, arrays: Sequence[FloatArray]) -> list[FloatArray]:
+        """``forward(a).y`` for each of ``arrays``, in order: a call of its own for each (the
+        child process makes them all in one round trip)."""
+        return [self.forward(a).y for a in arrays]

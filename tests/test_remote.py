@@ -11,12 +11,14 @@ import os
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from softmax_verify._remote import RemoteCache, RemoteImplementation
 from softmax_verify._wire import WireError, decode_array, encode_array, loads_untrusted
+from softmax_verify.errors import ImplementationError
 from softmax_verify.implementation import lookup
 from softmax_verify.runner import run_invariant
 from softmax_verify.targets import TargetSpec
@@ -111,3 +113,64 @@ def test_arrays_travel_bit_for_bit_and_only_as_numbers() -> None:
         decode_array(("nd", "<f8", (2,), b"\0" * 8))
     with pytest.raises(WireError, match="shape"):
         decode_array(("nd", "<f8", [2], b"\0" * 16))
+
+
+@pytest.mark.parametrize("remote", [(None, None)], indirect=True)
+def test_forward_each_makes_every_call_in_one_round_trip(
+    remote: RemoteImplementation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert remote._child is not None
+    trips: list[str] = []
+    send = remote._child.request
+
+    def counted(message: tuple[Any, ...], limit: float | None) -> Any:
+        trips.append(message[0])
+        return send(message, limit)
+
+    monkeypatch.setattr(remote._child, "request", counted)
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal(shape) for shape in ((1, 5), (1, 9), (3, 2))]
+    ys = remote.forward_each(arrays)
+    assert trips == ["forward_each"]
+    for x, y in zip(arrays, ys, strict=True):
+        np.testing.assert_allclose(y, np.exp(x) / np.exp(x).sum(axis=1, keepdims=True), rtol=1e-12)
+    assert remote.forward_each([]) == []
+
+
+def _target(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "target.py"
+    path.write_text("import time\nimport numpy as np\n\n\ndef forward(x):\n" + body)
+    return f"{path}:forward"
+
+
+def test_forward_each_stops_at_the_first_failing_call(tmp_path: Path) -> None:
+    body = (
+        "    if x.shape[1] > 3:\n        raise ValueError('too wide')\n"
+        "    return np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)\n"
+    )
+    impl = RemoteImplementation(TargetSpec(_target(tmp_path, body), None))
+    impl.load()
+    try:
+        with pytest.raises(ImplementationError, match="too wide") as raised:
+            impl.forward_each([np.zeros((1, 2)), np.zeros((1, 5)), np.zeros((1, 1))])
+        assert raised.value.role == "forward"
+    finally:
+        impl.close()
+
+
+def test_forward_each_gives_every_call_its_own_time_limit(tmp_path: Path) -> None:
+    # Nine calls of 0.5 s under a 1 s limit: 4.5 s in all, past one call's limit plus the
+    # grace (4 s), and each call well inside its own.
+    body = "    time.sleep(0.5)\n    return np.full_like(x, 1.0 / x.shape[1])\n"
+    impl = RemoteImplementation(TargetSpec(_target(tmp_path, body), None, timeout=1.0))
+    impl.load()
+    try:
+        assert len(impl.forward_each([np.zeros((1, 4))] * 9)) == 9
+    finally:
+        impl.close()
+
+
+@pytest.mark.parametrize("remote", [(f"{BAD}:global_max_forward", None)], indirect=True)
+def test_row_independence_is_judged_through_the_child(remote: RemoteImplementation) -> None:
+    result = run_invariant("row_independence", remote, "float64")
+    assert result.status == "failed"

@@ -119,3 +119,18 @@ def test_stage_gradients_skips_without_named_stages() -> None:
     result = run_invariant("stage_gradients", impl, np.float64, profile="ci")
     assert result.status == "skipped"
     assert "cache" in result.message
+
+
+def _overflowing_backward(dout: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Infinities of the upstream's sign: a u + b v of two of them is inf - inf."""
+    with np.errstate(over="ignore"):
+        dx: np.ndarray = dout * np.float64(1e308) * np.float64(1e308)
+    return dx
+
+
+def test_infinite_gradients_fail_linearity_without_a_warning_of_the_verifier() -> None:
+    # pytest turns warnings into errors here: a RuntimeWarning from the check's own sum
+    # would make this an error of the verifier instead of the implementation's failure.
+    impl = Implementation(softmax, _overflowing_backward)
+    result = run_invariant("linearity_in_upstream", impl, np.float64, profile="ci")
+    assert result.status == "failed", result

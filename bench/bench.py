@@ -946,7 +946,10 @@ def replace_section(path: Path, section: Section) -> int:
     head = f"### {section.title}\n"
     if head in old:
         start = old.index(head)
-        after = old.find("\n### ", start + len(head))
+        # The section ends at the next heading of its level or above: the hand-written
+        # notes (## Measurement notes) must survive a rewrite of the last table.
+        ends = [old.find(mark, start + len(head)) for mark in ("\n### ", "\n## ")]
+        after = min((end for end in ends if end >= 0), default=-1)
         old = old[:start] + text + ("" if after < 0 else old[after:])
     else:
         old = old + ("\n" if old else "") + text

@@ -185,7 +185,8 @@ def test_recurring_cols_leave_the_default_shapes_alone() -> None:
 
 
 def test_recurring_cols_must_be_a_bool() -> None:
+    # Wrong types on purpose: the TypeError a caller without a type checker gets is tested.
     with pytest.raises(TypeError, match="recurring_cols must be a bool, got recurring_cols=1"):
-        sv_st.kernel_shapes(recurring_cols=1)  # type: ignore[arg-type]  # the point
+        sv_st.kernel_shapes(recurring_cols=1)  # type: ignore[arg-type]  # a wrong type, tested
     with pytest.raises(TypeError, match="recurring_cols must be a bool"):
-        Domain(recurring_cols="yes")  # type: ignore[arg-type]  # the point
+        Domain(recurring_cols="yes")  # type: ignore[arg-type]  # a wrong type, tested

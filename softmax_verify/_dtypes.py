@@ -79,7 +79,7 @@ def finfo(dtype: DTypeLike) -> Any:
     if resolved.name == "bfloat16":
         import ml_dtypes
 
-        found = ml_dtypes.finfo(resolved)  # type: ignore[no-untyped-call]  # ml_dtypes: no hints
+        found = ml_dtypes.finfo(resolved)
     else:
         found = np.finfo(resolved)
     with contextlib.suppress(TypeError):

@@ -52,6 +52,7 @@ from numpy.typing import NDArray
 
 import softmax_verify
 import softmax_verify._parallel as parallel
+from softmax_verify._extras import install_hint
 from softmax_verify._plan import RunPlan
 from softmax_verify._remote import RemoteImplementation
 from softmax_verify._sharing import shared_groups
@@ -179,7 +180,7 @@ def ratios(times: Sequence[float]) -> list[str]:
 
 
 def missing(name: str) -> str:
-    return f"{name} not installed (pip install 'softmax-verify[{name}]'): not measured"
+    return f"{name} not installed ({install_hint(name)}): not measured"
 
 
 def machine(torch: Any, jax: Any, scipy: Any) -> Section:

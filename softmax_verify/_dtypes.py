@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike
 
+from softmax_verify._extras import install_hint
+
 __all__ = [
     "DTYPE_NAMES",
     "HALF_NAMES",
@@ -45,8 +47,7 @@ def named_dtype(name: str, parameter: str = "dtype") -> np.dtype[Any]:
         found = bfloat16()
         if found is None:
             raise TypeError(
-                f"{parameter}='bfloat16' needs the ml_dtypes package: "
-                "pip install 'softmax-verify[half]'"
+                f"{parameter}='bfloat16' needs the ml_dtypes package: {install_hint('ml_dtypes')}"
             )
         return found
     if name not in DTYPE_NAMES:

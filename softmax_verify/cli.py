@@ -45,6 +45,7 @@ from typing import NoReturn, TypeVar
 
 from softmax_verify import __version__
 from softmax_verify._dtypes import bfloat16
+from softmax_verify._extras import install_hint
 from softmax_verify._formats import to_github, to_junit
 from softmax_verify._isolation import verify_isolated
 from softmax_verify._messages import one_line
@@ -428,8 +429,7 @@ def _check(args: argparse.Namespace) -> int:
     dtypes = DEFAULT_DTYPES if args.dtype is None else DTYPE_SETS[args.dtype]
     if "bfloat16" in dtypes and bfloat16() is None:
         return _usage_error(
-            f"--dtype {args.dtype} needs bfloat16 from ml_dtypes: "
-            "pip install 'softmax-verify[half]'"
+            f"--dtype {args.dtype} needs bfloat16 from ml_dtypes: {install_hint('ml_dtypes')}"
         )
     try:
         plan = RunPlan.build(

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_verify._extras import install_hint
 from softmax_verify._jax_buckets import BucketedJit
 
 __all__ = ["FRAMEWORKS", "MissingFramework", "adapter"]
@@ -31,9 +32,7 @@ class MissingFramework(ImportError):
     """The framework an adapter needs is not installed."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(
-            f"{name} is not installed; install it with: pip install 'softmax-verify[{name}]'"
-        )
+        super().__init__(f"{name} is not installed; install it with: {install_hint(name)}")
 
 
 def _import(module: str, extra: str) -> Any:

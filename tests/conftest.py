@@ -17,6 +17,7 @@ from types import ModuleType
 import pytest
 from hypothesis import settings
 
+from softmax_verify._extras import install_hint
 from softmax_verify.cli import main
 from softmax_verify.profiles import default_profile
 
@@ -35,7 +36,7 @@ def require(module: str) -> ModuleType:
         if IN_CI:
             raise
         # Locally the frameworks are optional extras; .ci/run installs them all.
-        pytest.skip(f"{module} is not installed (pip install -e '.[{module.split('.')[0]}]')")
+        pytest.skip(f"{module} is not installed ({install_hint(module, checkout=True)})")
 
 
 @pytest.fixture

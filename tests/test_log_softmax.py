@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from bad_impls import Bad, stable
 from bad_log_impls import BAD_LOG, correct_backward, correct_forward
+from conftest import require
 
 from softmax_verify import verify
 from softmax_verify.cli import main
@@ -48,7 +49,7 @@ def test_correct_log_softmax_passes_every_invariant(dtype: str) -> None:
 
 
 def test_scipy_log_softmax_passes() -> None:
-    special = pytest.importorskip("scipy.special")
+    special = require("scipy.special")
     report = verify(
         lambda x: special.log_softmax(x, axis=1),
         correct_backward,

@@ -8,12 +8,17 @@ TARGET ?=
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PYTEST_WORKERS ?= auto
+# Tests marked slow install the package from scratch (tests/test_fresh_clone.py): CI runs
+# them (CI=true); locally they are deselected unless SLOW=1.
+SLOW ?= $(filter true 1 yes,$(CI))
+PYTEST_SELECT := $(if $(SLOW),,-m "not slow")
 
 .PHONY: help verify check test typecheck lint format soak bench install clean
 
 help:
 	@echo "make check    verify an implementation (TARGET=module:attr or file.py:attr; default: the reference)"
-	@echo "make verify   lint, type-check and test under the ci Hypothesis profile (what CI runs)"
+	@echo "make verify   lint, type-check and test under the ci Hypothesis profile (what CI runs;"
+	@echo "              SLOW=1 adds the tests that install from scratch, as CI does)"
 	@echo "make test | typecheck | lint | format | soak | bench | clean"
 
 $(BIN)/python:
@@ -27,13 +32,13 @@ install: $(STAMP)
 
 verify: install
 	$(MAKE) --no-print-directory lint typecheck
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --hypothesis-profile=ci
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --hypothesis-profile=ci $(PYTEST_SELECT)
 
 check: install
 	$(BIN)/softmax-verify check $(TARGET)
 
 test: install
-	$(BIN)/pytest -n $(PYTEST_WORKERS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_SELECT)
 
 typecheck: install
 	$(BIN)/mypy --strict

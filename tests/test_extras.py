@@ -43,7 +43,7 @@ def test_each_module_maps_to_a_declared_extra() -> None:
 
 
 def test_an_unknown_module_is_named() -> None:
-    with pytest.raises(ValueError, match="module must be one of .*got 'tensorflow'"):
+    with pytest.raises(ValueError, match=r"module must be one of .*got 'tensorflow'"):
         extra_of("tensorflow")
 
 

@@ -51,18 +51,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 import softmax_verify
-import softmax_verify._parallel as parallel
-from softmax_verify._extras import install_hint
-from softmax_verify._plan import RunPlan
-from softmax_verify._remote import RemoteImplementation
-from softmax_verify._sharing import shared_groups
+import softmax_verify.core.parallel as parallel
+from softmax_verify.bundled.reference import softmax, softmax_backward
+from softmax_verify.core.extras import install_hint
 from softmax_verify.diagnosis import diagnose
-from softmax_verify.frameworks import adapter
 from softmax_verify.gradcheck import directional_check, full_jacobian_check
-from softmax_verify.implementation import Implementation
-from softmax_verify.reference import softmax, softmax_backward
-from softmax_verify.runner import run_invariant
-from softmax_verify.targets import TargetSpec
+from softmax_verify.isolation.remote import RemoteImplementation
+from softmax_verify.run.plan import RunPlan
+from softmax_verify.run.runner import run_invariant
+from softmax_verify.run.sharing import shared_groups
+from softmax_verify.target.frameworks import adapter
+from softmax_verify.target.load import TargetSpec
+from softmax_verify.target.local import LocalImplementation
 
 ROOT = Path(__file__).resolve().parent.parent
 Array = NDArray[Any]
@@ -504,7 +504,7 @@ def round_trip(repeat: int) -> str:
     """The cost of the child process per call: ``forward`` and ``vjp`` of the reference on
     a (16, 32) float64 input, in process and through the child (medians, in microseconds)."""
     x = np.random.default_rng(0).standard_normal((16, 32))
-    local = Implementation(softmax, softmax_backward)
+    local = LocalImplementation(softmax, softmax_backward)
     remote = RemoteImplementation(TargetSpec(None))
     remote.load()
     times = []
@@ -530,7 +530,7 @@ def verdicts(opts: Options) -> tuple[Section, Section]:
         ("target", "invariants", "examples", "wall time", "verdict"),
     )
     # In process: as verify() runs (invariants that draw the same cases share one stream
-    # of examples, softmax_verify._sharing), and each (invariant, dtype) pair in a property
+    # of examples, softmax_verify.run.sharing), and each (invariant, dtype) pair in a property
     # of its own, as runs were before that sharing: the same checks on the same examples.
     reports: list[softmax_verify.Report] = []
     plan = RunPlan.build(profile="ci", max_examples=cap)
@@ -542,7 +542,7 @@ def verdicts(opts: Options) -> tuple[Section, Section]:
         )
 
     def alone() -> None:
-        impl = Implementation(softmax, softmax_backward)
+        impl = LocalImplementation(softmax, softmax_backward)
         alone_results[:] = [
             run_invariant(inv, impl, dt, profile="ci", max_examples=cap) for inv, dt in plan.pairs
         ]
@@ -625,7 +625,7 @@ def verdicts(opts: Options) -> tuple[Section, Section]:
         ),
     )
     for entry in bad_impls.BAD:
-        impl = Implementation(entry.forward, entry.backward, name=entry.name)
+        impl = LocalImplementation(entry.forward, entry.backward, name=entry.name)
         dtype = entry.dtypes[0]
         examples, seconds, ran = 0, 0.0, 0
         found = None
@@ -669,7 +669,7 @@ def diagnoses(opts: Options) -> Section:
     )
     both = ("float64", "float32")
     for entry in bad_impls.BAD:
-        impl = Implementation(entry.forward, entry.backward, name=entry.name)
+        impl = LocalImplementation(entry.forward, entry.backward, name=entry.name)
         results = [
             run_invariant(entry.fails[0], impl, dtype, profile="ci", max_examples=cap)
             for dtype in both
@@ -683,7 +683,7 @@ def diagnoses(opts: Options) -> Section:
     report = softmax_verify.verify(
         bad_impls.notebook_forward, bad_impls.notebook_backward, dtypes=both, max_examples=cap
     )
-    impl = Implementation(bad_impls.notebook_forward, bad_impls.notebook_backward)
+    impl = LocalImplementation(bad_impls.notebook_forward, bad_impls.notebook_backward)
     start = time.perf_counter()
     found = diagnose(impl, report.results, both)
     wall = time.perf_counter() - start
@@ -792,7 +792,7 @@ def jax_verdicts(opts: Options, jax: Any) -> Section:
         return section
     from jax import monitoring
 
-    from softmax_verify.autodiff import adapt
+    from softmax_verify.target.autodiff import adapt
 
     compiles: list[int] = [0]
 
@@ -836,7 +836,7 @@ def jax_verdicts(opts: Options, jax: Any) -> Section:
     section.notes.extend(
         [
             "Columns are never padded: every drawn row length, each D % 8 remainder included, "
-            "reaches the code under test as drawn (softmax_verify._jax_buckets). Now, a jax "
+            "reaches the code under test as drawn (softmax_verify.target.jax_buckets). Now, a jax "
             "target's lengths come from a palette: 1..9, 16, 18, 27, 32, 36, 45, 54, 63, 64, "
             "every block boundary, 97, 300, 999, 3003 (strategies.kernel_shapes).",
             "CPU: this process's CPU time (time.process_time), or the command's and its "

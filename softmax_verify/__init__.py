@@ -6,7 +6,7 @@ Public API:
   ``log_softmax``, ``log_softmax_backward``, ``staged_forward``, ``staged_backward``;
 - ``verify(forward, backward=None, ...) -> Report``: every invariant as a
   Hypothesis property against your implementation (functions, or a layer class or
-  instance; ``softmax_verify.conventions`` reads the shapes code is written in), at
+  instance; ``softmax_verify.target.conventions`` reads the shapes code is written in), at
   float32 and float64; a Report is true when it passed (``assert verify(f, b)``), and
   ``report.raise_for_failures()`` raises ``VerificationFailed`` with the text report;
 - ``Domain``: the shapes an implementation supports (``verify(..., domain=...)``);
@@ -25,24 +25,25 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from softmax_verify.domain import Domain
-    from softmax_verify.errors import ImplementationError, InvariantViolation
-    from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS, Invariant
-    from softmax_verify.reference import (
+    from softmax_verify.bundled.reference import (
         log_softmax,
         log_softmax_backward,
         softmax,
         softmax_backward,
         softmax_jvp,
     )
-    from softmax_verify.report import Report, Result, VerificationFailed
-    from softmax_verify.runner import verify
-    from softmax_verify.staged import (
+    from softmax_verify.bundled.staged import (
         StagedCache,
         StagedGradients,
         staged_backward,
         staged_forward,
     )
+    from softmax_verify.core.domain import Domain
+    from softmax_verify.core.errors import ImplementationError, InvariantViolation
+    from softmax_verify.core.result import Result
+    from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS, Invariant
+    from softmax_verify.run.report import Report, VerificationFailed
+    from softmax_verify.run.runner import verify
 
 __all__ = [
     "INVARIANTS",
@@ -71,25 +72,25 @@ __version__ = "0.1.0"
 
 #: The module each public name lives in.
 _HOMES = {
-    "Domain": "domain",
-    "ImplementationError": "errors",
-    "InvariantViolation": "errors",
+    "Domain": "core.domain",
+    "ImplementationError": "core.errors",
+    "InvariantViolation": "core.errors",
     "INVARIANTS": "invariants",
     "INVARIANT_IDS": "invariants",
     "Invariant": "invariants",
-    "log_softmax": "reference",
-    "log_softmax_backward": "reference",
-    "softmax": "reference",
-    "softmax_backward": "reference",
-    "softmax_jvp": "reference",
-    "Report": "report",
-    "Result": "report",
-    "VerificationFailed": "report",
-    "verify": "runner",
-    "StagedCache": "staged",
-    "StagedGradients": "staged",
-    "staged_backward": "staged",
-    "staged_forward": "staged",
+    "log_softmax": "bundled.reference",
+    "log_softmax_backward": "bundled.reference",
+    "softmax": "bundled.reference",
+    "softmax_backward": "bundled.reference",
+    "softmax_jvp": "bundled.reference",
+    "Report": "run.report",
+    "Result": "core.result",
+    "VerificationFailed": "run.report",
+    "verify": "run.runner",
+    "StagedCache": "bundled.staged",
+    "StagedGradients": "bundled.staged",
+    "staged_backward": "bundled.staged",
+    "staged_forward": "bundled.staged",
 }
 
 

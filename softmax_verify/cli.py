@@ -18,7 +18,7 @@ Without ``--dtype``, float32 and float64 are checked; ``--dtype all`` is the sam
 ``all-half`` is float16 and bfloat16 (bfloat16 needs the ``half`` extra: ml_dtypes).
 
 ``check`` imports and runs the implementation only in a child process
-(``softmax_verify._isolation``); this process generates the inputs, computes the
+(``softmax_verify.isolation.verifier``); this process generates the inputs, computes the
 reference, compares and reports. A crash of the child (a segfault in a C extension,
 ``os.abort()``, ``os._exit``) or a call stuck where the time limit cannot interrupt
 it becomes an error of the invariant being checked, and the others still run.
@@ -44,22 +44,23 @@ from contextlib import contextmanager
 from typing import NoReturn, TypeVar
 
 from softmax_verify import __version__
-from softmax_verify._dtypes import bfloat16
-from softmax_verify._extras import install_hint
-from softmax_verify._formats import to_github, to_junit
-from softmax_verify._isolation import verify_isolated
-from softmax_verify._messages import one_line
-from softmax_verify._plan import RunPlan
-from softmax_verify._settings import DEFAULT_DTYPES
-from softmax_verify._storage import private_hypothesis_storage
-from softmax_verify.autodiff import AUTODIFF
-from softmax_verify.conventions import GRAD_AT, GRADS, ReadOptions
-from softmax_verify.domain import Domain
+from softmax_verify.core.domain import Domain
+from softmax_verify.core.dtypes import bfloat16
+from softmax_verify.core.extras import install_hint
+from softmax_verify.core.kinds import KINDS
+from softmax_verify.core.messages import one_line
+from softmax_verify.core.result import Result
 from softmax_verify.invariants import ALL_IDS, NOTATION, invariants_for
-from softmax_verify.kinds import KINDS
-from softmax_verify.profiles import PROFILES
-from softmax_verify.report import Report, Result
-from softmax_verify.targets import TargetError
+from softmax_verify.isolation.verifier import verify_isolated
+from softmax_verify.run.formats import to_github, to_junit
+from softmax_verify.run.plan import RunPlan
+from softmax_verify.run.profiles import PROFILES
+from softmax_verify.run.report import Report
+from softmax_verify.run.settings import DEFAULT_DTYPES
+from softmax_verify.run.storage import private_hypothesis_storage
+from softmax_verify.target.autodiff import AUTODIFF
+from softmax_verify.target.conventions import GRAD_AT, GRADS, ReadOptions
+from softmax_verify.target.load import TargetError
 from softmax_verify.tolerances import ACCUMULATIONS
 
 __all__ = ["main"]

@@ -12,7 +12,7 @@
 
     ``forward`` may also be a layer class or instance (``forward = MySoftmaxLayer``);
     ``grad``, ``grad_at``, ``rowwise``, ``axis`` and ``rank`` say how to read the code,
-    as ``softmax-verify check`` options do (see ``softmax_verify.conventions``).
+    as ``softmax-verify check`` options do (see ``softmax_verify.target.conventions``).
     For a log_softmax set ``kind = "log_softmax"``; ``masked = True`` adds the checks on
     rows with masked (-inf) entries. Only the invariants of that kind are collected.
 
@@ -38,16 +38,16 @@ from typing import Any, ClassVar
 import pytest
 from hypothesis import settings
 
-from softmax_verify._formats import failure_text
-from softmax_verify._settings import DEFAULT_DTYPES
-from softmax_verify._validate import resolve_dtype
-from softmax_verify.conventions import ReadOptions, implementation_from
+from softmax_verify.core.domain import Domain
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.kinds import check_kind
+from softmax_verify.core.validate import resolve_dtype
 from softmax_verify.diagnosis import describe, diagnose
-from softmax_verify.domain import Domain
-from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import ALL_IDS, REGISTRY, get_invariant, invariants_for
-from softmax_verify.kinds import check_kind
-from softmax_verify.runner import run_invariant
+from softmax_verify.run.runner import run_invariant
+from softmax_verify.run.settings import DEFAULT_DTYPES
+from softmax_verify.run.text import failure_text
+from softmax_verify.target.conventions import ReadOptions, implementation_from
 
 __all__ = ["SoftmaxContract"]
 
@@ -100,13 +100,13 @@ class SoftmaxContract:
     domain: ClassVar[Domain | None] = None
     #: The accumulation model half-precision dtypes are judged by (tolerances.ACCUMULATIONS).
     accumulate: ClassVar[str] = "float32"
-    #: How to read the code (``softmax_verify.conventions.ReadOptions``).
+    #: How to read the code (``softmax_verify.target.conventions.ReadOptions``).
     grad: ClassVar[str | None] = None
     grad_at: ClassVar[str | None] = None
     rowwise: ClassVar[bool] = False
     axis: ClassVar[int] = -1
     rank: ClassVar[int] = 2
-    #: What the code computes: "softmax" or "log_softmax" (softmax_verify.kinds).
+    #: What the code computes: "softmax" or "log_softmax" (softmax_verify.core.kinds).
     kind: ClassVar[str] = "softmax"
     #: Also check rows with masked (-inf) entries.
     masked: ClassVar[bool] = False

@@ -12,6 +12,7 @@ requested dtype.
   block boundaries (``BOUNDARY_COLS``), inside a declared domain; with
   ``recurring_cols=True``, row lengths from a palette (``RECURRING_SHORT_COLS``,
   ``RECURRING_ARBITRARY_COLS``), for code compiled once per shape.
+* ``shapes_in`` -- ``kernel_shapes`` inside a declared ``softmax_verify.Domain``.
 * ``masked_logits`` -- logits with ``-inf`` (masked) entries, for ``--masked``.
 * ``logits`` -- adversarial logits: ties, constant rows, dominant entries,
   masked entries, rows far apart, magnitudes near overflow and underflow.
@@ -35,6 +36,7 @@ from ._shapes import (
     RECURRING_SHORT_COLS,
     kernel_shapes,
     shapes,
+    shapes_in,
 )
 from ._upstreams import directions, permutations, shifts, upstreams
 from ._validation import DTYPES, HALF_DTYPES
@@ -52,6 +54,7 @@ __all__ = [
     "masked_logits",
     "permutations",
     "shapes",
+    "shapes_in",
     "shifts",
     "upstreams",
     "well_conditioned_logits",

@@ -20,7 +20,7 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 from numpy.typing import DTypeLike, NDArray
 
-from softmax_verify._dtypes import finfo
+from softmax_verify.core.dtypes import finfo
 
 from ._noise import draw_noise, finalize, indices, special_rows
 from ._shapes import resolve_shape

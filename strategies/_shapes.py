@@ -9,6 +9,13 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 
+from softmax_verify.core.domain import (
+    LONG_MAX_COLS,
+    RECURRING_ARBITRARY_COLS,
+    RECURRING_SHORT_COLS,
+    Domain,
+)
+
 from ._validation import check_int, check_shape
 
 __all__ = [
@@ -19,22 +26,13 @@ __all__ = [
     "kernel_shapes",
     "resolve_shape",
     "shapes",
+    "shapes_in",
 ]
 
-#: The longest rows ``kernel_shapes`` draws by default: a vocabulary-sized block.
-LONG_MAX_COLS = 8192
 #: Row lengths where blocked kernels break: powers of two from 64 and their neighbours.
 BOUNDARY_COLS: tuple[int, ...] = tuple(
     sorted({2**k + step for k in range(6, 14) for step in (-1, 0, 1)})
 )
-#: Short row lengths of ``kernel_shapes(recurring_cols=True)``: every remainder mod 8
-#: on its own (1 to 8), each again past a full block of 8 (9, 18, 27, 36, 45, 54, 63),
-#: and the vector widths 16, 32 and 64 exactly.
-RECURRING_SHORT_COLS: tuple[int, ...] = (*range(1, 10), 16, 18, 27, 32, 36, 45, 54, 63, 64)
-#: Long row lengths of ``kernel_shapes(recurring_cols=True)`` away from the block
-#: boundaries: tails of 1, 4, 7 and 3 past a multiple of 8, of 97, 44, 103 and 59 past
-#: a multiple of 128, and past 256, 512 and 2048 (3003 = 2048 + 955).
-RECURRING_ARBITRARY_COLS: tuple[int, ...] = (97, 300, 999, 3003)
 #: Long examples have at most this many entries (or ``min_rows`` rows, if more): rows
 #: are independent, so a few rows of a long length test it as well as many.
 _LONG_ENTRIES = 1 << 15
@@ -301,3 +299,20 @@ def kernel_shapes(
     k = _KernelShapes((min_rows, top_rows), (min_cols, max_cols), multiple)
     plain = _kernel_shapes(k)
     return _trusted(_recurring_kernel_shapes(plain, k) if recurring_cols else plain)
+
+
+def shapes_in(domain: Domain) -> SearchStrategy[tuple[int, int]]:
+    """The shapes ``kernel_shapes`` draws inside ``domain`` (the shapes an implementation
+    declares it supports, ``softmax_verify.Domain``)."""
+    if not isinstance(domain, Domain):
+        raise TypeError(f"domain must be a softmax_verify.Domain, got domain={domain!r}")
+    min_rows, max_rows = domain.rows or (1, None)
+    min_cols, max_cols = domain.cols or (1, max(LONG_MAX_COLS, domain.cols_multiple_of))
+    return kernel_shapes(
+        min_rows=min_rows,
+        max_rows=max_rows,
+        min_cols=min_cols,
+        max_cols=max_cols,
+        cols_multiple_of=domain.cols_multiple_of,
+        recurring_cols=domain.recurring_cols,
+    )

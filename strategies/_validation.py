@@ -23,7 +23,7 @@ import numpy as np
 from hypothesis.errors import InvalidArgument
 from numpy.typing import DTypeLike
 
-from softmax_verify._dtypes import bfloat16, finfo
+from softmax_verify.core.dtypes import bfloat16, finfo
 
 __all__ = [
     "DTYPES",

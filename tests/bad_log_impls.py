@@ -13,7 +13,7 @@ import numpy as np
 from bad_impls import Bad
 from numpy.typing import NDArray
 
-from softmax_verify.reference import log_softmax, log_softmax_backward, softmax
+from softmax_verify.bundled.reference import log_softmax, log_softmax_backward, softmax
 
 A = NDArray[Any]
 

@@ -1,6 +1,6 @@
 """Test configuration: Hypothesis profiles and the optional frameworks.
 
-Profiles are registered by ``softmax_verify.profiles`` (one place for the tests,
+Profiles are registered by ``softmax_verify.run.profiles`` (one place for the tests,
 the CLI and ``verify``). The active one is pytest's ``--hypothesis-profile`` if
 given, else ``HYPOTHESIS_PROFILE``, else ``ci`` under CI and ``dev`` locally.
 """
@@ -17,9 +17,9 @@ from types import ModuleType
 import pytest
 from hypothesis import settings
 
-from softmax_verify._extras import install_hint
 from softmax_verify.cli import main
-from softmax_verify.profiles import default_profile
+from softmax_verify.core.extras import install_hint
+from softmax_verify.run.profiles import default_profile
 
 settings.load_profile(default_profile())
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify.reference import softmax, softmax_backward
+from softmax_verify.bundled.reference import softmax, softmax_backward
 
 A = NDArray[Any]
 BOTH = ("float64", "float32")

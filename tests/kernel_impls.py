@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._dtypes import named_dtype
+from softmax_verify.core.dtypes import named_dtype
 
 A = NDArray[Any]
 

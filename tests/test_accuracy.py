@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from softmax_verify.reference import (
+from softmax_verify.bundled.reference import (
     log_softmax,
     log_softmax_backward,
     softmax,

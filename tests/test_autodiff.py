@@ -9,9 +9,9 @@ import pytest
 from conftest import require
 
 from softmax_verify import verify
-from softmax_verify.autodiff import AutodiffError, adapt, detect
 from softmax_verify.cli import main
-from softmax_verify.targets import TargetError, resolve
+from softmax_verify.target.autodiff import AutodiffError, adapt, detect
+from softmax_verify.target.load import TargetError, resolve
 
 # Few examples: the invariants themselves are tested elsewhere; here the reading of the
 # target and the verdict are, and each drawn shape costs a compilation.
@@ -175,8 +175,8 @@ def test_autodiff_needs_a_target_of_the_users() -> None:
 def test_jax_batches_run_in_blocks_of_rows_with_columns_as_drawn() -> None:
     """A stacked batch of 70 rows runs as three 32-row blocks, every row's result right."""
     jax = require("jax")
-    from softmax_verify._jax_buckets import BLOCK_ROWS
-    from softmax_verify.reference import softmax, softmax_backward
+    from softmax_verify.bundled.reference import softmax, softmax_backward
+    from softmax_verify.target.jax_buckets import BLOCK_ROWS
     from softmax_verify.tolerances import reference_backward_bound, reference_forward_bound
 
     seen: list[tuple[int, ...]] = []
@@ -221,7 +221,7 @@ def test_jax_forward_is_checked_when_jax_cannot_differentiate_it() -> None:
 def test_jax_disk_cache_is_set_only_where_asked() -> None:
     """verify() runs in the user's process: jax's global config is left alone there."""
     jax = require("jax")
-    import softmax_verify._jax_buckets as buckets
+    import softmax_verify.target.jax_buckets as buckets
 
     assert not buckets._on_disk  # only the command line's child calls persistent_cache()
     before = jax.config.jax_compilation_cache_dir

@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 from conftest import cli
 
+from softmax_verify.core.result import Result
 from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS, NOTATION
-from softmax_verify.report import Report, Result
+from softmax_verify.run.report import Report
 
 ROOT = Path(__file__).resolve().parent.parent
 BUGGY = "examples/notebook_buggy.py"
@@ -337,7 +338,7 @@ def test_module_attr_target_without_backward_skips_backward_invariants(
 ) -> None:
     code, doc = json_report(
         capsys,
-        "softmax_verify.reference:softmax",
+        "softmax_verify.bundled.reference:softmax",
         "--dtype",
         "float64",
         "--invariant",
@@ -416,7 +417,7 @@ def test_drawn_seed_reproduces_the_run(capsys: pytest.CaptureFixture[str]) -> No
         (["check", f"{BUGGY}:no_such_attr"], "no attribute 'no_such_attr'"),
         (["check", "--backward", f"{BUGGY}:nope"], "no attribute 'nope'"),
         (["check", "--backward", "nocolon"], "MODULE:ATTR"),
-        (["check", "softmax_verify.reference"], "no forward/backward"),
+        (["check", "softmax_verify.bundled.reference"], "no forward/backward"),
         (["check", "--dtype", "float8"], "--dtype"),
         (["check", "--max-examples", "0"], "--max-examples"),
         (["check", "--max-examples", "many"], "--max-examples"),

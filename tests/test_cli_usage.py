@@ -179,7 +179,7 @@ def test_a_file_target_imports_the_users_package_from_the_working_directory(
     package = tmp_path / "mylayers"
     package.mkdir()
     (package / "__init__.py").write_text(
-        "from softmax_verify.reference import softmax, softmax_backward\n"
+        "from softmax_verify.bundled.reference import softmax, softmax_backward\n"
     )
     adapter = tmp_path / "tests" / "adapter.py"
     adapter.parent.mkdir()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from softmax_verify._compare import error_ratio, find_mismatch
+from softmax_verify.core.compare import error_ratio, find_mismatch
 from softmax_verify.gradcheck._tally import _Tally
 
 

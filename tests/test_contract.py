@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from softmax_verify.bundled.reference import softmax, softmax_backward
+from softmax_verify.bundled.staged import staged_backward, staged_forward
 from softmax_verify.cli import main
 from softmax_verify.invariants import INVARIANTS
-from softmax_verify.reference import softmax, softmax_backward
-from softmax_verify.staged import staged_backward, staged_forward
 from softmax_verify.testing import SoftmaxContract
 
 pytest_plugins = ["pytester"]
@@ -104,7 +104,7 @@ class TestForwardOnly(SoftmaxContract):
 
 
 def run_notebook_contract(pytester: pytest.Pytester) -> pytest.RunResult:
-    pytester.makeconftest("import softmax_verify.profiles  # registers the ci profile\n")
+    pytester.makeconftest("import softmax_verify.run.profiles  # registers the ci profile\n")
     pytester.makepyfile(
         test_notebook=GENERATED.format(
             buggy=str(EXAMPLES / "notebook_buggy.py"), fixed=str(EXAMPLES / "notebook_fixed.py")

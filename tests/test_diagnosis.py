@@ -24,13 +24,14 @@ from diagnosis_impls import stable as stable_forward
 from numpy.typing import NDArray
 
 from softmax_verify import verify
+from softmax_verify.bundled.reference import softmax, softmax_backward
+from softmax_verify.bundled.staged import staged_backward, staged_forward
+from softmax_verify.core.result import Result
 from softmax_verify.diagnosis import Diagnosis, describe, diagnose, from_dict, to_dict
 from softmax_verify.diagnosis._backward import BACKWARD_FIX, CATALOGUE
 from softmax_verify.diagnosis._forward import FORWARD_FIX
-from softmax_verify.implementation import Implementation
-from softmax_verify.reference import softmax, softmax_backward
-from softmax_verify.report import Report, Result
-from softmax_verify.staged import staged_backward, staged_forward
+from softmax_verify.run.report import Report
+from softmax_verify.target.local import LocalImplementation
 from softmax_verify.testing import SoftmaxContract
 
 BOTH = ("float64", "float32")
@@ -72,7 +73,7 @@ def failed(invariant: str, dtype: str, case: dict[str, Any] | None = None) -> Re
 
 def diagnosed(impl: Impl, dtype: str) -> tuple[Diagnosis, ...]:
     """The diagnosis after a (stated) failure at ``dtype``: formulas and mutation only."""
-    code = Implementation(impl.forward, impl.backward)
+    code = LocalImplementation(impl.forward, impl.backward)
     return diagnose(code, [failed("matches_reference", dtype)], [dtype])
 
 
@@ -161,7 +162,7 @@ def test_staged_correct_code_gets_no_diagnosis(name: str, dtype: str) -> None:
     else:
         fixed = load_example("notebook_fixed")
         forward, backward = fixed.softmax_forward, fixed.softmax_backward
-    code = Implementation(forward, backward)
+    code = LocalImplementation(forward, backward)
     assert diagnose(code, [failed("stage_gradients", dtype)], [dtype]) == ()
 
 
@@ -171,7 +172,7 @@ def test_correct_code_gets_no_region_either(dtype: str) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 4)).astype(dtype)
     dout = rng.normal(size=(3, 4)).astype(dtype)
-    code = Implementation(bad_impls.stable, bad_impls.correct_backward)
+    code = LocalImplementation(bad_impls.stable, bad_impls.correct_backward)
     results = [
         failed("backward_matches_reference", dtype, {"x": x, "dout": dout}),
         failed("matches_reference", dtype, {"x": x}),
@@ -181,7 +182,7 @@ def test_correct_code_gets_no_region_either(dtype: str) -> None:
 
 def test_nothing_failed_means_no_probing() -> None:
     """Only after a failure: a buggy implementation whose run passed is not diagnosed."""
-    code = Implementation(stable_forward, di.diagonal_only)
+    code = LocalImplementation(stable_forward, di.diagonal_only)
     passed = Result("rows_sum_to_one", "float64", "passed", 10, 0.0, "held")
     assert diagnose(code, [passed]) == ()
 
@@ -297,7 +298,7 @@ def test_region_parameters_are_reported() -> None:
 def test_probing_stops_at_its_budget() -> None:
     """No time left: nothing is named, since a formula needs every probe."""
     x = np.full((2, 3), 800.0)
-    code = Implementation(di.no_max_shift)
+    code = LocalImplementation(di.no_max_shift)
     result = failed("finite_for_finite_input", "float64", {"x": x, "dout": np.ones_like(x)})
     assert diagnose(code, [result], budget=0.0) == ()
     assert named(diagnose(code, [result])) == {"no_max_shift"}
@@ -368,7 +369,7 @@ def test_a_call_that_overruns_stops_the_probing() -> None:
         time.sleep(5.0)
         return softmax(x)
 
-    code = Implementation(hangs, timeout=0.1)
+    code = LocalImplementation(hangs, timeout=0.1)
     x = np.zeros((2, 3))
     assert diagnose(code, [failed("matches_reference", "float64", {"x": x})]) == ()
     assert len(calls) == 1
@@ -376,7 +377,7 @@ def test_a_call_that_overruns_stops_the_probing() -> None:
 
 def test_a_known_and_an_unknown_mistake_name_only_the_known_one() -> None:
     """Smoothed probabilities (in no catalogue) and a diagonal-only backward (at its own y)."""
-    code = Implementation(di.smoothed, di.diagonal_only)
+    code = LocalImplementation(di.smoothed, di.diagonal_only)
     results = [failed("matches_reference", "float64"), failed("jacobian_psd", "float64")]
     found = diagnose(code, results)
     assert named(found) == {"diagonal_only"}

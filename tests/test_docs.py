@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from softmax_verify import _docs
+import softmax_verify.invariants.readme as _docs
+from softmax_verify.core.kinds import KINDS
 from softmax_verify.invariants import ALL_IDS, NOTATION, REGISTRY, SUMMARIES, Invariant
-from softmax_verify.kinds import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-REGENERATE = "python -m softmax_verify._docs README.md"
+REGENERATE = "python -m softmax_verify.invariants.readme README.md"
 
 
 def _block(text: str) -> str:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from softmax_verify import Domain, verify
+from softmax_verify.bundled.reference import softmax
 from softmax_verify.cli import main
-from softmax_verify.reference import softmax
 from softmax_verify.testing import SoftmaxContract
 
 

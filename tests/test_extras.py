@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import require
 
-from softmax_verify._extras import EXTRA_OF, extra_of, install_hint
+from softmax_verify.core.extras import EXTRA_OF, extra_of, install_hint
 
 ROOT = Path(__file__).resolve().parent.parent
 #: An extra in an install command: softmax-verify[torch] or .[dev,scipy] (a checkout).

@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 import softmax_verify as sv
-from softmax_verify._compare import Mismatch
-from softmax_verify._formats import to_github, to_html, to_junit
+from softmax_verify.core.compare import Mismatch
+from softmax_verify.core.result import Result
 from softmax_verify.diagnosis import Diagnosis
-from softmax_verify.report import Report, Result, VerificationFailed
+from softmax_verify.run.formats import to_github, to_junit
+from softmax_verify.run.report import Report, VerificationFailed, to_html
 
 ROOT = Path(__file__).resolve().parent.parent
 BUGGY = "examples/notebook_buggy.py"

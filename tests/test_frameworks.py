@@ -16,8 +16,8 @@ from conftest import require
 
 from softmax_verify import Report, verify
 from softmax_verify.cli import main
-from softmax_verify.frameworks import FRAMEWORKS, MissingFramework, adapter
 from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS
+from softmax_verify.target.frameworks import FRAMEWORKS, MissingFramework, adapter
 
 BOTH = ("float64", "float32")
 BACKWARD_IDS = {inv.id for inv in INVARIANTS if inv.needs_backward}
@@ -143,7 +143,7 @@ def test_jax_adapter_drops_compiled_programs_past_its_limit(
     # A thorough run compiles thousands of shapes; unbounded, XLA ran out of mappable
     # memory and segfaulted. Past the limit the adapter clears jax's caches and goes on.
     jax = require("jax")
-    import softmax_verify._jax_buckets as buckets
+    import softmax_verify.target.jax_buckets as buckets
 
     cleared: list[int] = []
     original = jax.clear_caches
@@ -156,7 +156,7 @@ def test_jax_adapter_drops_compiled_programs_past_its_limit(
     monkeypatch.setattr(jax, "clear_caches", counting_clear)
     forward, backward = adapter("jax")
     assert backward is not None
-    from softmax_verify.reference import softmax, softmax_backward
+    from softmax_verify.bundled.reference import softmax, softmax_backward
     from softmax_verify.tolerances import reference_backward_bound, reference_forward_bound
 
     for n in range(1, 6):  # row counts share a bucket; column counts never do

@@ -32,16 +32,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from softmax_verify.frameworks import adapter
+from softmax_verify.bundled.reference import softmax, softmax_backward
+from softmax_verify.bundled.staged import StagedCache, staged_backward, staged_forward
 from softmax_verify.gradcheck import (
     GradcheckResult,
     directional_check,
     full_jacobian_check,
     numerical_vjp_check,
 )
-from softmax_verify.reference import softmax, softmax_backward
-from softmax_verify.staged import StagedCache, staged_backward, staged_forward
 from softmax_verify.strategies import logits, upstreams, well_conditioned_logits
+from softmax_verify.target.frameworks import adapter
 
 Array = NDArray[Any]
 Pair = tuple[Callable[..., Any], Callable[..., Any]]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import require
 
-from softmax_verify._parallel import map_blocks
-from softmax_verify.reference import softmax
+from softmax_verify.bundled.reference import softmax
+from softmax_verify.core.parallel import map_blocks
 from softmax_verify.tolerances import (
     VACUOUS,
     _model,
@@ -99,7 +99,7 @@ def test_correct_half_kernel_is_within_the_float32_model_bound(name: str) -> Non
     at long rows and on constant rows too, and uses a good share of it (not vacuous)."""
     if name == "bfloat16":
         require("ml_dtypes")
-    from softmax_verify._dtypes import named_dtype
+    from softmax_verify.core.dtypes import named_dtype
 
     dtype = named_dtype(name)
     rng = np.random.default_rng(0)

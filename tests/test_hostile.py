@@ -25,7 +25,7 @@ import pytest
 from conftest import cli
 from test_cli import ROOT, check_schema, strict_json
 
-from softmax_verify import _remote
+import softmax_verify.isolation.remote as _remote
 
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 MARK = "SOFTMAX_VERIFY_TEST_MARK"

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from bad_impls import BAD, Bad, notebook_backward, notebook_forward
 
-from softmax_verify.implementation import Implementation
+from softmax_verify.bundled.reference import softmax, softmax_backward
+from softmax_verify.bundled.staged import staged_backward, staged_forward
 from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS, get_invariant
-from softmax_verify.reference import softmax, softmax_backward
-from softmax_verify.runner import run_invariant
-from softmax_verify.staged import staged_backward, staged_forward
+from softmax_verify.run.runner import run_invariant
+from softmax_verify.target.local import LocalImplementation
 from softmax_verify.testing import SoftmaxContract
 
 
@@ -50,7 +50,7 @@ EXPECTED_FAILURES = [
 
 @pytest.mark.parametrize(("bad", "invariant", "dtype"), EXPECTED_FAILURES)
 def test_bad_implementation_is_rejected(bad: Bad, invariant: str, dtype: str) -> None:
-    impl = Implementation(bad.forward, bad.backward, timeout=10.0)
+    impl = LocalImplementation(bad.forward, bad.backward, timeout=10.0)
     result = run_invariant(invariant, impl, dtype, profile="ci")
     assert result.status == "failed", result
     assert result.counterexample is not None
@@ -64,7 +64,7 @@ def test_every_invariant_is_failed_by_some_bad_implementation() -> None:
 
 
 def test_stage_gradients_names_the_notebook_bug() -> None:
-    impl = Implementation(notebook_forward, notebook_backward)
+    impl = LocalImplementation(notebook_forward, notebook_backward)
     result = run_invariant("stage_gradients", impl, np.float64, profile="ci")
     assert result.status == "failed"
     assert result.first_wrong_stage == "dexps_1"
@@ -72,7 +72,7 @@ def test_stage_gradients_names_the_notebook_bug() -> None:
 
 
 def test_stage_gradients_points_at_the_line_computing_the_wrong_stage() -> None:
-    impl = Implementation(notebook_forward, notebook_backward)
+    impl = LocalImplementation(notebook_forward, notebook_backward)
     result = run_invariant("stage_gradients", impl, np.float64, profile="ci")
     assert result.location is not None
     path, line, code = result.location.split(":", 2)
@@ -82,15 +82,15 @@ def test_stage_gradients_points_at_the_line_computing_the_wrong_stage() -> None:
 
 
 def test_stage_source_is_found_for_names_and_subscripts() -> None:
-    staged = Implementation(staged_forward, staged_backward)
+    staged = LocalImplementation(staged_forward, staged_backward)
     assert staged.source_of("dexps_1") is not None
     assert "dexps_1 = np.broadcast_to" in (staged.source_of("dexps_1") or "")
     assert staged.source_of("no_such_stage") is None
-    assert Implementation(softmax).source_of("dx") is None  # no backward given
+    assert LocalImplementation(softmax).source_of("dx") is None  # no backward given
 
 
 def test_counterexamples_shrink_to_small_inputs() -> None:
-    impl = Implementation(notebook_forward, notebook_backward)
+    impl = LocalImplementation(notebook_forward, notebook_backward)
     result = run_invariant("ones_upstream_gives_zero", impl, np.float64, profile="ci")
     assert result.counterexample is not None
     x = result.counterexample["x"]
@@ -108,14 +108,14 @@ def test_invariant_registry() -> None:
 
 
 def test_backward_invariants_skip_without_backward() -> None:
-    impl = Implementation(softmax)
+    impl = LocalImplementation(softmax)
     result = run_invariant("central_differences", impl, np.float64, profile="ci")
     assert result.status == "skipped"
     assert "no backward" in result.message
 
 
 def test_stage_gradients_skips_without_named_stages() -> None:
-    impl = Implementation(softmax, softmax_backward)
+    impl = LocalImplementation(softmax, softmax_backward)
     result = run_invariant("stage_gradients", impl, np.float64, profile="ci")
     assert result.status == "skipped"
     assert "cache" in result.message
@@ -131,6 +131,6 @@ def _overflowing_backward(dout: np.ndarray, y: np.ndarray) -> np.ndarray:
 def test_infinite_gradients_fail_linearity_without_a_warning_of_the_verifier() -> None:
     # pytest turns warnings into errors here: a RuntimeWarning from the check's own sum
     # would make this an error of the verifier instead of the implementation's failure.
-    impl = Implementation(softmax, _overflowing_backward)
+    impl = LocalImplementation(softmax, _overflowing_backward)
     result = run_invariant("linearity_in_upstream", impl, np.float64, profile="ci")
     assert result.status == "failed", result

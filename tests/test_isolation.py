@@ -21,8 +21,8 @@ import pytest
 from conftest import cli
 from test_cli import BUGGY, ROOT, check_schema, strict_json
 
-from softmax_verify import _remote
-from softmax_verify._remote import crash_location
+import softmax_verify.isolation.remote as _remote
+from softmax_verify.isolation.remote import crash_location
 
 SOFTMAX = """
 import ctypes
@@ -346,7 +346,7 @@ def test_a_drawn_seed_is_shared_by_every_child(
 
 
 def test_crash_location_is_the_innermost_user_frame_of_the_checking_thread() -> None:
-    pkg = Path(_remote.__file__).parent
+    pkg = Path(_remote.__file__).parent.parent  # the softmax_verify folder
     stdlib = Path(re.__file__).parent
     dump = f"""Fatal Python error: Segmentation fault
 
@@ -359,12 +359,12 @@ Current thread 0x00007f0000000002 (most recent call first):
   File "/venv/site-packages/numpy/core/fromnumeric.py", line 88 in sum
   File "/home/u/my_softmax.py", line 12 in helper
   File "/home/u/my_softmax.py", line 20 in forward
-  File "{pkg}/_sandbox.py", line 98 in _call_with_alarm
-  File "{pkg}/_serve.py", line 60 in _forward
-  File "{pkg}/_child.py", line 90 in main"""
+  File "{pkg}/target/sandbox.py", line 98 in _call_with_alarm
+  File "{pkg}/isolation/child/serve.py", line 60 in _forward
+  File "{pkg}/isolation/child/main.py", line 90 in main"""
     assert crash_location(dump) == "/home/u/my_softmax.py:12 in helper"
     # no user frame in the checking thread: the other threads are searched next
-    only_ours = dump.replace("/home/u/my_softmax.py", f"{pkg}/reference.py")
+    only_ours = dump.replace("/home/u/my_softmax.py", f"{pkg}/bundled/reference.py")
     assert crash_location(only_ours) == "/home/u/pool.py:9 in work"
     assert crash_location(only_ours.replace("/home/u/pool.py", f"{stdlib}/queue.py")) is None
     assert crash_location("") is None

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from conftest import require
 
-from softmax_verify import strategies as sv_st
+import softmax_verify.strategies as sv_st
 from softmax_verify import verify
-from softmax_verify._plan import RunPlan
-from softmax_verify.autodiff import adapt, compiled_per_shape
+from softmax_verify.bundled.reference import softmax
 from softmax_verify.cli import main
-from softmax_verify.frameworks import adapter
-from softmax_verify.reference import softmax
-from softmax_verify.targets import TargetSpec
+from softmax_verify.run.plan import RunPlan
+from softmax_verify.target.autodiff import adapt, compiled_per_shape
+from softmax_verify.target.frameworks import adapter
+from softmax_verify.target.load import TargetSpec
 from softmax_verify.tolerances import reference_forward_bound
 
 PALETTE = {*sv_st.RECURRING_SHORT_COLS, *sv_st.BOUNDARY_COLS, *sv_st.RECURRING_ARBITRARY_COLS}
@@ -61,7 +61,7 @@ def test_only_a_compiled_target_gets_recurring_lengths() -> None:
     assert not plan.domain.recurring_cols
     jax_plan = plan.for_target(True)
     assert jax_plan.domain.recurring_cols
-    assert jax_plan.domain.shapes is not None
+    assert sv_st.shapes_in(jax_plan.domain) is not None
     assert "palette" in jax_plan.domain.describe()
     assert "palette" not in plan.domain.describe()
 
@@ -155,7 +155,7 @@ def test_long_rows_run_in_blocks_of_fewer_rows() -> None:
     """Three rows of 4097: one row per call (a block holds at most BLOCK_ENTRIES), every
     row's result right, no column padded."""
     jax = _jax().jax
-    from softmax_verify._jax_buckets import BLOCK_ENTRIES, block_rows
+    from softmax_verify.target.jax_buckets import BLOCK_ENTRIES, block_rows
 
     shapes: list[tuple[int, ...]] = []
 

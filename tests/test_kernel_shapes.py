@@ -12,8 +12,8 @@ from hypothesis import Phase, find, given, settings
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 
-from softmax_verify import strategies as sv_st
-from softmax_verify.domain import Domain
+import softmax_verify.strategies as sv_st
+from softmax_verify.core.domain import Domain
 from softmax_verify.invariants import get_invariant
 
 _FIND = settings(max_examples=2000, phases=(Phase.generate,), database=None)
@@ -77,7 +77,7 @@ def test_long_rows_keep_few_entries() -> None:
 def test_declared_domain_restricts_every_drawn_shape(domain: Domain) -> None:
     rows = domain.rows or (1, 1 << 20)
     cols = domain.cols or (1, sv_st.LONG_MAX_COLS)
-    shapes = _drawn(domain.shapes(), 100)
+    shapes = _drawn(sv_st.shapes_in(domain), 100)
     for r, c in shapes:
         assert rows[0] <= r <= rows[1]
         assert cols[0] <= c <= cols[1]
@@ -166,7 +166,7 @@ def test_recurring_cols_reach_every_palette_length() -> None:
 def test_recurring_cols_stay_inside_a_declared_domain(domain: Domain) -> None:
     rows = domain.rows or (1, 1 << 20)
     cols = domain.cols or (1, sv_st.LONG_MAX_COLS)
-    shapes = _drawn(domain.shapes(), 200)
+    shapes = _drawn(sv_st.shapes_in(domain), 200)
     for r, c in shapes:
         assert rows[0] <= r <= rows[1]
         assert cols[0] <= c <= cols[1]

@@ -18,8 +18,9 @@ import pytest
 from conftest import require
 
 from softmax_verify import verify
-from softmax_verify.domain import Domain
+from softmax_verify.core.domain import Domain
 from softmax_verify.invariants import INVARIANTS
+from softmax_verify.target.local import LocalImplementation
 
 FORWARD = tuple(inv.id for inv in INVARIANTS if not inv.needs_backward)
 # The invariants that compare values (the others are exact and pass on any of these).
@@ -62,12 +63,11 @@ def test_float32_sequential_loop_passes_at_8192_columns() -> None:
 
 @pytest.mark.parametrize("value", [0.0, 1.0 / 3.0, -7.1, 88.0, 1e4])
 def test_float32_sequential_loop_on_constant_rows_of_8192(value: float) -> None:
-    from softmax_verify.implementation import Implementation
     from softmax_verify.invariants._forward import matches_reference, rows_sum_to_one
 
     x = np.full((2, 8192), value, dtype=np.float32)
     x[1, ::3] += np.float32(0.5)  # a second row with three levels: inexact exps
-    impl = Implementation(k.float32_sequential, None, timeout=None)
+    impl = LocalImplementation(k.float32_sequential, None, timeout=None)
     matches_reference(impl, {"x": x})
     rows_sum_to_one(impl, {"x": x})
 
@@ -125,12 +125,11 @@ def test_half_kernels_outside_the_float32_model_fail(
 
 def test_float16_sequential_fails_by_far_on_long_constant_rows() -> None:
     """The issue's figure: a constant row of 4096 sums to 2048 in float16, y off by 2x."""
-    from softmax_verify.errors import InvariantViolation
-    from softmax_verify.implementation import Implementation
+    from softmax_verify.core.errors import InvariantViolation
     from softmax_verify.invariants._forward import matches_reference
 
     x = np.zeros((1, 4096), dtype=np.float16)
-    impl = Implementation(k.float16_sequential, None, timeout=None)
+    impl = LocalImplementation(k.float16_sequential, None, timeout=None)
     with pytest.raises(InvariantViolation) as caught:
         matches_reference(impl, {"x": x})
     assert caught.value.mismatch is not None
@@ -139,12 +138,11 @@ def test_float16_sequential_fails_by_far_on_long_constant_rows() -> None:
 
 def test_float16_sequential_is_caught_on_random_long_rows() -> None:
     """About 12 % off on random rows of 4096: the float32-model bound is near u_h = 5e-4."""
-    from softmax_verify.errors import InvariantViolation
-    from softmax_verify.implementation import Implementation
+    from softmax_verify.core.errors import InvariantViolation
     from softmax_verify.invariants._forward import matches_reference
 
     x = np.random.default_rng(1).normal(0.0, 1.0, (2, 4096)).astype(np.float16)
-    impl = Implementation(k.float16_sequential, None, timeout=None)
+    impl = LocalImplementation(k.float16_sequential, None, timeout=None)
     with pytest.raises(InvariantViolation) as caught:
         matches_reference(impl, {"x": x})
     assert caught.value.mismatch is not None

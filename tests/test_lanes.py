@@ -1,4 +1,4 @@
-"""Dtypes checked side by side (``--jobs``, ``softmax_verify._lanes``).
+"""Dtypes checked side by side (``--jobs``, ``softmax_verify.isolation.lanes``).
 
 A run in lanes must be the run in one process, only sooner: the same results in the
 same order, the same diagnosis, and nothing left behind. A lane that dies is reported.
@@ -14,10 +14,10 @@ import pytest
 from conftest import cli
 from test_hostile import check
 
-from softmax_verify._isolation import verify_isolated
-from softmax_verify._lanes import lane_dtypes
-from softmax_verify._plan import RunPlan
-from softmax_verify.report import Result
+from softmax_verify.core.result import Result
+from softmax_verify.isolation.lanes import lane_dtypes
+from softmax_verify.isolation.verifier import verify_isolated
+from softmax_verify.run.plan import RunPlan
 
 BAD = str(Path(__file__).resolve().parent / "bad_impls.py")
 

@@ -12,9 +12,9 @@ from conftest import require
 from numpy.typing import NDArray
 
 from softmax_verify import verify
-from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import SUMMARIES, invariants_for
-from softmax_verify.runner import run_invariant
+from softmax_verify.run.runner import run_invariant
+from softmax_verify.target.local import LocalImplementation
 
 A = NDArray[Any]
 MASKED_IDS = ("masked_entries_exactly_zero", "masked_rows_match_subset", "fully_masked_rows")
@@ -131,7 +131,7 @@ def test_torch_log_softmax_passes_the_masked_checks() -> None:
 def test_bad_masked_log_softmax_is_rejected(
     forward: Any, backward: Any, invariant: str, dtype: str
 ) -> None:
-    impl = Implementation(forward, backward)
+    impl = LocalImplementation(forward, backward)
     result = run_invariant(invariant, impl, dtype, profile="ci", kind="log_softmax")
     assert result.status == "failed", result
     assert result.counterexample is not None

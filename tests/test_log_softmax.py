@@ -11,9 +11,9 @@ from conftest import require
 
 from softmax_verify import verify
 from softmax_verify.cli import main
-from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import invariants_for
-from softmax_verify.runner import run_invariant
+from softmax_verify.run.runner import run_invariant
+from softmax_verify.target.local import LocalImplementation
 from softmax_verify.testing import SoftmaxContract
 
 LOG_IDS = tuple(inv.id for inv in invariants_for("log_softmax"))
@@ -79,7 +79,7 @@ EXPECTED = [
 
 @pytest.mark.parametrize(("bad", "invariant", "dtype"), EXPECTED)
 def test_bad_log_softmax_is_rejected(bad: Bad, invariant: str, dtype: str) -> None:
-    impl = Implementation(bad.forward, bad.backward, timeout=10.0)
+    impl = LocalImplementation(bad.forward, bad.backward, timeout=10.0)
     result = run_invariant(invariant, impl, dtype, profile="ci", kind="log_softmax")
     assert result.status == "failed", result
     assert result.counterexample is not None
@@ -94,7 +94,7 @@ def test_softmax_vjp_on_log_softmax_keeps_gradient_row_sums_at_zero() -> None:
     """The rows of y * (g - <g, y>) sum to zero too: only the reference and central
     differences tell it from the log_softmax VJP."""
     bad = next(b for b in BAD_LOG if b.name == "softmax_vjp")
-    impl = Implementation(bad.forward, bad.backward)
+    impl = LocalImplementation(bad.forward, bad.backward)
     result = run_invariant("gradient_rows_sum_to_zero", impl, np.float64, kind="log_softmax")
     assert result.status == "passed"
 

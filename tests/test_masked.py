@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from numpy.typing import NDArray
 
-from softmax_verify import strategies as sv_st
+import softmax_verify.strategies as sv_st
 from softmax_verify import verify
-from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import invariants_for
-from softmax_verify.runner import run_invariant
+from softmax_verify.run.runner import run_invariant
+from softmax_verify.target.local import LocalImplementation
 
 A = NDArray[Any]
 MASKED_IDS = ("masked_entries_exactly_zero", "masked_rows_match_subset", "fully_masked_rows")
@@ -95,14 +95,14 @@ def test_correct_masked_softmax_passes(forward: Any, dtype: str) -> None:
 def test_bad_masked_softmax_is_rejected(
     forward: Any, backward: Any, invariant: str, dtype: str
 ) -> None:
-    impl = Implementation(forward, backward)
+    impl = LocalImplementation(forward, backward)
     result = run_invariant(invariant, impl, dtype, profile="ci")
     assert result.status == "failed", result
     assert result.counterexample is not None
 
 
 def test_one_entry_nan_shrinks_to_a_row_with_one_unmasked_entry() -> None:
-    impl = Implementation(one_entry_nan_softmax)
+    impl = LocalImplementation(one_entry_nan_softmax)
     result = run_invariant("masked_rows_match_subset", impl, np.float64, profile="ci")
     assert result.counterexample is not None
     x = result.counterexample["x"]

@@ -21,8 +21,9 @@ from bad_impls import mutating_backward, mutating_forward
 from numpy.typing import NDArray
 
 from softmax_verify import Report, Result, softmax, softmax_backward, verify
-from softmax_verify.errors import ImplementationError
-from softmax_verify.implementation import BackwardCall, Implementation
+from softmax_verify.core.errors import ImplementationError
+from softmax_verify.core.implementation import BackwardCall
+from softmax_verify.target.local import LocalImplementation
 
 Array = NDArray[Any]
 
@@ -154,7 +155,7 @@ def forward_calling_numpy_badly(x: Array) -> Array:
 
 
 def test_error_location_skips_numpy_frames_and_names_the_innermost_user_frame() -> None:
-    impl = Implementation(forward_calling_numpy_badly)
+    impl = LocalImplementation(forward_calling_numpy_badly)
     with pytest.raises(ImplementationError) as info:
         impl.forward(np.zeros((2, 2)))
     assert info.value.role == "forward"
@@ -285,8 +286,8 @@ def test_a_written_cache_is_seen_by_backward_and_by_a_watched_handed_over_call()
         return dx
 
     dout = rng.standard_normal((3, 7))
-    impl = Implementation(rows_softmax, backward, timeout=None)
-    writer = Implementation(rows_softmax, writing_backward, timeout=None)
+    impl = LocalImplementation(rows_softmax, backward, timeout=None)
+    writer = LocalImplementation(rows_softmax, writing_backward, timeout=None)
     assert not impl.backward(dout, {"y32": y32.copy(), "y64": y64}).mutated_cache
     assert writer.backward(dout, {"y32": y32.copy(), "y64": y64}).mutated_cache
     for watch in (True, False):

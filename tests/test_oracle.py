@@ -1,8 +1,8 @@
-"""The trusted float64 oracle (softmax_verify._oracle) and the fast kernels checked against it.
+"""The trusted float64 oracle (softmax_verify.core.oracle) and the fast kernels checked against it.
 
 The oracle is checked against mpmath (50 digits) within its float64 bound, on small
 inputs of both dtypes (it computes in float64 whatever the input dtype). The bundled
-kernels of ``softmax_verify.reference`` are then checked against the oracle on shapes
+kernels of ``softmax_verify.bundled.reference`` are then checked against the oracle on shapes
 that take their blocked, multithreaded and chunked-dot paths, which mpmath is too slow
 to reach: within the kernel's bound in its dtype plus the oracle's own float64 bound
 (``tolerances.reference_*``, what the invariants use).
@@ -27,8 +27,8 @@ from test_accuracy import (
     _to_float64,
 )
 
-from softmax_verify import _oracle as oracle
-from softmax_verify import reference
+import softmax_verify.bundled.reference as reference
+import softmax_verify.core.oracle as oracle
 from softmax_verify.strategies import logits, upstreams
 from softmax_verify.tolerances import (
     backward_error_bound,

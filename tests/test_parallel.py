@@ -1,4 +1,4 @@
-"""Tests of the row-block parallelism (``softmax_verify._parallel``) and of its users.
+"""Tests of the row-block parallelism (``softmax_verify.core.parallel``) and of its users.
 
 * ``segments`` splits rows into contiguous, step-aligned segments that cover every row
   exactly once, and keeps small work on one thread.
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-import softmax_verify._parallel as parallel
-from softmax_verify.reference import softmax
+import softmax_verify.core.parallel as parallel
+from softmax_verify.bundled.reference import softmax
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 4])

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from softmax_verify._isolation import verify_isolated
-from softmax_verify._plan import RunPlan
-from softmax_verify.domain import Domain
+from softmax_verify.core.domain import Domain
+from softmax_verify.isolation.verifier import verify_isolated
+from softmax_verify.run.plan import RunPlan
 
 
 @pytest.mark.parametrize(

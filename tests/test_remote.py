@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from softmax_verify._remote import RemoteCache, RemoteImplementation
-from softmax_verify._wire import WireError, decode_array, encode_array, loads_untrusted
-from softmax_verify.errors import ImplementationError
-from softmax_verify.implementation import lookup
-from softmax_verify.runner import run_invariant
-from softmax_verify.targets import TargetSpec
+from softmax_verify.core.errors import ImplementationError
+from softmax_verify.core.implementation import lookup
+from softmax_verify.isolation.remote import RemoteCache, RemoteImplementation
+from softmax_verify.isolation.wire import WireError, decode_array, encode_array, loads_untrusted
+from softmax_verify.run.runner import run_invariant
+from softmax_verify.target.load import TargetSpec
 
 TESTS = Path(__file__).resolve().parent
 EXAMPLES = TESTS.parent / "examples"

@@ -15,14 +15,15 @@ import pytest
 from bad_impls import BAD, Bad
 
 from softmax_verify import verify
-from softmax_verify._plan import RunPlan
-from softmax_verify._sharing import shared_groups
-from softmax_verify.errors import ImplementationError, InvariantViolation, NotApplicable
-from softmax_verify.implementation import Implementation
+from softmax_verify.bundled.reference import softmax, softmax_backward
+from softmax_verify.core.errors import ImplementationError, InvariantViolation, NotApplicable
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.result import Result
 from softmax_verify.invariants import INVARIANTS, Case, Invariant, _cases, get_invariant
-from softmax_verify.reference import softmax, softmax_backward
-from softmax_verify.report import Result
-from softmax_verify.runner import run_invariant, run_pairs
+from softmax_verify.run.plan import RunPlan
+from softmax_verify.run.runner import run_invariant, run_pairs
+from softmax_verify.run.sharing import shared_groups
+from softmax_verify.target.local import LocalImplementation
 
 # Known-bad implementations with two failures or more among invariants that share cases.
 SHARED_FAILURES = ("notebook", "naive_forward", "log_softmax_returned", "diagonal_only")
@@ -41,7 +42,7 @@ def _fake(name: str, check: Any) -> Invariant:
 def _run(*invariants: Invariant, **options: Any) -> list[Result]:
     plan = RunPlan.build(dtypes=("float64",), **options)
     mine = dataclasses.replace(plan, invariants=invariants)
-    results, _ = run_pairs(Implementation(softmax), mine, diagnose_failures=False)
+    results, _ = run_pairs(LocalImplementation(softmax), mine, diagnose_failures=False)
     return results
 
 
@@ -62,7 +63,7 @@ def test_each_invariant_gets_the_verdict_it_gets_alone(name: str) -> None:
     bad = _bad(name)
     dtype = bad.dtypes[0]
     report = verify(bad.forward, bad.backward, dtypes=(dtype,), profile="ci")
-    impl = Implementation(bad.forward, bad.backward, timeout=10.0)
+    impl = LocalImplementation(bad.forward, bad.backward, timeout=10.0)
     for result in report.results:
         alone = run_invariant(result.invariant, impl, dtype, profile="ci")
         assert result.status == alone.status, (result, alone)
@@ -76,7 +77,7 @@ def test_each_invariant_gets_the_verdict_it_gets_alone(name: str) -> None:
 def test_each_failure_comes_with_a_case_that_fails_that_invariant(name: str) -> None:
     bad = _bad(name)
     report = verify(bad.forward, bad.backward, dtypes=bad.dtypes[:1], profile="ci")
-    impl = Implementation(bad.forward, bad.backward, timeout=10.0)
+    impl = LocalImplementation(bad.forward, bad.backward, timeout=10.0)
     for result in report.results:
         if result.status != "failed" or result.invariant == "stage_gradients":
             continue
@@ -112,7 +113,7 @@ def test_the_ci_examples_are_those_of_each_invariant_alone() -> None:
 
         return check
 
-    impl = Implementation(softmax)
+    impl = LocalImplementation(softmax)
     run_invariant(dataclasses.replace(inv, check=record(alone)), impl, "float64", profile="ci")
     _run(inv, _fake("recorder", record(shared)))
     assert shared == alone

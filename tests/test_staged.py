@@ -1,4 +1,4 @@
-"""The staged softmax graph (``softmax_verify.staged``): values, stages and containers.
+"""The staged softmax graph (``softmax_verify.bundled.staged``): values, stages and containers.
 
 * ``staged_forward`` / ``staged_backward`` agree with ``softmax`` / ``softmax_backward``
   to within what two correct implementations may differ by (tolerances module);
@@ -21,8 +21,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from softmax_verify.reference import softmax, softmax_backward
-from softmax_verify.staged import (
+from softmax_verify.bundled.reference import softmax, softmax_backward
+from softmax_verify.bundled.staged import (
     STAGE_NAMES,
     StagedCache,
     StagedGradients,

@@ -26,7 +26,7 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 from numpy.typing import NDArray
 
-from softmax_verify import strategies
+import softmax_verify.strategies as strategies
 from softmax_verify.strategies import (
     DTYPES,
     directions,
@@ -92,6 +92,7 @@ def test_public_api() -> None:
         "masked_logits",
         "permutations",
         "shapes",
+        "shapes_in",
         "shifts",
         "upstreams",
         "well_conditioned_logits",

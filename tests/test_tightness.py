@@ -39,9 +39,10 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from softmax_verify import _oracle as oracle
-from softmax_verify.errors import InvariantViolation
-from softmax_verify.implementation import Implementation
+import softmax_verify.core.oracle as oracle
+from softmax_verify.bundled.staged import staged_backward, staged_forward
+from softmax_verify.core.errors import InvariantViolation
+from softmax_verify.core.implementation import Implementation
 from softmax_verify.invariants import (
     _backward,
     _determinism,
@@ -52,7 +53,7 @@ from softmax_verify.invariants import (
     _stages,
 )
 from softmax_verify.invariants._cases import Case
-from softmax_verify.staged import staged_backward, staged_forward
+from softmax_verify.target.local import LocalImplementation
 
 A = NDArray[Any]
 F64 = np.dtype(np.float64)
@@ -184,7 +185,7 @@ def _softmax_impl(
         extra = dx_error(x, dout)
         return (dx if extra is None else dx + extra).astype(dtype)
 
-    return Implementation(forward, backward, timeout=None)
+    return LocalImplementation(forward, backward, timeout=None)
 
 
 def _log_impl(
@@ -202,7 +203,7 @@ def _log_impl(
         extra = dx_error(x, dout)
         return (dx if extra is None else dx + extra).astype(dtype)
 
-    return Implementation(forward, backward, timeout=None)
+    return LocalImplementation(forward, backward, timeout=None)
 
 
 def _only_at(target: A, error: A) -> Callable[[A], A | None]:
@@ -312,7 +313,7 @@ def test_outputs_in_unit_interval_allows_one_ulp_above_one(
         y[0, 0] = above
         return y
 
-    impl = Implementation(forward, None, timeout=None)
+    impl = LocalImplementation(forward, None, timeout=None)
     assert _verdict(_forward.outputs_in_unit_interval, impl, case) is passes
 
 
@@ -482,7 +483,7 @@ def test_stage_gradients(dtype: np.dtype[Any], k: float) -> None:
         stages["ddivexps"] = wrong.astype(dtype)
         return stages
 
-    impl = Implementation(staged_forward, backward, timeout=None)
+    impl = LocalImplementation(staged_forward, backward, timeout=None)
     _expect(k, _verdict(_stages.stage_gradients, impl, case), "stage_gradients")
 
 
@@ -515,7 +516,7 @@ def test_entries_nonpositive(dtype: np.dtype[Any], k: float) -> None:
         z[0, 0] = k * slack
         return z.astype(dtype)
 
-    impl = Implementation(forward, None, timeout=None)
+    impl = LocalImplementation(forward, None, timeout=None)
     _expect(k, _verdict(_log_softmax.entries_nonpositive, impl, case), "entries_nonpositive")
 
 
@@ -627,7 +628,7 @@ def test_sequential_float32_accumulation_passes_near_the_bound() -> None:
     x = rng.uniform(-2, 2, size=(3, 8192)).astype(np.float32)
     x[0] = np.float32(-0.77)
     case: Case = {"x": x}
-    impl = Implementation(_naive_sequential_float32, None, timeout=None)
+    impl = LocalImplementation(_naive_sequential_float32, None, timeout=None)
     y_exact = oracle.softmax(x)
     ratio = np.abs(impl.forward(x).y - y_exact) / _ref_fwd(x, y_exact, np.dtype(np.float32))
     assert ratio.max() > 0.2, ratio.max()
@@ -642,7 +643,7 @@ def _tempered(t: float) -> Implementation:
     def backward(dout: A, y: A) -> A:
         return (oracle.softmax_vjp(dout, y) / t).astype(dout.dtype)  # d/dx of softmax(x/T)
 
-    return Implementation(forward, backward, timeout=None)
+    return LocalImplementation(forward, backward, timeout=None)
 
 
 @BY_DTYPE

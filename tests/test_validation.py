@@ -2,7 +2,8 @@
 
 * Bad input (wrong type, dtype, rank, shape or axis) raises ``TypeError`` or
   ``ValueError`` whose message starts with the offending parameter's name, for
-  every public function of ``softmax_verify.reference`` and ``softmax_verify.staged``.
+  every public function of ``softmax_verify.bundled.reference`` and
+  ``softmax_verify.bundled.staged``.
 * Non-finite input follows the IEEE semantics of the ``reference`` module docstring,
   row by row, without a warning (pytest turns warnings into errors).
 * The functions are pure: inputs are never written to, outputs have the input's
@@ -23,14 +24,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from softmax_verify.reference import (
+from softmax_verify.bundled.reference import (
     log_softmax,
     log_softmax_backward,
     softmax,
     softmax_backward,
     softmax_jvp,
 )
-from softmax_verify.staged import StagedCache, staged_backward, staged_forward
+from softmax_verify.bundled.staged import StagedCache, staged_backward, staged_forward
 from softmax_verify.strategies import DTYPES, logits, shapes, upstreams
 from softmax_verify.tolerances import forward_relative_bound, gamma, row_sum_bound
 

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from softmax_verify._validate import resolve_dtype
+from softmax_verify.core.errors import CallTimeout
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.validate import resolve_dtype
 from softmax_verify.diagnosis import _backward, _forward
 from softmax_verify.diagnosis._match import Tally, shortest
 from softmax_verify.diagnosis._probes import (
@@ -35,12 +37,10 @@ from softmax_verify.diagnosis._probes import (
 )
 from softmax_verify.diagnosis._regions import merge, region_findings
 from softmax_verify.diagnosis._types import Diagnosis, Kind, describe, from_dict, to_dict
-from softmax_verify.errors import CallTimeout
-from softmax_verify.implementation import Implementation
 from softmax_verify.invariants import INVARIANTS
 
 if TYPE_CHECKING:
-    from softmax_verify.report import Result
+    from softmax_verify.core.result import Result
 
 __all__ = ["BUDGET_SECONDS", "Diagnosis", "describe", "diagnose", "from_dict", "to_dict"]
 

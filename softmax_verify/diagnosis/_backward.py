@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._oracle import softmax
+from softmax_verify.core.oracle import softmax
 from softmax_verify.diagnosis._match import Tally
 from softmax_verify.diagnosis._probes import Observation
 from softmax_verify.tolerances import formula_bound

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._oracle import f64 as _f64
-from softmax_verify._oracle import softmax as _exact
+from softmax_verify.core.oracle import f64 as _f64
+from softmax_verify.core.oracle import softmax as _exact
 from softmax_verify.diagnosis._match import Tally, shortest
 from softmax_verify.diagnosis._probes import Observation, exp_limit
 from softmax_verify.tolerances import (

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._compare import error_ratio, find_mismatch
+from softmax_verify.core.compare import error_ratio, find_mismatch
 
 __all__ = ["MIN_DIFFERING", "Tally", "deviation", "shortest"]
 

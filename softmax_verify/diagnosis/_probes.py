@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._dtypes import finfo
-from softmax_verify._oracle import softmax as exact
-from softmax_verify.errors import CallTimeout, ImplementationError
-from softmax_verify.implementation import Implementation
+from softmax_verify.core.dtypes import finfo
+from softmax_verify.core.errors import CallTimeout, ImplementationError
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.oracle import softmax as exact
 
 __all__ = ["Observation", "Probe", "large_probes", "moderate_probes", "observe"]
 

@@ -19,19 +19,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._dtypes import finfo
-from softmax_verify.diagnosis._probes import SEED
-from softmax_verify.errors import (
+from softmax_verify.core.dtypes import finfo
+from softmax_verify.core.errors import (
     CallTimeout,
     ImplementationError,
     InvariantViolation,
     NotApplicable,
 )
-from softmax_verify.implementation import Implementation
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.diagnosis._probes import SEED
 from softmax_verify.invariants import Case, Invariant, get_invariant
 
 if TYPE_CHECKING:
-    from softmax_verify.report import Result
+    from softmax_verify.core.result import Result
 
 __all__ = ["BLOCKS", "Hit", "merge", "region_findings"]
 

@@ -25,7 +25,7 @@ Tolerances per entry (``softmax_verify.tolerances``, ``difference_*``,
 derivative of softmax along a coordinate is at most 1/8, that of the logistic function)
 + rounding (the forward bound at both points, divided by the step) + the float64
 arithmetic of the estimate itself + the backward's own bound. Every comparison is with
-the float64 oracle (``softmax_verify._oracle``).
+the float64 oracle (``softmax_verify.core.oracle``).
 
 Modules: ``_vjp`` (numerical_vjp_check), ``_full`` (full_jacobian_check),
 ``_directional`` (directional_check), ``_directions`` (its points and calls),

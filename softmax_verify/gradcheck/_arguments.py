@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._validate import CHECKED_DTYPES, as_matrix
-from softmax_verify.conventions import implementation_from, is_layer
-from softmax_verify.implementation import Implementation
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.validate import CHECKED_DTYPES, as_matrix
+from softmax_verify.target.conventions import implementation_from, is_layer
 
 __all__ = ["implementation", "point"]
 

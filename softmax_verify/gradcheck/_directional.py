@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._oracle import softmax as _exact
-from softmax_verify._parallel import map_blocks
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.oracle import softmax as _exact
+from softmax_verify.core.parallel import map_blocks
 from softmax_verify.gradcheck._arguments import implementation, point
 from softmax_verify.gradcheck._directions import (
     _draw_eighths,
@@ -21,7 +22,6 @@ from softmax_verify.gradcheck._directions import (
 )
 from softmax_verify.gradcheck._finite_differences import power_of_two
 from softmax_verify.gradcheck._tally import GradcheckResult, _ratio, _Tally
-from softmax_verify.implementation import Implementation
 from softmax_verify.tolerances import _eta_times, central_difference_step, directional_bound
 
 __all__ = ["directional_check"]

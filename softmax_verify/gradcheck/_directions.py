@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._oracle import F64
-from softmax_verify._oracle import f64 as _f64
-from softmax_verify._parallel import map_blocks
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.oracle import F64
+from softmax_verify.core.oracle import f64 as _f64
+from softmax_verify.core.parallel import map_blocks
 from softmax_verify.gradcheck._scratch import scratch_backward, scratch_forward
-from softmax_verify.implementation import Implementation
 
 _T = TypeVar("_T")
 

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._oracle import F64
-from softmax_verify._oracle import f64 as _f64
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.oracle import F64
+from softmax_verify.core.oracle import f64 as _f64
 from softmax_verify.gradcheck._scratch import scratch_forward
-from softmax_verify.implementation import Implementation
 from softmax_verify.tolerances import LOGISTIC_SECOND, LOGISTIC_THIRD, difference_truncation
 
 __all__ = ["column_chunks", "column_differences", "power_of_two", "steps"]

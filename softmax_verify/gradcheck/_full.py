@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._oracle import F64
-from softmax_verify._oracle import f64 as _f64
-from softmax_verify._oracle import softmax as _exact
-from softmax_verify._validate import CHECKED_DTYPES, as_float_array, check_same_shape
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.oracle import F64
+from softmax_verify.core.oracle import f64 as _f64
+from softmax_verify.core.oracle import softmax as _exact
+from softmax_verify.core.validate import CHECKED_DTYPES, as_float_array, check_same_shape
 from softmax_verify.gradcheck._arguments import implementation, point
 from softmax_verify.gradcheck._finite_differences import (
     column_chunks,
@@ -21,7 +22,6 @@ from softmax_verify.gradcheck._finite_differences import (
 )
 from softmax_verify.gradcheck._scratch import scratch_backward, scratch_forward
 from softmax_verify.gradcheck._tally import GradcheckResult, _jacobian_order, _result, _Tally
-from softmax_verify.implementation import Implementation
 from softmax_verify.tolerances import (
     backward_error_bound,
     central_difference_step,

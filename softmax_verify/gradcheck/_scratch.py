@@ -10,7 +10,7 @@ Both go through ``Implementation.handed_over``, in this process or in the child.
 
 from __future__ import annotations
 
-from softmax_verify.implementation import BackwardCall, FloatArray, ForwardCall, Implementation
+from softmax_verify.core.implementation import BackwardCall, FloatArray, ForwardCall, Implementation
 
 __all__ = ["scratch_backward", "scratch_forward"]
 

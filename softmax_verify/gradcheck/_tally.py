@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._compare import Mismatch, error_ratio, find_mismatch
-from softmax_verify._oracle import f64 as _f64
-from softmax_verify.errors import InvariantViolation
+from softmax_verify.core.compare import Mismatch, error_ratio, find_mismatch
+from softmax_verify.core.errors import InvariantViolation
+from softmax_verify.core.oracle import f64 as _f64
 
 F64 = NDArray[np.float64]
 

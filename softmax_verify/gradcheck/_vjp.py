@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._oracle import f64 as _f64
-from softmax_verify._oracle import softmax as _exact
-from softmax_verify._validate import CHECKED_DTYPES, as_float_array, check_same_shape
+from softmax_verify.core.oracle import f64 as _f64
+from softmax_verify.core.oracle import softmax as _exact
+from softmax_verify.core.validate import CHECKED_DTYPES, as_float_array, check_same_shape
 from softmax_verify.gradcheck._arguments import implementation, point
 from softmax_verify.gradcheck._finite_differences import column_differences, power_of_two, steps
 from softmax_verify.gradcheck._tally import GradcheckResult, _result

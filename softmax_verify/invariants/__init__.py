@@ -5,7 +5,7 @@ formula with its tolerance (``math``), which ``softmax-verify list`` and the REA
 print; a check ``check(impl, case)`` that raises ``InvariantViolation`` when the
 property fails, whose docstring derives the tolerance; a strategy of cases per
 dtype; and the kinds it applies to
-(``softmax``, ``log_softmax``: softmax_verify.kinds). An id may have one entry per
+(``softmax``, ``log_softmax``: softmax_verify.core.kinds). An id may have one entry per
 kind (the same property, with that kind's math and tolerance). ``REGISTRY`` holds
 them all in report order, forward properties first; ``invariants_for(kind)`` picks
 one kind's set; ``INVARIANTS`` is the softmax set.
@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 from hypothesis.strategies import SearchStrategy
 
-from softmax_verify.domain import Domain
-from softmax_verify.implementation import Implementation
+import softmax_verify.strategies as sv_st
+from softmax_verify.core.domain import Domain
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.kinds import KINDS, Kind, check_kind
 from softmax_verify.invariants import (
     _backward,
     _cases,
@@ -35,7 +37,6 @@ from softmax_verify.invariants import (
     _stages,
 )
 from softmax_verify.invariants._cases import Case, Shapes
-from softmax_verify.kinds import KINDS, Kind, check_kind
 
 __all__ = [
     "ALL_IDS",
@@ -61,7 +62,7 @@ class Invariant:
     ``summary`` (the property in words) and ``math`` (its formula and tolerance, in
     plain ASCII so that every terminal prints it) are the one statement of the
     property: ``softmax-verify list`` prints them and the README's table is generated
-    from them (softmax_verify._docs). The check's docstring (``doc``) holds the
+    from them (softmax_verify.invariants.readme). The check's docstring (``doc``) holds the
     derivation: why the tolerance is what it is, and what the check catches.
     """
 
@@ -72,14 +73,14 @@ class Invariant:
     math: str
     check: Callable[[Implementation, Case], None]
     build: Callable[[np.dtype[Any], Shapes], SearchStrategy[Case]]
-    #: The kinds of function this entry checks (softmax_verify.kinds.KINDS).
+    #: The kinds of function this entry checks (softmax_verify.core.kinds.KINDS).
     kinds: tuple[Kind, ...] = SOFTMAX
     #: Drawn only when masked rows are asked for (``masked=True``, ``--masked``).
     masked_only: bool = False
 
     def cases(self, dtype: np.dtype[Any], domain: Domain | None = None) -> SearchStrategy[Case]:
         """The strategy of this invariant's cases at ``dtype``, shapes inside ``domain``."""
-        return self.build(dtype, (domain or Domain()).shapes())
+        return self.build(dtype, sv_st.shapes_in(domain or Domain()))
 
     @property
     def doc(self) -> str:

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._compare import assert_within
-from softmax_verify._oracle import f64 as _f64
-from softmax_verify._oracle import softmax as exact
-from softmax_verify._oracle import softmax_vjp
+from softmax_verify.core.compare import assert_within
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.oracle import f64 as _f64
+from softmax_verify.core.oracle import softmax as exact
+from softmax_verify.core.oracle import softmax_vjp
 from softmax_verify.gradcheck import directional_check, numerical_vjp_check
-from softmax_verify.implementation import Implementation
 from softmax_verify.invariants._cases import Case
 from softmax_verify.invariants._forward import _two_sum_error
 from softmax_verify.tolerances import (

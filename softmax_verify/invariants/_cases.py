@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 from numpy.typing import NDArray
 
-from softmax_verify import strategies as sv_st
-from softmax_verify._dtypes import finfo
+import softmax_verify.strategies as sv_st
+from softmax_verify.core.dtypes import finfo
 
 __all__ = ["Case", "Shapes", "backward_case", "forward_case", "pair_case", "shift_case"]
 

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._compare import assert_within
-from softmax_verify._oracle import log_softmax as exact_log
-from softmax_verify._oracle import softmax as exact
-from softmax_verify.implementation import Implementation
+from softmax_verify.core.compare import assert_within
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.oracle import log_softmax as exact_log
+from softmax_verify.core.oracle import softmax as exact
 from softmax_verify.invariants._cases import Case
 from softmax_verify.tolerances import (
     backward_error_bound,

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from softmax_verify._oracle import log_softmax, log_softmax_vjp
-from softmax_verify.implementation import Implementation
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.oracle import log_softmax, log_softmax_vjp
 from softmax_verify.invariants._cases import Case
 from softmax_verify.invariants._masked_rows import (
     MaskedKind,

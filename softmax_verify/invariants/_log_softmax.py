@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._compare import assert_within
-from softmax_verify._oracle import f64 as _f64
-from softmax_verify._oracle import log_softmax as exact
-from softmax_verify.implementation import Implementation
+from softmax_verify.core.compare import assert_within
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.oracle import f64 as _f64
+from softmax_verify.core.oracle import log_softmax as exact
 from softmax_verify.invariants._cases import Case
 from softmax_verify.invariants._forward import (
     check_finite,

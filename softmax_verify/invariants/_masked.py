@@ -14,8 +14,8 @@ other row (checked by ``masked_rows_match_subset`` on batches that contain such 
 
 from __future__ import annotations
 
-from softmax_verify._oracle import softmax, softmax_vjp
-from softmax_verify.implementation import Implementation
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.oracle import softmax, softmax_vjp
 from softmax_verify.invariants._cases import Case
 from softmax_verify.invariants._masked_rows import (
     MaskedKind,

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from softmax_verify._compare import assert_within
-from softmax_verify.errors import InvariantViolation
-from softmax_verify.implementation import Implementation
+from softmax_verify.core.compare import assert_within
+from softmax_verify.core.errors import InvariantViolation
+from softmax_verify.core.implementation import Implementation
 from softmax_verify.invariants._cases import Case
 
 __all__ = [

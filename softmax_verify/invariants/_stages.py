@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from softmax_verify._compare import find_mismatch
-from softmax_verify.errors import InvariantViolation, NotApplicable
-from softmax_verify.implementation import CACHE_NAMES, Implementation, lookup
+from softmax_verify.core.compare import find_mismatch
+from softmax_verify.core.errors import InvariantViolation, NotApplicable
+from softmax_verify.core.implementation import CACHE_NAMES, Implementation, lookup
 from softmax_verify.invariants._cases import Case
 from softmax_verify.tolerances import stage_bound
 
@@ -86,7 +86,7 @@ def stage_gradients(impl: Implementation, case: Case) -> None:
     r"""Each named stage equals its true value for the forward's own cache; names the first wrong.
 
     Stages, in backward order: dexps_0, ddivexps, dsexps, dexps_1, dx (see
-    softmax_verify.staged). Tolerance per entry: :math:`\gamma_{D+5}` times the
+    softmax_verify.bundled.staged). Tolerance per entry: :math:`\gamma_{D+5}` times the
     stage's formula on absolute values, plus :math:`\lambda` times that.
     """
     x, dout = case["x"], case["dout"]

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from softmax_verify._dtypes import finfo, is_half
-from softmax_verify._validate import resolve_dtype
+from softmax_verify.core.dtypes import finfo, is_half
+from softmax_verify.core.validate import resolve_dtype
 
 __all__ = [
     "ACCUMULATIONS",

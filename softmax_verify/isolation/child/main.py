@@ -1,0 +1,87 @@
+"""The child process of ``softmax-verify check``: it loads the target and serves its calls.
+
+Everything the code under test can touch lives here: its module, its global state
+(numpy's error state and print options, random seeds, monkeypatched functions, signal
+handlers, the working directory) and its caches. The verifier (``_remote``) sends one
+request at a time and reads one reply:
+
+- ``("load", release, TargetSpec, sys_path)`` ->
+  ``("loaded", has_backward, name, reading)``, or
+  ``("target_error", message)`` for a target that cannot be read (a usage error), or
+  ``("exited", status, location)`` for a ``sys.exit`` while the module was imported;
+- ``("forward", release, x, want_x)`` -> ``("ok", y, handle, x_after | None)``;
+- ``("forward_each", release, [x, ...])`` -> ``("ok", [y, ...])``: a forward of each, in
+  one trip (their caches are not kept);
+- ``("backward", release, dout, handle | None, cache | None, want_dout, watch_cache)`` ->
+  ``("ok", dx, stages, dout_after | None, mutated_cache)``;
+- ``("vjp", release, x, dout)`` -> ``("ok", dx)``: a forward and its backward, in one trip;
+- ``("cache", release, handle, name)`` -> ``("ok", array | None)``: a named cache array;
+- ``("source", release, stage)`` -> ``("ok", "file:line: text" | None)``;
+- any call may instead reply ``("error", role, reason, location)`` or
+  ``("timeout", role, seconds)``.
+
+Caches stay here, keyed by handle; ``release`` lists the handles the verifier no longer
+holds. Replies are builtins and encoded arrays only (``_wire``). The process is started
+in a session of its own (the verifier stops the whole group at the end), dies with its
+parent (``PR_SET_PDEATHSIG``), ignores Ctrl-C (the verifier's to handle), writes what
+the code prints to stderr, and records in ``fault_fd`` where it was, through
+``faulthandler``, when it crashes, is stopped with SIGABRT, or calls ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any, NoReturn
+
+from softmax_verify.isolation.linux import die_with_parent
+
+__all__ = ["main"]
+
+
+def _record_exits(fault_fd: int) -> Callable[[int], NoReturn]:
+    """Make ``os._exit`` leave a ``faulthandler`` dump first (where the code exited from);
+    return the original, for this module's own exit."""
+    real_exit = os._exit
+
+    def _exit(status: int) -> NoReturn:
+        faulthandler.dump_traceback(file=fault_fd, all_threads=False)
+        real_exit(status)
+
+    os._exit = _exit
+    return real_exit
+
+
+def main() -> None:
+    """Entry point: ``python -c ... CONN_FD FAULT_FD PARENT_PID`` (see ``_remote``)."""
+    conn_fd, fault_fd, parent = (int(arg) for arg in sys.argv[1:4])
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    faulthandler.enable(file=fault_fd, all_threads=True)
+    real_exit = _record_exits(fault_fd)
+    from softmax_verify.isolation.child.serve import Server  # after the above: imports take time
+    from softmax_verify.target.jax_buckets import persistent_cache
+
+    persistent_cache()  # jax programs compiled here are kept for the next run
+
+    conn = Connection(conn_fd)
+    server = Server()
+    while True:
+        try:
+            request: tuple[Any, ...] = conn.recv()
+        except (EOFError, OSError):  # the verifier is gone or done
+            real_exit(0)
+        if request[0] == "quit":
+            sys.stdout.flush()
+            sys.stderr.flush()
+            real_exit(0)  # no interpreter shutdown: the user's threads and atexit hooks
+        conn.send_bytes(pickle.dumps(server.handle(request), protocol=5))
+
+
+if __name__ == "__main__":  # pragma: no cover - run by the verifier as a child process
+    main()

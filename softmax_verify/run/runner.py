@@ -1,0 +1,389 @@
+"""``verify``: run every invariant as a Hypothesis property against one implementation.
+
+Invariants that draw the same cases run, at each dtype, as one property that checks
+each of them on every case (``_sharing``); ``run_invariant`` runs one alone. When one
+fails, Hypothesis shrinks the failing case; its last replay is the minimal
+counterexample, which the check's exception carries out (``case`` attribute), and the
+others go on without it. The runner never lets the code under test crash it:
+exceptions, wrong return types and overruns become status "error" for that
+invariant, and the others go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Flaky
+from hypothesis.reporting import with_reporter
+from hypothesis.strategies import SearchStrategy
+
+from softmax_verify.core.domain import Domain
+from softmax_verify.core.errors import (
+    CallTimeout,
+    ImplementationError,
+    InvariantViolation,
+    NotApplicable,
+)
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.messages import describe_exception
+from softmax_verify.core.result import Result, Status
+from softmax_verify.core.validate import resolve_dtype
+from softmax_verify.diagnosis import Diagnosis, diagnose
+from softmax_verify.invariants import Case, Invariant, get_invariant
+from softmax_verify.run.plan import RunPlan, run_settings
+from softmax_verify.run.report import Report
+from softmax_verify.run.settings import DEFAULT_DTYPES, verdict_settings
+from softmax_verify.run.sharing import Members, shared_groups
+from softmax_verify.run.storage import private_hypothesis_storage
+from softmax_verify.target.autodiff import AutodiffForward, adapt, compiled_per_shape
+from softmax_verify.target.conventions import Reading, ReadOptions, implementation_from
+from softmax_verify.target.load import with_autodiff_note
+from softmax_verify.tolerances import accumulation
+
+__all__ = ["run_invariant", "run_pairs", "verify"]
+
+
+class _NotApplicableStop(BaseException):
+    """Ends a property whose invariant does not apply. A BaseException, so Hypothesis
+    lets it through at once instead of treating it as a failure to shrink."""
+
+
+@dataclass
+class _State:
+    examples: int = 0
+    skipped: str | None = None
+    timed_out: CallTimeout | None = None
+    timeout_case: Case | None = None
+    cases: list[Case] = field(default_factory=list)
+    #: The first case that failed and how: what a failure that does not reproduce was.
+    first_failure: tuple[Case, str] | None = None
+
+
+def run_invariant(
+    invariant: Invariant | str,
+    impl: Implementation,
+    dtype: Any = np.float64,
+    *,
+    profile: str = "ci",
+    max_examples: int | None = None,
+    seed: int | None = None,
+    on_case: Callable[[Case], None] | None = None,
+    base: settings | None = None,
+    domain: Domain | None = None,
+    accumulate: str = "float32",
+    kind: str = "softmax",
+) -> Result:
+    """Run one invariant at one dtype as a Hypothesis property and return its Result.
+
+    ``on_case``, if given, sees each case before it is checked (the crash-isolated
+    command keeps the latest, to report the input a crash happened on). ``base``, if
+    given, replaces ``profile``, ``max_examples`` and ``seed``: the pytest contract runs
+    under the user's active settings, example database and storage included. Shapes are
+    drawn inside ``domain`` (default: every shape); half-precision tolerances follow
+    the ``accumulate`` model (``tolerances.accumulation``).
+    """
+    inv = get_invariant(invariant, kind) if isinstance(invariant, str) else invariant
+    chosen = run_settings(profile, max_examples, seed) if base is None else verdict_settings(base)
+    (result,) = _run_shared(
+        [inv],
+        impl,
+        resolve_dtype(dtype),
+        _Run(chosen, base is None, seed, domain, accumulate),
+        on_case,
+    )
+    return result
+
+
+@dataclass(frozen=True)
+class _Run:
+    """How each property of a run is run: its settings, whether it keeps Hypothesis's
+    files in private storage (not under the user's own settings), its seed, shapes and
+    accumulation model."""
+
+    chosen: settings
+    private: bool
+    seed: int | None
+    domain: Domain | None
+    accumulate: str
+
+
+def _run_shared(
+    invariants: Sequence[Invariant],
+    impl: Implementation,
+    dt: np.dtype[Any],
+    run: _Run,
+    on_case: Callable[[Case], None] | None = None,
+) -> list[Result]:
+    """Invariants that share their case strategy, checked on one stream of examples
+    (``_sharing``): a property for them all, run again without each member that fails."""
+    results: dict[str, Result] = {}
+    live = []
+    for inv in invariants:
+        if inv.needs_backward and not impl.has_backward:
+            results[inv.id] = Result(inv.id, dt.name, "skipped", 0, 0.0, "no backward given")
+        else:
+            live.append(inv)
+    cases = live[0].cases(dt, run.domain) if live else None
+    spent = dict.fromkeys((inv.id for inv in live), 0.0)
+    while live and cases is not None:
+        members, state = Members(live), _State()
+        exc, seconds = _run_property(cases, members, impl, state, run, on_case)
+        for name, share in members.seconds(seconds).items():
+            spent[name] += share
+        for name, reason in members.skipped.items():
+            results[name] = Result(
+                name, dt.name, "skipped", members.examples[name], spent[name], reason
+            )
+        if exc is None:
+            for inv in members.live:
+                n = members.examples[inv.id]
+                results[inv.id] = Result(
+                    inv.id, dt.name, "passed", n, spent[inv.id], f"held on {n} examples"
+                )
+            break
+        culprits = _culprits(exc, members)
+        for inv in culprits:
+            state.examples = members.examples[inv.id]
+            results[inv.id] = _failure(inv.id, dt.name, exc, state, spent[inv.id])
+        live = [inv for inv in members.live if inv not in culprits]
+    return [results[inv.id] for inv in invariants]
+
+
+def _run_property(
+    cases: SearchStrategy[Case],
+    members: Members,
+    impl: Implementation,
+    state: _State,
+    run: _Run,
+    on_case: Callable[[Case], None] | None,
+) -> tuple[Exception | None, float]:
+    """One property over ``cases`` checking ``members``: what it ended with (None: held,
+    or no member applies) and how long it took."""
+    test = given(cases)(_property(members, impl, state, on_case))
+    test = run.chosen(test)
+    if run.seed is not None:
+        test = hypothesis_seed(run.seed)(test)
+    start = time.perf_counter()
+    storage = private_hypothesis_storage() if run.private else contextlib.nullcontext()
+    try:
+        with with_reporter(lambda _text: None), storage, accumulation(run.accumulate):
+            test()
+    except _NotApplicableStop:
+        pass  # every member said why (members.skipped)
+    except Exception as exc:  # the property's verdict, or Hypothesis's own
+        return exc, time.perf_counter() - start
+    return None, time.perf_counter() - start
+
+
+def _culprits(exc: Exception, members: Members) -> list[Invariant]:
+    """The members ``exc`` is the verdict of: the one whose check raised it on the last
+    (minimal) case; for a failure that did not happen again, the first that failed; for
+    Hypothesis's own errors, every member still live."""
+    if isinstance(exc, (CallTimeout, InvariantViolation, ImplementationError)):
+        return [members.current]
+    if isinstance(exc, Flaky) and members.first_failed is not None:
+        return [members.first_failed]
+    return list(members.live)
+
+
+def _property(
+    inv: Members, impl: Implementation, state: _State, on_case: Callable[[Case], None] | None
+) -> Callable[[Case], None]:
+    """The property Hypothesis runs: ``inv``'s check of one case, recorded in ``state``.
+
+    A derandomized profile seeds its examples from the source of ``prop``: changing a
+    character of it changes every ci verdict's examples, so it is kept as it was.
+    """
+
+    def prop(case: Case) -> None:
+        if state.skipped is not None:
+            return
+        if state.timed_out is not None:
+            raise state.timed_out  # fail fast: one overrun is the verdict, never wait again
+        state.examples += 1
+        if on_case is not None:
+            on_case(case)
+        try:
+            inv.check(impl, case)
+        except NotApplicable as exc:
+            state.skipped = str(exc)
+            raise _NotApplicableStop from None  # decided: the other examples would do nothing
+        except CallTimeout as exc:
+            state.timed_out, state.timeout_case = exc, case
+            raise
+        except (InvariantViolation, ImplementationError) as exc:
+            exc.case = case  # carried out of Hypothesis's last replay: the minimal case
+            if state.first_failure is None:
+                what = exc.message if isinstance(exc, InvariantViolation) else str(exc)
+                state.first_failure = (case, what.splitlines()[0])
+            raise
+
+    return prop
+
+
+def _failure(invariant: str, dtype: str, exc: Exception, state: _State, seconds: float) -> Result:
+    """The Result of a property that ended with ``exc``: failed, or an error."""
+
+    def result(status: Status, message: str, case: Case | None, **more: Any) -> Result:
+        return Result(
+            invariant, dtype, status, state.examples, seconds, message, counterexample=case, **more
+        )
+
+    if isinstance(exc, CallTimeout):
+        # One overrun ends the search: the case is not shrunk.
+        return result("error", str(exc), state.timeout_case, location=exc.location, minimal=False)
+    if isinstance(exc, InvariantViolation):
+        return result(
+            "failed",
+            exc.message,
+            exc.case,
+            first_wrong_stage=exc.stage,
+            mismatch=exc.mismatch,
+            location=exc.location,
+        )
+    if isinstance(exc, ImplementationError):
+        return result("error", str(exc), exc.case, location=exc.location)
+    if isinstance(exc, Flaky):  # a failure that did not happen again on the same input
+        first = state.first_failure
+        case = None if first is None else first[0]
+        return result("failed", _nondeterministic(exc, state), case, minimal=False)
+    return result("error", describe_exception(exc), None)  # Hypothesis's own verdicts
+
+
+def _nondeterministic(exc: Flaky, state: _State) -> str:
+    """The message for a failure Hypothesis could not reproduce on the same input."""
+    if state.first_failure is None:
+        return f"nondeterministic: the property failed once, then not again ({type(exc).__name__})"
+    return (
+        f"nondeterministic: failed on this input ({state.first_failure[1]}), "
+        "then held when the same input was checked again"
+    )
+
+
+def verify(
+    forward: Any,
+    backward: Callable[..., Any] | None = None,
+    *,
+    dtypes: Sequence[str] = DEFAULT_DTYPES,
+    profile: str = "ci",
+    max_examples: int | None = None,
+    seed: int | None = None,
+    timeout: float | None = 10.0,
+    invariants: Iterable[str] | None = None,
+    target: str | None = None,
+    progress: Callable[[Result], None] | None = None,
+    domain: Domain | None = None,
+    accumulate: str = "float32",
+    grad: str | None = None,
+    grad_at: str | None = None,
+    rowwise: bool = False,
+    axis: int = -1,
+    rank: int = 2,
+    kind: str = "softmax",
+    masked: bool = False,
+    autodiff: str | None = None,
+    device: str = "cpu",
+) -> Report:
+    """Check ``forward`` (and ``backward``) against every invariant, at each dtype.
+
+    ``forward``: a function, a layer class (a fresh instance per call) or a layer instance (a
+    deep copy per call); ``grad``, ``grad_at``, ``rowwise``, ``axis`` and ``rank`` say how to
+    read it, as the command's options do (``conventions.ReadOptions``); code that fits no
+    convention raises ``ConventionError`` (a TypeError and a ValueError) saying what was tried.
+    ``autodiff`` (``"torch"``/``"jax"``, or detected) reads ``forward`` as written with that
+    framework's ops, its backward from the framework's autodiff (torch on ``device``).
+
+    ``dtypes``: float32 and float64 by default; float16 and bfloat16 (ml_dtypes) are judged
+    under ``accumulate``: ``"float32"`` (float32 or wider accumulation, rounded once, as
+    production kernels do) or ``"input"`` (in the half dtype). ``profile``: a registered
+    Hypothesis profile; ``max_examples`` overrides its count; ``seed`` makes a random profile
+    reproducible. Each call is limited to ``timeout`` seconds. ``domain`` restricts the shapes
+    (a jax target's row lengths come from a palette: ``Domain.recurring_cols``); ``kind``
+    (``"softmax"``/``"log_softmax"``) picks the invariants; ``masked=True`` adds masked rows.
+    """
+    plan = RunPlan.build(
+        dtypes=dtypes,
+        profile=profile,
+        max_examples=max_examples,
+        seed=seed,
+        invariants=invariants,
+        domain=domain,
+        accumulate=accumulate,
+        kind=kind,
+        masked=masked,
+        progress=progress,
+    )
+    options = ReadOptions(grad=grad, grad_at=grad_at, rowwise=rowwise, axis=axis, rank=rank)
+    impl, reading, backward_name, per_shape = _read_target(
+        forward, backward, options, autodiff=autodiff, device=device, timeout=timeout, name=target
+    )
+    plan = plan.for_target(per_shape)  # a jax target: recurring row lengths
+    results, found = run_pairs(impl, plan)
+    return plan.report(target or impl.name, backward_name, results, found, reading=reading)
+
+
+def _read_target(
+    forward: Any,
+    backward: Callable[..., Any] | None,
+    options: ReadOptions,
+    *,
+    autodiff: str | None,
+    device: str,
+    timeout: float | None,
+    name: str | None,
+) -> tuple[Implementation, Reading, str | None, bool]:
+    """The implementation of ``forward``/``backward`` read as ``options`` say (through the
+    framework's autodiff where ``autodiff`` names or detects one), how it was read, the
+    name of the user's own backward (None when there is none, or autodiff supplies it), and
+    whether it is compiled once per shape (``autodiff.compiled_per_shape``: a jax target)."""
+    adapted = (
+        None if isinstance(forward, AutodiffForward) else adapt(forward, autodiff, device=device)
+    )
+    if adapted is not None:
+        if backward is not None:
+            raise ValueError("backward must be None for an autodiff target: autodiff supplies it")
+        forward, backward = adapted.forward, adapted.backward
+    impl, reading = implementation_from(forward, backward, options, timeout=timeout, name=name)
+    own = backward is not None and adapted is None  # autodiff's backward is not the user's
+    backward_name = str(getattr(backward, "__qualname__", backward)) if own else None
+    return impl, with_autodiff_note(reading, forward), backward_name, compiled_per_shape(forward)
+
+
+def run_pairs(
+    impl: Implementation, plan: RunPlan, *, diagnose_failures: bool = True
+) -> tuple[list[Result], tuple[Diagnosis, ...]]:
+    """Each (invariant, dtype) pair of ``plan``, invariants that share their cases checked on
+    one stream of examples (``_sharing``), then the diagnosis of any failures (unless
+    ``diagnose_failures`` is False): the one run of ``verify`` and of the command, in
+    process or on the child's implementation. ``plan.progress`` gets each result in
+    report order."""
+    pairs = [(inv.id, dt.name) for inv, dt in plan.pairs]
+    done: dict[tuple[str, str], Result] = {}
+    reported = 0
+    run = _Run(
+        run_settings(plan.profile, plan.max_examples, plan.seed),
+        True,
+        plan.seed,
+        plan.domain,
+        plan.accumulate,
+    )
+    for dtype, invariants in shared_groups(plan.pairs):
+        for result in _run_shared(invariants, impl, dtype, run):
+            done[(result.invariant, result.dtype)] = result
+        # Progress in report order: each result once every one before it is in.
+        while reported < len(pairs) and pairs[reported] in done:
+            if plan.progress is not None:
+                plan.progress(done[pairs[reported]])
+            reported += 1
+    results = [done[pair] for pair in pairs]
+    # The catalogue is of softmax mistakes: a log_softmax is not diagnosed against it.
+    diagnosed = plan.kind == "softmax" and diagnose_failures
+    found = diagnose(impl, results, plan.dtypes) if diagnosed else ()
+    return results, found

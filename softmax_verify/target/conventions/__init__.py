@@ -1,0 +1,30 @@
+"""The shapes softmax code is written in, read into the pair the invariants use.
+
+``read(target, backward, options)`` returns ``forward(x) -> (y, cache)`` and
+``backward(dout, cache) -> dx`` on (N, D) arrays with softmax along the last
+axis, and the ``Reading`` that every report states. Conventions:
+
+- functions: ``forward(x) -> y | (y, cache)``, ``backward(dout, cache) -> dx``;
+- layers: a class (a fresh instance per forward call) or an instance (a deep copy
+  per forward call) with ``forward``/``forward_pass``/``fprop``/``__call__`` and
+  ``backward``/``backward_pass``/``bprop``/``backwards``, returning their result or
+  storing it on the object (``self.output``, ``self.dinputs``, ...);
+- an elementwise derivative (``gradient``, ``derivative``, or ``--grad elementwise``):
+  ``dx = dout * g(x or y)``; a Jacobian function: ``dx = J^T dout`` per row;
+- ``rowwise``: code for one 1-D row; ``axis``/``rank``: other layouts (``_layout``).
+"""
+
+from softmax_verify.target.conventions._adapt import implementation_from, is_layer, read
+from softmax_verify.target.conventions._options import GRAD_AT, GRADS, Reading, ReadOptions
+from softmax_verify.target.conventions._signatures import ConventionError
+
+__all__ = [
+    "GRADS",
+    "GRAD_AT",
+    "ConventionError",
+    "ReadOptions",
+    "Reading",
+    "implementation_from",
+    "is_layer",
+    "read",
+]

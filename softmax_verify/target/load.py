@@ -1,0 +1,219 @@
+"""Resolving a TARGET string to the forward and backward callables it names.
+
+- ``package.module:attr`` or ``path/to/file.py:attr``: ``attr`` (dotted paths
+  allowed) is the forward, a layer class or instance (``softmax_verify.target.conventions``),
+  or an object whose ``forward``/``backward`` attributes are the pair.
+- ``path/to/file.py`` or ``package.module`` alone: the module's ``forward`` and
+  ``backward``, or ``softmax_forward`` and ``softmax_backward``.
+- ``scipy``, ``torch``, ``jax``: the built-in framework adapters.
+- ``reference`` (or no target): the bundled reference.
+
+A target written with torch or jax ops (``autodiff="torch"|"jax"``, or detected: a
+``torch.autograd.Function`` subclass, an ``nn.Module``, a ``jax.custom_vjp`` function)
+is read by softmax_verify.target.autodiff, whose backward is the framework's autodiff.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from softmax_verify.bundled.reference import softmax, softmax_backward
+from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.messages import describe_exception
+from softmax_verify.target.autodiff import AutodiffError, AutodiffForward, adapt
+from softmax_verify.target.conventions import (
+    ConventionError,
+    Reading,
+    ReadOptions,
+    implementation_from,
+    is_layer,
+)
+from softmax_verify.target.frameworks import FRAMEWORKS, MissingFramework, adapter
+
+__all__ = [
+    "TargetError",
+    "TargetSpec",
+    "load_implementation",
+    "resolve",
+    "resolve_callable",
+    "resolve_target",
+]
+
+_PAIRS = (("forward", "backward"), ("softmax_forward", "softmax_backward"))
+
+
+class TargetError(ValueError):
+    """A TARGET that cannot be resolved; the message says why in one line."""
+
+
+def _load_module(spec: str) -> ModuleType:
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        # As under ``python -m``: the console script's sys.path lacks the working directory,
+        # where the user's own packages are (a FILE.py target may import them too).
+        sys.path.insert(0, os.getcwd())
+    if spec.endswith(".py") or os.sep in spec or "/" in spec:
+        path = os.path.abspath(spec)
+        if not os.path.isfile(path):
+            raise TargetError(f"no such file: {spec}")
+        name = "softmax_verify_target_" + os.path.splitext(os.path.basename(path))[0]
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise TargetError(f"cannot load {spec} as a Python module")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.path.insert(0, os.path.dirname(path))  # so the file can import its neighbours
+        sys.modules[name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except (Exception, SystemExit) as exc:  # a stray sys.exit() must not end the run with 0
+            raise TargetError(f"importing {spec} failed: {describe_exception(exc)}") from None
+        return module
+    try:
+        return importlib.import_module(spec)
+    except (Exception, SystemExit) as exc:
+        raise TargetError(f"cannot import module {spec!r}: {describe_exception(exc)}") from None
+
+
+def _getattr_path(obj: Any, path: str, spec: str) -> Any:
+    for part in path.split("."):
+        if not hasattr(obj, part):
+            raise TargetError(f"{spec}: no attribute {part!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def resolve_callable(spec: str) -> Callable[..., Any]:
+    """The single callable ``module:attr`` or ``file.py:attr`` names (for --backward)."""
+    module_part, sep, attr = spec.rpartition(":")
+    if not sep or not module_part or not attr:
+        raise TargetError(f"expected MODULE:ATTR or FILE.py:ATTR, got {spec!r}")
+    found = _getattr_path(_load_module(module_part), attr, spec)
+    if not callable(found):
+        raise TargetError(f"{spec} is a {type(found).__name__}, not a callable")
+    result: Callable[..., Any] = found
+    return result
+
+
+def _autodiff(
+    found: Any, autodiff: str | None, device: str
+) -> tuple[Callable[..., Any], Callable[..., Any]] | None:
+    """The hook to softmax_verify.target.autodiff: the numpy pair of a framework target, or None."""
+    try:
+        adapted = adapt(found, autodiff, device=device)
+    except (AutodiffError, MissingFramework) as exc:
+        raise TargetError(str(exc)) from None
+    return None if adapted is None else (adapted.forward, adapted.backward)
+
+
+def resolve(
+    spec: str | None, *, autodiff: str | None = None, device: str = "cpu"
+) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
+    """``(forward, backward)`` for a TARGET; backward may be None.
+
+    ``autodiff`` (``"torch"``/``"jax"``) and ``device``: see softmax_verify.target.autodiff.
+    """
+    found, backward = resolve_target(spec, autodiff=autodiff, device=device)
+    if is_layer(found):
+        raise TargetError(f"{spec} is a layer; read it with load_implementation")
+    return found, backward
+
+
+def resolve_target(
+    spec: str | None, *, autodiff: str | None = None, device: str = "cpu"
+) -> tuple[Any, Callable[..., Any] | None]:
+    """``(forward, backward)`` for a TARGET, where the forward may be a layer class or
+    instance (its backward then None: the layer's own methods are read), or a target
+    written with a framework's ops, read through its autodiff (``autodiff``, ``device``:
+    see softmax_verify.target.autodiff)."""
+    if (autodiff is not None or device != "cpu") and spec in (None, "reference", *FRAMEWORKS):
+        raise TargetError(
+            f"--autodiff and --device need a target of yours (MODULE:ATTR), not {spec!r}"
+        )
+    if spec is None or spec == "reference":
+        return softmax, softmax_backward
+    if spec in FRAMEWORKS:
+        try:
+            return adapter(spec)
+        except ImportError as exc:
+            raise TargetError(str(exc)) from None
+    module_part, sep, attr = spec.rpartition(":")
+    if sep and module_part and attr and not (len(module_part) == 1 and module_part.isalpha()):
+        found = _getattr_path(_load_module(module_part), attr, spec)
+        pair = _autodiff(found, autodiff, device)
+        if pair is not None:
+            return pair
+        if is_layer(found):
+            return found, None
+        if hasattr(found, "forward") and callable(found.forward):
+            return found.forward, getattr(found, "backward", None)
+        if not callable(found):
+            raise TargetError(f"{spec} is a {type(found).__name__}, not a callable")
+        return found, None
+    module = _load_module(spec)
+    for fwd, bwd in _PAIRS:
+        if callable(getattr(module, fwd, None)):
+            pair = _autodiff(getattr(module, fwd), autodiff, device)
+            return pair or (getattr(module, fwd), getattr(module, bwd, None))
+    raise TargetError(
+        f"{spec} has no forward/backward or softmax_forward/softmax_backward; "
+        f"name one as {spec}:ATTR"
+    )
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A target as the command line names it, and how to read it: plain values, so it
+    crosses to a child process."""
+
+    target: str | None
+    backward: str | None = None
+    timeout: float | None = 10.0
+    options: ReadOptions = field(default_factory=ReadOptions)
+    #: A target written with a framework's ops: "torch" or "jax" (softmax_verify.target.autodiff).
+    autodiff: str | None = None
+    device: str = "cpu"
+
+    @property
+    def compiled_per_shape(self) -> bool:
+        """Whether the target is compiled once per shape: the built-in ``jax`` or
+        ``--autodiff jax``, as the command line says (its verifier never loads the
+        target, so a jax target detected in the child is not known here)."""
+        return self.target == "jax" or self.autodiff == "jax"
+
+
+def load_implementation(spec: TargetSpec) -> tuple[Implementation, Reading]:
+    """The Implementation ``spec`` names, read as its options say, and how it was read: the
+    one place a target is read. Imports the user's code, so the command line calls it only
+    in its child. Raises ``TargetError`` for anything the user must fix: a target that
+    cannot be loaded, or one that fits no convention."""
+    forward, found_backward = resolve_target(
+        spec.target, autodiff=spec.autodiff, device=spec.device
+    )
+    if spec.backward:
+        if isinstance(forward, AutodiffForward):
+            raise TargetError("--backward cannot be given for an autodiff target: autodiff is it")
+        found_backward = resolve_callable(spec.backward)
+    try:
+        impl, reading = implementation_from(
+            forward,
+            found_backward,
+            spec.options,
+            timeout=spec.timeout,
+            name=spec.target or "reference",
+        )
+    except ConventionError as exc:
+        raise TargetError(str(exc)) from None
+    return impl, with_autodiff_note(reading, forward)
+
+
+def with_autodiff_note(reading: Reading, forward: object) -> Reading:
+    """``reading``, saying how a framework target was read (softmax_verify.target.autodiff)."""
+    how = getattr(forward, "interpretation", None) if isinstance(forward, AutodiffForward) else None
+    return dataclasses.replace(reading, autodiff=str(how)) if how else reading

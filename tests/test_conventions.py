@@ -18,12 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from softmax_verify import verify
-from softmax_verify.conventions import ConventionError, ReadOptions, is_layer, read
-from softmax_verify.conventions._layout import Layout, batch_shape
+from softmax_verify.core.implementation import Implementation
 from softmax_verify.gradcheck import directional_check, full_jacobian_check
-from softmax_verify.implementation import Implementation
-from softmax_verify.profiles import PROFILES
-from softmax_verify.runner import run_invariant
+from softmax_verify.run.profiles import PROFILES
+from softmax_verify.run.runner import run_invariant
+from softmax_verify.target.conventions import ConventionError, ReadOptions, is_layer, read
+from softmax_verify.target.conventions._layout import Layout, batch_shape
+from softmax_verify.target.local import LocalImplementation
 from softmax_verify.testing import SoftmaxContract
 
 A = np.ndarray[Any, Any]
@@ -43,6 +44,7 @@ def test_correct_code_in_each_style_passes_at_both_dtypes(style: styles.Style) -
         style.backward,
         dtypes=("float64", "float32"),
         profile=active_profile(),
+        domain=style.domain,
         **style.options,
     )
     assert report.passed, report.to_text()
@@ -54,7 +56,12 @@ def test_correct_code_in_each_style_passes_at_both_dtypes(style: styles.Style) -
 @pytest.mark.parametrize("style", WRONG, ids=lambda s: s.name)
 def test_wrong_code_in_each_style_fails_on_its_bug(style: styles.Style) -> None:
     report = verify(
-        style.forward, style.backward, invariants=style.fails, max_examples=60, **style.options
+        style.forward,
+        style.backward,
+        invariants=style.fails,
+        max_examples=60,
+        domain=style.domain,
+        **style.options,
     )
     statuses = {r.invariant: r.status for r in report.results}
     assert statuses == dict.fromkeys(style.fails, "failed"), report.to_text()
@@ -111,7 +118,7 @@ def layer_adapter(cls: type) -> Implementation:
         layer.backward(dout)
         return np.asarray(layer.dinputs)
 
-    return Implementation(forward, backward, timeout=None)
+    return LocalImplementation(forward, backward, timeout=None)
 
 
 def test_a_layer_storing_its_gradient_is_not_mutating_its_cache() -> None:

@@ -54,6 +54,7 @@ import softmax_verify
 import softmax_verify.core.parallel as parallel
 from softmax_verify.bundled.reference import softmax, softmax_backward
 from softmax_verify.core.extras import install_hint
+from softmax_verify.core.options import Options as RunOptions
 from softmax_verify.diagnosis import diagnose
 from softmax_verify.gradcheck import directional_check, full_jacobian_check
 from softmax_verify.isolation.remote import RemoteImplementation
@@ -533,7 +534,7 @@ def verdicts(opts: Options) -> tuple[Section, Section]:
     # of examples, softmax_verify.run.sharing), and each (invariant, dtype) pair in a property
     # of its own, as runs were before that sharing: the same checks on the same examples.
     reports: list[softmax_verify.Report] = []
-    plan = RunPlan.build(profile="ci", max_examples=cap)
+    plan = RunPlan.build(RunOptions(profile="ci", max_examples=cap))
     alone_results: list[softmax_verify.Result] = []
 
     def shared() -> None:

@@ -10,6 +10,7 @@ Public API:
   float32 and float64; a Report is true when it passed (``assert verify(f, b)``), and
   ``report.raise_for_failures()`` raises ``VerificationFailed`` with the text report;
 - ``Domain``: the shapes an implementation supports (``verify(..., domain=...)``);
+- ``Options``: every option of a run, one validated value (``verify(..., options=...)``);
 - ``INVARIANTS``: the invariants, each with an id, its math and a check;
 - ``softmax_verify.gradcheck``: exhaustive and fast gradient checks;
 - ``softmax_verify.testing.SoftmaxContract``: the same checks as a pytest base class.
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     )
     from softmax_verify.core.domain import Domain
     from softmax_verify.core.errors import ImplementationError, InvariantViolation
+    from softmax_verify.core.options import Options
     from softmax_verify.core.result import Result
     from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS, Invariant
     from softmax_verify.run.report import Report, VerificationFailed
@@ -52,6 +54,7 @@ __all__ = [
     "ImplementationError",
     "Invariant",
     "InvariantViolation",
+    "Options",
     "Report",
     "Result",
     "StagedCache",
@@ -78,6 +81,7 @@ _HOMES = {
     "INVARIANTS": "invariants",
     "INVARIANT_IDS": "invariants",
     "Invariant": "invariants",
+    "Options": "core.options",
     "log_softmax": "bundled.reference",
     "log_softmax_backward": "bundled.reference",
     "softmax": "bundled.reference",

@@ -49,6 +49,14 @@ from softmax_verify.core.dtypes import bfloat16
 from softmax_verify.core.extras import install_hint
 from softmax_verify.core.kinds import KINDS
 from softmax_verify.core.messages import one_line
+from softmax_verify.core.options import (
+    ACCUMULATIONS,
+    AUTODIFF,
+    DEFAULT_DTYPES,
+    GRAD_AT,
+    GRADS,
+    Options,
+)
 from softmax_verify.core.result import Result
 from softmax_verify.invariants import ALL_IDS, NOTATION, invariants_for
 from softmax_verify.isolation.verifier import verify_isolated
@@ -56,17 +64,14 @@ from softmax_verify.run.formats import to_github, to_junit
 from softmax_verify.run.plan import RunPlan
 from softmax_verify.run.profiles import PROFILES
 from softmax_verify.run.report import Report
-from softmax_verify.run.settings import DEFAULT_DTYPES
 from softmax_verify.run.storage import private_hypothesis_storage
-from softmax_verify.target.autodiff import AUTODIFF
-from softmax_verify.target.conventions import GRAD_AT, GRADS, ReadOptions
 from softmax_verify.target.load import TargetError
-from softmax_verify.tolerances import ACCUMULATIONS
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 128 + 2  # as a shell reports a process ended by SIGINT
+_DEFAULT_TIMEOUT = Options().timeout
 
 N = TypeVar("N", int, float)
 
@@ -251,7 +256,7 @@ def _add_run_options(check: argparse.ArgumentParser) -> None:
     check.add_argument(
         "--timeout",
         type=_seconds,
-        default=10.0,
+        default=_DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help="time limit of one call of the implementation (default: 10)",
     )
@@ -351,52 +356,91 @@ def _add_reading_options(check: argparse.ArgumentParser) -> None:
     )
 
 
-def _reading_words(args: argparse.Namespace) -> list[str]:
+def options_from(args: argparse.Namespace) -> Options:
+    """The run's ``Options`` from ``check``'s flags: the one place they meet the value that
+    ``verify()`` and the pytest contract build too. ValueError/TypeError for a bad one."""
+    return Options(
+        kind=args.kind,
+        dtypes=DEFAULT_DTYPES if args.dtype is None else DTYPE_SETS[args.dtype],
+        masked=args.masked,
+        invariants=args.invariant,
+        accumulate=args.accumulate,
+        domain=Domain.parse(args.rows, args.cols, args.cols_multiple_of),
+        profile=args.profile,
+        max_examples=args.max_examples,
+        seed=args.seed,
+        timeout=args.timeout,
+        grad=args.grad,
+        grad_at=args.grad_at,
+        rowwise=args.rowwise,
+        axis=args.axis,
+        rank=args.rank,
+        autodiff=args.autodiff,
+        device=args.device,
+    )
+
+
+def options_argv(options: Options) -> list[str]:
+    """The flags that give ``options`` (defaults left out), as ``options_from`` reads them."""
     words = []
-    if args.grad is not None:
-        words += ["--grad", args.grad]
-    if args.grad_at is not None:
-        words += ["--grad-at", args.grad_at]
-    if args.rowwise:
+    if options.dtypes != DEFAULT_DTYPES:
+        name = next(k for k, v in DTYPE_SETS.items() if v == options.dtypes)
+        words += ["--dtype", name]
+    words += ["--profile", options.profile]
+    if options.accumulate != "float32":
+        words += ["--accumulate", options.accumulate]
+    domain = options.domain
+    for option, bounds in (("--rows", domain.rows), ("--cols", domain.cols)):
+        if bounds is not None:
+            words += [option, f"{bounds[0]}:{bounds[1]}"]
+    if domain.cols_multiple_of != 1:
+        words += ["--cols-multiple-of", str(domain.cols_multiple_of)]
+    if options.max_examples is not None:
+        words += ["--max-examples", str(options.max_examples)]
+    if options.seed is not None:
+        words += ["--seed", str(options.seed)]
+    for inv in options.invariants or ():
+        words += ["--invariant", inv]
+    if options.kind != "softmax":
+        words += ["--kind", options.kind]
+    if options.masked:
+        words.append("--masked")
+    if options.autodiff:
+        words += ["--autodiff", options.autodiff]
+    if options.device != "cpu":
+        words += ["--device", options.device]
+    return words + _reading_argv(options) + _timeout_argv(options.timeout)
+
+
+def _reading_argv(options: Options) -> list[str]:
+    words = []
+    if options.grad is not None:
+        words += ["--grad", options.grad]
+    if options.grad_at is not None:
+        words += ["--grad-at", options.grad_at]
+    if options.rowwise:
         words.append("--rowwise")
-    if args.axis != -1:
-        words += ["--axis", str(args.axis)]
-    if args.rank != 2:
-        words += ["--rank", str(args.rank)]
+    if options.axis != -1:
+        words += ["--axis", str(options.axis)]
+    if options.rank != 2:
+        words += ["--rank", str(options.rank)]
     return words
 
 
-def _reproduce(args: argparse.Namespace, seed: int | None) -> str:
+def _timeout_argv(timeout: float | None) -> list[str]:
+    if timeout == _DEFAULT_TIMEOUT:
+        return []
+    return ["--timeout", "inf" if timeout is None else f"{timeout:g}"]
+
+
+def _reproduce(target: str | None, backward: str | None, options: Options) -> str:
+    """The command that repeats a run of ``options`` (with the seed it drew) on the target."""
     words = ["softmax-verify", "check"]
-    if args.target:
-        words.append(args.target)
-    if args.backward:
-        words += ["--backward", args.backward]
-    if args.dtype is not None:
-        words += ["--dtype", args.dtype]
-    words += ["--profile", args.profile]
-    if args.accumulate != "float32":
-        words += ["--accumulate", args.accumulate]
-    for option, value in (("--rows", args.rows), ("--cols", args.cols)):
-        if value is not None:
-            words += [option, value]
-    if args.cols_multiple_of is not None:
-        words += ["--cols-multiple-of", str(args.cols_multiple_of)]
-    if args.max_examples is not None:
-        words += ["--max-examples", str(args.max_examples)]
-    if seed is not None:
-        words += ["--seed", str(seed)]
-    for inv in args.invariant or ():
-        words += ["--invariant", inv]
-    if args.kind != "softmax":
-        words += ["--kind", args.kind]
-    if args.masked:
-        words.append("--masked")
-    if args.autodiff:
-        words += ["--autodiff", args.autodiff]
-    if args.device != "cpu":
-        words += ["--device", args.device]
-    return shlex.join(words + _reading_words(args))
+    if target:
+        words.append(target)
+    if backward:
+        words += ["--backward", backward]
+    return shlex.join(words + options_argv(options))
 
 
 def _progress(result: Result) -> None:
@@ -427,52 +471,25 @@ def _usage_error(message: str) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    dtypes = DEFAULT_DTYPES if args.dtype is None else DTYPE_SETS[args.dtype]
-    if "bfloat16" in dtypes and bfloat16() is None:
+    if args.dtype in ("bfloat16", "all-half") and bfloat16() is None:
         return _usage_error(
             f"--dtype {args.dtype} needs bfloat16 from ml_dtypes: {install_hint('ml_dtypes')}"
         )
     try:
-        plan = RunPlan.build(
-            dtypes=dtypes,
-            profile=args.profile,
-            max_examples=args.max_examples,
-            seed=args.seed,
-            invariants=args.invariant,  # an id of another kind is a usage error
-            domain=Domain.parse(args.rows, args.cols, args.cols_multiple_of),
-            accumulate=args.accumulate,
-            kind=args.kind,
-            masked=args.masked,
-            progress=_progress if sys.stderr.isatty() else None,
-        )
-        read_options = ReadOptions(
-            grad=args.grad,
-            grad_at=args.grad_at,
-            rowwise=args.rowwise,
-            axis=args.axis,
-            rank=args.rank,
-        )
-    except ValueError as exc:
+        options = options_from(args)
+        plan = RunPlan.build(options, progress=_progress if sys.stderr.isatty() else None)
+    except (TypeError, ValueError) as exc:  # an id of another kind is a usage error too
         return _usage_error(str(exc))
     try:
         # In process, what the code under test prints must not land before the report.
         with contextlib.nullcontext() if args.isolate else _stdout_to_stderr():
             report = verify_isolated(
-                args.target,
-                args.backward,
-                plan,
-                timeout=args.timeout,
-                isolate=args.isolate,
-                read_options=read_options,
-                autodiff=args.autodiff,
-                device=args.device,
-                jobs=args.jobs,
+                args.target, args.backward, plan, isolate=args.isolate, jobs=args.jobs
             )
     except TargetError as exc:
         return _usage_error(str(exc))
-    report = dataclasses.replace(
-        report, backward=args.backward, command=_reproduce(args, report.seed)
-    )
+    command = _reproduce(args.target, args.backward, options.replace(seed=report.seed))
+    report = dataclasses.replace(report, backward=args.backward, command=command)
     render = {"json": Report.to_json, "junit": to_junit, "github": to_github}
     sys.stdout.write(render.get(args.format, Report.to_text)(report) + "\n")
     return EXIT_OK if report.passed else EXIT_FAILED

@@ -40,14 +40,14 @@ from hypothesis import settings
 
 from softmax_verify.core.domain import Domain
 from softmax_verify.core.implementation import Implementation
-from softmax_verify.core.kinds import check_kind
+from softmax_verify.core.kinds import Kind, check_kind
+from softmax_verify.core.options import DEFAULT_DTYPES, Accumulation, Options
 from softmax_verify.core.validate import resolve_dtype
 from softmax_verify.diagnosis import describe, diagnose
 from softmax_verify.invariants import ALL_IDS, REGISTRY, get_invariant, invariants_for
 from softmax_verify.run.runner import run_invariant
-from softmax_verify.run.settings import DEFAULT_DTYPES
 from softmax_verify.run.text import failure_text
-from softmax_verify.target.conventions import ReadOptions, implementation_from
+from softmax_verify.target.conventions import implementation_from
 
 __all__ = ["SoftmaxContract"]
 
@@ -60,14 +60,15 @@ def _contract_test(invariant_id: str) -> Callable[[Any, str], None]:
             pytest.skip("no backward set on the contract class")  # forward-only contract: by design
         # The active profile (the user's), with the command's shrinking: one bug, no explain.
         cls = type(self)
+        options = cls.options()
         result = run_invariant(
             inv,
             impl,
             resolve_dtype(dtype, "dtypes"),
             base=settings.default,
-            domain=cls.domain,
-            accumulate=cls.accumulate,
-            kind=cls.kind,
+            domain=options.domain,
+            accumulate=options.accumulate,
+            kind=options.kind,
         )
         if result.status == "skipped":
             # Not a hidden failure: the invariant cannot be checked on this implementation
@@ -98,16 +99,16 @@ class SoftmaxContract:
     timeout: ClassVar[float | None] = 10.0
     #: The shapes the implementation supports (None: every shape is drawn).
     domain: ClassVar[Domain | None] = None
-    #: The accumulation model half-precision dtypes are judged by (tolerances.ACCUMULATIONS).
-    accumulate: ClassVar[str] = "float32"
-    #: How to read the code (``softmax_verify.target.conventions.ReadOptions``).
+    #: The accumulation model half-precision dtypes are judged by (``Options.accumulate``).
+    accumulate: ClassVar[Accumulation] = "float32"
+    #: How to read the code (``Options``: docs/conventions.md).
     grad: ClassVar[str | None] = None
     grad_at: ClassVar[str | None] = None
     rowwise: ClassVar[bool] = False
     axis: ClassVar[int] = -1
     rank: ClassVar[int] = 2
     #: What the code computes: "softmax" or "log_softmax" (softmax_verify.core.kinds).
-    kind: ClassVar[str] = "softmax"
+    kind: ClassVar[Kind] = "softmax"
     #: Also check rows with masked (-inf) entries.
     masked: ClassVar[bool] = False
     _excluded: ClassVar[frozenset[str]] = frozenset()
@@ -141,14 +142,30 @@ class SoftmaxContract:
             metafunc.parametrize("dtype", names, ids=names)
 
     @classmethod
+    def options(cls) -> Options:
+        """The run's ``Options`` from this class's attributes (as ``verify`` and the command
+        line build them); the profile is the user's active one, not an option here."""
+        return Options(
+            kind=cls.kind,
+            dtypes=cls.dtypes,
+            masked=cls.masked,
+            accumulate=cls.accumulate,
+            domain=Domain() if cls.domain is None else cls.domain,
+            timeout=cls.timeout,
+            grad=cls.grad,
+            grad_at=cls.grad_at,
+            rowwise=cls.rowwise,
+            axis=cls.axis,
+            rank=cls.rank,
+        )
+
+    @classmethod
     def implementation(cls) -> Implementation:
         if cls.forward is None:
             raise TypeError(f"{cls.__name__}.forward must be set to the softmax forward callable")
-        options = ReadOptions(
-            grad=cls.grad, grad_at=cls.grad_at, rowwise=cls.rowwise, axis=cls.axis, rank=cls.rank
-        )
+        options = cls.options()
         impl, _ = implementation_from(
-            cls.forward, cls.backward, options, timeout=cls.timeout, name=cls.__name__
+            cls.forward, cls.backward, options.read, timeout=options.timeout, name=cls.__name__
         )
         return impl
 

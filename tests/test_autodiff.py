@@ -10,6 +10,7 @@ from conftest import require
 
 from softmax_verify import verify
 from softmax_verify.cli import main
+from softmax_verify.core.options import Options
 from softmax_verify.target.autodiff import AutodiffError, adapt, detect
 from softmax_verify.target.load import TargetError, resolve
 
@@ -36,7 +37,11 @@ def _jax() -> Any:
 def test_correct_torch_targets_pass(name: str) -> None:
     target = getattr(_torch(), name)
     report = verify(
-        target, autodiff="torch", dtypes=("float32",), max_examples=QUICK_EXAMPLES, seed=5
+        target,
+        dtypes=("float32",),
+        max_examples=QUICK_EXAMPLES,
+        seed=5,
+        options=Options(autodiff="torch"),
     )
     assert report.passed, report.to_text()
     assert "torch.autograd.grad" in report.interpretation
@@ -66,10 +71,10 @@ def test_wrong_custom_torch_backward_is_caught() -> None:
 def test_torch_log_softmax_with_kind() -> None:
     report = verify(
         _torch().torch_log_softmax,
-        autodiff="torch",
         kind="log_softmax",
         max_examples=QUICK_EXAMPLES,
         seed=5,
+        options=Options(autodiff="torch"),
     )
     assert report.passed, report.to_text()
     assert report.interpretation.startswith("log_softmax; torch function")
@@ -101,10 +106,10 @@ def test_correct_jax_targets_pass(name: str) -> None:
     target = getattr(_jax(), name)
     report = verify(
         target,
-        autodiff="jax",
         invariants=["ones_upstream_gives_zero", "backward_matches_reference"],
         max_examples=QUICK_EXAMPLES,
         seed=5,
+        options=Options(autodiff="jax"),
     )
     assert report.passed, report.to_text()
     assert "jax.vjp" in report.interpretation
@@ -127,7 +132,9 @@ def test_wrong_custom_vjp_is_caught_and_detected() -> None:
 def test_jax_columns_reach_the_code_unpadded() -> None:
     """Rows are bucketed for compilation; the softmax axis never is, so a tail bug shows."""
     targets = _jax()
-    report = verify(targets.tail_bug, autodiff="jax", invariants=["rows_sum_to_one"], seed=5)
+    report = verify(
+        targets.tail_bug, invariants=["rows_sum_to_one"], seed=5, options=Options(autodiff="jax")
+    )
     assert not report.passed
     x = report.results[0].counterexample
     assert x is not None
@@ -211,7 +218,9 @@ def test_jax_forward_is_checked_when_jax_cannot_differentiate_it() -> None:
         _, z = jax.lax.while_loop(lambda s: s[0] < 1, body, (0, a))
         return jax.nn.softmax(z, axis=1)
 
-    report = verify(looped, autodiff="jax", dtypes=("float64",), max_examples=5, seed=1)
+    report = verify(
+        looped, dtypes=("float64",), max_examples=5, seed=1, options=Options(autodiff="jax")
+    )
     by_id = {r.invariant: r for r in report.results}
     assert by_id["rows_sum_to_one"].status == "passed"
     assert by_id["central_differences"].status == "error"

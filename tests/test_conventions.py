@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from softmax_verify import verify
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.options import Options
 from softmax_verify.gradcheck import directional_check, full_jacobian_check
 from softmax_verify.run.profiles import PROFILES
 from softmax_verify.run.runner import run_invariant
@@ -45,7 +46,7 @@ def test_correct_code_in_each_style_passes_at_both_dtypes(style: styles.Style) -
         dtypes=("float64", "float32"),
         profile=active_profile(),
         domain=style.domain,
-        **style.options,
+        options=Options(**style.options),
     )
     assert report.passed, report.to_text()
     ran = {r.invariant for r in report.results if r.status == "passed"}
@@ -61,7 +62,7 @@ def test_wrong_code_in_each_style_fails_on_its_bug(style: styles.Style) -> None:
         invariants=style.fails,
         max_examples=60,
         domain=style.domain,
-        **style.options,
+        options=Options(**style.options),
     )
     statuses = {r.invariant: r.status for r in report.results}
     assert statuses == dict.fromkeys(style.fails, "failed"), report.to_text()
@@ -92,10 +93,9 @@ def test_elementwise_report_says_why_it_cannot_be_the_gradient() -> None:
     report = verify(
         styles.softmax_rows,
         styles.softmax_derivative,
-        grad="elementwise",
-        grad_at="y",
         invariants=["ones_upstream_gives_zero"],
         max_examples=20,
+        options=Options(grad="elementwise", grad_at="y"),
     )
     text = report.to_text()
     assert "grad elementwise at y" in text
@@ -145,7 +145,9 @@ def test_writing_into_x_through_a_layout_view_is_mutation() -> None:
         e = np.exp(z)
         return np.asarray(e / e.sum(axis=0, keepdims=True))
 
-    report = verify(forward_cols, axis=0, invariants=["input_not_mutated"], max_examples=30)
+    report = verify(
+        forward_cols, invariants=["input_not_mutated"], max_examples=30, options=Options(axis=0)
+    )
     assert report.failures[0].message == "forward(x) wrote to its input x"
 
 
@@ -177,7 +179,7 @@ def test_code_fitting_no_convention_is_one_type_and_value_error(
 
 def test_vjp_forced_on_a_one_array_function_says_which_option_fits() -> None:
     with pytest.raises(ConventionError, match="grad elementwise/jacobian"):
-        verify(styles.softmax_rows, styles.softmax_grad, grad="vjp")
+        verify(styles.softmax_rows, styles.softmax_grad, options=Options(grad="vjp"))
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import pytest
 from softmax_verify import Domain, verify
 from softmax_verify.bundled.reference import softmax
 from softmax_verify.cli import main
+from softmax_verify.core.options import Options
 from softmax_verify.testing import SoftmaxContract
 
 
@@ -71,7 +72,7 @@ def test_verify_rejects_a_bad_domain_and_model() -> None:
     with pytest.raises(TypeError, match="domain"):
         verify(_forward, domain=(1, 2))  # type: ignore[arg-type]  # the point
     with pytest.raises(ValueError, match="accumulate"):
-        verify(_forward, accumulate="float8")
+        verify(_forward, options=Options(accumulate="float8"))  # type: ignore[arg-type]  # the point
 
 
 @pytest.mark.parametrize(

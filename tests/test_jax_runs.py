@@ -13,6 +13,7 @@ import softmax_verify.strategies as sv_st
 from softmax_verify import verify
 from softmax_verify.bundled.reference import softmax
 from softmax_verify.cli import main
+from softmax_verify.core.options import Options
 from softmax_verify.run.plan import RunPlan
 from softmax_verify.target.autodiff import adapt, compiled_per_shape
 from softmax_verify.target.frameworks import adapter
@@ -40,12 +41,15 @@ def _numpy_softmax(x: Any) -> Any:
     ("spec", "expected"),
     [
         (TargetSpec("jax"), True),
-        (TargetSpec("tests/jax_targets.py:jitted", autodiff="jax"), True),
+        (TargetSpec("tests/jax_targets.py:jitted", options=Options(autodiff="jax")), True),
         (TargetSpec("reference"), False),
         (TargetSpec(None), False),
         (TargetSpec("torch"), False),
         (TargetSpec("scipy"), False),
-        (TargetSpec("tests/torch_targets.py:GoodSoftmax", autodiff="torch"), False),
+        (
+            TargetSpec("tests/torch_targets.py:GoodSoftmax", options=Options(autodiff="torch")),
+            False,
+        ),
     ],
     ids=repr,
 )
@@ -56,7 +60,7 @@ def test_the_command_line_knows_a_jax_target_from_its_words(
 
 
 def test_only_a_compiled_target_gets_recurring_lengths() -> None:
-    plan = RunPlan.build(dtypes=("float64",))
+    plan = RunPlan.build(Options(dtypes=("float64",)))
     assert plan.for_target(False) is plan
     assert not plan.domain.recurring_cols
     jax_plan = plan.for_target(True)
@@ -89,10 +93,10 @@ def test_verify_draws_palette_lengths_for_a_jax_target_and_says_so() -> None:
 
     report = verify(
         spy,
-        autodiff="jax",
         dtypes=("float64",),
         invariants=["rows_sum_to_one", "backward_matches_reference"],
         max_examples=60,
+        options=Options(autodiff="jax"),
     )
     assert report.passed, report.to_text()
     assert seen <= PALETTE, sorted(seen - PALETTE)
@@ -131,9 +135,9 @@ def test_a_remainder_bug_of_a_jax_kernel_is_caught_on_palette_lengths() -> None:
     """The D % 8 tail past a block is left out of the sum: caught, on a length as drawn."""
     report = verify(
         _jax().tail_left_out_of_the_sum,
-        autodiff="jax",
         dtypes=("float64",),
         invariants=["rows_sum_to_one"],
+        options=Options(autodiff="jax"),
     )
     (result,) = report.results
     assert result.status == "failed", result.message
@@ -144,7 +148,9 @@ def test_a_remainder_bug_of_a_jax_kernel_is_caught_on_palette_lengths() -> None:
 
 
 def test_a_correct_jax_kernel_passes_on_palette_lengths() -> None:
-    report = verify(_jax().good_vjp, autodiff="jax", dtypes=("float32",), max_examples=40)
+    report = verify(
+        _jax().good_vjp, dtypes=("float32",), max_examples=40, options=Options(autodiff="jax")
+    )
     assert report.passed, report.to_text()
 
 
@@ -181,10 +187,10 @@ def test_an_output_of_another_dtype_is_reported_not_an_error() -> None:
     (float32 values miss float64's bound too), rather than erroring on the program."""
     report = verify(
         _jax().float32_out,
-        autodiff="jax",
         dtypes=("float64",),
         invariants=["dtype_preserved", "rows_sum_to_one"],
         max_examples=10,
+        options=Options(autodiff="jax"),
     )
     for result in report.results:
         assert result.status == "failed", result.message

@@ -19,6 +19,7 @@ from conftest import require
 
 from softmax_verify import verify
 from softmax_verify.core.domain import Domain
+from softmax_verify.core.options import Options
 from softmax_verify.invariants import INVARIANTS
 from softmax_verify.target.local import LocalImplementation
 
@@ -157,8 +158,8 @@ def test_float16_sequential_passes_the_input_accumulation_model_on_short_rows() 
         dtypes=("float16",),
         profile="ci",
         invariants=VALUES,
-        accumulate="input",
         domain=Domain(cols=(1, 64)),
+        options=Options(accumulate="input"),
     )
     assert report.passed, report.to_text()
     assert "the input dtype" in report.to_text()

@@ -14,6 +14,7 @@ import pytest
 from conftest import cli
 from test_hostile import check
 
+from softmax_verify.core.options import Options
 from softmax_verify.core.result import Result
 from softmax_verify.isolation.lanes import lane_dtypes
 from softmax_verify.isolation.verifier import verify_isolated
@@ -55,7 +56,7 @@ def test_two_lanes_give_the_report_of_one(capsys: pytest.CaptureFixture[str], ta
 def test_progress_comes_in_report_order() -> None:
     seen: list[Result] = []
     invariants = ["rows_sum_to_one", "matches_reference", "row_independence"]
-    plan = RunPlan.build(invariants=invariants, max_examples=5, progress=seen.append)
+    plan = RunPlan.build(Options(invariants=invariants, max_examples=5), progress=seen.append)
     report = verify_isolated(None, None, plan, jobs=2)
     assert [(r.invariant, r.dtype) for r in seen] == [
         (inv, dtype) for inv in invariants for dtype in ("float32", "float64")

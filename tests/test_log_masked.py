@@ -12,6 +12,7 @@ from conftest import require
 from numpy.typing import NDArray
 
 from softmax_verify import verify
+from softmax_verify.core.options import Options
 from softmax_verify.invariants import SUMMARIES, invariants_for
 from softmax_verify.run.runner import run_invariant
 from softmax_verify.target.local import LocalImplementation
@@ -96,9 +97,9 @@ def test_correct_masked_log_softmax_passes(forward: Any, backward: Any, dtype: s
         backward,
         dtypes=(dtype,),
         kind="log_softmax",
-        masked=True,
         seed=3,
         invariants=MASKED_IDS,
+        options=Options(masked=True),
     )
     assert report.passed, report.to_text()
     assert len(report.results) == 3
@@ -112,7 +113,12 @@ def test_torch_log_softmax_passes_the_masked_checks() -> None:
         return out
 
     report = verify(
-        forward, log_backward, kind="log_softmax", masked=True, seed=4, invariants=MASKED_IDS
+        forward,
+        log_backward,
+        kind="log_softmax",
+        seed=4,
+        invariants=MASKED_IDS,
+        options=Options(masked=True),
     )
     assert report.passed, report.to_text()
 

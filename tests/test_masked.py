@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 import softmax_verify.strategies as sv_st
 from softmax_verify import verify
+from softmax_verify.core.options import Options
 from softmax_verify.invariants import invariants_for
 from softmax_verify.run.runner import run_invariant
 from softmax_verify.target.local import LocalImplementation
@@ -77,7 +78,12 @@ def test_masked_logits_draw_masked_entries_and_finite_others(x: A) -> None:
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_correct_masked_softmax_passes(forward: Any, dtype: str) -> None:
     report = verify(
-        forward, masked_backward, dtypes=(dtype,), masked=True, seed=3, invariants=MASKED_IDS
+        forward,
+        masked_backward,
+        dtypes=(dtype,),
+        seed=3,
+        invariants=MASKED_IDS,
+        options=Options(masked=True),
     )
     assert report.passed, report.to_text()
 
@@ -111,7 +117,7 @@ def test_one_entry_nan_shrinks_to_a_row_with_one_unmasked_entry() -> None:
 
 def test_masked_is_validated() -> None:
     with pytest.raises(TypeError, match="masked must be a bool"):
-        verify(masked_softmax, masked="yes")  # type: ignore[arg-type]  # the bad type is the test
+        verify(masked_softmax, options=Options(masked="yes"))  # type: ignore[arg-type]  # the bad type is the test
 
 
 def test_cli_masked_runs_the_masked_checks_in_the_child(

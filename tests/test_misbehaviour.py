@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from softmax_verify import Report, Result, softmax, softmax_backward, verify
 from softmax_verify.core.errors import ImplementationError
 from softmax_verify.core.implementation import BackwardCall
+from softmax_verify.core.options import Options
 from softmax_verify.target.local import LocalImplementation
 
 Array = NDArray[Any]
@@ -54,7 +55,9 @@ def run(
     invariants: Sequence[str] = FORWARD_SET + BACKWARD_SET,
     **kwargs: Any,
 ) -> dict[str, Result]:
-    report = verify(forward, backward, invariants=invariants, max_examples=10, **kwargs)
+    report = verify(
+        forward, backward, invariants=invariants, max_examples=10, options=Options(**kwargs)
+    )
     results = {r.invariant: r for r in report.results}
     assert list(results) == list(invariants)  # every selected invariant ran and has a result
     return results
@@ -349,7 +352,7 @@ def test_hang_off_the_main_thread_falls_back_to_a_worker_thread() -> None:
                 waiting_forward,
                 invariants=["rows_sum_to_one", "dtype_preserved"],
                 max_examples=5,
-                timeout=0.5,
+                options=Options(timeout=0.5),
             )
         )
     )
@@ -373,8 +376,8 @@ def test_worker_thread_reports_exceptions_with_location() -> None:
                 raising_forward,
                 invariants=["rows_sum_to_one"],
                 max_examples=5,
-                timeout=5,
                 dtypes=["float64"],
+                options=Options(timeout=5),
             )
         )
     )

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from softmax_verify.core.domain import Domain
+from softmax_verify.core.options import Options
 from softmax_verify.isolation.verifier import verify_isolated
 from softmax_verify.run.plan import RunPlan
 
@@ -38,11 +39,11 @@ def test_build_rejects_each_bad_option_by_name(
     kwargs: dict[str, Any], error: type[Exception], name: str
 ) -> None:
     with pytest.raises(error, match=name):
-        RunPlan.build(**kwargs)
+        RunPlan.build(Options(**kwargs))
 
 
 def test_pairs_are_invariant_major_and_the_defaults_are_verifys() -> None:
-    plan = RunPlan.build(invariants=["rows_sum_to_one", "input_not_mutated"])
+    plan = RunPlan.build(Options(invariants=["rows_sum_to_one", "input_not_mutated"]))
     assert [(inv.id, dt.name) for inv, dt in plan.pairs] == [
         ("rows_sum_to_one", "float32"),
         ("rows_sum_to_one", "float64"),
@@ -54,14 +55,14 @@ def test_pairs_are_invariant_major_and_the_defaults_are_verifys() -> None:
 
 def test_accumulation_is_stated_only_when_a_half_dtype_is_checked() -> None:
     assert RunPlan.build().accumulation_note == ""
-    half = RunPlan.build(dtypes=("float16",), accumulate="input")
+    half = RunPlan.build(Options(dtypes=("float16",), accumulate="input"))
     assert "input dtype" in half.accumulation_note
 
 
 def test_a_random_profile_draws_one_seed_that_the_report_carries() -> None:
-    plan = RunPlan.build(profile="dev", invariants=["rows_sum_to_one"], max_examples=3)
+    plan = RunPlan.build(Options(profile="dev", invariants=["rows_sum_to_one"], max_examples=3))
     assert isinstance(plan.seed, int)
-    assert RunPlan.build(profile="dev", seed=7).seed == 7
+    assert RunPlan.build(Options(profile="dev", seed=7)).seed == 7
     report = verify_isolated(None, None, plan, isolate=False)
     assert report.seed == plan.seed
     assert [(r.invariant, r.dtype, r.examples) for r in report.results] == [
@@ -74,9 +75,11 @@ def test_a_random_profile_draws_one_seed_that_the_report_carries() -> None:
 def test_progress_sees_each_result_of_the_isolated_run_in_order() -> None:
     seen: list[str] = []
     plan = RunPlan.build(
-        dtypes=(np.float64,),
-        invariants=["rows_sum_to_one", "finite_for_finite_input"],
-        max_examples=2,
+        Options(
+            dtypes=(np.float64,),
+            invariants=["rows_sum_to_one", "finite_for_finite_input"],
+            max_examples=2,
+        ),
         progress=lambda result: seen.append(result.invariant),
     )
     report = verify_isolated(None, None, plan)
@@ -91,5 +94,7 @@ def test_progress_sees_each_result_of_the_isolated_run_in_order() -> None:
 
 
 def test_an_invariant_named_twice_is_checked_once() -> None:
-    plan = RunPlan.build(invariants=["rows_sum_to_one", "matches_reference", "rows_sum_to_one"])
+    plan = RunPlan.build(
+        Options(invariants=["rows_sum_to_one", "matches_reference", "rows_sum_to_one"])
+    )
     assert [inv.id for inv in plan.invariants] == ["rows_sum_to_one", "matches_reference"]

@@ -18,6 +18,7 @@ import pytest
 
 from softmax_verify.core.errors import ImplementationError
 from softmax_verify.core.implementation import lookup
+from softmax_verify.core.options import Options
 from softmax_verify.isolation.remote import RemoteCache, RemoteImplementation
 from softmax_verify.isolation.wire import WireError, decode_array, encode_array, loads_untrusted
 from softmax_verify.run.runner import run_invariant
@@ -162,7 +163,7 @@ def test_forward_each_gives_every_call_its_own_time_limit(tmp_path: Path) -> Non
     # Nine calls of 0.5 s under a 1 s limit: 4.5 s in all, past one call's limit plus the
     # grace (4 s), and each call well inside its own.
     body = "    time.sleep(0.5)\n    return np.full_like(x, 1.0 / x.shape[1])\n"
-    impl = RemoteImplementation(TargetSpec(_target(tmp_path, body), None, timeout=1.0))
+    impl = RemoteImplementation(TargetSpec(_target(tmp_path, body), None, Options(timeout=1.0)))
     impl.load()
     try:
         assert len(impl.forward_each([np.zeros((1, 4))] * 9)) == 9

@@ -18,6 +18,7 @@ from softmax_verify import verify
 from softmax_verify.bundled.reference import softmax, softmax_backward
 from softmax_verify.core.errors import ImplementationError, InvariantViolation, NotApplicable
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.options import Options
 from softmax_verify.core.result import Result
 from softmax_verify.invariants import INVARIANTS, Case, Invariant, _cases, get_invariant
 from softmax_verify.run.plan import RunPlan
@@ -40,7 +41,7 @@ def _fake(name: str, check: Any) -> Invariant:
 
 
 def _run(*invariants: Invariant, **options: Any) -> list[Result]:
-    plan = RunPlan.build(dtypes=("float64",), **options)
+    plan = RunPlan.build(Options(dtypes=("float64",), **options))
     mine = dataclasses.replace(plan, invariants=invariants)
     results, _ = run_pairs(LocalImplementation(softmax), mine, diagnose_failures=False)
     return results

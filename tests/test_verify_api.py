@@ -32,6 +32,7 @@ from softmax_verify import (
     staged_forward,
     verify,
 )
+from softmax_verify.core.options import Options
 
 Array = NDArray[Any]
 Forward = Callable[[Array], Any]
@@ -415,7 +416,7 @@ def test_verify_rejects_bad_arguments(
     kwargs: dict[str, Any], error: type[Exception], name: str
 ) -> None:
     with pytest.raises(error, match=name):
-        verify(rows_softmax, rows_vjp, **kwargs)
+        verify(rows_softmax, rows_vjp, options=Options(**kwargs))
 
 
 def test_verify_rejects_non_callables() -> None:

@@ -173,11 +173,13 @@ class RemoteImplementation(Implementation):
 
     def __init__(self, spec: TargetSpec) -> None:  # no super().__init__: nothing local to wrap
         self.spec = spec
-        self.timeout = spec.timeout
+        self.timeout = spec.options.timeout
         self.name = spec.target or "reference"
         self._has_backward = False
         #: How the child read the target (``conventions.Reading``), once it has loaded it.
         self.reading: Reading | None = None
+        #: The options the child says it was given (plain data, as it echoed them).
+        self.child_options: dict[str, Any] = {}
         self._child: ChildProcess | None = None
         self._generation = 0
         self._released: list[tuple[int, int]] = []
@@ -203,7 +205,7 @@ class RemoteImplementation(Implementation):
         except WireError as exc:
             self.close()
             raise LoadFailed(f"corrupted the verifier's channel ({exc})", None) from None
-        if not isinstance(reply, tuple) or len(reply) not in (2, 3, 4):
+        if not isinstance(reply, tuple) or len(reply) not in (2, 3, 5):
             self.close()
             raise LoadFailed("sent an unexpected reply while loading", None)
         if reply[0] == "target_error":
@@ -216,7 +218,8 @@ class RemoteImplementation(Implementation):
             if reply[0] != "loaded":
                 raise TypeError(reply[0])
             self.reading = Reading.from_dict(reply[3])
-        except (TypeError, KeyError, IndexError):
+            self.child_options = dict(reply[4])
+        except (TypeError, KeyError, IndexError, ValueError):
             self.close()
             raise LoadFailed("sent an unexpected reply while loading", None) from None
         self._has_backward = reply[1] is True

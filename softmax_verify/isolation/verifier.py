@@ -39,7 +39,7 @@ from softmax_verify.isolation.remote import LoadFailed, RemoteImplementation, cr
 from softmax_verify.run.plan import RunPlan, unchecked
 from softmax_verify.run.report import Report
 from softmax_verify.run.runner import run_pairs
-from softmax_verify.target.conventions import Reading, ReadOptions
+from softmax_verify.target.conventions import Reading
 from softmax_verify.target.load import TargetSpec, load_implementation
 
 __all__ = ["Outcome", "crash_location", "diagnosis_in_child", "in_child", "verify_isolated"]
@@ -106,25 +106,21 @@ def verify_isolated(
     backward: str | None,
     plan: RunPlan,
     *,
-    timeout: float | None = 10.0,
     isolate: bool = True,
-    read_options: ReadOptions | None = None,
-    autodiff: str | None = None,
-    device: str = "cpu",
     jobs: int | None = None,
 ) -> Report:
-    """``verify`` for a TARGET given as strings (see ``targets.resolve``), the target in a
-    child process (``isolate=False``: in this one, as ``--no-isolate`` asks), run as
-    ``plan`` says. Raises ``TargetError`` when the target cannot be read.
+    """``verify`` for a TARGET given as strings (see ``target.load.resolve``), the target in
+    a child process (``isolate=False``: in this one, as ``--no-isolate`` asks), run as
+    ``plan`` says and read as its options say. Raises ``TargetError`` when the target
+    cannot be read.
 
     ``jobs``: how many lanes of dtypes are checked side by side, each in a verifier
-    process of its own (``_lanes``; None: one per core, up to the number of dtypes; only
+    process of its own (``lanes``; None: one per core, up to the number of dtypes; only
     when isolated)."""
-    spec = TargetSpec(
-        target, backward, timeout, read_options or ReadOptions(), autodiff=autodiff, device=device
-    )
+    spec = TargetSpec(target, backward, plan.options)
     name = target or "reference"
     plan = plan.for_target(spec.compiled_per_shape)
+    spec = TargetSpec(target, backward, plan.options)
     if not isolate:
         impl, reading = load_implementation(spec)
         results, found = run_pairs(impl, plan)
@@ -192,7 +188,7 @@ def diagnosis_in_child(
 def _in_lanes(spec: TargetSpec, plan: RunPlan, lanes: list[list[np.dtype[Any]]]) -> Outcome:
     """Every pair of ``plan``, each lane's dtypes in a process of its own; then the
     diagnosis of any failure (it needs every dtype's results), in a lane of its own."""
-    shares = [dataclasses.replace(plan, dtypes=tuple(dtypes), progress=None) for dtypes in lanes]
+    shares = [plan.with_dtypes(dtypes) for dtypes in lanes]
     pairs = [(inv.id, dtype.name) for inv, dtype in plan.pairs]
     results, reading, leftovers = run_lanes(spec, shares, pairs, plan.progress)
     outcome = Outcome(results, leftovers=leftovers, reading=reading)

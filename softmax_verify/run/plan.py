@@ -1,18 +1,17 @@
-"""One run's setup, validated once: which invariants at which dtypes, under which settings.
+"""One run's setup, planned once from its ``Options``: which invariants at which dtypes.
 
-``verify``, the command (through ``_isolation.verify_isolated``) and ``run_pairs`` all
-take a ``RunPlan``; ``RunPlan.build`` is the one place their options are checked, so
-each bad option gets the same ``TypeError``/``ValueError`` naming it wherever it is
-given. How the target is read and called (its convention, time limit, framework) is
-not part of the plan: that is the implementation's (``Implementation``,
-``targets.TargetSpec``).
+``verify``, the command (through ``isolation.verifier.verify_isolated``) and ``run_pairs``
+all take a ``RunPlan``. ``Options`` validated each option when it was built;
+``RunPlan.build`` adds what needs the engine: the invariant ids of the kind, the
+Hypothesis profile, and a seed drawn for a random profile. How the target is read and
+called comes from the same ``Options`` (``target.load.TargetSpec``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,76 +20,82 @@ from hypothesis import settings
 
 from softmax_verify.core.domain import Domain
 from softmax_verify.core.dtypes import is_half
-from softmax_verify.core.kinds import Kind, check_kind
+from softmax_verify.core.kinds import Kind
+from softmax_verify.core.options import Accumulation, Options
 from softmax_verify.core.result import Result
 from softmax_verify.core.validate import resolve_dtype
 from softmax_verify.diagnosis import Diagnosis
 from softmax_verify.invariants import Invariant, get_invariant, invariants_for
 from softmax_verify.run.report import Report
-from softmax_verify.run.settings import DEFAULT_DTYPES, registered_profile, verdict_settings
+from softmax_verify.run.settings import registered_profile, verdict_settings
 from softmax_verify.target.conventions import Reading
-from softmax_verify.tolerances import ACCUMULATIONS, describe_accumulation
+from softmax_verify.tolerances import describe_accumulation
 
 __all__ = ["RunPlan", "draw_seed", "interpretation", "run_settings", "unchecked"]
 
 
 @dataclass(frozen=True)
 class RunPlan:
-    """Every (invariant, dtype) pair of one run and what they run under.
+    """Every (invariant, dtype) pair of one run, and the ``Options`` it runs under.
 
-    ``seed`` is the one reported: drawn once (``draw_seed``) when the profile is random
-    and none was given, so the report can repeat the run.
+    ``seed`` is the one reported: the options' seed, or one drawn once (``draw_seed``)
+    when the profile is random and none was given, so the report can repeat the run.
     """
 
+    options: Options
     invariants: tuple[Invariant, ...]
     dtypes: tuple[np.dtype[Any], ...]
-    kind: Kind
-    profile: str
-    max_examples: int | None
     seed: int | None
-    domain: Domain
-    accumulate: str
     #: Called with each result as soon as it is known (the command's progress lines).
     progress: Callable[[Result], None] | None = field(default=None, compare=False)
 
     @classmethod
     def build(
-        cls,
-        *,
-        dtypes: Sequence[Any] = DEFAULT_DTYPES,
-        profile: str = "ci",
-        max_examples: int | None = None,
-        seed: int | None = None,
-        invariants: Iterable[str] | None = None,
-        domain: Domain | None = None,
-        accumulate: str = "float32",
-        kind: str = "softmax",
-        masked: bool = False,
-        progress: Callable[[Result], None] | None = None,
+        cls, options: Options | None = None, *, progress: Callable[[Result], None] | None = None
     ) -> RunPlan:
-        """The plan for these options (``verify``'s, which documents them), each validated."""
-        resolved = _check_dtypes(dtypes)
-        _check_count(max_examples, "max_examples", "a positive int", minimum=1)
-        _check_count(seed, "seed", "a non-negative int", minimum=0)
-        checked_kind = check_kind(kind)
-        if not isinstance(masked, bool):
-            raise TypeError(f"masked must be a bool, got {masked!r}")
-        if invariants is None:
-            selected = invariants_for(checked_kind, masked=masked)
-        else:  # an id named twice is checked once: a second run would only repeat the first
-            named = (get_invariant(i, checked_kind) for i in invariants)
-            selected = tuple({inv.id: inv for inv in named}.values())
-        run_settings(profile, max_examples, seed)  # validates the profile
+        """The plan of ``options`` (default: ``Options()``); ValueError for an invariant id
+        the kind does not have, or a profile Hypothesis does not know."""
+        options = Options() if options is None else options
+        if not isinstance(options, Options):
+            raise TypeError(f"options must be a softmax_verify.Options, got {options!r}")
+        if options.invariants is None:
+            selected = invariants_for(options.kind, masked=options.masked)
+        else:
+            selected = tuple(get_invariant(i, options.kind) for i in options.invariants)
+        run_settings(options.profile, options.max_examples, options.seed)  # the profile exists
         return cls(
+            options=options,
             invariants=selected,
-            dtypes=resolved,
-            kind=checked_kind,
-            profile=profile,
-            max_examples=max_examples,
-            seed=draw_seed(profile, seed),
-            domain=_check_options(domain, accumulate),
-            accumulate=accumulate,
+            dtypes=tuple(resolve_dtype(d, "dtypes") for d in options.dtypes),
+            seed=draw_seed(options.profile, options.seed),
             progress=progress,
+        )
+
+    @property
+    def kind(self) -> Kind:
+        return self.options.kind
+
+    @property
+    def profile(self) -> str:
+        return self.options.profile
+
+    @property
+    def max_examples(self) -> int | None:
+        return self.options.max_examples
+
+    @property
+    def domain(self) -> Domain:
+        return self.options.domain
+
+    @property
+    def accumulate(self) -> Accumulation:
+        return self.options.accumulate
+
+    def with_dtypes(self, dtypes: Sequence[np.dtype[Any]]) -> RunPlan:
+        """This plan for ``dtypes`` alone (a lane's share), without progress reports."""
+        names = tuple(dt.name for dt in dtypes)
+        return dataclasses.replace(
+            self, options=self.options.replace(dtypes=names), dtypes=tuple(dtypes), progress=None
         )
 
     def for_target(self, compiled_per_shape: bool) -> RunPlan:
@@ -98,7 +103,9 @@ class RunPlan:
         ``compiled_per_shape``: its row lengths then recur (``Domain.recurring``)."""
         if not compiled_per_shape:
             return self
-        return dataclasses.replace(self, domain=self.domain.recurring())
+        return dataclasses.replace(
+            self, options=self.options.replace(domain=self.domain.recurring())
+        )
 
     @property
     def pairs(self) -> list[tuple[Invariant, np.dtype[Any]]]:
@@ -144,25 +151,6 @@ def interpretation(kind: str, how: object) -> str:
     return "; ".join(parts)
 
 
-def _check_dtypes(dtypes: object) -> tuple[np.dtype[Any], ...]:
-    if isinstance(dtypes, str):
-        raise TypeError(f"dtypes must be a sequence of dtype names, got the string {dtypes!r}")
-    if not isinstance(dtypes, Iterable):
-        raise TypeError(f"dtypes must be a sequence of dtype names, got {dtypes!r}")
-    resolved = tuple(resolve_dtype(d, "dtypes") for d in dtypes)
-    if not resolved:
-        raise ValueError("dtypes must name at least one dtype, got an empty sequence")
-    return resolved
-
-
-def _check_count(value: object, name: str, expected: str, *, minimum: int) -> None:
-    """None, or an int (not a bool) of at least ``minimum``."""
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, int) or value < minimum
-    ):
-        raise ValueError(f"{name} must be {expected} or None, got {value!r}")
-
-
 def run_settings(profile: str, max_examples: int | None, seed: int | None) -> settings:
     """The settings of a run under the registered ``profile``: its example count unless
     ``max_examples`` is given, derandomized only when the profile is and no seed is."""
@@ -180,19 +168,6 @@ def draw_seed(profile: str, seed: int | None) -> int | None:
     if seed is None and not registered_profile(profile).derandomize:
         return random.SystemRandom().randrange(2**32)
     return seed
-
-
-def _check_options(domain: object, accumulate: object) -> Domain:
-    """``domain`` (None: every shape) and ``accumulate`` validated; the domain to use."""
-    if accumulate not in ACCUMULATIONS:
-        raise ValueError(
-            f"accumulate must be one of {', '.join(ACCUMULATIONS)}; got {accumulate!r}"
-        )
-    if domain is None:
-        return Domain()
-    if not isinstance(domain, Domain):
-        raise TypeError(f"domain must be a softmax_verify.Domain or None, got {domain!r}")
-    return domain
 
 
 def unchecked(

@@ -33,17 +33,18 @@ from softmax_verify.core.errors import (
 )
 from softmax_verify.core.implementation import Implementation
 from softmax_verify.core.messages import describe_exception
+from softmax_verify.core.options import Options
 from softmax_verify.core.result import Result, Status
 from softmax_verify.core.validate import resolve_dtype
 from softmax_verify.diagnosis import Diagnosis, diagnose
 from softmax_verify.invariants import Case, Invariant, get_invariant
 from softmax_verify.run.plan import RunPlan, run_settings
 from softmax_verify.run.report import Report
-from softmax_verify.run.settings import DEFAULT_DTYPES, verdict_settings
+from softmax_verify.run.settings import verdict_settings
 from softmax_verify.run.sharing import Members, shared_groups
 from softmax_verify.run.storage import private_hypothesis_storage
 from softmax_verify.target.autodiff import AutodiffForward, adapt, compiled_per_shape
-from softmax_verify.target.conventions import Reading, ReadOptions, implementation_from
+from softmax_verify.target.conventions import Reading, implementation_from
 from softmax_verify.target.load import with_autodiff_note
 from softmax_verify.tolerances import accumulation
 
@@ -267,90 +268,88 @@ def _nondeterministic(exc: Flaky, state: _State) -> str:
     )
 
 
+class _FromOptions:
+    """The default of ``verify``'s common keywords: the value ``options`` holds."""
+
+    def __repr__(self) -> str:
+        return "<from options>"
+
+
+_FROM_OPTIONS: Any = _FromOptions()
+
+
 def verify(
     forward: Any,
     backward: Callable[..., Any] | None = None,
     *,
-    dtypes: Sequence[str] = DEFAULT_DTYPES,
-    profile: str = "ci",
-    max_examples: int | None = None,
-    seed: int | None = None,
-    timeout: float | None = 10.0,
-    invariants: Iterable[str] | None = None,
+    dtypes: Sequence[Any] = _FROM_OPTIONS,
+    kind: str = _FROM_OPTIONS,
+    profile: str = _FROM_OPTIONS,
+    max_examples: int | None = _FROM_OPTIONS,
+    seed: int | None = _FROM_OPTIONS,
+    invariants: Iterable[str] | None = _FROM_OPTIONS,
+    domain: Domain | None = _FROM_OPTIONS,
+    options: Options | None = None,
     target: str | None = None,
     progress: Callable[[Result], None] | None = None,
-    domain: Domain | None = None,
-    accumulate: str = "float32",
-    grad: str | None = None,
-    grad_at: str | None = None,
-    rowwise: bool = False,
-    axis: int = -1,
-    rank: int = 2,
-    kind: str = "softmax",
-    masked: bool = False,
-    autodiff: str | None = None,
-    device: str = "cpu",
 ) -> Report:
     """Check ``forward`` (and ``backward``) against every invariant, at each dtype.
 
     ``forward``: a function, a layer class (a fresh instance per call) or a layer instance (a
-    deep copy per call); ``grad``, ``grad_at``, ``rowwise``, ``axis`` and ``rank`` say how to
-    read it, as the command's options do (``conventions.ReadOptions``); code that fits no
-    convention raises ``ConventionError`` (a TypeError and a ValueError) saying what was tried.
-    ``autodiff`` (``"torch"``/``"jax"``, or detected) reads ``forward`` as written with that
-    framework's ops, its backward from the framework's autodiff (torch on ``device``).
+    deep copy per call), read as ``options`` say (``Options``: the reading options of
+    docs/conventions.md, ``autodiff`` for code written with torch or jax ops, the
+    half-precision ``accumulate`` model, ``masked``, the ``timeout`` of each call); code that
+    fits no convention raises ``ConventionError`` (a TypeError and a ValueError) saying what
+    was tried.
 
-    ``dtypes``: float32 and float64 by default; float16 and bfloat16 (ml_dtypes) are judged
-    under ``accumulate``: ``"float32"`` (float32 or wider accumulation, rounded once, as
-    production kernels do) or ``"input"`` (in the half dtype). ``profile``: a registered
-    Hypothesis profile; ``max_examples`` overrides its count; ``seed`` makes a random profile
-    reproducible. Each call is limited to ``timeout`` seconds. ``domain`` restricts the shapes
-    (a jax target's row lengths come from a palette: ``Domain.recurring_cols``); ``kind``
-    (``"softmax"``/``"log_softmax"``) picks the invariants; ``masked=True`` adds masked rows.
+    The common options are keywords too, and override ``options``: ``dtypes`` (float32 and
+    float64 by default), ``kind`` (``"softmax"``, ``"log_softmax"``), ``profile`` (a
+    registered Hypothesis profile; ``"ci"`` by default), ``max_examples`` (overrides its
+    count), ``seed`` (makes a random profile reproducible), ``invariants`` (ids; all of the
+    kind's by default) and ``domain`` (the shapes the code supports). ``target`` names it in
+    the report; ``progress`` sees each result as soon as it is known.
     """
-    plan = RunPlan.build(
-        dtypes=dtypes,
-        profile=profile,
-        max_examples=max_examples,
-        seed=seed,
-        invariants=invariants,
-        domain=domain,
-        accumulate=accumulate,
-        kind=kind,
-        masked=masked,
-        progress=progress,
+    given = {
+        "dtypes": dtypes,
+        "kind": kind,
+        "profile": profile,
+        "max_examples": max_examples,
+        "seed": seed,
+        "invariants": invariants,
+        "domain": Domain() if domain is None else domain,  # None: every shape, as in Options
+    }
+    if options is not None and not isinstance(options, Options):
+        raise TypeError(f"options must be a softmax_verify.Options or None, got {options!r}")
+    chosen = (options or Options()).replace(
+        **{k: v for k, v in given.items() if v is not _FROM_OPTIONS}
     )
-    options = ReadOptions(grad=grad, grad_at=grad_at, rowwise=rowwise, axis=axis, rank=rank)
-    impl, reading, backward_name, per_shape = _read_target(
-        forward, backward, options, autodiff=autodiff, device=device, timeout=timeout, name=target
-    )
+    plan = RunPlan.build(chosen, progress=progress)
+    impl, reading, backward_name, per_shape = _read_target(forward, backward, chosen, name=target)
     plan = plan.for_target(per_shape)  # a jax target: recurring row lengths
     results, found = run_pairs(impl, plan)
     return plan.report(target or impl.name, backward_name, results, found, reading=reading)
 
 
 def _read_target(
-    forward: Any,
-    backward: Callable[..., Any] | None,
-    options: ReadOptions,
-    *,
-    autodiff: str | None,
-    device: str,
-    timeout: float | None,
-    name: str | None,
+    forward: Any, backward: Callable[..., Any] | None, options: Options, *, name: str | None
 ) -> tuple[Implementation, Reading, str | None, bool]:
     """The implementation of ``forward``/``backward`` read as ``options`` say (through the
-    framework's autodiff where ``autodiff`` names or detects one), how it was read, the
-    name of the user's own backward (None when there is none, or autodiff supplies it), and
-    whether it is compiled once per shape (``autodiff.compiled_per_shape``: a jax target)."""
+    framework's autodiff where ``options.autodiff`` names or detects one), how it was read,
+    the name of the user's own backward (None when there is none, or autodiff supplies it),
+    and whether it is compiled once per shape (``autodiff.compiled_per_shape``: a jax
+    target)."""
     adapted = (
-        None if isinstance(forward, AutodiffForward) else adapt(forward, autodiff, device=device)
+        None
+        if isinstance(forward, AutodiffForward)
+        else adapt(forward, options.autodiff, device=options.device)
     )
     if adapted is not None:
         if backward is not None:
             raise ValueError("backward must be None for an autodiff target: autodiff supplies it")
         forward, backward = adapted.forward, adapted.backward
-    impl, reading = implementation_from(forward, backward, options, timeout=timeout, name=name)
+    impl, reading = implementation_from(
+        forward, backward, options.read, timeout=options.timeout, name=name
+    )
     own = backward is not None and adapted is None  # autodiff's backward is not the user's
     backward_name = str(getattr(backward, "__qualname__", backward)) if own else None
     return impl, with_autodiff_note(reading, forward), backward_name, compiled_per_shape(forward)

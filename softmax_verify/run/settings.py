@@ -1,8 +1,8 @@
-"""What every verdict shares: the default dtypes and the Hypothesis settings it runs under.
+"""What every verdict shares: the Hypothesis settings it runs under.
 
-The command line, ``verify`` and the pytest contract check the same dtypes by
-default and shrink a failure the same way, so that one bug gets one minimal
-counterexample wherever it is found.
+The command line, ``verify`` and the pytest contract shrink a failure the same way, so
+that one bug gets one minimal counterexample wherever it is found (their default
+dtypes are ``core.options.DEFAULT_DTYPES``).
 """
 
 from __future__ import annotations
@@ -12,11 +12,7 @@ from hypothesis.errors import InvalidArgument
 
 from softmax_verify.run.profiles import PROFILES
 
-__all__ = ["DEFAULT_DTYPES", "registered_profile", "verdict_settings"]
-
-#: The dtypes checked when none are named: a softmax is often right in float64 and
-#: wrong in float32 (overflow at logits above about 88, a float64 accumulator dropped).
-DEFAULT_DTYPES: tuple[str, ...] = ("float32", "float64")
+__all__ = ["registered_profile", "verdict_settings"]
 
 
 def registered_profile(profile: str) -> settings:

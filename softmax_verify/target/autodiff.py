@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_verify.core.messages import describe_exception
+from softmax_verify.core.options import AUTODIFF
 from softmax_verify.target.frameworks import MissingFramework
 from softmax_verify.target.jax_buckets import BucketedJit
 
@@ -47,9 +48,6 @@ __all__ = [
     "compiled_per_shape",
     "detect",
 ]
-
-#: The frameworks whose autodiff can supply the backward.
-AUTODIFF: tuple[str, ...] = ("torch", "jax")
 
 
 class AutodiffError(ValueError):

@@ -28,11 +28,11 @@ from typing import Any
 from softmax_verify.bundled.reference import softmax, softmax_backward
 from softmax_verify.core.implementation import Implementation
 from softmax_verify.core.messages import describe_exception
+from softmax_verify.core.options import Options
 from softmax_verify.target.autodiff import AutodiffError, AutodiffForward, adapt
 from softmax_verify.target.conventions import (
     ConventionError,
     Reading,
-    ReadOptions,
     implementation_from,
     is_layer,
 )
@@ -169,23 +169,19 @@ def resolve_target(
 
 @dataclass(frozen=True)
 class TargetSpec:
-    """A target as the command line names it, and how to read it: plain values, so it
-    crosses to a child process."""
+    """A target as the command line names it, and the run's options (how to read and call
+    it among them): plain values, so it crosses to a child process."""
 
     target: str | None
     backward: str | None = None
-    timeout: float | None = 10.0
-    options: ReadOptions = field(default_factory=ReadOptions)
-    #: A target written with a framework's ops: "torch" or "jax" (softmax_verify.target.autodiff).
-    autodiff: str | None = None
-    device: str = "cpu"
+    options: Options = field(default_factory=Options)
 
     @property
     def compiled_per_shape(self) -> bool:
         """Whether the target is compiled once per shape: the built-in ``jax`` or
         ``--autodiff jax``, as the command line says (its verifier never loads the
         target, so a jax target detected in the child is not known here)."""
-        return self.target == "jax" or self.autodiff == "jax"
+        return self.target == "jax" or self.options.autodiff == "jax"
 
 
 def load_implementation(spec: TargetSpec) -> tuple[Implementation, Reading]:
@@ -193,8 +189,9 @@ def load_implementation(spec: TargetSpec) -> tuple[Implementation, Reading]:
     one place a target is read. Imports the user's code, so the command line calls it only
     in its child. Raises ``TargetError`` for anything the user must fix: a target that
     cannot be loaded, or one that fits no convention."""
+    options = spec.options
     forward, found_backward = resolve_target(
-        spec.target, autodiff=spec.autodiff, device=spec.device
+        spec.target, autodiff=options.autodiff, device=options.device
     )
     if spec.backward:
         if isinstance(forward, AutodiffForward):
@@ -204,8 +201,8 @@ def load_implementation(spec: TargetSpec) -> tuple[Implementation, Reading]:
         impl, reading = implementation_from(
             forward,
             found_backward,
-            spec.options,
-            timeout=spec.timeout,
+            options.read,
+            timeout=options.timeout,
             name=spec.target or "reference",
         )
     except ConventionError as exc:

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from softmax_verify.core.dtypes import finfo, is_half
+from softmax_verify.core.options import ACCUMULATIONS
 from softmax_verify.core.validate import resolve_dtype
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
 Float64Array = NDArray[np.float64]
 
 #: The accumulation models for half-precision inputs (see the package docstring).
-ACCUMULATIONS: tuple[str, ...] = ("float32", "input")
 _ACCUMULATION: ContextVar[str] = ContextVar("softmax_verify_accumulation", default="float32")
 
 #: A relative bound standing for "no bound": where the model's bound reaches 1/2 or more,

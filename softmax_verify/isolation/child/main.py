@@ -6,7 +6,8 @@ handlers, the working directory) and its caches. The verifier (``_remote``) send
 request at a time and reads one reply:
 
 - ``("load", release, TargetSpec, sys_path)`` ->
-  ``("loaded", has_backward, name, reading)``, or
+  ``("loaded", has_backward, name, reading, options)`` (the options as the child read
+  them, as plain data), or
   ``("target_error", message)`` for a target that cannot be read (a usage error), or
   ``("exited", status, location)`` for a ``sys.exit`` while the module was imported;
 - ``("forward", release, x, want_x)`` -> ``("ok", y, handle, x_after | None)``;

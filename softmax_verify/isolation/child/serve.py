@@ -3,6 +3,7 @@ Implementation the target names, with their results as builtins and encoded arra
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -59,7 +60,15 @@ class Server:
             if isinstance(cause, SystemExit):
                 return ("exited", one_line(repr(cause.code)), _where(cause))
             return ("target_error", one_line(str(exc)))
-        return ("loaded", self.impl.has_backward, one_line(self.impl.name), reading.to_dict())
+        # The options as the child read them, echoed: the verifier can see they arrived.
+        echoed = dataclasses.asdict(spec.options)
+        return (
+            "loaded",
+            self.impl.has_backward,
+            one_line(self.impl.name),
+            reading.to_dict(),
+            echoed,
+        )
 
     def _loaded(self) -> Implementation:
         if self.impl is None:

@@ -14,8 +14,9 @@ axis, and the ``Reading`` that every report states. Conventions:
 - ``rowwise``: code for one 1-D row; ``axis``/``rank``: other layouts (``_layout``).
 """
 
+from softmax_verify.core.options import GRAD_AT, GRADS, ReadOptions
 from softmax_verify.target.conventions._adapt import implementation_from, is_layer, read
-from softmax_verify.target.conventions._options import GRAD_AT, GRADS, Reading, ReadOptions
+from softmax_verify.target.conventions._options import Reading
 from softmax_verify.target.conventions._signatures import ConventionError
 
 __all__ = [

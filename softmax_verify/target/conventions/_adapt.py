@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.options import ReadOptions
 from softmax_verify.target.conventions._code import (
     GRAD_NAMES,
     OUTPUT_NAMES,
@@ -24,7 +25,7 @@ from softmax_verify.target.conventions._code import (
     fresh,
 )
 from softmax_verify.target.conventions._layout import Layout
-from softmax_verify.target.conventions._options import Reading, ReadOptions
+from softmax_verify.target.conventions._options import Reading
 from softmax_verify.target.conventions._reader import Reader
 from softmax_verify.target.conventions._signatures import (
     ConventionError,

@@ -8,7 +8,7 @@ TARGET ?=
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PYTEST_WORKERS ?= auto
-# Tests marked slow install the package from scratch (tests/test_fresh_clone.py): CI runs
+# Tests marked slow install the package from scratch (tests/meta/test_fresh_clone.py): CI runs
 # them (CI=true); locally they are deselected unless SLOW=1.
 SLOW ?= $(filter true 1 yes,$(CI))
 PYTEST_SELECT := $(if $(SLOW),,-m "not slow")

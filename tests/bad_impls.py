@@ -1,6 +1,6 @@
 """Known-bad softmax implementations, each a mistake people really make.
 
-Every entry says which invariants it must fail; tests/test_invariants.py runs each
+Every entry says which invariants it must fail; tests/invariants/test_invariants.py runs each
 and also checks that every invariant is failed by at least one entry.
 All follow the conventions the verifier accepts: forward(x) -> y or (y, cache),
 backward(dout, cache) -> dx or {"dx": ...}.

@@ -1,7 +1,7 @@
 """Known-bad log_softmax implementations, each a mistake people really make.
 
 Every entry (a ``bad_impls.Bad`` with ``kind="log_softmax"``) says which invariants it
-must fail; tests/test_log_softmax.py runs each and checks that every log_softmax
+must fail; tests/invariants/test_log_softmax.py runs each and checks that every log_softmax
 invariant is failed by at least one entry.
 """
 

@@ -3,7 +3,7 @@
 Each takes a 2-D (N, D) array and returns y of x's dtype. The wrong ones make the
 mistakes real kernels make (a block count rounded down, a half-precision
 accumulator, intermediate results rounded to bfloat16); the right ones are what a
-careful kernel does. tests/test_kernels.py gives each its verdict.
+careful kernel does. tests/invariants/test_kernels.py gives each its verdict.
 """
 
 from __future__ import annotations

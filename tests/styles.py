@@ -1,5 +1,5 @@
 """Softmax code in the shapes people write it, correct and wrong, with the options that
-read it and the invariants each wrong one must fail (tests/test_conventions.py).
+read it and the invariants each wrong one must fail (tests/target/test_conventions.py).
 
 Written the way tutorials, from-scratch frameworks and blog posts write them: layer
 classes that return or store their results, elementwise derivatives, Jacobian

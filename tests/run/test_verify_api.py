@@ -39,7 +39,7 @@ Forward = Callable[[Array], Any]
 Backward = Callable[[Array, Any], Any]
 Core = Callable[[Array, Array], Array]  # (dout, y) -> dx
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BOTH = ("float64", "float32")
 FORWARD_IDS = tuple(inv.id for inv in INVARIANTS if not inv.needs_backward)
 BACKWARD_IDS = tuple(inv.id for inv in INVARIANTS if inv.needs_backward)

@@ -20,7 +20,7 @@ from softmax_verify.isolation.lanes import lane_dtypes
 from softmax_verify.isolation.verifier import verify_isolated
 from softmax_verify.run.plan import RunPlan
 
-BAD = str(Path(__file__).resolve().parent / "bad_impls.py")
+BAD = str(Path(__file__).resolve().parents[1] / "bad_impls.py")
 
 
 def test_lanes_deal_the_dtypes_in_turn() -> None:

@@ -18,7 +18,7 @@ from conftest import cli
 import softmax_verify
 from softmax_verify.invariants import INVARIANTS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BUGGY = ROOT / "examples" / "notebook_buggy.py"
 
 pytestmark = pytest.mark.usefixtures("in_repo_root")

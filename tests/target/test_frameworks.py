@@ -121,7 +121,7 @@ def test_missing_framework_is_a_cli_usage_error(
         monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     else:
         monkeypatch.setitem(sys.modules, "torch", None)
-    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
     assert main(["check", "torch", *([] if isolate else ["--no-isolate"])]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""

@@ -13,7 +13,7 @@ from conftest import require
 
 from softmax_verify.core.extras import EXTRA_OF, extra_of, install_hint
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: An extra in an install command: softmax-verify[torch] or .[dev,scipy] (a checkout).
 _NAMED = re.compile(r"(?:softmax-verify|\.)\[([a-z0-9_,-]+)\]")
 

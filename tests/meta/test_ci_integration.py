@@ -15,7 +15,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / "examples" / "github-workflow.yml"
 HOOKS = ROOT / ".pre-commit-hooks.yaml"
 EXAMPLES = ROOT / "examples" / "README.md"

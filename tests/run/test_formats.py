@@ -23,7 +23,7 @@ from softmax_verify.diagnosis import Diagnosis
 from softmax_verify.run.formats import to_github, to_junit
 from softmax_verify.run.report import Report, VerificationFailed, to_html
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BUGGY = "examples/notebook_buggy.py"
 
 MISMATCH = Mismatch("backward(c * ones)", 2, 2, 0.25, float("inf"), (0, 0), 0.25, 0.0, 1.5e-6)

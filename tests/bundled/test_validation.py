@@ -319,7 +319,7 @@ def _agree(a: FloatArray, b: FloatArray, x: FloatArray, dtype: np.dtype[Any]) ->
 def _log_agree(a: FloatArray, b: FloatArray, x: FloatArray, dtype: np.dtype[Any]) -> BoolArray:
     """Whether ``a`` and ``b`` may both be correct log-softmax outputs for logits ``x``.
 
-    tests/test_accuracy.py derives |z_hat_i - z_i| <= gamma_{D+10+ln D} (1 + t_i + l) with
+    tests/bundled/test_accuracy.py derives |z_hat_i - z_i| <= gamma_{D+10+ln D} (1 + t_i + l) with
     l <= ln D, so two correct results differ by at most twice that. Equal values (also
     -inf where x_i - m overflows) agree.
     """

@@ -11,7 +11,7 @@ import softmax_verify.invariants.readme as _docs
 from softmax_verify.core.kinds import KINDS
 from softmax_verify.invariants import ALL_IDS, NOTATION, REGISTRY, SUMMARIES, Invariant
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 REGENERATE = "python -m softmax_verify.invariants.readme README.md"
 

@@ -25,7 +25,7 @@ from softmax_verify.core.result import Result
 from softmax_verify.invariants import INVARIANT_IDS, INVARIANTS, NOTATION
 from softmax_verify.run.report import Report
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BUGGY = "examples/notebook_buggy.py"
 FIXED = "examples/notebook_fixed.py"
 NOTEBOOK_FAILS = ("ones_upstream_gives_zero", "central_differences", "jacobian_symmetry")

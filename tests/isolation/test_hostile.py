@@ -27,7 +27,7 @@ from test_cli import ROOT, check_schema, strict_json
 
 import softmax_verify.isolation.remote as _remote
 
-HOSTILE = Path(__file__).resolve().parent / "hostile"
+HOSTILE = Path(__file__).resolve().parents[1] / "hostile"
 MARK = "SOFTMAX_VERIFY_TEST_MARK"
 #: The hang guard of one run: far beyond what any of these runs needs.
 GUARD_SECONDS = 240.0

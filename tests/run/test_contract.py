@@ -25,7 +25,7 @@ from softmax_verify.testing import SoftmaxContract
 
 pytest_plugins = ["pytester"]
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TEST_NAMES = [f"test_{inv.id}" for inv in INVARIANTS]
 BACKWARD_TESTS = [f"test_{inv.id}" for inv in INVARIANTS if inv.needs_backward]
 NOTEBOOK_FAILS = ("ones_upstream_gives_zero", "central_differences", "jacobian_symmetry")
@@ -33,7 +33,7 @@ NOTEBOOK_FAILS = ("ones_upstream_gives_zero", "central_differences", "jacobian_s
 
 def _contract(forward: Any, backward: Any) -> type[SoftmaxContract]:
     # Defined inside a function so pytest does not collect it a second time: the reference
-    # and staged contracts themselves run in tests/test_invariants.py.
+    # and staged contracts themselves run in tests/invariants/test_invariants.py.
     class Contract(SoftmaxContract):
         pass
 

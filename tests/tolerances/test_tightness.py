@@ -23,7 +23,7 @@ Where a tight test is not possible, and why:
   it, so it is tested at a constant upstream (variance 0).
 - ``central_differences`` on rows longer than 64 (the directional check) has a bound
   made mostly of worst-case truncation and the forward's bound over the step; its
-  formula is tested in tests/test_gradcheck.py, not here.
+  formula is tested in tests/gradcheck/test_gradcheck.py, not here.
 - The exact invariants (``finite_for_finite_input``, ``dtype_preserved``,
   ``input_not_mutated``, ``masked_entries_exactly_zero``, ``fully_masked_rows``) have
   no tolerance to be tight about.

@@ -35,7 +35,7 @@ from softmax_verify.target.local import LocalImplementation
 from softmax_verify.testing import SoftmaxContract
 
 BOTH = ("float64", "float32")
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FORMULA_IDS = {
     "diagonal_only",
     "identity_backward",

@@ -24,7 +24,7 @@ from softmax_verify.isolation.wire import WireError, decode_array, encode_array,
 from softmax_verify.run.runner import run_invariant
 from softmax_verify.target.load import TargetSpec
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 EXAMPLES = TESTS.parent / "examples"
 
 

@@ -44,8 +44,9 @@ def map_blocks(func: Callable[[tuple[int, int]], T], blocks: list[tuple[int, int
     than the second thread gained. Results come back in block order. ``func`` must only
     write to rows of its own block, and must set any context-local numpy state it needs
     (``np.errstate``, ``np.setbufsize``) itself: a worker thread does not inherit the
-    caller's. Context variables (the tolerance model, ``tolerances.accumulation``) are
-    carried over: each run executes in its own copy of the caller's context.
+    caller's. Context variables are carried over: each run executes in its own copy of the
+    caller's context. (Nothing of the tolerances' is among them: the half-precision
+    accumulation model is an argument, passed to the code that runs here.)
     """
     count = min(threads(), len(blocks))
     if count <= 1:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_verify.core.options import Accumulation
 from softmax_verify.core.oracle import softmax
 from softmax_verify.diagnosis._match import Tally
 from softmax_verify.diagnosis._probes import Observation
@@ -50,6 +51,9 @@ __all__ = [
 ]
 
 F64 = NDArray[np.float64]
+#: The half-precision accumulation model of every tolerance here: the catalogue's probes are
+#: judged under the default model, whatever model the run's checks assumed.
+_MODEL: Accumulation = "float32"
 BACKWARD_FIX = "dx = y * (dout - (dout * y).sum(axis=-1, keepdims=True))"
 #: (value, absolute-value form) of a formula at x, y, g.
 Formula = Callable[[F64, F64, F64], tuple[F64, F64]]
@@ -67,7 +71,7 @@ def correct(x: F64, y: F64, g: F64) -> tuple[F64, F64]:
 
 def tolerance(abs_form: F64, x: NDArray[Any], g: F64, dtype: np.dtype[Any]) -> F64:
     """:math:`\\tau_F` of the module docstring (``tolerances.formula_bound``)."""
-    return formula_bound(abs_form, x, g, dtype)
+    return formula_bound(abs_form, x, g, dtype, accumulate=_MODEL)
 
 
 def _softmax_of(y: F64) -> F64:

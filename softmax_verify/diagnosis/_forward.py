@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_verify.core.options import Accumulation
 from softmax_verify.core.oracle import f64 as _f64
 from softmax_verify.core.oracle import softmax as _exact
 from softmax_verify.diagnosis._match import Tally, shortest
@@ -33,6 +34,9 @@ from softmax_verify.tolerances import (
 __all__ = ["FORWARD_FIX", "forward_findings"]
 
 F64 = NDArray[np.float64]
+#: The half-precision accumulation model of every tolerance here: the catalogue's probes are
+#: judged under the default model, whatever model the run's checks assumed.
+_MODEL: Accumulation = "float32"
 #: Where exp overflows: log of the dtype's max.
 LIMITS = ", ".join(
     f"{exp_limit(np.dtype(t)):.1f} in {np.dtype(t).name}" for t in (np.float64, np.float32)
@@ -58,7 +62,14 @@ def _tally(
         c = _exact(x)
         with np.errstate(all="ignore"):
             value, tol = formula(_f64(x))
-        tally.add(obs.probe.label, obs.y, value, tol, c, reference_forward_bound(x, c, dt))
+        tally.add(
+            obs.probe.label,
+            obs.y,
+            value,
+            tol,
+            c,
+            reference_forward_bound(x, c, dt, accumulate=_MODEL),
+        )
     return tally
 
 
@@ -67,9 +78,11 @@ def _grouped(x: F64, dtype: np.dtype[Any], axis: int | None) -> tuple[F64, F64]:
     if axis is None:
         flat = x.reshape(1, -1)
         f = _exact(flat)
-        return f.reshape(x.shape), reference_forward_bound(flat, f, dtype).reshape(x.shape)
+        return f.reshape(x.shape), reference_forward_bound(
+            flat, f, dtype, accumulate=_MODEL
+        ).reshape(x.shape)
     f = _exact(x.T)
-    return f.T, reference_forward_bound(x.T, f, dtype).T
+    return f.T, reference_forward_bound(x.T, f, dtype, accumulate=_MODEL).T
 
 
 def _naive(x: F64, dtype: np.dtype[Any]) -> tuple[F64, F64]:
@@ -78,7 +91,7 @@ def _naive(x: F64, dtype: np.dtype[Any]) -> tuple[F64, F64]:
         e = np.exp(x.astype(dtype))
         f = _f64(e / e.sum(axis=1, keepdims=True))
     c = _exact(x)
-    return f, reference_forward_bound(x, c, dtype)
+    return f, reference_forward_bound(x, c, dtype, accumulate=_MODEL)
 
 
 def _sensitivity(formula: Callable[[float], F64], p: float, delta: float) -> F64:
@@ -104,7 +117,7 @@ def _epsilon(observations: list[Observation]) -> tuple[float, float] | None:
         x = _f64(obs.probe.x)
         e = np.exp(x - x.max(axis=1, keepdims=True))
         s, total = e.sum(axis=1), y.sum(axis=1)
-        beta = row_sum_bound(x.shape[1], obs.probe.x.dtype)
+        beta = row_sum_bound(x.shape[1], obs.probe.x.dtype, accumulate=_MODEL)
         with np.errstate(all="ignore"):
             eps = s * (1 - total) / total
             err = s * beta / (total - beta) ** 2
@@ -128,7 +141,7 @@ def _temperature(observations: list[Observation]) -> tuple[float, float] | None:
     for obs, y in _usable(observations):
         x, dt = obs.probe.x, obs.probe.x.dtype
         with np.errstate(all="ignore"):
-            eps = log_output_error(x, y, dt)
+            eps = log_output_error(x, y, dt, accumulate=_MODEL)
             # Rows with an entry that underflowed (or is not finite) say too little about T.
             rows = (y > 0).all(axis=1) & (eps <= 0.01).all(axis=1)
             x64, y64 = _f64(x)[rows], y[rows]
@@ -150,7 +163,7 @@ def _clip_bounds(observations: list[Observation]) -> tuple[float | None, float |
     for obs, y in _usable(observations):
         x = obs.probe.x
         c = _exact(x)
-        tol = reference_forward_bound(x, c, x.dtype)
+        tol = reference_forward_bound(x, c, x.dtype, accumulate=_MODEL)
         with np.errstate(invalid="ignore"):
             raised += y[y - c > tol].tolist()
             lowered += y[c - y > tol].tolist()
@@ -225,7 +238,9 @@ def _epsilon_finding(moderate: list[Observation], dtype: np.dtype[Any]) -> Findi
             out: F64 = e / (s + p)
             return out
 
-        return f(value), reference_forward_bound(x, f(value), dtype) + _sensitivity(f, value, delta)
+        return f(value), reference_forward_bound(
+            x, f(value), dtype, accumulate=_MODEL
+        ) + _sensitivity(f, value, delta)
 
     return (
         "epsilon_in_denominator",
@@ -250,7 +265,9 @@ def _temperature_finding(moderate: list[Observation], dtype: np.dtype[Any]) -> F
 
         scaled = x / t
         spread = np.abs(scaled).max(axis=1, keepdims=True)
-        tol = reference_forward_bound(scaled, f(t), dtype) + f(t) * 2 * u * spread
+        tol = (
+            reference_forward_bound(scaled, f(t), dtype, accumulate=_MODEL) + f(t) * 2 * u * spread
+        )
         return f(t), tol + _sensitivity(f, t, delta)
 
     return (
@@ -273,7 +290,7 @@ def _clipped_finding(moderate: list[Observation], dtype: np.dtype[Any]) -> Findi
     def clipped(x: F64) -> tuple[F64, F64]:
         c = _exact(x)
         f: F64 = np.clip(c, -np.inf if lo is None else lo, np.inf if hi is None else hi)
-        return f, reference_forward_bound(x, np.maximum(c, f), dtype)
+        return f, reference_forward_bound(x, np.maximum(c, f), dtype, accumulate=_MODEL)
 
     return (
         "clipped_probabilities",
@@ -322,11 +339,11 @@ def _add_reduced(obs: Observation, y: F64, computed: Tally, cast: Tally) -> None
     f32 = np.dtype(np.float32)
     x = obs.probe.x
     c = _exact(x)
-    tol_c = reference_forward_bound(x, c, np.float64)
+    tol_c = reference_forward_bound(x, c, np.float64, accumulate=_MODEL)
     missed = bool(np.any(~(np.abs(y - c) <= tol_c)))
     with np.errstate(over="ignore"):
         as32 = _f64(y.astype(np.float32))
-    near = bool(np.all(np.abs(y - c) <= 2 * forward_error_bound(x, c, f32)))
+    near = bool(np.all(np.abs(y - c) <= 2 * forward_error_bound(x, c, f32, accumulate=_MODEL)))
     computed.add(
         obs.probe.label, y, as32 if near else c + np.inf, np.zeros_like(c), c, tol_c, differs=missed
     )
@@ -337,7 +354,7 @@ def _add_reduced(obs: Observation, y: F64, computed: Tally, cast: Tally) -> None
         obs.probe.label,
         y,
         f,
-        reference_forward_bound(x32, f, np.float64),
+        reference_forward_bound(x32, f, np.float64, accumulate=_MODEL),
         c,
         tol_c,
         differs=missed,

@@ -27,6 +27,7 @@ from softmax_verify.core.errors import (
     NotApplicable,
 )
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.options import Accumulation
 from softmax_verify.diagnosis._probes import SEED
 from softmax_verify.invariants import Case, Invariant, get_invariant
 
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["BLOCKS", "Hit", "merge", "region_findings"]
 
 MIN_FAILING = 2
+#: The half-precision accumulation model the checks are re-run under: the catalogue's probes
+#: are judged under the default model, whatever model the run's checks assumed.
+_MODEL: Accumulation = "float32"
 #: Block sizes a remainder bug is looked for at (the largest consistent one is named).
 BLOCKS = (2, 4, 8, 16, 32)
 #: Logit magnitudes of the large-logit ladder (below the dtype's max / 2, which is added).
@@ -127,7 +131,7 @@ class _Runner:
         try:
             # The checks' own arithmetic on NaN or inf output is expected here, not a warning.
             with np.errstate(all="ignore"):
-                self.inv.check(self.impl, case)
+                self.inv.check(self.impl, case, _MODEL)
         except CallTimeout:  # every further case could wait as long: stop probing
             self.deadline = -np.inf
             return None

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.options import Accumulation
 from softmax_verify.core.oracle import softmax as _exact
 from softmax_verify.core.parallel import map_blocks
 from softmax_verify.gradcheck._arguments import implementation, point
@@ -52,13 +53,15 @@ def _step(x: NDArray[Any]) -> tuple[float, float]:
 @dataclass(frozen=True)
 class _Comparison:
     """What comparing one block of rows of a direction needs: x, the step, how far the
-    points are from x (``moved``, for :math:`\\eta`), and the reference kept across
-    directions (``held``, None with a single direction)."""
+    points are from x (``moved``, for :math:`\\eta`), the reference kept across
+    directions (``held``, None with a single direction), and the half-precision
+    accumulation model the tolerances assume (``accumulate``)."""
 
     x: NDArray[Any]
     h: float
     moved: float
     held: NDArray[np.float64] | None
+    accumulate: Accumulation
 
     def block(self, k: int, one: _Evaluated, name: str, rows: tuple[int, int]) -> _Tally:
         """Direction k's rows ``a:b`` compared within ``tolerances.directional_bound``."""
@@ -70,7 +73,7 @@ class _Comparison:
             y = self.held[a:b]
             if k == 0:
                 y[...] = _exact(x[a:b])
-        y_eta = _eta_times(x[a:b], y, x.dtype, self.moved)
+        y_eta = _eta_times(x[a:b], y, x.dtype, self.moved, accumulate=self.accumulate)
         eighths = one.eighths[a:b]
         # |u| and the range of u per row, rebuilt from 8u (u itself was handed over).
         g = np.abs(eighths, dtype=np.float64)
@@ -79,7 +82,15 @@ class _Comparison:
         spread *= 0.125
         delta = one.moved.shift[a:b, 0]
         tol = directional_bound(
-            y, y_eta, g, spread, delta, self.h, x.dtype, overwrite_y=self.held is None
+            y,
+            y_eta,
+            g,
+            spread,
+            delta,
+            self.h,
+            x.dtype,
+            overwrite_y=self.held is None,
+            accumulate=self.accumulate,
         )
         tally = _Tally(name, x.shape)
         tally.add(one.numerical[a:b], one.dx[a:b], tol, a)
@@ -103,6 +114,7 @@ def directional_check(
     *,
     directions: int = 2,
     seed: int = 0,
+    accumulate: Accumulation = "float32",
 ) -> GradcheckResult:
     r"""``backward(u)`` against :math:`J u \approx (f(x + h u) - f(x - h u)) / 2h`, entry by entry.
 
@@ -132,6 +144,8 @@ def directional_check(
     costs less than keeping more arrays. Of several directions, the failing one with the
     largest error-to-tolerance ratio at its worst entry is returned, else the passing one
     with the largest ratio.
+
+    ``accumulate``: the half-precision accumulation model the tolerances assume.
     """
     impl = implementation(forward, backward)
     x = point(x, "x")
@@ -144,7 +158,7 @@ def directional_check(
     # costliest pass of a comparison (a float64 exp per entry), and one array of x's size
     # costs less than recomputing it.
     held = np.empty(x.shape) if count > 1 else None
-    comparison = _Comparison(x, h, moved, held)
+    comparison = _Comparison(x, h, moved, held, accumulate)
     tallies, forward_calls, backward_calls = _each_direction(
         impl, x, draws, h, largest, comparison.direction
     )

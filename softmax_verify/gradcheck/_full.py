@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.options import Accumulation
 from softmax_verify.core.oracle import F64
 from softmax_verify.core.oracle import f64 as _f64
 from softmax_verify.core.oracle import softmax as _exact
@@ -62,6 +63,7 @@ def full_jacobian_check(
     x: NDArray[Any],
     *,
     dout: NDArray[Any] | None = None,
+    accumulate: Accumulation = "float32",
 ) -> GradcheckResult:
     r"""Every Jacobian entry :math:`\partial y_{ri}/\partial x_{rj}`, numerical vs analytic.
 
@@ -75,6 +77,8 @@ def full_jacobian_check(
     With ``dout`` given, ``backward(dout)`` (after ``forward(x)``) is also compared with
     :math:`N^\top dout`, within ``tolerances.projected_difference_bound`` + the backward
     bound for g = dout; the worse result is returned.
+
+    ``accumulate``: the half-precision accumulation model the tolerances assume.
     """
     impl = implementation(forward, backward)
     x = point(x, "x")
@@ -83,8 +87,10 @@ def full_jacobian_check(
     moves = steps(x, power_of_two(central_difference_step(d, x.dtype)))
     analytic, stacks = _analytic_jacobian(impl, x)
     y = _exact(x)
-    eta = forward_relative_bound(x, x.dtype, moved=moves.largest)
-    rounding = difference_rounding(eta, y, moves.largest, x.dtype)  # [r, i]
+    eta = forward_relative_bound(x, x.dtype, moved=moves.largest, accumulate=accumulate)
+    rounding = difference_rounding(  # [r, i]
+        eta, y, moves.largest, x.dtype, accumulate=accumulate
+    )
     truncation = moves.truncation()  # [r, j]
     # Compared column chunk by column chunk in the layout [j, r, i] = dy_ri/dx_rj.
     by_column = analytic.transpose(2, 1, 0)
@@ -102,7 +108,7 @@ def full_jacobian_check(
         tally.add(
             numerical,
             by_column[cols],
-            part + jacobian_backward_bound(y, eta, start, stop, x.dtype),
+            part + jacobian_backward_bound(y, eta, start, stop, x.dtype, accumulate=accumulate),
             start,
         )
         if g is not None:
@@ -111,7 +117,7 @@ def full_jacobian_check(
     result = _jacobian_order(tally.result(forward_calls, stacks))
     if g is None:
         return result
-    vjp_tol += backward_error_bound(x, y, g, x.dtype)
+    vjp_tol += backward_error_bound(x, y, g, x.dtype, accumulate=accumulate)
     calls = (forward_calls + 1, stacks + 1)
     vjp = _result(vjp_num, impl.vjp(x, g), vjp_tol, "backward(dout) vs J^T dout", calls)
     return vjp if (not vjp.passed and result.passed) else result

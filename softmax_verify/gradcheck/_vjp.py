@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_verify.core.options import Accumulation
 from softmax_verify.core.oracle import f64 as _f64
 from softmax_verify.core.oracle import softmax as _exact
 from softmax_verify.core.validate import CHECKED_DTYPES, as_float_array, check_same_shape
@@ -25,7 +26,12 @@ __all__ = ["numerical_vjp_check"]
 
 
 def numerical_vjp_check(
-    forward: Any, x: NDArray[Any], dout: NDArray[Any], backward: Any = None
+    forward: Any,
+    x: NDArray[Any],
+    dout: NDArray[Any],
+    backward: Any = None,
+    *,
+    accumulate: Accumulation = "float32",
 ) -> GradcheckResult:
     r"""``backward(dout)`` against central differences of :math:`L = \sum dout \odot f(x)`.
 
@@ -34,6 +40,7 @@ def numerical_vjp_check(
     ``column_differences``): a few forward calls rather than 2D. Tolerance:
     ``tolerances.vjp_difference_bound`` (truncation, the forward's bound at both points
     over the step, the float64 estimate's rounding) plus the backward's own bound.
+    ``accumulate``: the half-precision accumulation model the tolerances assume.
     """
     impl = implementation(forward, backward)
     x = point(x, "x")
@@ -45,7 +52,7 @@ def numerical_vjp_check(
     moves = steps(x, power_of_two(central_difference_step(d, x.dtype)))  # may refuse x
     analytic = impl.vjp(x, g)
     y = _exact(x)
-    eta = forward_relative_bound(x, x.dtype, moved=moves.largest)
+    eta = forward_relative_bound(x, x.dtype, moved=moves.largest, accumulate=accumulate)
     numerical, spread = np.empty((n, d)), np.empty((n, d))
     calls = 1
     for start, stop, diff in column_differences(impl, x, moves):
@@ -54,7 +61,11 @@ def numerical_vjp_check(
         spread[:, start:stop] = np.einsum("ri,kri->rk", absg, np.abs(diff))
     numerical /= moves.width
     # Per row, sum_i |g_i| (E_i^+ + E_i^-): the same for every column.
-    rounding = np.einsum("ri,ri->r", absg, difference_rounding(eta, y, moves.largest, x.dtype))
+    rounding = np.einsum(
+        "ri,ri->r",
+        absg,
+        difference_rounding(eta, y, moves.largest, x.dtype, accumulate=accumulate),
+    )
     tol = vjp_difference_bound(moves.truncation(), g64, rounding[:, None], spread, moves.width)
-    tol += _backward_bound(y, absg, eta, x.dtype)
+    tol += _backward_bound(y, absg, eta, x.dtype, accumulate=accumulate)
     return _result(numerical, analytic, tol, "backward(dout) vs central differences", (calls, 1))

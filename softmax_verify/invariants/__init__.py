@@ -2,8 +2,10 @@
 
 Each has a stable id; the property stated once, in words (``summary``) and as a
 formula with its tolerance (``math``), which ``softmax-verify list`` and the README
-print; a check ``check(impl, case)`` that raises ``InvariantViolation`` when the
-property fails, whose docstring derives the tolerance; a strategy of cases per
+print; a check ``check(impl, case, accumulate)`` that raises ``InvariantViolation`` when
+the property fails, whose docstring derives the tolerance (``accumulate``: the
+half-precision accumulation model, ``Options.accumulate``, which the check passes to
+every tolerance it computes; ``"float32"`` by default); a strategy of cases per
 dtype; and the kinds it applies to
 (``softmax``, ``log_softmax``: softmax_verify.core.kinds). An id may have one entry per
 kind (the same property, with that kind's math and tolerance). ``REGISTRY`` holds
@@ -24,6 +26,7 @@ import softmax_verify.strategies as sv_st
 from softmax_verify.core.domain import Domain
 from softmax_verify.core.implementation import Implementation
 from softmax_verify.core.kinds import KINDS, Kind, check_kind
+from softmax_verify.core.options import Accumulation
 from softmax_verify.invariants import (
     _backward,
     _cases,
@@ -57,7 +60,8 @@ LOG_SOFTMAX: tuple[Kind, ...] = ("log_softmax",)
 
 @dataclass(frozen=True)
 class Invariant:
-    """One property: ``check`` raises InvariantViolation on a counterexample.
+    """One property: ``check(impl, case, accumulate)`` raises InvariantViolation on a
+    counterexample, its tolerances under the ``accumulate`` model.
 
     ``summary`` (the property in words) and ``math`` (its formula and tolerance, in
     plain ASCII so that every terminal prints it) are the one statement of the
@@ -71,7 +75,7 @@ class Invariant:
     needs_backward: bool
     summary: str
     math: str
-    check: Callable[[Implementation, Case], None]
+    check: Callable[[Implementation, Case, Accumulation], None]
     build: Callable[[np.dtype[Any], Shapes], SearchStrategy[Case]]
     #: The kinds of function this entry checks (softmax_verify.core.kinds.KINDS).
     kinds: tuple[Kind, ...] = SOFTMAX

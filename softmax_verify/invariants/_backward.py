@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from softmax_verify.core.compare import assert_within
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.options import Accumulation
 from softmax_verify.core.oracle import f64 as _f64
 from softmax_verify.core.oracle import softmax as exact
 from softmax_verify.core.oracle import softmax_vjp
@@ -51,7 +52,9 @@ COORDINATE_COLS = 64
 DIRECTIONS = 2
 
 
-def ones_upstream_gives_zero(impl: Implementation, case: Case) -> None:
+def ones_upstream_gives_zero(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r""":math:`B(c\mathbf 1) = c\,y \odot (1 - \sum_j y_j) = 0`: the rows of J sum to zero.
 
     Softmax is shift invariant, so moving every logit together changes nothing
@@ -61,7 +64,7 @@ def ones_upstream_gives_zero(impl: Implementation, case: Case) -> None:
     """
     x, dout = case["x"], case["dout"]
     dx = impl.vjp(x, dout)
-    tol = backward_error_bound(x, exact(x), dout, x.dtype)
+    tol = backward_error_bound(x, exact(x), dout, x.dtype, accumulate=accumulate)
     assert_within(
         dx,
         np.zeros(x.shape),
@@ -72,7 +75,9 @@ def ones_upstream_gives_zero(impl: Implementation, case: Case) -> None:
     )
 
 
-def central_differences(impl: Implementation, case: Case) -> None:
+def central_differences(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r"""The VJP agrees with central differences of :math:`L = \sum dout \odot f(x)`, entry by entry.
 
     :math:`dx_{rj} \approx \sum_i dout_{ri}\,(f(x + h e_j) - f(x - h e_j))_{ri} / 2h`
@@ -97,9 +102,11 @@ def central_differences(impl: Implementation, case: Case) -> None:
     x, dout = case["x"], case["dout"]
     if x.shape[1] > COORDINATE_COLS:
         seed = zlib.crc32(np.ascontiguousarray(x).view(np.uint8).tobytes())
-        result = directional_check(impl, None, x, directions=DIRECTIONS, seed=seed)
+        result = directional_check(
+            impl, None, x, directions=DIRECTIONS, seed=seed, accumulate=accumulate
+        )
     else:
-        result = numerical_vjp_check(impl, x, dout)
+        result = numerical_vjp_check(impl, x, dout, accumulate=accumulate)
     result.raise_if_failed("central_differences")
 
 
@@ -108,7 +115,9 @@ def _row_dot(a: NDArray[Any], b: NDArray[Any]) -> F64:
     return out
 
 
-def jacobian_symmetry(impl: Implementation, case: Case) -> None:
+def jacobian_symmetry(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r""":math:`\langle u, B(v)\rangle = \langle v, B(u)\rangle` per row, since :math:`J = J^\top`.
 
     Tolerance per row: :math:`\sum_i |u_i| \tau_i(v) + \sum_i |v_i| \tau_i(u)`
@@ -119,8 +128,8 @@ def jacobian_symmetry(impl: Implementation, case: Case) -> None:
     back_u, back_v = impl.vjp(x, u), impl.vjp(x, v)
     y = exact(x)
     tol = (
-        _row_dot(np.abs(u), backward_error_bound(x, y, v, x.dtype))
-        + _row_dot(np.abs(v), backward_error_bound(x, y, u, x.dtype))
+        _row_dot(np.abs(u), backward_error_bound(x, y, v, x.dtype, accumulate=accumulate))
+        + _row_dot(np.abs(v), backward_error_bound(x, y, u, x.dtype, accumulate=accumulate))
         + dot_rounding(
             x.shape[1], _row_dot(np.abs(u), np.abs(back_v)) + _row_dot(np.abs(v), np.abs(back_u))
         )
@@ -135,7 +144,7 @@ def jacobian_symmetry(impl: Implementation, case: Case) -> None:
     )
 
 
-def jacobian_psd(impl: Implementation, case: Case) -> None:
+def jacobian_psd(impl: Implementation, case: Case, accumulate: Accumulation = "float32") -> None:
     r""":math:`\langle v, B(v)\rangle = \operatorname{Var}_y(v) \ge 0` per row: J is PSD.
 
     A sign error in the backward makes this negative. Tolerance: the quadratic
@@ -144,9 +153,8 @@ def jacobian_psd(impl: Implementation, case: Case) -> None:
     x, v = case["x"], case["dout"]
     back_v = impl.vjp(x, v)
     quad = _row_dot(v, back_v)
-    tol = _row_dot(np.abs(v), backward_error_bound(x, exact(x), v, x.dtype)) + dot_rounding(
-        x.shape[1], _row_dot(np.abs(v), np.abs(back_v))
-    )
+    bound = backward_error_bound(x, exact(x), v, x.dtype, accumulate=accumulate)
+    tol = _row_dot(np.abs(v), bound) + dot_rounding(x.shape[1], _row_dot(np.abs(v), np.abs(back_v)))
     floor = np.where(np.isnan(quad), 1.0, np.maximum(quad, 0.0))
     assert_within(
         quad,
@@ -158,7 +166,9 @@ def jacobian_psd(impl: Implementation, case: Case) -> None:
     )
 
 
-def linearity_in_upstream(impl: Implementation, case: Case) -> None:
+def linearity_in_upstream(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r""":math:`B(a u + b v) = a B(u) + b B(v)`.
 
     a, b are powers of two, so the only rounding in forming :math:`w = a u + b v`
@@ -172,22 +182,26 @@ def linearity_in_upstream(impl: Implementation, case: Case) -> None:
     check_linear(
         impl,
         case,
-        lambda g: backward_error_bound(x, y, g, x.dtype),
+        lambda g, model: backward_error_bound(x, y, g, x.dtype, accumulate=model),
         lambda delta: softmax_vjp_perturbation(y, delta),
+        accumulate=accumulate,
     )
 
 
 def check_linear(
     impl: Implementation,
     case: Case,
-    bound: Callable[[NDArray[Any]], F64],
+    bound: Callable[[NDArray[Any], Accumulation], F64],
     moved: Callable[[F64], F64],
+    *,
+    accumulate: Accumulation,
 ) -> None:
     r"""B(a u + b v) against a B(u) + b B(v) for the case's powers of two a, b.
 
     Tolerance: ``bound(w) + |a| bound(u) + |b| bound(v)`` (the backward's bound for each
-    upstream), plus ``moved(delta)`` (how far the rounding error delta of w = a u + b v,
-    exact by TwoSum, moves B(w)), plus :math:`\gamma_2` for the combination taken here.
+    upstream, ``bound(g, accumulate)``), plus ``moved(delta)`` (how far the rounding error
+    delta of w = a u + b v, exact by TwoSum, moves B(w)), plus :math:`\gamma_2` for the
+    combination taken here.
     """
     x, u, v = case["x"], case["u"], case["v"]
     a, b = float(case["a"]), float(case["b"])
@@ -200,9 +214,9 @@ def check_linear(
     with np.errstate(invalid="ignore"):  # inf - inf from a wrong backward: NaN, compared as such
         combined = combined_u + combined_v
     tol = (
-        bound(w)
-        + abs(a) * bound(u)
-        + abs(b) * bound(v)
+        bound(w, accumulate)
+        + abs(a) * bound(u, accumulate)
+        + abs(b) * bound(v, accumulate)
         + moved(delta)
         + combination_rounding(combined_u, combined_v)
     )
@@ -216,7 +230,9 @@ def check_linear(
     )
 
 
-def backward_matches_reference(impl: Implementation, case: Case) -> None:
+def backward_matches_reference(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r""":math:`\hat{dx}` matches the float64 reference :math:`y \odot (g - \langle g, y\rangle)`.
 
     Sharper than central_differences (no truncation error), and independent of
@@ -229,7 +245,7 @@ def backward_matches_reference(impl: Implementation, case: Case) -> None:
     assert_within(
         impl.vjp(x, dout),
         expected,
-        reference_backward_bound(x, y, dout, x.dtype),
+        reference_backward_bound(x, y, dout, x.dtype, accumulate=accumulate),
         invariant="backward_matches_reference",
         what="backward(dout) vs float64 reference",
         message="backward differs from the reference VJP beyond the derived error bound",

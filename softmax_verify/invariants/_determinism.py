@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from softmax_verify.core.compare import assert_within
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.options import Accumulation
 from softmax_verify.core.oracle import log_softmax as exact_log
 from softmax_verify.core.oracle import softmax as exact
 from softmax_verify.invariants._cases import Case
@@ -31,7 +32,7 @@ from softmax_verify.tolerances import (
 __all__ = ["deterministic", "log_softmax_deterministic"]
 
 
-def deterministic(impl: Implementation, case: Case) -> None:
+def deterministic(impl: Implementation, case: Case, accumulate: Accumulation = "float32") -> None:
     r"""Two calls on the same input agree: :math:`|\hat y^{(1)}_i - \hat y^{(2)}_i| \le
     2(\eta_i y_i + \lambda)`, and likewise dx within twice the backward bound.
 
@@ -46,12 +47,14 @@ def deterministic(impl: Implementation, case: Case) -> None:
     _twice(
         impl,
         case,
-        2 * forward_error_bound(x, y_exact, x.dtype),
-        lambda: 2 * backward_error_bound(x, y_exact, case["dout"], x.dtype),
+        2 * forward_error_bound(x, y_exact, x.dtype, accumulate=accumulate),
+        lambda: 2 * backward_error_bound(x, y_exact, case["dout"], x.dtype, accumulate=accumulate),
     )
 
 
-def log_softmax_deterministic(impl: Implementation, case: Case) -> None:
+def log_softmax_deterministic(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r"""log_softmax: two calls on the same input agree, :math:`|\hat z^{(1)}_i - \hat
     z^{(2)}_i| \le 2 a_i`, and dx within :math:`2\tau_i`.
 
@@ -64,8 +67,10 @@ def log_softmax_deterministic(impl: Implementation, case: Case) -> None:
     _twice(
         impl,
         case,
-        2 * log_softmax_error_bound(x, z_exact, x.dtype),
-        lambda: 2 * log_softmax_backward_bound(x, z_exact, case["dout"], x.dtype),
+        2 * log_softmax_error_bound(x, z_exact, x.dtype, accumulate=accumulate),
+        lambda: (
+            2 * log_softmax_backward_bound(x, z_exact, case["dout"], x.dtype, accumulate=accumulate)
+        ),
     )
 
 

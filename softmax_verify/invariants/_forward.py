@@ -1,9 +1,10 @@
 r"""Forward invariants: properties of ``y = forward(x)`` alone.
 
-Each check takes the implementation and one case, and raises
-``InvariantViolation`` when the property fails. Tolerances come from
-``softmax_verify.tolerances`` (per entry :math:`\eta_i y_i + \lambda`), always
-sized from the float64 reference, never from the values under test.
+Each check takes the implementation, one case and the half-precision accumulation
+model (``accumulate``, passed to every tolerance), and raises ``InvariantViolation``
+when the property fails. Tolerances come from ``softmax_verify.tolerances`` (per entry
+:math:`\eta_i y_i + \lambda`), always sized from the float64 reference, never from the
+values under test.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from numpy.typing import NDArray
 from softmax_verify.core.compare import assert_within
 from softmax_verify.core.errors import InvariantViolation
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.options import Accumulation
 from softmax_verify.core.oracle import softmax as exact
 from softmax_verify.invariants._cases import Case
 from softmax_verify.tolerances import (
@@ -66,24 +68,30 @@ def check_finite(impl: Implementation, case: Case) -> None:
             )
 
 
-def _bound(x: NDArray[Any]) -> NDArray[np.float64]:
+#: A per-entry bound on ``x`` under an accumulation model: ``bound(x, accumulate)``.
+Bound = Callable[[NDArray[Any], Accumulation], NDArray[np.float64]]
+
+
+def _bound(x: NDArray[Any], accumulate: Accumulation) -> NDArray[np.float64]:
     """The forward's per-entry error bound on ``x`` (tolerances.forward_error_bound)."""
-    return forward_error_bound(x, exact(x), x.dtype)
+    return forward_error_bound(x, exact(x), x.dtype, accumulate=accumulate)
 
 
 def check_permuted(
     impl: Implementation,
     case: Case,
-    bound: Callable[[NDArray[Any]], NDArray[np.float64]],
+    bound: Bound,
     function: str,
+    *,
+    accumulate: Accumulation,
 ) -> None:
-    """forward(x[:, perm]) against forward(x)[:, perm] within twice ``bound(x)`` (each side
-    carries its own error); ``function`` names what the code computes."""
+    """forward(x[:, perm]) against forward(x)[:, perm] within twice ``bound(x, accumulate)``
+    (each side carries its own error); ``function`` names what the code computes."""
     x, perm = case["x"], case["perm"]
     assert_within(
         impl.forward(np.ascontiguousarray(x[:, perm])).y,
         impl.forward(x).y[:, perm],
-        2 * bound(x)[:, perm],
+        2 * bound(x, accumulate)[:, perm],
         invariant="permutation_equivariance",
         what="forward(x[:, perm]) vs forward(x)[:, perm]",
         message=f"permuting the entries of a row did not permute its {function} the same way",
@@ -93,24 +101,28 @@ def check_permuted(
 def check_rows_alone(
     impl: Implementation,
     case: Case,
-    bound: Callable[[NDArray[Any]], NDArray[np.float64]],
+    bound: Bound,
     function: str,
+    *,
+    accumulate: Accumulation,
 ) -> None:
-    """forward(x) against forward of each row alone, within twice ``bound(x)``."""
+    """forward(x) against forward of each row alone, within twice ``bound(x, accumulate)``."""
     x = case["x"]
     batch = impl.forward(x).y
     alone = np.concatenate(impl.forward_each([x[r : r + 1].copy() for r in range(x.shape[0])]))
     assert_within(
         batch,
         alone,
-        2 * bound(x),
+        2 * bound(x, accumulate),
         invariant="row_independence",
         what="forward(x)[r] vs forward(x[r:r+1])[0]",
         message=f"a row's {function} depends on the other rows of the batch",
     )
 
 
-def finite_for_finite_input(impl: Implementation, case: Case) -> None:
+def finite_for_finite_input(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r"""Finite x gives finite y, for :math:`|x|` up to the dtype's max; likewise dx for finite dout.
 
     A forward that computes :math:`e^{x}` without subtracting the row maximum
@@ -120,7 +132,7 @@ def finite_for_finite_input(impl: Implementation, case: Case) -> None:
     check_finite(impl, case)
 
 
-def rows_sum_to_one(impl: Implementation, case: Case) -> None:
+def rows_sum_to_one(impl: Implementation, case: Case, accumulate: Accumulation = "float32") -> None:
     r""":math:`|\sum_i \hat y_i - 1| \le \gamma_{D + 10 + 2\ln D} + D\lambda` for every row.
 
     (tolerances.row_sum_bound: the per-entry bound summed, using
@@ -129,7 +141,7 @@ def rows_sum_to_one(impl: Implementation, case: Case) -> None:
     x = case["x"]
     y = impl.forward(x).y
     sums = y.astype(np.float64).sum(axis=1)
-    tol = row_sum_bound(x.shape[1], x.dtype)
+    tol = row_sum_bound(x.shape[1], x.dtype, accumulate=accumulate)
     assert_within(
         sums,
         np.ones_like(sums),
@@ -140,7 +152,9 @@ def rows_sum_to_one(impl: Implementation, case: Case) -> None:
     )
 
 
-def outputs_in_unit_interval(impl: Implementation, case: Case) -> None:
+def outputs_in_unit_interval(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r""":math:`0 \le \hat y_i \le 1 + 2u`: probabilities, up to a reciprocal-multiply rounding.
 
     NaN counts as outside. (tolerances.unit_interval_slack derives the 2u.)
@@ -159,7 +173,7 @@ def outputs_in_unit_interval(impl: Implementation, case: Case) -> None:
     )
 
 
-def dtype_preserved(impl: Implementation, case: Case) -> None:
+def dtype_preserved(impl: Implementation, case: Case, accumulate: Accumulation = "float32") -> None:
     """``forward(x).dtype == x.dtype`` and ``backward(dout, cache).dtype == dout.dtype``. Exact."""
     x, dout = case["x"], case["dout"]
     call = impl.forward(x)
@@ -176,7 +190,9 @@ def dtype_preserved(impl: Implementation, case: Case) -> None:
             )
 
 
-def input_not_mutated(impl: Implementation, case: Case) -> None:
+def input_not_mutated(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     """forward leaves ``x`` unchanged; backward leaves ``dout`` and the cache unchanged. Exact.
 
     (The verifier hands the code copies, so a mutation is seen here but cannot
@@ -204,7 +220,9 @@ def _two_sum_error(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np
     return error
 
 
-def shift_invariance(impl: Implementation, case: Case) -> None:
+def shift_invariance(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r""":math:`f(x + c) = f(x)` for a per-row constant c.
 
     The shifted input is rounded to the dtype: :math:`\tilde x = x + c + \delta`,
@@ -214,24 +232,29 @@ def shift_invariance(impl: Implementation, case: Case) -> None:
     at :math:`\tilde x`, and that term.
     """
 
-    def tolerance(x: NDArray[Any], shifted: NDArray[Any], spread: F64) -> F64:
+    def tolerance(
+        x: NDArray[Any], shifted: NDArray[Any], spread: F64, accumulate: Accumulation
+    ) -> F64:
         y_ref = exact(x)
         return (
-            forward_error_bound(x, y_ref, x.dtype)
-            + forward_error_bound(shifted, exact(shifted), x.dtype)
+            forward_error_bound(x, y_ref, x.dtype, accumulate=accumulate)
+            + forward_error_bound(shifted, exact(shifted), x.dtype, accumulate=accumulate)
             + softmax_perturbation(y_ref, spread)
         )
 
-    check_shifted(impl, case, tolerance, "softmax")
+    check_shifted(impl, case, tolerance, "softmax", accumulate=accumulate)
 
 
 def check_shifted(
     impl: Implementation,
     case: Case,
-    tolerance: Callable[[NDArray[Any], NDArray[Any], F64], F64],
+    tolerance: Callable[[NDArray[Any], NDArray[Any], F64, Accumulation], F64],
     function: str,
+    *,
+    accumulate: Accumulation,
 ) -> None:
-    r"""forward(x + shift) against forward(x), within ``tolerance(x, shifted, spread)``.
+    r"""forward(x + shift) against forward(x), within ``tolerance(x, shifted, spread,
+    accumulate)``.
 
     The shifted input rounds to :math:`x + c + \delta`, :math:`\delta` exact by TwoSum;
     ``spread`` is :math:`\max_i |\delta_i|` per row (shape (N, 1)).
@@ -247,31 +270,37 @@ def check_shifted(
     assert_within(
         impl.forward(shifted).y,
         impl.forward(x).y,
-        tolerance(x, shifted, spread),
+        tolerance(x, shifted, spread, accumulate),
         invariant="shift_invariance",
         what="forward(x + shift) vs forward(x)",
         message=f"adding a constant to a row changed its {function}",
     )
 
 
-def permutation_equivariance(impl: Implementation, case: Case) -> None:
+def permutation_equivariance(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r""":math:`f(x P) = f(x) P` for a permutation P of the columns.
 
     Tolerance: both sides within the forward bound of the exact value, so twice it.
     """
-    check_permuted(impl, case, _bound, "softmax")
+    check_permuted(impl, case, _bound, "softmax", accumulate=accumulate)
 
 
-def row_independence(impl: Implementation, case: Case) -> None:
+def row_independence(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r"""Row r of :math:`f(x)` equals :math:`f` of row r alone: rows are separate distributions.
 
     Catches a sum or max over the wrong axis, or over the whole batch. Tolerance:
     twice the forward bound.
     """
-    check_rows_alone(impl, case, _bound, "softmax")
+    check_rows_alone(impl, case, _bound, "softmax", accumulate=accumulate)
 
 
-def matches_reference(impl: Implementation, case: Case) -> None:
+def matches_reference(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r""":math:`|\hat y_i - y_i| \le \eta_i y_i + \lambda` against the float64 reference.
 
     The only forward check that catches a forward that is wrong but
@@ -282,7 +311,7 @@ def matches_reference(impl: Implementation, case: Case) -> None:
     assert_within(
         impl.forward(x).y,
         y_ref,
-        reference_forward_bound(x, y_ref, x.dtype),
+        reference_forward_bound(x, y_ref, x.dtype, accumulate=accumulate),
         invariant="matches_reference",
         what="forward(x) vs float64 reference",
         message="forward(x) differs from the reference softmax beyond the derived error bound",

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from softmax_verify.core.compare import assert_within
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.options import Accumulation
 from softmax_verify.core.oracle import log_softmax as exact_log
 from softmax_verify.core.oracle import softmax as exact
 from softmax_verify.invariants._cases import Case
@@ -45,20 +46,27 @@ def _check(dx: NDArray[Any], entry_bound: NDArray[np.float64]) -> None:
     )
 
 
-def softmax_gradient_rows_sum_to_zero(impl: Implementation, case: Case) -> None:
+def softmax_gradient_rows_sum_to_zero(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r""":math:`\sum_i B(g)_i = 0` per row, for any g (softmax: J 1 = 0).
 
     Tolerance: :math:`\sum_i \tau_i` (tolerances.backward_error_bound) plus the float64 sum.
     """
     x, dout = case["x"], case["dout"]
-    _check(impl.vjp(x, dout), backward_error_bound(x, exact(x), dout, x.dtype))
+    _check(
+        impl.vjp(x, dout), backward_error_bound(x, exact(x), dout, x.dtype, accumulate=accumulate)
+    )
 
 
-def log_softmax_gradient_rows_sum_to_zero(impl: Implementation, case: Case) -> None:
+def log_softmax_gradient_rows_sum_to_zero(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r""":math:`\sum_i B(g)_i = S(1 - \sum_i y_i) = 0` per row, for any g (log_softmax).
 
     Tolerance: :math:`\sum_i \tau_i` (tolerances.log_softmax_backward_bound) plus the
     float64 sum.
     """
     x, dout = case["x"], case["dout"]
-    _check(impl.vjp(x, dout), log_softmax_backward_bound(x, exact_log(x), dout, x.dtype))
+    dx = impl.vjp(x, dout)
+    _check(dx, log_softmax_backward_bound(x, exact_log(x), dout, x.dtype, accumulate=accumulate))

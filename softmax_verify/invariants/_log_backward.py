@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from softmax_verify.core.compare import assert_within
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.options import Accumulation
 from softmax_verify.core.oracle import f64 as _f64
 from softmax_verify.core.oracle import log_softmax as exact
 from softmax_verify.core.oracle import log_softmax_vjp
@@ -34,7 +35,9 @@ __all__ = ["backward_matches_reference", "central_differences", "linearity_in_up
 F64 = NDArray[np.float64]
 
 
-def backward_matches_reference(impl: Implementation, case: Case) -> None:
+def backward_matches_reference(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r"""The rank-one structure of the VJP: :math:`B(g) = g - \operatorname{softmax}(x) \sum_j g_j`.
 
     Against the float64 reference; independent of the implementation's own forward.
@@ -45,14 +48,16 @@ def backward_matches_reference(impl: Implementation, case: Case) -> None:
     assert_within(
         impl.vjp(x, dout),
         log_softmax_vjp(dout, z),
-        reference_log_softmax_backward_bound(x, z, dout, x.dtype),
+        reference_log_softmax_backward_bound(x, z, dout, x.dtype, accumulate=accumulate),
         invariant="backward_matches_reference",
         what="backward(dout) vs g - softmax(x) * sum(g)",
         message="backward is not g - softmax(x) * sum(g) within the derived error bound",
     )
 
 
-def central_differences(impl: Implementation, case: Case) -> None:
+def central_differences(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r"""The VJP agrees with central differences of :math:`L = \sum g \odot z(x)`, entry by entry.
 
     Column j of every row is moved by :math:`h_\pm` (powers of two near
@@ -75,13 +80,13 @@ def central_differences(impl: Implementation, case: Case) -> None:
         spread[:, start:stop] = np.einsum("ri,kri->rk", abs_g, np.abs(diff))
     numerical /= moves.width
     z = exact(x)
-    a = log_softmax_error_bound(x, z, x.dtype, moved=moves.largest)
+    a = log_softmax_error_bound(x, z, x.dtype, moved=moves.largest, accumulate=accumulate)
     rounding = 2 * np.einsum("ri,ri->r", abs_g, a)[:, None]
     truncation = difference_truncation(
         moves.up, moves.down, second=LOG_SOFTMAX_SECOND, third=LOG_SOFTMAX_THIRD
     )
     tol = log_softmax_vjp_difference_bound(truncation, g, rounding, spread, moves.width)
-    tol += log_softmax_backward_bound(x, z, dout, x.dtype)
+    tol += log_softmax_backward_bound(x, z, dout, x.dtype, accumulate=accumulate)
     assert_within(
         analytic,
         numerical,
@@ -92,7 +97,9 @@ def central_differences(impl: Implementation, case: Case) -> None:
     )
 
 
-def linearity_in_upstream(impl: Implementation, case: Case) -> None:
+def linearity_in_upstream(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r""":math:`B(a u + b v) = a B(u) + b B(v)`.
 
     a, b are powers of two, so forming :math:`w = a u + b v` in the dtype rounds only in
@@ -105,6 +112,7 @@ def linearity_in_upstream(impl: Implementation, case: Case) -> None:
     check_linear(
         impl,
         case,
-        lambda g: log_softmax_backward_bound(x, z, g, x.dtype),
+        lambda g, model: log_softmax_backward_bound(x, z, g, x.dtype, accumulate=model),
         lambda delta: log_softmax_vjp_perturbation(z, delta),
+        accumulate=accumulate,
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.options import Accumulation
 from softmax_verify.core.oracle import log_softmax, log_softmax_vjp
 from softmax_verify.invariants._cases import Case
 from softmax_verify.invariants._masked_rows import (
@@ -51,7 +52,9 @@ _LOG_SOFTMAX = MaskedKind(
 )
 
 
-def masked_entries_exactly_zero(impl: Implementation, case: Case) -> None:
+def masked_entries_exactly_zero(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r"""A masked entry (``-inf``) of a row with an unmasked one gets exactly ``-inf``
     (log-probability of probability 0) and, for a zero upstream there, exactly 0 gradient:
     :math:`z_i = -\infty - \log s` and :math:`dx_i = g_i - 0 \cdot \sum_j g_j = 0`.
@@ -63,7 +66,9 @@ def masked_entries_exactly_zero(impl: Implementation, case: Case) -> None:
     check_masked_entries(impl, case, _LOG_SOFTMAX)
 
 
-def masked_rows_match_subset(impl: Implementation, case: Case) -> None:
+def masked_rows_match_subset(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r"""The unmasked entries U of each row equal :math:`\operatorname{log\_softmax}(x_U)`,
     and their gradient the log_softmax VJP of that subset, :math:`g_U - y_U \sum_U g_j`.
 
@@ -71,10 +76,12 @@ def masked_rows_match_subset(impl: Implementation, case: Case) -> None:
     (tolerances.reference_log_softmax_bound, and tolerances.log_softmax_backward_bound
     at the dtype plus at float64): the masked entries add exact zeros to every sum.
     """
-    check_subset_rows(impl, case, _LOG_SOFTMAX)
+    check_subset_rows(impl, case, _LOG_SOFTMAX, accumulate=accumulate)
 
 
-def fully_masked_rows(impl: Implementation, case: Case) -> None:
+def fully_masked_rows(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     """A fully masked row's output is all -inf or all NaN; each gradient entry is 0 or NaN.
 
     (The semantics documented above; exact.)

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from softmax_verify.core.compare import assert_within
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.options import Accumulation
 from softmax_verify.core.oracle import f64 as _f64
 from softmax_verify.core.oracle import log_softmax as exact
 from softmax_verify.invariants._cases import Case
@@ -47,12 +48,14 @@ __all__ = [
 F64 = NDArray[np.float64]
 
 
-def _bound(x: NDArray[Any]) -> F64:
+def _bound(x: NDArray[Any], accumulate: Accumulation) -> F64:
     """The forward's per-entry absolute error bound a on ``x`` (log_softmax_error_bound)."""
-    return log_softmax_error_bound(x, exact(x), x.dtype)
+    return log_softmax_error_bound(x, exact(x), x.dtype, accumulate=accumulate)
 
 
-def finite_for_finite_input(impl: Implementation, case: Case) -> None:
+def finite_for_finite_input(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r"""Finite x with :math:`|x| \le` max/2 gives finite z; likewise dx for finite dout.
 
     Then :math:`z_i \ge -2 \cdot \max/2 - \ln D` is finite in the dtype. ``log(softmax(x))``
@@ -62,7 +65,9 @@ def finite_for_finite_input(impl: Implementation, case: Case) -> None:
     check_finite(impl, case)
 
 
-def rows_logsumexp_zero(impl: Implementation, case: Case) -> None:
+def rows_logsumexp_zero(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r""":math:`\log\sum_i e^{\hat z_i} = 0` per row: the outputs are log-probabilities.
 
     With :math:`\hat z_i = z_i + e_i`, :math:`|e_i| \le a_i`:
@@ -76,7 +81,7 @@ def rows_logsumexp_zero(impl: Implementation, case: Case) -> None:
     with np.errstate(all="ignore"):
         top = np.max(z_hat, axis=1, keepdims=True)
         lse = top[:, 0] + np.log(np.exp(z_hat - top).sum(axis=1))
-    tol = logsumexp_bound(x, z, x.dtype)
+    tol = logsumexp_bound(x, z, x.dtype, accumulate=accumulate)
     assert_within(
         lse,
         np.zeros_like(lse),
@@ -87,7 +92,9 @@ def rows_logsumexp_zero(impl: Implementation, case: Case) -> None:
     )
 
 
-def entries_nonpositive(impl: Implementation, case: Case) -> None:
+def entries_nonpositive(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r""":math:`\hat z_i \le \gamma_{D + 10 + 5\ln D} + D\lambda`: log-probabilities are <= 0.
 
     Exactly :math:`z_i = (x_i - m) - \log s \le 0` since :math:`s \ge 1`. The slack is the
@@ -96,7 +103,7 @@ def entries_nonpositive(impl: Implementation, case: Case) -> None:
     """
     x = case["x"]
     z_hat = _f64(impl.forward(x).y)
-    slack = log_probability_slack(x.shape[1], x.dtype)
+    slack = log_probability_slack(x.shape[1], x.dtype, accumulate=accumulate)
     nearest = np.where(np.isnan(z_hat), 1.0, np.minimum(z_hat, 0.0))
     assert_within(
         z_hat,
@@ -108,7 +115,9 @@ def entries_nonpositive(impl: Implementation, case: Case) -> None:
     )
 
 
-def shift_invariance(impl: Implementation, case: Case) -> None:
+def shift_invariance(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r""":math:`z(x + c) = z(x)` for a per-row constant c.
 
     The shifted input rounds to :math:`\tilde x = x + c + \delta` (:math:`\delta` exact by
@@ -118,22 +127,31 @@ def shift_invariance(impl: Implementation, case: Case) -> None:
     check_shifted(
         impl,
         case,
-        lambda x, shifted, spread: _bound(x) + _bound(shifted) + log_softmax_perturbation(spread),
+        lambda x, shifted, spread, model: (
+            _bound(x, model) + _bound(shifted, model) + log_softmax_perturbation(spread)
+        ),
         "log_softmax",
+        accumulate=accumulate,
     )
 
 
-def permutation_equivariance(impl: Implementation, case: Case) -> None:
+def permutation_equivariance(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r""":math:`z(x P) = z(x) P` for a permutation P of the columns. Tolerance: :math:`2a`."""
-    check_permuted(impl, case, _bound, "log_softmax")
+    check_permuted(impl, case, _bound, "log_softmax", accumulate=accumulate)
 
 
-def row_independence(impl: Implementation, case: Case) -> None:
+def row_independence(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r"""Row r of :math:`z(x)` equals z of row r alone. Tolerance: :math:`2a`."""
-    check_rows_alone(impl, case, _bound, "log_softmax")
+    check_rows_alone(impl, case, _bound, "log_softmax", accumulate=accumulate)
 
 
-def matches_reference(impl: Implementation, case: Case) -> None:
+def matches_reference(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r""":math:`|\hat z_i - z_i| \le a_i` (plus the reference's own) against float64.
 
     Absolute: covers the large negative outputs, where a relative bound would say
@@ -144,7 +162,7 @@ def matches_reference(impl: Implementation, case: Case) -> None:
     assert_within(
         impl.forward(x).y,
         z,
-        reference_log_softmax_bound(x, z, x.dtype),
+        reference_log_softmax_bound(x, z, x.dtype, accumulate=accumulate),
         invariant="matches_reference",
         what="forward(x) vs float64 reference log_softmax",
         message="forward(x) differs from the reference log_softmax beyond the derived bound",

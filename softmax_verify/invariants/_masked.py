@@ -15,6 +15,7 @@ other row (checked by ``masked_rows_match_subset`` on batches that contain such 
 from __future__ import annotations
 
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.options import Accumulation
 from softmax_verify.core.oracle import softmax, softmax_vjp
 from softmax_verify.invariants._cases import Case
 from softmax_verify.invariants._masked_rows import (
@@ -39,7 +40,9 @@ _SOFTMAX = MaskedKind(
 )
 
 
-def masked_entries_exactly_zero(impl: Implementation, case: Case) -> None:
+def masked_entries_exactly_zero(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r"""A masked entry (``-inf``) of a row with an unmasked one gets exactly 0 probability
     and exactly 0 gradient: :math:`e^{-\infty} = 0` and :math:`dx_i = y_i(\dots) = 0`.
 
@@ -49,17 +52,21 @@ def masked_entries_exactly_zero(impl: Implementation, case: Case) -> None:
     check_masked_entries(impl, case, _SOFTMAX)
 
 
-def masked_rows_match_subset(impl: Implementation, case: Case) -> None:
+def masked_rows_match_subset(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     r"""The unmasked entries U of each row equal :math:`\operatorname{softmax}(x_U)`, and
     their gradient the softmax VJP of that subset, :math:`y_U(g_U - \langle g_U, y_U\rangle)`.
 
     Tolerances: the reference forward and backward bounds for a row of length
     :math:`|U|` (the masked entries contribute exact zeros to every sum).
     """
-    check_subset_rows(impl, case, _SOFTMAX)
+    check_subset_rows(impl, case, _SOFTMAX, accumulate=accumulate)
 
 
-def fully_masked_rows(impl: Implementation, case: Case) -> None:
+def fully_masked_rows(
+    impl: Implementation, case: Case, accumulate: Accumulation = "float32"
+) -> None:
     """A fully masked row's output is all 0 or all NaN; each gradient entry is 0 or NaN.
 
     (The semantics documented above; exact.)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
@@ -20,9 +20,12 @@ from numpy.typing import DTypeLike, NDArray
 from softmax_verify.core.compare import assert_within
 from softmax_verify.core.errors import InvariantViolation
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.options import Accumulation
 from softmax_verify.invariants._cases import Case
 
 __all__ = [
+    "BackwardBound",
+    "ForwardBound",
     "MaskedKind",
     "check_fully_masked_rows",
     "check_masked_entries",
@@ -33,6 +36,29 @@ __all__ = [
 _ID_ENTRIES = "masked_entries_exactly_zero"
 _ID_SUBSET = "masked_rows_match_subset"
 _ID_FULL = "fully_masked_rows"
+
+
+class ForwardBound(Protocol):
+    """``forward_bound(x, reference, dtype, accumulate=...)``: a reference forward bound."""
+
+    def __call__(
+        self, x: NDArray[Any], exact: NDArray[Any], dtype: DTypeLike, /, *, accumulate: Accumulation
+    ) -> NDArray[np.float64]: ...
+
+
+class BackwardBound(Protocol):
+    """``backward_bound(x, reference, g, dtype, accumulate=...)``: a reference VJP bound."""
+
+    def __call__(
+        self,
+        x: NDArray[Any],
+        exact: NDArray[Any],
+        g: NDArray[Any],
+        dtype: DTypeLike,
+        /,
+        *,
+        accumulate: Accumulation,
+    ) -> NDArray[np.float64]: ...
 
 
 @dataclass(frozen=True)
@@ -46,11 +72,10 @@ class MaskedKind:
     #: The float64 reference of a row, and its VJP ``vjp(g, reference)``.
     reference: Callable[[NDArray[Any]], NDArray[np.float64]]
     vjp: Callable[[NDArray[Any], NDArray[Any]], NDArray[np.float64]]
-    #: ``forward_bound(x, reference, dtype)`` and ``backward_bound(x, reference, g, dtype)``.
-    forward_bound: Callable[[NDArray[Any], NDArray[Any], DTypeLike], NDArray[np.float64]]
-    backward_bound: Callable[
-        [NDArray[Any], NDArray[Any], NDArray[Any], DTypeLike], NDArray[np.float64]
-    ]
+    #: ``forward_bound(x, reference, dtype, accumulate=...)`` and
+    #: ``backward_bound(x, reference, g, dtype, accumulate=...)``.
+    forward_bound: ForwardBound
+    backward_bound: BackwardBound
     #: The message when a masked entry's output is not ``masked_value``.
     masked_output_message: str
     #: What is compared at the masked entries of the gradient.
@@ -90,9 +115,12 @@ def check_masked_entries(impl: Implementation, case: Case, kind: MaskedKind) -> 
         )
 
 
-def check_subset_rows(impl: Implementation, case: Case, kind: MaskedKind) -> None:
+def check_subset_rows(
+    impl: Implementation, case: Case, kind: MaskedKind, *, accumulate: Accumulation
+) -> None:
     """Each row's unmasked entries U: the output within ``kind.forward_bound`` of the
-    reference of :math:`x_U`, the gradient within ``kind.backward_bound`` of its VJP."""
+    reference of :math:`x_U`, the gradient within ``kind.backward_bound`` of its VJP (both
+    under the ``accumulate`` model)."""
     x, dout = case["x"], case["dout"]
     call = impl.forward(x)
     dx = impl.backward(dout, call.cache).dx if impl.has_backward else None
@@ -103,7 +131,7 @@ def check_subset_rows(impl: Implementation, case: Case, kind: MaskedKind) -> Non
         assert_within(
             call.y[r : r + 1, keep],
             exact,
-            kind.forward_bound(sub, exact, x.dtype),
+            kind.forward_bound(sub, exact, x.dtype, accumulate=accumulate),
             invariant=_ID_SUBSET,
             what=f"forward(x)[{r}] at unmasked entries vs {kind.name} of those entries",
             message=f"row {r}: the unmasked entries are not the {kind.name} of the unmasked logits",
@@ -113,7 +141,7 @@ def check_subset_rows(impl: Implementation, case: Case, kind: MaskedKind) -> Non
             assert_within(
                 dx[r : r + 1, keep],
                 kind.vjp(g, exact),
-                kind.backward_bound(sub, exact, g, x.dtype),
+                kind.backward_bound(sub, exact, g, x.dtype, accumulate=accumulate),
                 invariant=_ID_SUBSET,
                 what=f"backward(dout)[{r}] at unmasked entries vs the subset's VJP",
                 message=f"row {r}: the gradient of the unmasked entries is not the subset's VJP",

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from softmax_verify.core.compare import find_mismatch
 from softmax_verify.core.errors import InvariantViolation, NotApplicable
 from softmax_verify.core.implementation import CACHE_NAMES, Implementation, lookup
+from softmax_verify.core.options import Accumulation
 from softmax_verify.invariants._cases import Case
 from softmax_verify.tolerances import stage_bound
 
@@ -82,7 +83,7 @@ def _as_shape(actual: NDArray[Any], shape: tuple[int, ...]) -> F64 | None:
         return None
 
 
-def stage_gradients(impl: Implementation, case: Case) -> None:
+def stage_gradients(impl: Implementation, case: Case, accumulate: Accumulation = "float32") -> None:
     r"""Each named stage equals its true value for the forward's own cache; names the first wrong.
 
     Stages, in backward order: dexps_0, ddivexps, dsexps, dexps_1, dx (see
@@ -111,7 +112,7 @@ def stage_gradients(impl: Implementation, case: Case) -> None:
                 stage=stage,
                 location=impl.source_of(stage),
             )
-        tol = stage_bound(scale[stage], x.shape[1], x.dtype)
+        tol = stage_bound(scale[stage], x.shape[1], x.dtype, accumulate=accumulate)
         mismatch = find_mismatch(actual, expected[stage], tol, what=f"stage {stage}")
         if mismatch is not None:
             raise InvariantViolation(

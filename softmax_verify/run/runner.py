@@ -33,7 +33,7 @@ from softmax_verify.core.errors import (
 )
 from softmax_verify.core.implementation import Implementation
 from softmax_verify.core.messages import describe_exception
-from softmax_verify.core.options import Options
+from softmax_verify.core.options import Accumulation, Options
 from softmax_verify.core.result import Result, Status
 from softmax_verify.core.validate import resolve_dtype
 from softmax_verify.diagnosis import Diagnosis, diagnose
@@ -46,7 +46,6 @@ from softmax_verify.run.storage import private_hypothesis_storage
 from softmax_verify.target.autodiff import AutodiffForward, adapt, compiled_per_shape
 from softmax_verify.target.conventions import Reading, implementation_from
 from softmax_verify.target.load import with_autodiff_note
-from softmax_verify.tolerances import accumulation
 
 __all__ = ["run_invariant", "run_pairs", "verify"]
 
@@ -78,7 +77,7 @@ def run_invariant(
     on_case: Callable[[Case], None] | None = None,
     base: settings | None = None,
     domain: Domain | None = None,
-    accumulate: str = "float32",
+    accumulate: Accumulation = "float32",
     kind: str = "softmax",
 ) -> Result:
     """Run one invariant at one dtype as a Hypothesis property and return its Result.
@@ -88,7 +87,7 @@ def run_invariant(
     given, replaces ``profile``, ``max_examples`` and ``seed``: the pytest contract runs
     under the user's active settings, example database and storage included. Shapes are
     drawn inside ``domain`` (default: every shape); half-precision tolerances follow
-    the ``accumulate`` model (``tolerances.accumulation``).
+    the ``accumulate`` model, passed to each check and on to each tolerance.
     """
     inv = get_invariant(invariant, kind) if isinstance(invariant, str) else invariant
     chosen = run_settings(profile, max_examples, seed) if base is None else verdict_settings(base)
@@ -112,7 +111,7 @@ class _Run:
     private: bool
     seed: int | None
     domain: Domain | None
-    accumulate: str
+    accumulate: Accumulation
 
 
 def _run_shared(
@@ -134,7 +133,7 @@ def _run_shared(
     cases = live[0].cases(dt, run.domain) if live else None
     spent = dict.fromkeys((inv.id for inv in live), 0.0)
     while live and cases is not None:
-        members, state = Members(live), _State()
+        members, state = Members(live, run.accumulate), _State()
         exc, seconds = _run_property(cases, members, impl, state, run, on_case)
         for name, share in members.seconds(seconds).items():
             spent[name] += share
@@ -174,7 +173,7 @@ def _run_property(
     start = time.perf_counter()
     storage = private_hypothesis_storage() if run.private else contextlib.nullcontext()
     try:
-        with with_reporter(lambda _text: None), storage, accumulation(run.accumulate):
+        with with_reporter(lambda _text: None), storage:
             test()
     except _NotApplicableStop:
         pass  # every member said why (members.skipped)

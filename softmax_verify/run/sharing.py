@@ -8,12 +8,13 @@ the verdict it gets alone, for the cost of one property: drawing and Hypothesis'
 bookkeeping are most of a property's time. Under a random profile each still sees as
 many examples, drawn from the same distribution.
 
-``Members`` is what that one property checks. When a member fails, Hypothesis shrinks
-towards the smallest case on which any member fails; the member failing on that case
-(the first in report order) is the one the failure is reported for, with that case,
-which is minimal for it too (any smaller case failing it would fail the group). The
-runner then runs the property again without it, so that each member gets its own
-verdict and each failure its own minimal case.
+``Members`` is what that one property checks, and under which half-precision accumulation
+model (``Options.accumulate``, passed to each member's check). When a member fails,
+Hypothesis shrinks towards the smallest case on which any member fails; the member failing
+on that case (the first in report order) is the one the failure is reported for, with that
+case, which is minimal for it too (any smaller case failing it would fail the group). The
+runner then runs the property again without it, so that each member gets its own verdict
+and each failure its own minimal case.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from softmax_verify.core.errors import NotApplicable
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.options import ACCUMULATIONS, Accumulation
 from softmax_verify.invariants import Case, Invariant
 
 __all__ = ["Members", "shared_groups"]
@@ -45,13 +47,20 @@ def shared_groups(
 class Members:
     """The invariants one property checks on each case, with what happened to each.
 
-    ``check`` runs every member still live on the case, in order. A member that says it
+    ``check`` runs every member still live on the case, in order, each under the
+    ``accumulate`` model (ValueError at once for an unknown one). A member that says it
     does not apply (``NotApplicable``) leaves the group for good, as it would end a
     property of its own; when none is left, that ``NotApplicable`` ends the property.
     """
 
-    def __init__(self, invariants: Sequence[Invariant]) -> None:
+    def __init__(self, invariants: Sequence[Invariant], accumulate: Accumulation) -> None:
+        if accumulate not in ACCUMULATIONS:  # before any case, not inside a check
+            raise ValueError(
+                f"accumulate must be one of {', '.join(ACCUMULATIONS)}; got {accumulate!r}"
+            )
         self.live = list(invariants)
+        #: The half-precision accumulation model every member's tolerances assume.
+        self.accumulate: Accumulation = accumulate
         self.members = tuple(invariants)
         #: Cases each member was checked on, shrinking's replays included.
         self.examples = dict.fromkeys((inv.id for inv in invariants), 0)
@@ -69,7 +78,7 @@ class Members:
             self.examples[inv.id] += 1
             start = time.perf_counter()
             try:
-                inv.check(impl, case)
+                inv.check(impl, case, self.accumulate)
             except NotApplicable as exc:
                 self.skipped[inv.id] = str(exc)
                 self.live.remove(inv)

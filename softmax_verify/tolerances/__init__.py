@@ -24,7 +24,11 @@ Then each computed probability satisfies
 bound.
 
 Half precision (float16, bfloat16; docs/tolerances.md, "Half precision") follows an
-*accumulation model*, chosen with ``accumulation``:
+*accumulation model* (``ACCUMULATIONS``), passed explicitly: every function whose result
+depends on it takes it as ``accumulate`` (a keyword argument, ``"float32"`` by default;
+``chain``, ``_model`` and ``_tiny`` require it). A run's model is ``Options.accumulate``,
+which the run plan hands to each invariant's check, which hands it to each tolerance and
+gradient check it calls:
 
 - ``"float32"`` (the default): every step above runs in float32 or wider, on inputs
   that convert exactly, and only the result is rounded, once, to the half dtype:
@@ -106,7 +110,6 @@ from softmax_verify.tolerances._perturbation import (
 from softmax_verify.tolerances._rounding import (
     ACCUMULATIONS,
     VACUOUS,
-    accumulation,
     chain,
     describe_accumulation,
     dot_rounding,
@@ -122,7 +125,6 @@ __all__ = [
     "LOG_SOFTMAX_SECOND",
     "LOG_SOFTMAX_THIRD",
     "VACUOUS",
-    "accumulation",
     "backward_error_bound",
     "central_difference_step",
     "chain",

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from softmax_verify.core.options import Accumulation
 from softmax_verify.tolerances._forward import forward_relative_bound
 from softmax_verify.tolerances._rounding import (
     Float64Array,
@@ -19,7 +20,12 @@ __all__ = ["backward_error_bound", "reference_backward_bound", "stage_bound"]
 
 
 def backward_error_bound(
-    x: NDArray[Any], y_exact: NDArray[Any], dout: NDArray[Any], dtype: DTypeLike
+    x: NDArray[Any],
+    y_exact: NDArray[Any],
+    dout: NDArray[Any],
+    dtype: DTypeLike,
+    *,
+    accumulate: Accumulation = "float32",
 ) -> Float64Array:
     r"""Per-entry bound on ``|dx_hat - dx|`` for ``dx = y * (g - <g, y>)`` computed in ``dtype``.
 
@@ -39,16 +45,22 @@ def backward_error_bound(
     zero (XLA on CPU, CUDA's fast-math, ``-ffast-math`` builds: FTZ/DAZ) may turn any
     operand or result below :math:`\lambda` into 0, an absolute error below
     :math:`\lambda` each. Both are correct implementations of softmax, so the bound
-    allows the larger.
+    allows the larger. ``accumulate``: the half-precision accumulation model.
     """
     x64 = np.asarray(x, dtype=np.float64)
     y64 = np.abs(np.asarray(y_exact, dtype=np.float64))
     g = np.abs(np.asarray(dout, dtype=np.float64))
-    return _backward_bound(y64, g, forward_relative_bound(x64, dtype), dtype)
+    eta = forward_relative_bound(x64, dtype, accumulate=accumulate)
+    return _backward_bound(y64, g, eta, dtype, accumulate=accumulate)
 
 
 def _backward_bound(
-    y: Float64Array, g: Float64Array, eta: Float64Array, dtype: DTypeLike
+    y: Float64Array,
+    g: Float64Array,
+    eta: Float64Array,
+    dtype: DTypeLike,
+    *,
+    accumulate: Accumulation = "float32",
 ) -> Float64Array:
     r"""``backward_error_bound`` from ``|y|``, ``|dout|`` and :math:`\eta` (float64, (N, D)).
 
@@ -60,33 +72,43 @@ def _backward_bound(
     gy = g * y
     q = np.einsum("...i,...i->...", gy, eta)[..., None]
     gmax = g.max(axis=-1, keepdims=True)
-    result: Float64Array = eta + chain(d + 4, dtype)
+    result: Float64Array = eta + chain(d + 4, dtype, accumulate)
     result *= g + p
     result += q
     result *= y
-    result += _tiny(dtype) * gmax + (d + 4) * _tiny(dtype)
+    tiny = _tiny(dtype, accumulate)
+    result += tiny * gmax + (d + 4) * tiny
     return result
 
 
 def reference_backward_bound(
-    x: NDArray[Any], y_exact: NDArray[Any], dout: NDArray[Any], dtype: DTypeLike
+    x: NDArray[Any],
+    y_exact: NDArray[Any],
+    dout: NDArray[Any],
+    dtype: DTypeLike,
+    *,
+    accumulate: Accumulation = "float32",
 ) -> Float64Array:
-    """``backward_error_bound`` plus the float64 reference's own bound it is compared with."""
-    return backward_error_bound(x, y_exact, dout, dtype) + backward_error_bound(
-        x, y_exact, dout, np.float64
-    )
+    """``backward_error_bound`` plus the float64 reference's own bound it is compared with
+    (whose accumulation model is irrelevant: float64 has one)."""
+    return backward_error_bound(
+        x, y_exact, dout, dtype, accumulate=accumulate
+    ) + backward_error_bound(x, y_exact, dout, np.float64)
 
 
-def stage_bound(abs_formula: NDArray[Any], d: int, dtype: DTypeLike) -> Float64Array:
+def stage_bound(
+    abs_formula: NDArray[Any], d: int, dtype: DTypeLike, *, accumulate: Accumulation = "float32"
+) -> Float64Array:
     r"""Per-entry bound on a stage of the staged backward: :math:`(\gamma_{D+5} + \lambda)
     |F| + \lambda`.
 
     Each stage is a chain of at most D + 5 roundings (D - 1 in the row sum), so by Higham's
     standard result its error is at most :math:`\gamma_{D+5}` (``chain``) times the same
     formula evaluated on absolute values, ``abs_formula``; plus :math:`\lambda` times that
-    and :math:`\lambda` for underflow.
+    and :math:`\lambda` for underflow (``chain`` and :math:`\lambda` under the
+    ``accumulate`` model).
     """
-    tiny = _tiny(dtype)
+    tiny = _tiny(dtype, accumulate)
     scale = np.asarray(abs_formula, dtype=np.float64)
-    out: Float64Array = (chain(d + 5, dtype) + tiny) * scale + tiny
+    out: Float64Array = (chain(d + 5, dtype, accumulate) + tiny) * scale + tiny
     return out

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from softmax_verify.core.options import Accumulation
 from softmax_verify.tolerances._rounding import (
     Float64Array,
     _tiny,
@@ -73,19 +74,25 @@ def difference_truncation(
 
 
 def difference_rounding(
-    eta: Float64Array, y: Float64Array, largest: float, dtype: DTypeLike
+    eta: Float64Array,
+    y: Float64Array,
+    largest: float,
+    dtype: DTypeLike,
+    *,
+    accumulate: Accumulation = "float32",
 ) -> Float64Array:
     r""":math:`E^+_i + E^-_i`: the forward's bound at both points :math:`x \pm h_\pm e_j`,
     for every column j at once (N, D): :math:`2(e^{h} \eta_i y_i + \lambda)`.
 
-    ``eta`` is ``forward_relative_bound(x, dtype, moved=largest)``: at a point that moved
+    ``eta`` is ``forward_relative_bound(x, dtype, moved=largest, accumulate=accumulate)``
+    (:math:`\lambda` is taken under the same ``accumulate`` model): at a point that moved
     one coordinate by :math:`s \le h` = ``largest``, :math:`\eta_i` is at most that, and
     the probability at most :math:`e^s y_i(x)` (along one coordinate :math:`|\partial \log
     y_i / \partial x_j| = |\delta_{ij} - y_j| \le 1`).
     """
     out: Float64Array = eta * y
     out *= 2 * math.exp(largest)
-    out += 2 * _tiny(dtype)
+    out += 2 * _tiny(dtype, accumulate)
     return out
 
 
@@ -132,7 +139,13 @@ def jacobian_difference_bound(
 
 
 def jacobian_backward_bound(
-    y: Float64Array, eta: Float64Array, start: int, stop: int, dtype: DTypeLike
+    y: Float64Array,
+    eta: Float64Array,
+    start: int,
+    stop: int,
+    dtype: DTypeLike,
+    *,
+    accumulate: Accumulation = "float32",
 ) -> Float64Array:
     r"""``backward_error_bound`` for the basis upstreams :math:`g = e_j`, j in
     ``start:stop``, laid out [j, r, i] (c, N, D): with :math:`P = y_j`, :math:`Q = y_j
@@ -141,17 +154,18 @@ def jacobian_backward_bound(
     .. math:: y_i (\eta_i + \gamma_{D+4})(\delta_{ij} + y_j) + y_i y_j \eta_j + (D + 5)\lambda
 
     ``eta`` may be any upper bound of :math:`\eta` (the gradient checks take it at the
-    farthest perturbed point).
+    farthest perturbed point), under the same ``accumulate`` model as ``chain`` and
+    :math:`\lambda` here.
     """
     d = y.shape[-1]
     cols = slice(start, stop)
     c = stop - start
     y_j = y[:, cols].T[:, :, None]
-    scale = y_j * (eta[:, cols].T[:, :, None] + chain(d + 4, dtype))
+    scale = y_j * (eta[:, cols].T[:, :, None] + chain(d + 4, dtype, accumulate))
     out: Float64Array = scale * y
     out += y_j * (y * eta)
     out[np.arange(c), :, np.arange(start, stop)] += scale[:, :, 0]  # delta_ij
-    out += (d + 5) * _tiny(dtype)
+    out += (d + 5) * _tiny(dtype, accumulate)
     return out
 
 
@@ -202,6 +216,7 @@ def directional_bound(
     dtype: DTypeLike,
     *,
     overwrite_y: bool = False,
+    accumulate: Accumulation = "float32",
 ) -> Float64Array:
     r"""Per entry, the error of :math:`(f(x' + hu) - f(x' - hu)) / 2h` against ``backward(u)``
     at x, for a correct forward and backward.
@@ -227,11 +242,12 @@ def directional_bound(
       :math:`\|u\|_\infty \le 1`.
 
     ``overwrite_y``: ``y`` is not read again by the caller and may hold a temporary.
+    ``accumulate``: the half-precision accumulation model, that of ``y_eta`` too.
     """
     d = y.shape[-1]
-    tiny = _tiny(dtype)
+    tiny = _tiny(dtype, accumulate)
     subtraction = float(gamma(1, np.float64))  # fl(out+ - out-) in float64
-    backward_gamma = float(chain(d + 4, dtype))
+    backward_gamma = float(chain(d + 4, dtype, accumulate))
     rounding = (1 + subtraction) / h  # the forward's bounds at both points, over 2h
     grow = np.exp(h * spread + 2 * delta)  # G
     p = np.einsum("ri,ri->r", g, y)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from softmax_verify.core.options import Accumulation
 from softmax_verify.tolerances._rounding import (
     _NEGLIGIBLE_GAP,
     VACUOUS,
@@ -34,14 +35,16 @@ _EPS64 = float(np.finfo(np.float64).eps)
 
 
 def forward_relative_bound(
-    x: NDArray[Any], dtype: DTypeLike, *, moved: float = 0.0
+    x: NDArray[Any], dtype: DTypeLike, *, moved: float = 0.0, accumulate: Accumulation = "float32"
 ) -> Float64Array:
     r"""Per-entry :math:`\eta_i = \gamma_{D + 10 + \ln D + t_i}` for (N, D) logits ``x``.
 
     ``moved`` (>= 0): the bound is wanted at every x' with :math:`|x'_j - x_j| \le`
     ``moved`` too (a perturbed point of a finite difference). There
     :math:`t'_i = \max_j x'_j - x'_i \le t_i + 2\,moved`, and :math:`\gamma` grows with
-    its argument, so :math:`t_i` is enlarged by ``2 * moved``.
+    its argument, so :math:`t_i` is enlarged by ``2 * moved``. ``accumulate``: the
+    half-precision accumulation model (the package docstring; float32 and float64 do not
+    depend on it).
 
     Where :math:`(D + 10 + \ln D + t_i) u \ge 1/2` (so :math:`t_i \ge 2^{22} - D - 10 -
     \ln D` even in float32, and far more in float64) the exact probability is below
@@ -51,7 +54,7 @@ def forward_relative_bound(
     """
     x64 = np.asarray(x, dtype=np.float64)
     d = x64.shape[-1]
-    u, u_out = _model(dtype)
+    u, u_out = _model(dtype, accumulate)
     with np.errstate(over="ignore", invalid="ignore"):
         # One owned buffer, in place: nu = (D + 10 + ln D + t) u, then nu / (1 - nu).
         nu: Float64Array = np.subtract(x64.max(axis=-1, keepdims=True), x64)
@@ -69,9 +72,16 @@ def forward_relative_bound(
     return nu
 
 
-def _eta_times(x: NDArray[Any], y: Float64Array, dtype: DTypeLike, moved: float) -> Float64Array:
-    r""":math:`y_i \eta_i`, an upper bound of ``forward_relative_bound(x, dtype, moved=moved)
-    * y`` for (N, D) x and y >= 0, in three passes instead of nine.
+def _eta_times(
+    x: NDArray[Any],
+    y: Float64Array,
+    dtype: DTypeLike,
+    moved: float,
+    *,
+    accumulate: Accumulation = "float32",
+) -> Float64Array:
+    r""":math:`y_i \eta_i`, an upper bound of ``forward_relative_bound(x, dtype, moved=moved,
+    accumulate=accumulate) * y`` for (N, D) x and y >= 0, in three passes instead of nine.
 
     Per row, with :math:`\nu_i = (K + m - x_i) u` (K = D + 10 + ln D + 2 moved, m the
     row's maximum) and :math:`\nu^* = \max_i \nu_i` (at the row's minimum): where
@@ -84,7 +94,7 @@ def _eta_times(x: NDArray[Any], y: Float64Array, dtype: DTypeLike, moved: float)
     """
     x64 = np.asarray(x, dtype=np.float64)
     d = x64.shape[-1]
-    u, u_out = _model(dtype)
+    u, u_out = _model(dtype, accumulate)
     top = x64.max(axis=-1, keepdims=True)
     top += d + 10 + math.log(d) + 2 * moved  # K + m
     nu_max = (top - x64.min(axis=-1, keepdims=True)) * u
@@ -98,31 +108,51 @@ def _eta_times(x: NDArray[Any], y: Float64Array, dtype: DTypeLike, moved: float)
     out *= y
     far = np.flatnonzero(~(nu_max[:, 0] < 0.5))  # NaN too
     if far.size:
-        out[far] = forward_relative_bound(x64[far], dtype, moved=moved) * y[far]
+        out[far] = (
+            forward_relative_bound(x64[far], dtype, moved=moved, accumulate=accumulate) * y[far]
+        )
     return out
 
 
-def forward_error_bound(x: NDArray[Any], y_exact: NDArray[Any], dtype: DTypeLike) -> Float64Array:
-    r"""Per-entry bound :math:`\eta_i y_i + \lambda` on ``|y_hat - y|`` for a correct forward."""
+def forward_error_bound(
+    x: NDArray[Any],
+    y_exact: NDArray[Any],
+    dtype: DTypeLike,
+    *,
+    accumulate: Accumulation = "float32",
+) -> Float64Array:
+    r"""Per-entry bound :math:`\eta_i y_i + \lambda` on ``|y_hat - y|`` for a correct forward
+    (``accumulate``: the half-precision accumulation model)."""
     y64 = np.abs(np.asarray(y_exact, dtype=np.float64))
-    return forward_relative_bound(x, dtype) * y64 + _tiny(dtype)
+    return forward_relative_bound(x, dtype, accumulate=accumulate) * y64 + _tiny(dtype, accumulate)
 
 
 def reference_forward_bound(
-    x: NDArray[Any], y_exact: NDArray[Any], dtype: DTypeLike
+    x: NDArray[Any],
+    y_exact: NDArray[Any],
+    dtype: DTypeLike,
+    *,
+    accumulate: Accumulation = "float32",
 ) -> Float64Array:
-    """``forward_error_bound`` plus the float64 reference's own bound it is compared with."""
-    return forward_error_bound(x, y_exact, dtype) + forward_error_bound(x, y_exact, np.float64)
+    """``forward_error_bound`` plus the float64 reference's own bound it is compared with
+    (whose accumulation model is irrelevant: float64 has one)."""
+    return forward_error_bound(x, y_exact, dtype, accumulate=accumulate) + forward_error_bound(
+        x, y_exact, np.float64
+    )
 
 
-def row_sum_bound(d: int, dtype: DTypeLike) -> float:
+def row_sum_bound(d: int, dtype: DTypeLike, *, accumulate: Accumulation = "float32") -> float:
     r"""Bound on :math:`|\sum_i \hat y_i - 1|` for a correct forward on rows of length ``d``.
 
     :math:`\sum_i (\eta_i y_i + \lambda) \le \gamma_{D + 10 + 2\ln D} + D\lambda`, using
     :math:`\sum_i y_i t_i \le \ln D`; plus :math:`\gamma_{D}` in float64 for the check's own
     sum (the check adds in float64).
     """
-    bound = chain(d + 10 + 2 * math.log(d), dtype) + d * _tiny(dtype) + gamma(d, np.float64)
+    bound = (
+        chain(d + 10 + 2 * math.log(d), dtype, accumulate)
+        + d * _tiny(dtype, accumulate)
+        + gamma(d, np.float64)
+    )
     return float(bound)
 
 

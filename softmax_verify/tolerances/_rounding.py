@@ -1,26 +1,24 @@
 r"""Rounding-error constants: the unit roundoff, :math:`\gamma_n`, the accumulation model of
 half precision (``chain``), the underflow allowance, and a check's own float64 dot products.
 
-The model and its notation: the package docstring (``softmax_verify.tolerances``)."""
+The model and its notation: the package docstring (``softmax_verify.tolerances``). The model
+is an argument (``accumulate``) of every function that depends on it, passed down from the
+run's ``Options.accumulate``: no ambient state."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from softmax_verify.core.dtypes import finfo, is_half
-from softmax_verify.core.options import ACCUMULATIONS
+from softmax_verify.core.options import ACCUMULATIONS, Accumulation
 from softmax_verify.core.validate import resolve_dtype
 
 __all__ = [
     "ACCUMULATIONS",
     "VACUOUS",
-    "accumulation",
     "chain",
     "describe_accumulation",
     "dot_rounding",
@@ -31,9 +29,6 @@ __all__ = [
 
 Float64Array = NDArray[np.float64]
 
-#: The accumulation models for half-precision inputs (see the package docstring).
-_ACCUMULATION: ContextVar[str] = ContextVar("softmax_verify_accumulation", default="float32")
-
 #: A relative bound standing for "no bound": where the model's bound reaches 1/2 or more,
 #: nothing below 1 can be claimed. Finite (2**100), so that times an exact 0 it is 0,
 #: and times any probability or upstream it stays finite and accepts every value.
@@ -41,21 +36,6 @@ VACUOUS = 2.0**100
 #: Where :math:`t_i \ge 746`, :math:`y_i \le e^{-746}` is below float64's smallest
 #: subnormal: the float64 reference is exactly 0 there, and so is :math:`\eta_i y_i`.
 _NEGLIGIBLE_GAP = 746.0
-
-
-@contextmanager
-def accumulation(model: str) -> Iterator[None]:
-    """Within this block, half-precision tolerances follow ``model`` (``ACCUMULATIONS``).
-
-    A context variable: the threads of ``_parallel.map_blocks`` inherit it.
-    """
-    if model not in ACCUMULATIONS:
-        raise ValueError(f"accumulate must be one of {', '.join(ACCUMULATIONS)}; got {model!r}")
-    token = _ACCUMULATION.set(model)
-    try:
-        yield
-    finally:
-        _ACCUMULATION.reset(token)
 
 
 def describe_accumulation(model: str) -> str:
@@ -70,27 +50,32 @@ def unit_roundoff(dtype: DTypeLike) -> float:
     return float(finfo(resolve_dtype(dtype)).eps) / 2
 
 
-def _model(dtype: DTypeLike) -> tuple[float, float]:
+def _model(dtype: DTypeLike, accumulate: Accumulation) -> tuple[float, float]:
     """``(u_acc, u_out)``: the unit roundoff of the accumulation, and that of the one final
-    rounding to the output dtype when it is a separate step (else 0).
+    rounding to the output dtype when it is a separate step (else 0), under the
+    ``accumulate`` model (``ACCUMULATIONS``; ValueError for any other).
 
     float32/float64, and half under ``"input"``: ``(u, 0)``. Half under ``"float32"``:
     ``(2**-24, u_h)``.
     """
+    if accumulate not in ACCUMULATIONS:
+        raise ValueError(
+            f"accumulate must be one of {', '.join(ACCUMULATIONS)}; got {accumulate!r}"
+        )
     resolved = resolve_dtype(dtype)
     u = unit_roundoff(resolved)
-    if is_half(resolved) and _ACCUMULATION.get() == "float32":
+    if is_half(resolved) and accumulate == "float32":
         return unit_roundoff(np.float32), u
     return u, 0.0
 
 
-def chain(n: float | Float64Array, dtype: DTypeLike) -> Float64Array:
-    r"""Relative error bound of n chained roundings for ``dtype`` under the accumulation model.
+def chain(n: float | Float64Array, dtype: DTypeLike, accumulate: Accumulation) -> Float64Array:
+    r"""Relative error bound of n chained roundings for ``dtype`` under the ``accumulate`` model.
 
     :math:`u_{out} + (1 + u_{out})\gamma^{acc}_n` (``_model``): :math:`\gamma_n` itself for
     float32 and float64. ``VACUOUS`` where :math:`n u_{acc} \ge 1/2` (no useful bound).
     """
-    u_acc, u_out = _model(dtype)
+    u_acc, u_out = _model(dtype, accumulate)
     nu = np.asarray(n, dtype=np.float64) * u_acc
     g = np.where(nu < 0.5, nu / np.maximum(1 - nu, 0.5), VACUOUS)
     out: Float64Array = np.minimum(u_out + (1 + u_out) * g, VACUOUS)
@@ -107,7 +92,7 @@ def gamma(n: float | Float64Array, dtype: DTypeLike) -> Float64Array:
         return np.where(nu < 1, nu / np.maximum(1 - nu, 0.0), np.inf)
 
 
-def _tiny(dtype: DTypeLike) -> float:
+def _tiny(dtype: DTypeLike, accumulate: Accumulation) -> float:
     r"""The absolute error allowed per rounding for underflow: :math:`\lambda`, the smallest
     normal number (a result flushed to zero, FTZ, errs by less).
 
@@ -121,7 +106,7 @@ def _tiny(dtype: DTypeLike) -> float:
     """
     resolved = resolve_dtype(dtype)
     info = finfo(resolved)
-    if _model(resolved)[1]:
+    if _model(resolved, accumulate)[1]:
         return float(np.finfo(np.float32).smallest_normal) + float(info.smallest_subnormal)
     return float(info.smallest_normal)
 

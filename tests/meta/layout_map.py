@@ -67,8 +67,7 @@ def rows() -> list[str]:
     below = sorted({m for layer in stack for m in layer} - forbidden)
     top = job(ROOT / "strategies" / "__init__.py")
     lines.append(
-        f"| `strategies/` (installed as `softmax_verify.strategies`) | {top} | "
-        f"{', '.join(below)} |"
+        f"| `strategies/` (installed as `softmax_verify.strategies`) | {top} | {', '.join(below)} |"
     )
     return lines
 

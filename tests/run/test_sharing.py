@@ -18,7 +18,7 @@ from softmax_verify import verify
 from softmax_verify.bundled.reference import softmax, softmax_backward
 from softmax_verify.core.errors import ImplementationError, InvariantViolation, NotApplicable
 from softmax_verify.core.implementation import Implementation
-from softmax_verify.core.options import Options
+from softmax_verify.core.options import Accumulation, Options
 from softmax_verify.core.result import Result
 from softmax_verify.invariants import INVARIANTS, Case, Invariant, _cases, get_invariant
 from softmax_verify.run.plan import RunPlan
@@ -84,14 +84,14 @@ def test_each_failure_comes_with_a_case_that_fails_that_invariant(name: str) -> 
             continue
         assert result.counterexample is not None
         with pytest.raises((InvariantViolation, ImplementationError)):
-            get_invariant(result.invariant).check(impl, result.counterexample)
+            get_invariant(result.invariant).check(impl, result.counterexample, "float32")
 
 
 def test_every_member_is_checked_on_every_case() -> None:
     seen: dict[str, list[int]] = {"a": [], "b": []}
 
     def recorder(name: str) -> Any:
-        def check(impl: Implementation, case: Case) -> None:
+        def check(impl: Implementation, case: Case, accumulate: Accumulation) -> None:
             seen[name].append(hash(case["x"].tobytes()))
 
         return check
@@ -109,7 +109,7 @@ def test_the_ci_examples_are_those_of_each_invariant_alone() -> None:
     inv = get_invariant("matches_reference")
 
     def record(into: list[int]) -> Any:
-        def check(impl: Implementation, case: Case) -> None:
+        def check(impl: Implementation, case: Case, accumulate: Accumulation) -> None:
             into.append(hash(case["x"].tobytes()))
 
         return check
@@ -121,10 +121,10 @@ def test_the_ci_examples_are_those_of_each_invariant_alone() -> None:
 
 
 def test_a_member_that_does_not_apply_leaves_the_others_checking() -> None:
-    def never(impl: Implementation, case: Case) -> None:
+    def never(impl: Implementation, case: Case, accumulate: Accumulation) -> None:
         raise NotApplicable("not for this target")
 
-    def fine(impl: Implementation, case: Case) -> None:
+    def fine(impl: Implementation, case: Case, accumulate: Accumulation) -> None:
         pass
 
     skipped, passed = _run(_fake("never", never), _fake("fine", fine))
@@ -141,15 +141,15 @@ def _violation(name: str) -> InvariantViolation:
 
 
 def test_two_failing_members_each_get_their_own_minimal_case() -> None:
-    def wide(impl: Implementation, case: Case) -> None:
+    def wide(impl: Implementation, case: Case, accumulate: Accumulation) -> None:
         if case["x"].shape[1] >= 3:
             raise _violation("wide")
 
-    def tall(impl: Implementation, case: Case) -> None:
+    def tall(impl: Implementation, case: Case, accumulate: Accumulation) -> None:
         if case["x"].shape[0] >= 2:
             raise _violation("tall")
 
-    def fine(impl: Implementation, case: Case) -> None:
+    def fine(impl: Implementation, case: Case, accumulate: Accumulation) -> None:
         pass
 
     wide_r, tall_r, fine_r = _run(_fake("wide", wide), _fake("tall", tall), _fake("fine", fine))
@@ -174,13 +174,26 @@ def test_progress_comes_in_report_order() -> None:
 
 
 def test_each_member_is_timed_with_its_own_checks() -> None:
-    def slow(impl: Implementation, case: Case) -> None:
+    def slow(impl: Implementation, case: Case, accumulate: Accumulation) -> None:
         time.sleep(0.002)
 
-    def fine(impl: Implementation, case: Case) -> None:
+    def fine(impl: Implementation, case: Case, accumulate: Accumulation) -> None:
         pass
 
     slow_r, fine_r = _run(_fake("slow", slow), _fake("fine", fine), max_examples=20)
     assert fine_r.seconds > 0
     # 20 sleeps of 2 ms are the slow member's alone; the drawing is shared out equally.
     assert slow_r.seconds - fine_r.seconds >= 20 * 0.002
+
+
+@pytest.mark.parametrize("model", ["float32", "input"])
+def test_every_member_is_checked_under_the_runs_accumulation_model(model: Accumulation) -> None:
+    seen: list[str] = []
+
+    def check(impl: Implementation, case: Case, accumulate: Accumulation) -> None:
+        seen.append(accumulate)
+
+    (result,) = _run(_fake("recorder", check), accumulate=model, max_examples=5)
+    assert result.status == "passed"
+    assert seen
+    assert set(seen) == {model}

@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 # Extras to install; CI adds the frameworks and ml_dtypes: make verify EXTRAS=dev,scipy,torch,jax,half
 EXTRAS ?= dev
 TARGET ?=
+# The kind checked (softmax, log_softmax); without TARGET, its bundled reference.
+KIND ?=
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 PYTEST_WORKERS ?= auto
@@ -16,7 +18,8 @@ PYTEST_SELECT := $(if $(SLOW),,-m "not slow")
 .PHONY: help verify check test typecheck lint format soak bench install clean
 
 help:
-	@echo "make check    verify an implementation (TARGET=module:attr or file.py:attr; default: the reference)"
+	@echo "make check    verify an implementation (TARGET=module:attr or file.py:attr; default: the"
+	@echo "              reference of KIND=softmax|log_softmax)"
 	@echo "make verify   lint, type-check and test under the ci Hypothesis profile (what CI runs;"
 	@echo "              SLOW=1 adds the tests that install from scratch, as CI does)"
 	@echo "make test | typecheck | lint | format | soak | bench | clean"
@@ -35,7 +38,7 @@ verify: install
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --hypothesis-profile=ci $(PYTEST_SELECT)
 
 check: install
-	$(BIN)/softmax-verify check $(TARGET)
+	$(BIN)/softmax-verify check $(TARGET) $(if $(KIND),--kind $(KIND))
 
 test: install
 	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_SELECT)

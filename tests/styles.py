@@ -246,6 +246,46 @@ class AttentionWrongAxis(AttentionSoftmax):
         return np.asarray(self.attn)
 
 
+# --- operations as methods of an object built with no arguments --------------------------
+
+
+class SoftmaxOps:
+    """Softmax and its backprop as methods (thinc's ``NumpyOps().softmax`` style); counts the
+    instances built, so a test can see a forward and a backward share one."""
+
+    built = 0
+
+    def __init__(self, axis: int = -1) -> None:
+        type(self).built += 1
+        self.axis = axis
+
+    def softmax(self, x: A) -> A:
+        e = np.exp(x - x.max(axis=self.axis, keepdims=True))
+        return np.asarray(e / e.sum(axis=self.axis, keepdims=True))
+
+    def softmax_backward(self, dout: A, y: A) -> A:
+        return np.asarray(y * (dout - (dout * y).sum(axis=self.axis, keepdims=True)))
+
+    def softmax_backward_diagonal(self, dout: A, y: A) -> A:
+        """The bug: only the Jacobian's diagonal."""
+        return np.asarray(dout * y * (1 - y))
+
+
+class OpsNeedingAnArgument(SoftmaxOps):
+    def __init__(self, axis: int) -> None:
+        super().__init__(axis)
+
+
+class MisspeltLayer:
+    """A layer whose forward method is misspelt, as happens in real code."""
+
+    def foward(self, x: A) -> A:
+        return x
+
+    def backward(self, dout: A) -> A:
+        return dout
+
+
 # --- the table the tests run -------------------------------------------------------------
 
 

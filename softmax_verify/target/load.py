@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -25,16 +26,24 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from softmax_verify.bundled.reference import softmax, softmax_backward
+from softmax_verify.bundled.reference import (
+    log_softmax,
+    log_softmax_backward,
+    softmax,
+    softmax_backward,
+)
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.kinds import Kind
 from softmax_verify.core.messages import describe_exception
 from softmax_verify.core.options import Options
 from softmax_verify.target.autodiff import AutodiffError, AutodiffForward, adapt
 from softmax_verify.target.conventions import (
     ConventionError,
     Reading,
+    did_you_mean,
     implementation_from,
     is_layer,
+    required_names,
 )
 from softmax_verify.target.frameworks import FRAMEWORKS, MissingFramework, adapter
 
@@ -48,6 +57,11 @@ __all__ = [
 ]
 
 _PAIRS = (("forward", "backward"), ("softmax_forward", "softmax_backward"))
+#: The bundled reference of each kind: what no target (or ``reference``) checks.
+REFERENCES: dict[Kind, tuple[Callable[..., Any], Callable[..., Any]]] = {
+    "softmax": (softmax, softmax_backward),
+    "log_softmax": (log_softmax, log_softmax_backward),
+}
 
 
 class TargetError(ValueError):
@@ -81,20 +95,52 @@ def _load_module(spec: str) -> ModuleType:
         raise TargetError(f"cannot import module {spec!r}: {describe_exception(exc)}") from None
 
 
-def _getattr_path(obj: Any, path: str, spec: str) -> Any:
+#: The instance each class named as ``Class.method`` was built as, for one reading of a
+#: target: a forward and a backward named as methods of one class share it.
+Instances = dict[type, object]
+
+
+def _getattr_path(obj: Any, path: str, spec: str, instances: Instances) -> Any:
+    """``obj.a.b``: each part of the dotted ``path`` in turn. A method of a class
+    (``Class.method``: neither a static nor a class method) is taken from one instance of
+    the class built with no arguments, as a user would call it (``NumpyOps().softmax``)."""
     for part in path.split("."):
         if not hasattr(obj, part):
-            raise TargetError(f"{spec}: no attribute {part!r}")
+            raise TargetError(f"{spec}: no attribute {part!r}{did_you_mean(part, dir(obj))}")
+        if isinstance(obj, type) and inspect.isfunction(inspect.getattr_static(obj, part)):
+            obj = _instance(obj, spec, instances)
         obj = getattr(obj, part)
     return obj
 
 
-def resolve_callable(spec: str) -> Callable[..., Any]:
-    """The single callable ``module:attr`` or ``file.py:attr`` names (for --backward)."""
+def _instance(cls: type, spec: str, instances: Instances) -> object:
+    """The one instance of ``cls`` the target's methods are taken from, built on first use."""
+    if cls not in instances:
+        missing = required_names(cls)
+        if missing:
+            raise TargetError(
+                f"{spec}: a method is taken from an instance built with no arguments, and "
+                f"{cls.__qualname__}'s constructor argument {missing[0]!r} has no default; give "
+                f"it one, or name a module-level instance (MODULE:instance.method)"
+            )
+        try:
+            instances[cls] = cls()
+        except (Exception, SystemExit) as exc:
+            raise TargetError(
+                f"{spec}: building {cls.__qualname__}() failed: {describe_exception(exc)}"
+            ) from None
+    return instances[cls]
+
+
+def resolve_callable(spec: str, instances: Instances | None = None) -> Callable[..., Any]:
+    """The single callable ``module:attr`` or ``file.py:attr`` names (for --backward);
+    ``instances``: those the forward's reading built (``Class.method``)."""
     module_part, sep, attr = spec.rpartition(":")
     if not sep or not module_part or not attr:
         raise TargetError(f"expected MODULE:ATTR or FILE.py:ATTR, got {spec!r}")
-    found = _getattr_path(_load_module(module_part), attr, spec)
+    found = _getattr_path(
+        _load_module(module_part), attr, spec, {} if instances is None else instances
+    )
     if not callable(found):
         raise TargetError(f"{spec} is a {type(found).__name__}, not a callable")
     result: Callable[..., Any] = found
@@ -126,18 +172,24 @@ def resolve(
 
 
 def resolve_target(
-    spec: str | None, *, autodiff: str | None = None, device: str = "cpu"
+    spec: str | None,
+    *,
+    autodiff: str | None = None,
+    device: str = "cpu",
+    kind: Kind = "softmax",
+    instances: Instances | None = None,
 ) -> tuple[Any, Callable[..., Any] | None]:
     """``(forward, backward)`` for a TARGET, where the forward may be a layer class or
     instance (its backward then None: the layer's own methods are read), or a target
     written with a framework's ops, read through its autodiff (``autodiff``, ``device``:
-    see softmax_verify.target.autodiff)."""
+    see softmax_verify.target.autodiff). No target (or ``reference``) is the bundled
+    reference of ``kind``."""
     if (autodiff is not None or device != "cpu") and spec in (None, "reference", *FRAMEWORKS):
         raise TargetError(
             f"--autodiff and --device need a target of yours (MODULE:ATTR), not {spec!r}"
         )
     if spec is None or spec == "reference":
-        return softmax, softmax_backward
+        return REFERENCES[kind]
     if spec in FRAMEWORKS:
         try:
             return adapter(spec)
@@ -145,7 +197,9 @@ def resolve_target(
             raise TargetError(str(exc)) from None
     module_part, sep, attr = spec.rpartition(":")
     if sep and module_part and attr and not (len(module_part) == 1 and module_part.isalpha()):
-        found = _getattr_path(_load_module(module_part), attr, spec)
+        found = _getattr_path(
+            _load_module(module_part), attr, spec, {} if instances is None else instances
+        )
         pair = _autodiff(found, autodiff, device)
         if pair is not None:
             return pair
@@ -189,14 +243,18 @@ def load_implementation(spec: TargetSpec) -> tuple[Implementation, Reading]:
     one place a target is read. Imports the user's code, so the command line calls it only
     in its child. Raises ``TargetError`` for anything the user must fix: a target that
     cannot be loaded, or one that fits no convention."""
-    options = spec.options
+    options, instances = spec.options, Instances()
     forward, found_backward = resolve_target(
-        spec.target, autodiff=options.autodiff, device=options.device
+        spec.target,
+        autodiff=options.autodiff,
+        device=options.device,
+        kind=options.kind,
+        instances=instances,
     )
     if spec.backward:
         if isinstance(forward, AutodiffForward):
             raise TargetError("--backward cannot be given for an autodiff target: autodiff is it")
-        found_backward = resolve_callable(spec.backward)
+        found_backward = resolve_callable(spec.backward, instances)
     try:
         impl, reading = implementation_from(
             forward,
@@ -207,7 +265,19 @@ def load_implementation(spec: TargetSpec) -> tuple[Implementation, Reading]:
         )
     except ConventionError as exc:
         raise TargetError(str(exc)) from None
+    notes = tuple(filter(None, (_method_note(f, instances) for f in (forward, found_backward))))
+    if notes:
+        reading = dataclasses.replace(reading, notes=(*reading.notes, *notes))
     return impl, with_autodiff_note(reading, forward)
+
+
+def _method_note(function: object, instances: Instances) -> str:
+    """What the report says of a ``Class.method`` target: whose method, and which instance."""
+    owner = getattr(function, "__self__", None)
+    if not inspect.ismethod(function) or instances.get(type(owner)) is not owner:
+        return ""
+    cls = type(owner).__qualname__
+    return f"{cls}.{function.__name__}: a method of one {cls}() built with no arguments"
 
 
 def with_autodiff_note(reading: Reading, forward: object) -> Reading:

@@ -8,6 +8,7 @@ convention.
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from conftest import cli
@@ -128,3 +129,63 @@ def test_code_fitting_no_convention_is_one_usage_line(
     assert err.count("\n") == 1
     assert err.startswith("softmax-verify: error: ")
     assert says in err
+
+
+# --- Class.method, near misses, the default target of each kind ----------------------------
+
+
+def test_a_method_of_an_instance_built_with_no_arguments(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ops = f"{STYLES}:SoftmaxOps"
+    argv = ["check", f"{ops}.softmax", "--backward", f"{ops}.softmax_backward", "--no-isolate"]
+    code, out, err = cli(capsys, *argv, "--max-examples", "10")
+    assert code == 0, out + err
+    loaded = sys.modules["softmax_verify_target_styles"]  # the file target, as loaded
+    assert loaded.SoftmaxOps.built == 1  # one instance: the forward's and the backward's
+    assert "note: SoftmaxOps.softmax: a method of one SoftmaxOps() built with no arguments" in out
+    code, out, _ = cli(
+        capsys, "check", f"{ops}.softmax", "--backward", f"{ops}.softmax_backward_diagonal",
+        "--max-examples", "20", "--invariant", "ones_upstream_gives_zero",
+    )  # fmt: skip
+    assert code == 1
+    assert "FAILED: ones_upstream_gives_zero" in out
+
+
+def test_a_method_of_a_class_needing_arguments_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = cli(capsys, "check", f"{STYLES}:OpsNeedingAnArgument.softmax")
+    assert code == 2
+    assert out == ""
+    assert "constructor argument 'axis' has no default" in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("target", "said"),
+    [
+        (f"{STYLES}:SoftmaxOp.softmax", "no attribute 'SoftmaxOp'; did you mean SoftmaxOps?"),
+        (f"{STYLES}:SoftmaxOps.sofmax", "no attribute 'sofmax'; did you mean softmax?"),
+        (f"{STYLES}:MisspeltLayer", "no forward method; tried forward, forward_pass, fprop, "
+         "__call__; did you mean foward?"),
+    ],
+)  # fmt: skip
+def test_a_near_miss_is_named(capsys: pytest.CaptureFixture[str], target: str, said: str) -> None:
+    code, out, err = cli(capsys, "check", target)
+    assert code == 2, out + err
+    assert said in err
+    assert len(err.splitlines()) == 1
+
+
+def test_without_a_target_the_reference_of_the_kind_is_checked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = cli(
+        capsys, "check", "--kind", "log_softmax", "--max-examples", "10", "--format", "json"
+    )
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert report["passed"]
+    assert report["target"]["name"] == "reference"
+    assert report["interpretation"] == "log_softmax"

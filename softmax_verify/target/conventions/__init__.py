@@ -17,7 +17,11 @@ axis, and the ``Reading`` that every report states. Conventions:
 from softmax_verify.core.options import GRAD_AT, GRADS, ReadOptions
 from softmax_verify.target.conventions._adapt import implementation_from, is_layer, read
 from softmax_verify.target.conventions._options import Reading
-from softmax_verify.target.conventions._signatures import ConventionError
+from softmax_verify.target.conventions._signatures import (
+    ConventionError,
+    did_you_mean,
+    required_names,
+)
 
 __all__ = [
     "GRADS",
@@ -25,7 +29,9 @@ __all__ = [
     "ConventionError",
     "ReadOptions",
     "Reading",
+    "did_you_mean",
     "implementation_from",
     "is_layer",
     "read",
+    "required_names",
 ]

@@ -30,6 +30,7 @@ from softmax_verify.target.conventions._reader import Reader
 from softmax_verify.target.conventions._signatures import (
     ConventionError,
     binds,
+    did_you_mean,
     required_names,
     returns_value,
     signature_text,
@@ -136,7 +137,8 @@ def _layer(target: object, options: ReadOptions, name: str) -> tuple[Code, Readi
     fwd = _method(target, FORWARD_METHODS)
     if fwd is None:
         raise ConventionError(
-            f"{name}: no forward method; tried {', '.join(FORWARD_METHODS)}; {_ADAPTER}"
+            f"{name}: no forward method; tried {', '.join(FORWARD_METHODS)}"
+            f"{did_you_mean(FORWARD_METHODS, dir(cls))}; {_ADAPTER}"
         )
     kind = _layer_kind(target, name)
     if not _takes(target, fwd, 1):
@@ -153,6 +155,7 @@ def _layer(target: object, options: ReadOptions, name: str) -> tuple[Code, Readi
         if bwd is None or not _takes(target, bwd, 1):
             raise ConventionError(
                 f"{name}: grad vjp calls .backward(dout); tried {', '.join(BACKWARD_METHODS)}"
+                f"{did_you_mean(BACKWARD_METHODS, dir(cls)) if bwd is None else ''}"
                 f"{'' if bwd is None else ' and .' + bwd + ' does not take one argument'}; "
                 f"{_ADAPTER}"
             )

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import ast
+import difflib
 import inspect
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["ConventionError", "binds", "required_names", "returns_value", "stored_attributes"]
+__all__ = [
+    "ConventionError",
+    "binds",
+    "did_you_mean",
+    "required_names",
+    "returns_value",
+    "stored_attributes",
+]
 
 
 class ConventionError(ValueError, TypeError):
@@ -21,6 +29,17 @@ def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
         return inspect.signature(func)
     except (TypeError, ValueError):  # builtins and C functions may have none
         return None
+
+
+def did_you_mean(wanted: str | tuple[str, ...], available: Iterable[object]) -> str:
+    """``"; did you mean foward?"`` when ``available`` (names) has a near miss of a
+    ``wanted`` name (a misspelt method is common in real code); ``""`` otherwise."""
+    names = [n for n in available if isinstance(n, str) and not n.startswith("__")]
+    for name in (wanted,) if isinstance(wanted, str) else wanted:
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.8)
+        if close and close[0] != name:
+            return f"; did you mean {close[0]}?"
+    return ""
 
 
 def binds(func: Callable[..., Any], count: int) -> bool:

@@ -41,7 +41,13 @@ from hypothesis import settings
 from softmax_verify.core.domain import Domain
 from softmax_verify.core.implementation import Implementation
 from softmax_verify.core.kinds import Kind, check_kind
-from softmax_verify.core.options import DEFAULT_DTYPES, Accumulation, Options
+from softmax_verify.core.options import (
+    DEFAULT_DTYPES,
+    Accumulation,
+    LabelForm,
+    Options,
+    Reduction,
+)
 from softmax_verify.core.validate import resolve_dtype
 from softmax_verify.diagnosis import describe, diagnose
 from softmax_verify.invariants import ALL_IDS, REGISTRY, get_invariant, invariants_for
@@ -111,6 +117,10 @@ class SoftmaxContract:
     kind: ClassVar[Kind] = "softmax"
     #: Also check rows with masked (-inf) entries.
     masked: ClassVar[bool] = False
+    #: A cross-entropy target's label argument ("index", "onehot", "probs") and the scalar its
+    #: gradient is the gradient of ("mean", "sum", "none") (``Options.labels``, ``reduction``).
+    labels: ClassVar[LabelForm] = "index"
+    reduction: ClassVar[Reduction] = "mean"
     _excluded: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, exclude: tuple[str, ...] = (), **kwargs: Any) -> None:
@@ -157,6 +167,8 @@ class SoftmaxContract:
             rowwise=cls.rowwise,
             axis=cls.axis,
             rank=cls.rank,
+            labels=cls.labels,
+            reduction=cls.reduction,
         )
 
     @classmethod

@@ -25,7 +25,7 @@ from hypothesis.strategies import SearchStrategy
 import softmax_verify.strategies as sv_st
 from softmax_verify.core.domain import Domain
 from softmax_verify.core.implementation import Implementation
-from softmax_verify.core.kinds import KINDS, Kind, check_kind
+from softmax_verify.core.kinds import SOFTMAX_KINDS, Kind, check_kind
 from softmax_verify.core.options import Accumulation
 from softmax_verify.invariants import (
     _backward,
@@ -173,7 +173,7 @@ REGISTRY: tuple[Invariant, ...] = (
         math="f(x).dtype == x.dtype, B(g).dtype == g.dtype (exact)",
         check=_forward.dtype_preserved,
         build=_forward_cases,
-        kinds=KINDS,
+        kinds=SOFTMAX_KINDS,
     ),
     Invariant(
         "input_not_mutated",
@@ -182,7 +182,7 @@ REGISTRY: tuple[Invariant, ...] = (
         math="exact",
         check=_forward.input_not_mutated,
         build=_forward_cases,
-        kinds=KINDS,
+        kinds=SOFTMAX_KINDS,
     ),
     Invariant(
         "shift_invariance",

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from softmax_verify.core.kinds import KINDS
+from softmax_verify.core.kinds import KINDS, SOFTMAX_KINDS
 from softmax_verify.invariants import NOTATION, REGISTRY, Invariant
 
 __all__ = ["TABLE_END", "TABLE_START", "invariants_table", "with_table"]
@@ -58,8 +58,8 @@ def invariants_table() -> str:
     ]
     for inv_id, entries in by_id.items():
         kinds = sorted({k for e in entries for k in e.kinds}, key=KINDS.index)
-        # "both" reads better than the two names, while there are two kinds.
-        named = "both" if len(KINDS) == len(kinds) == 2 else ", ".join(kinds)
+        # "both" reads better than the two softmax kinds' names.
+        named = "both" if tuple(kinds) == SOFTMAX_KINDS else ", ".join(kinds)
         flag = " (`--masked`)" if entries[0].masked_only else ""
         summary, math = _cell(entries, "summary"), _cell(entries, "math", code=True)
         lines.append(f"| {inv_id} | {named}{flag} | {summary} | {math} |")

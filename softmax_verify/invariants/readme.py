@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from softmax_verify.core.kinds import KINDS, SOFTMAX_KINDS
 from softmax_verify.invariants import NOTATION, REGISTRY, Invariant
@@ -33,7 +34,7 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _cell(entries: Sequence[Invariant], field: str, *, code: bool = False) -> str:
+def _cell(entries: Sequence[Invariant[Any]], field: str, *, code: bool = False) -> str:
     """One value when every kind says the same, else each kind's, labelled."""
     values = [getattr(e, field) for e in entries]
     quote = "`" if code else ""  # the math reads as code, where * and _ are not emphasis
@@ -47,7 +48,7 @@ def _cell(entries: Sequence[Invariant], field: str, *, code: bool = False) -> st
 
 def invariants_table() -> str:
     """The markdown table: one row per id (in report order), its kinds, property and math."""
-    by_id: dict[str, list[Invariant]] = {}
+    by_id: dict[str, list[Invariant[Any]]] = {}
     for inv in REGISTRY:
         by_id.setdefault(inv.id, []).append(inv)
     lines = [

@@ -15,7 +15,7 @@ from conftest import cli, require
 from softmax_verify import Domain, Options, softmax, softmax_backward, verify
 from softmax_verify.cli import _parser, options_argv, options_from
 from softmax_verify.core.options import LossOptions
-from softmax_verify.isolation.remote import RemoteImplementation
+from softmax_verify.isolation.channel import ChildTarget
 from softmax_verify.run.plan import RunPlan
 from softmax_verify.testing import SoftmaxContract
 
@@ -171,6 +171,12 @@ def _flags() -> list[Any]:
         ("rank", [f"{STYLES}:AttentionSoftmax"], ["--rank", "4"], {"rank": 4}),
         ("autodiff", ["tests/torch_targets.py:torch_softmax"], ["--autodiff", "torch"],
          {"autodiff": "torch"}),
+        ("labels", ["tests/ce_styles.py:softmax_loss"],
+         ["--kind", "cross_entropy", "--labels", "onehot"],
+         {"kind": "cross_entropy", "labels": "onehot"}),
+        ("reduction", ["tests/ce_styles.py:sum_loss"],
+         ["--kind", "cross_entropy", "--reduction", "sum"],
+         {"kind": "cross_entropy", "reduction": "sum"}),
     ]  # fmt: skip
     return [pytest.param(*case[1:], id=case[0]) for case in cases]
 
@@ -187,13 +193,13 @@ def test_each_flag_reaches_the_child_and_the_report(
     if "--autodiff" in flags:
         require("torch")
     children: list[dict[str, Any]] = []
-    real_load = RemoteImplementation.load
+    real_load = ChildTarget.load
 
-    def load(self: RemoteImplementation) -> None:
+    def load(self: ChildTarget) -> None:
         real_load(self)
         children.append(self.child_options)
 
-    monkeypatch.setattr(RemoteImplementation, "load", load)
+    monkeypatch.setattr(ChildTarget, "load", load)
     few = ["--max-examples", "1"] if "--max-examples" not in flags else []
     argv = ["check", *target, *flags, *few, "--jobs", "1", "--format", "json"]
     code, out, err = cli(capsys, *argv)

@@ -62,7 +62,7 @@ from softmax_verify.core.options import (
     Options,
 )
 from softmax_verify.core.result import Result
-from softmax_verify.invariants import ALL_IDS, NOTATION, invariants_for
+from softmax_verify.invariants import ALL_IDS, NOTATION, NOTATION_CE, invariants_for
 from softmax_verify.isolation.verifier import verify_isolated
 from softmax_verify.run.formats import to_github, to_junit
 from softmax_verify.run.plan import RunPlan
@@ -549,7 +549,8 @@ def _list(args: argparse.Namespace) -> int:
     for inv in selected:
         side = "backward" if inv.needs_backward else "forward "
         sys.stdout.write(f"{inv.id:28} {side}  {inv.summary}\n{indent}{inv.math}\n")
-    sys.stdout.write("\nwhere " + "\n      ".join(NOTATION) + "\n")
+    notation = NOTATION_CE if args.kind == "cross_entropy" else NOTATION
+    sys.stdout.write("\nwhere " + "\n      ".join(notation) + "\n")
     return EXIT_OK
 
 

@@ -7,9 +7,12 @@ the property fails, whose docstring derives the tolerance (``accumulate``: the
 half-precision accumulation model, ``Options.accumulate``, which the check passes to
 every tolerance it computes; ``"float32"`` by default); a strategy of cases per
 dtype; and the kinds it applies to
-(``softmax``, ``log_softmax``: softmax_verify.core.kinds). An id may have one entry per
-kind (the same property, with that kind's math and tolerance). ``REGISTRY`` holds
-them all in report order, forward properties first; ``invariants_for(kind)`` picks
+(``softmax``, ``log_softmax``, ``cross_entropy``: softmax_verify.core.kinds). An id may
+have one entry per kind (the same property, with that kind's math and tolerance). A
+softmax kind's check takes an ``Implementation`` (a forward and a backward),
+cross_entropy's a ``LossImplementation`` (a loss and its gradient: ``_loss_*``).
+``REGISTRY`` holds them all in report order, forward properties first
+(``SOFTMAX_REGISTRY``, then ``CROSS_ENTROPY_REGISTRY``); ``invariants_for(kind)`` picks
 one kind's set; ``INVARIANTS`` is the softmax set.
 """
 
@@ -37,6 +40,9 @@ from softmax_verify.invariants import (
     _log_backward,
     _log_masked,
     _log_softmax,
+    _loss_cases,
+    _loss_forward,
+    _loss_gradient,
     _masked,
     _stages,
 )
@@ -44,10 +50,13 @@ from softmax_verify.invariants._cases import Case, Shapes
 
 __all__ = [
     "ALL_IDS",
+    "CROSS_ENTROPY_REGISTRY",
     "INVARIANTS",
     "INVARIANT_IDS",
     "NOTATION",
+    "NOTATION_CE",
     "REGISTRY",
+    "SOFTMAX_REGISTRY",
     "SUMMARIES",
     "Builder",
     "Case",
@@ -59,6 +68,7 @@ __all__ = [
 
 SOFTMAX: tuple[Kind, ...] = ("softmax",)
 LOG_SOFTMAX: tuple[Kind, ...] = ("log_softmax",)
+CROSS_ENTROPY: tuple[Kind, ...] = ("cross_entropy",)
 
 #: What a check calls: the softmax kinds' ``Implementation`` or cross_entropy's
 #: ``LossImplementation`` (``core``).
@@ -153,8 +163,17 @@ NOTATION: tuple[str, ...] = (
     "(softmax F = gamma(D + 10 + ln D + t_i) y_i + tiny, t_i = max(x) - x_i); F_64, tau_64:",
     "the same at float64; d: the rounding of an input the check forms (x + c, a u + b v)",
 )
+#: The symbols of the cross_entropy kind's ``math`` fields.
+NOTATION_CE: tuple[str, ...] = (
+    "L: the loss under test (the rows' losses l_i, or their mean or sum); y: the labels; q:",
+    "a row's target (one-hot for a class index), S = sum_j q_j; p = softmax(x); dx: the",
+    "gradient for the upstream g, weights c_i = g/N (mean), g (sum), g_i (none); B(g): dx at",
+    "g; A, tau: the loss and gradient bounds (docs/tolerances.md, Cross-entropy); A_64,",
+    "tau_64: the same at float64; w = 1/N (mean) or 1; d: the rounding of an input the check",
+    "forms (x + c, a g + b g')",
+)
 
-REGISTRY: tuple[Invariant[Any], ...] = (
+SOFTMAX_REGISTRY: tuple[Invariant[Any], ...] = (
     Invariant(
         "finite_for_finite_input",
         needs_backward=False,
@@ -467,6 +486,152 @@ REGISTRY: tuple[Invariant[Any], ...] = (
         masked_only=True,
     ),
 )
+
+
+#: The cross_entropy kind: a loss of logits and labels, and its gradient (``_loss_*``).
+CROSS_ENTROPY_REGISTRY: tuple[Invariant[Any], ...] = (
+    Invariant(
+        "finite_for_finite_input",
+        needs_backward=False,
+        summary="finite logits give a finite loss and dx",
+        math="exact, for |x| <= max/2 (a reduced loss: where sum_i l_i <= max/4)",
+        check=_loss_forward.finite_for_finite_input,
+        build=_loss_cases.loss_case,
+        kinds=CROSS_ENTROPY,
+    ),
+    Invariant(
+        "loss_nonnegative",
+        needs_backward=False,
+        summary="the loss is never negative",
+        math="L >= -A(l = 0)",
+        check=_loss_forward.loss_nonnegative,
+        build=_loss_cases.loss_case,
+        kinds=CROSS_ENTROPY,
+    ),
+    Invariant(
+        "matches_reference",
+        needs_backward=False,
+        summary="the loss matches the float64 reference",
+        math="L == the float64 reference +- (A + A_64)",
+        check=_loss_forward.matches_reference,
+        build=_loss_cases.loss_case,
+        kinds=CROSS_ENTROPY,
+    ),
+    Invariant(
+        "dtype_preserved",
+        needs_backward=False,
+        summary="the loss and dx keep the logits' dtype",
+        math="L.dtype == dx.dtype == x.dtype (exact)",
+        check=_loss_forward.dtype_preserved,
+        build=_loss_cases.loss_case,
+        kinds=CROSS_ENTROPY,
+    ),
+    Invariant(
+        "input_not_mutated",
+        needs_backward=False,
+        summary="x, the labels, the upstream and the cache are not written to",
+        math="exact",
+        check=_loss_forward.input_not_mutated,
+        build=_loss_cases.loss_case,
+        kinds=CROSS_ENTROPY,
+    ),
+    Invariant(
+        "shift_invariance",
+        needs_backward=False,
+        summary="adding a constant to a row changes neither the loss nor dx",
+        math="L(x + c) == L(x) +- (A(x) + A(x + c) + 2 w sum_i S |d_i|), dx likewise +- "
+        "(tau(x) + tau(x + c) + |c| S p (exp(2|d|) - 1))",
+        check=_loss_forward.shift_invariance,
+        build=_loss_cases.shift_loss_case,
+        kinds=CROSS_ENTROPY,
+    ),
+    Invariant(
+        "permutation_equivariance",
+        needs_backward=False,
+        summary="permuting the classes (and relabelling) keeps the loss, permutes dx",
+        math="L(x[:, p], y relabelled) == L(x, y) +- 2A, dx(...) == dx[:, p] +- 2 tau",
+        check=_loss_forward.permutation_equivariance,
+        build=_loss_cases.permuted_loss_case,
+        kinds=CROSS_ENTROPY,
+    ),
+    Invariant(
+        "sample_permutation",
+        needs_backward=False,
+        summary="permuting the rows (with their labels) keeps the loss, permutes dx",
+        math="L(x[r], y[r]) == L(x, y) +- 2A, dx(...) == dx[r] +- 2 tau",
+        check=_loss_forward.sample_permutation,
+        build=_loss_cases.rows_permuted_case,
+        kinds=CROSS_ENTROPY,
+    ),
+    Invariant(
+        "batch_consistency",
+        needs_backward=False,
+        summary="the batch's loss is the mean (or sum) of its rows' losses alone",
+        math="L(x) == w sum_i L(x[i]) +- (A + w sum_i A_i + gamma_64(2) w sum_i |L(x[i])|)",
+        check=_loss_forward.batch_consistency,
+        build=_loss_cases.loss_case,
+        kinds=CROSS_ENTROPY,
+    ),
+    Invariant(
+        "deterministic",
+        needs_backward=False,
+        summary="the same input gives the same loss and dx",
+        math="L == L +- 2A, dx == dx +- 2 tau",
+        check=_loss_forward.deterministic_loss,
+        build=_loss_cases.loss_case,
+        kinds=CROSS_ENTROPY,
+    ),
+    Invariant(
+        "onehot_index_agree",
+        needs_backward=False,
+        summary="one-hot rows and class indices give the same loss and dx",
+        math="L(x, onehot(y)) == L(x, y) +- 2A, dx likewise +- 2 tau",
+        check=_loss_forward.onehot_index_agree,
+        build=_loss_cases.loss_case,
+        kinds=CROSS_ENTROPY,
+    ),
+    Invariant(
+        "backward_matches_reference",
+        needs_backward=True,
+        summary="dx matches the float64 gradient of the declared reduction",
+        math="dx == c (S p - q) +- (tau + tau_64)",
+        check=_loss_gradient.backward_matches_reference,
+        build=_loss_cases.loss_case,
+        kinds=CROSS_ENTROPY,
+    ),
+    Invariant(
+        "gradient_rows_sum_to_zero",
+        needs_backward=True,
+        summary="gradient rows sum to zero",
+        math="sum_j dx_j == 0 +- (sum_j tau_j + dot rounding)",
+        check=_loss_gradient.gradient_rows_sum_to_zero,
+        build=_loss_cases.loss_case,
+        kinds=CROSS_ENTROPY,
+    ),
+    Invariant(
+        "central_differences",
+        needs_backward=True,
+        summary="dx is the loss's derivative, entry by entry",
+        math="dx_ij == c_i (l(x_i + h e_j) - l(x_i - h e_j)) / 2h +- (truncation + rounding/h"
+        " + tau)",
+        check=_loss_gradient.central_differences,
+        build=_loss_cases.fd_loss_case,
+        kinds=CROSS_ENTROPY,
+    ),
+    Invariant(
+        "linearity_in_upstream",
+        needs_backward=True,
+        summary="the gradient is linear in its upstream",
+        math="B(a g + b g') == a B(g) + b B(g') +- (tau(w) + |a| tau(g) + |b| tau(g') + |d| "
+        "|dx(1)|)",
+        check=_loss_gradient.linearity_in_upstream,
+        build=_loss_cases.pair_loss_case,
+        kinds=CROSS_ENTROPY,
+    ),
+)
+
+#: Every entry of every kind, in report order.
+REGISTRY: tuple[Invariant[Any], ...] = (*SOFTMAX_REGISTRY, *CROSS_ENTROPY_REGISTRY)
 
 
 def invariants_for(kind: str = "softmax", *, masked: bool = False) -> tuple[Invariant[Any], ...]:

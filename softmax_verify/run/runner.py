@@ -315,11 +315,11 @@ def verify(
     was tried.
 
     The common options are keywords too, and override ``options``: ``dtypes`` (float32 and
-    float64 by default), ``kind`` (``"softmax"``, ``"log_softmax"``), ``profile`` (a
-    registered Hypothesis profile; ``"ci"`` by default), ``max_examples`` (overrides its
-    count), ``seed`` (makes a random profile reproducible), ``invariants`` (ids; all of the
-    kind's by default) and ``domain`` (the shapes the code supports). ``target`` names it in
-    the report; ``progress`` sees each result as soon as it is known.
+    float64 by default), ``kind`` (``"softmax"``, ``"log_softmax"``, ``"cross_entropy"``),
+    ``profile`` (a registered Hypothesis profile; ``"ci"`` by default), ``max_examples``
+    (overrides its count), ``seed`` (makes a random profile reproducible), ``invariants``
+    (ids; all of the kind's by default) and ``domain`` (the shapes the code supports).
+    ``target`` names it in the report; ``progress`` sees each result as soon as it is known.
     """
     given = {
         "dtypes": dtypes,

@@ -68,6 +68,7 @@ from softmax_verify.tolerances._backward import (
     stage_bound,
 )
 from softmax_verify.tolerances._cross_entropy import (
+    cross_entropy_alone_bound,
     cross_entropy_backward_bound,
     cross_entropy_batch_bound,
     cross_entropy_difference_step,
@@ -143,6 +144,7 @@ __all__ = [
     "central_difference_step",
     "chain",
     "combination_rounding",
+    "cross_entropy_alone_bound",
     "cross_entropy_backward_bound",
     "cross_entropy_batch_bound",
     "cross_entropy_difference_step",

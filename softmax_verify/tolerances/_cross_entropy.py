@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from softmax_verify.core import cross_entropy as ce
+from softmax_verify.core.dtypes import finfo
 from softmax_verify.core.options import Accumulation, Reduction
 from softmax_verify.core.oracle import log_softmax, softmax
 from softmax_verify.tolerances._forward import forward_relative_bound
@@ -47,6 +48,7 @@ from softmax_verify.tolerances._rounding import (
 )
 
 __all__ = [
+    "cross_entropy_alone_bound",
     "cross_entropy_backward_bound",
     "cross_entropy_batch_bound",
     "cross_entropy_difference_step",
@@ -156,6 +158,31 @@ def cross_entropy_row_bound(
     return out
 
 
+def _reduced(
+    rows: Float64Array,
+    ell: Float64Array,
+    stored: Float64Array,
+    k: Float64Array,
+    w: float,
+    units: tuple[float, float, float],
+    moved: float,
+) -> Float64Array:
+    r"""The reduction's bound over the rows' :math:`A_i` (``rows``), summed along the last
+    axis: :math:`w[(1 + \gamma_{K+1})\sum A_i + \gamma_{K+1}\sum(\ell_i + m)] + \lambda`, K the
+    non-zero terms; half under ``"float32"`` (``units`` = u, :math:`u_h`, :math:`\lambda`):
+    :math:`(1 + u_h)` that :math:`+ u_h[w(1 + \gamma_{K+1})\sum E_i + |w\sum\ell_i|]`."""
+    u, u_out, tiny = units
+    g_k = _gamma_u(k + 1, u)
+    with np.errstate(all="ignore"):
+        total = (1 + g_k) * (w * rows).sum(axis=-1) + g_k * (w * (ell + moved)).sum(axis=-1)
+        total = total + tiny
+        if u_out:
+            kept = (1 + g_k) * (w * stored).sum(axis=-1) + np.abs((w * ell).sum(axis=-1))
+            total = (1 + u_out) * total + u_out * kept
+    out: Float64Array = np.asarray(total, dtype=np.float64)
+    return out
+
+
 def cross_entropy_loss_bound(
     x: NDArray[Any],
     q: NDArray[Any],
@@ -177,28 +204,44 @@ def cross_entropy_loss_bound(
     of height at most K - 1, adding an exact zero does not round), each rounding relative to
     partial sums of the non-negative computed terms :math:`\ell_i + A_i`; one more for the
     mean's division and one for the output; :math:`\lambda` for a result below the normal
-    range. ``ell`` is the exact row losses (N,). Half under ``"float32"``: :math:`(1 + u_h)B^{
-    (32)} + u_h[w(1 + \gamma_{K+1})\sum_i E_i + |\mathcal L|]` (the rows' stored
-    intermediates, and the reduced value stored)."""
+    range. ``ell`` is the exact row losses (N,). Half under ``"float32"``: ``_reduced``
+    (the rows' stored intermediates, and the reduced value stored). Where the exact rows
+    sum beyond a quarter of the dtype's max, a correct sum may overflow on the way (a mean
+    of rows near max/2 each): the bound is inf, the loss not judged."""
     ell64 = np.asarray(ell, dtype=np.float64)
     if reduction == "none":
         return cross_entropy_row_bound(x, q, ell64, dtype, moved=moved, accumulate=accumulate)
     u, u_out = _model(dtype, accumulate)
     tiny = _tiny(dtype, accumulate)
-    rows = _row_core(x, q, ell64, u, tiny, moved)
-    k = float((np.asarray(q) != 0).sum())
-    w = 1.0 / ell64.shape[0] if reduction == "mean" else 1.0
-    g_k = float(_gamma_u(k + 1, u))
     with np.errstate(all="ignore"):
-        # w inside the sums: a mean of rows near max/2 each has a finite bound.
-        total = (1 + g_k) * float((w * rows).sum()) + g_k * float((w * (ell64 + moved)).sum())
-        total += tiny
-        if u_out:
-            stored = float((w * _stored_loss(x, q, ell64, moved)).sum())
-            total = (1 + u_out) * total + u_out * (
-                (1 + g_k) * stored + abs(float((w * ell64).sum()))
-            )
-    return np.asarray(total, dtype=np.float64)
+        if not float(ell64.sum()) <= float(finfo(dtype).max) / 4:
+            return np.asarray(np.inf)
+    rows = _row_core(x, q, ell64, u, tiny, moved)
+    k = np.asarray(float((np.asarray(q) != 0).sum()))
+    w = 1.0 / ell64.shape[0] if reduction == "mean" else 1.0
+    stored = _stored_loss(x, q, ell64, moved)
+    return _reduced(rows, ell64, stored, k, w, (u, u_out, tiny), moved)
+
+
+def cross_entropy_alone_bound(
+    x: NDArray[Any],
+    q: NDArray[Any],
+    ell: NDArray[Any],
+    dtype: DTypeLike,
+    *,
+    moved: float = 0.0,
+    accumulate: Accumulation = "float32",
+) -> Float64Array:
+    r"""Per row (N,), the bound on the loss of that row alone, a batch of one (its mean and
+    its sum are the row's loss): ``cross_entropy_loss_bound`` of ``x[i:i+1]``, with
+    :math:`K = n_i`, for every row at once."""
+    ell64 = np.asarray(ell, dtype=np.float64)
+    u, u_out = _model(dtype, accumulate)
+    tiny = _tiny(dtype, accumulate)
+    rows = _row_core(x, q, ell64, u, tiny, moved)[:, None]
+    stored = _stored_loss(x, q, ell64, moved)[:, None]
+    n = (np.asarray(q) != 0).sum(axis=-1).astype(np.float64)
+    return _reduced(rows, ell64[:, None], stored, n, 1.0, (u, u_out, tiny), moved)
 
 
 def reference_cross_entropy_loss_bound(
@@ -368,13 +411,7 @@ def cross_entropy_batch_bound(
     loss per row): :math:`A_i + B^{(1)}_i` row by row."""
     x64, q64, ell64 = (np.asarray(a, dtype=np.float64) for a in (x, q, ell))
     n = x64.shape[0]
-    ones = np.zeros(n)
-    for i in range(n):
-        row = slice(i, i + 1)
-        one = cross_entropy_loss_bound(
-            x64[row], q64[row], ell64[row], dtype, "sum", accumulate=accumulate
-        )
-        ones[i] = float(one)
+    ones = cross_entropy_alone_bound(x64, q64, ell64, dtype, accumulate=accumulate)
     whole = cross_entropy_loss_bound(x64, q64, ell64, dtype, reduction, accumulate=accumulate)
     if reduction == "none":
         rows: Float64Array = whole + ones

@@ -80,20 +80,27 @@ def test_a_jax_loss_through_autodiff_passes() -> None:
     assert "jax.vjp" in report.interpretation, report.interpretation
 
 
+CHECKED = (
+    "--invariant",
+    "matches_reference",
+    "--invariant",
+    "backward_matches_reference",
+    "--invariant",
+    "central_differences",
+)
+
+
 @pytest.mark.usefixtures("in_repo_root")
 @pytest.mark.parametrize(("peer", "named"), [("torch", "cross_entropy"), ("jax", "optax")])
-def test_the_built_in_peers_pass(capsys: pytest.CaptureFixture[str], peer: str, named: str) -> None:
+@pytest.mark.parametrize("dtypes", ["all", "all-half"])
+def test_the_built_in_peers_pass(
+    capsys: pytest.CaptureFixture[str], peer: str, named: str, dtypes: str
+) -> None:
     require(peer)
+    if dtypes == "all-half":
+        require("ml_dtypes")  # bfloat16
     argv = ("check", peer, "--kind", "cross_entropy", "--max-examples", str(QUICK))
-    code, out, err = cli(
-        capsys,
-        *argv,
-        "--invariant",
-        "matches_reference",
-        "--invariant",
-        "backward_matches_reference",
-        "--invariant",
-        "central_differences",
-    )
+    code, out, err = cli(capsys, *argv, "--dtype", dtypes, *CHECKED)
     assert code == 0, out + err
     assert named in out.splitlines()[1]
+    assert out.count("PASSED") == 6, out

@@ -24,6 +24,8 @@ so above 1 means softmax-verify is faster, except "ref / exp": the reference ove
 6. Time to a verdict on jax targets: ``verify`` per dtype with the jax adapter before and
    after the recurring row lengths, and ``softmax-verify check`` on jax targets, with the
    XLA compilations each made.
+7. Time to a verdict on the bundled cross-entropy reference (``softmax-verify check --kind
+   cross_entropy``) beside the softmax reference's, interleaved.
 
 ``--quick`` is a smoke run: fewer repeats, no 4096x4096 shapes, no torch gradcheck at
 128x128, and verdicts capped at 20 examples per invariant. The tables are printed as
@@ -32,7 +34,8 @@ markdown and written to bench/results.md (``--output`` to change it).
 This file is the entry point: the command line, the page and its order (``main``). Each
 part measured is a module of its own beside it, a function per section returning its
 ``Section`` tables: kernels.py (1), gradchecks.py (2, 3), verdicts.py (4, 5),
-jax_verdicts.py (6); _common.py holds the timing loops, the table and the cell formats.
+jax_verdicts.py (6), cross_entropy.py (7); _common.py holds the timing loops, the table
+and the cell formats.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from typing import Any
 
 import numpy as np
 from _common import ROOT, BenchOptions, Section, optional
+from cross_entropy import cross_entropy_verdicts
 from gradchecks import gradchecks
 from jax_verdicts import jax_verdicts
 from kernels import SHAPES, kernels
@@ -158,10 +162,11 @@ def parse(argv: Sequence[str] | None) -> BenchOptions:
     )
     parser.add_argument(
         "--only",
-        choices=("jax", "verdicts"),
+        choices=("jax", "verdicts", "cross_entropy"),
         default=None,
         help="run one part and replace its sections in the output file (jax: the jax verdict "
-        "times; verdicts: the times to a verdict on the reference and the known-bad ones)",
+        "times; verdicts: the times to a verdict on the reference and the known-bad ones; "
+        "cross_entropy: the cross-entropy reference's time beside softmax's)",
     )
     args = parser.parse_args(argv)
     repeat = args.repeat if args.repeat is not None else (3 if args.quick else 15)
@@ -214,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return replace_section(opts.output, jax_verdicts(opts, jax))
     if opts.only == "verdicts":
         return max(replace_section(opts.output, section) for section in verdicts(opts))
+    if opts.only == "cross_entropy":
+        return replace_section(opts.output, cross_entropy_verdicts(opts))
     # The sections in the order of the page, measured in that order (the headline only reads
     # the tables measured before it). A new section is one more entry here.
     top = machine(torch, jax, scipy)
@@ -229,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         *verdicts(opts),
         diagnoses(opts),
         jax_verdicts(opts, jax),
+        cross_entropy_verdicts(opts),
     ]
     return write_results(opts, sections, time.perf_counter() - started)
 

@@ -15,6 +15,7 @@ EXTRA_OF: dict[str, str] = {
     "torch": "torch",
     "jax": "jax",
     "jaxlib": "jax",
+    "optax": "jax",
     "ml_dtypes": "half",
     "pytest": "pytest",
     "mpmath": "dev",

@@ -122,7 +122,7 @@ def _builder(template: Case) -> Callable[..., Case] | None:
 class _Runner:
     """Re-runs one invariant; stops answering (None) once the time budget is spent."""
 
-    def __init__(self, impl: Implementation, inv: Invariant, deadline: float) -> None:
+    def __init__(self, impl: Implementation, inv: Invariant[Any], deadline: float) -> None:
         self.impl, self.inv, self.deadline = impl, inv, deadline
 
     def fails(self, case: Case) -> bool | None:

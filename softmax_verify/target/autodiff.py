@@ -45,8 +45,13 @@ __all__ = [
     "AutodiffError",
     "AutodiffForward",
     "adapt",
+    "check_device",
     "compiled_per_shape",
     "detect",
+    "jax_kind",
+    "target_name",
+    "torch_callable",
+    "torch_kind",
 ]
 
 
@@ -90,7 +95,9 @@ def _import(name: str) -> Any:
         raise MissingFramework(name) from None
 
 
-def _torch_kind(target: object) -> str | None:
+def torch_kind(target: object) -> str | None:
+    """``"function"`` (an autograd.Function subclass), ``"module class"``, ``"module"``
+    (an nn.Module instance), or None."""
     torch = sys.modules.get("torch")
     if torch is None:
         return None
@@ -103,7 +110,8 @@ def _torch_kind(target: object) -> str | None:
     return None
 
 
-def _jax_kind(target: object) -> str | None:
+def jax_kind(target: object) -> str | None:
+    """``"custom_vjp"`` or ``"custom_jvp"`` for such a jax function, else None."""
     jax = sys.modules.get("jax")
     if jax is None:
         return None
@@ -116,18 +124,20 @@ def _jax_kind(target: object) -> str | None:
 
 def detect(target: object) -> str | None:
     """``"torch"`` or ``"jax"`` for a target that can only be one of theirs, else None."""
-    if _torch_kind(target) is not None:
+    if torch_kind(target) is not None:
         return "torch"
-    if _jax_kind(target) is not None:
+    if jax_kind(target) is not None:
         return "jax"
     return None
 
 
-def _name(target: object) -> str:
+def target_name(target: object) -> str:
+    """The target's qualified name, or its type's."""
     return str(getattr(target, "__qualname__", None) or type(target).__qualname__)
 
 
-def _check_device(torch: Any, device: str) -> Any:
+def check_device(torch: Any, device: str) -> Any:
+    """``torch.device(device)``; AutodiffError for CUDA without a GPU or a bad name."""
     if not isinstance(device, str):
         raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -141,29 +151,34 @@ def _check_device(torch: Any, device: str) -> Any:
         raise AutodiffError(f"device must be 'cpu' or 'cuda[:N]'; got {device!r} ({exc})") from None
 
 
-def _torch_callable(torch: Any, target: Any) -> tuple[Callable[[Any], Any], str]:
-    kind = _torch_kind(target)
+def torch_callable(torch: Any, target: Any) -> tuple[Callable[..., Any], str]:
+    """What to call for a torch target (``.apply`` of an autograd.Function, a module built
+    with no arguments, the target itself) and how it was read."""
+    kind = torch_kind(target)
     if kind == "function":
-        return target.apply, f"torch.autograd.Function subclass {_name(target)}, called via .apply"
+        return (
+            target.apply,
+            f"torch.autograd.Function subclass {target_name(target)}, called via .apply",
+        )
     if kind == "module class":
         try:
             module = target()
         except Exception as exc:
             raise AutodiffError(
-                f"nn.Module class {_name(target)} cannot be constructed without arguments "
+                f"nn.Module class {target_name(target)} cannot be constructed without arguments "
                 f"({describe_exception(exc)}); point the target at an instance instead"
             ) from None
-        return module, f"nn.Module class {_name(target)}, constructed with no arguments"
+        return module, f"nn.Module class {target_name(target)}, constructed with no arguments"
     if kind == "module":
         return target, f"nn.Module instance of {type(target).__qualname__}"
-    return target, f"torch function {_name(target)}"
+    return target, f"torch function {target_name(target)}"
 
 
 def _torch(target: Any, device: str) -> Adapted:
     torch = _import("torch")
-    dev = _check_device(torch, device)
+    dev = check_device(torch, device)
     fn: Any
-    fn, what = _torch_callable(torch, target)
+    fn, what = torch_callable(torch, target)
     is_module = isinstance(fn, torch.nn.Module)
     if is_module:
         fn = fn.to(dev)
@@ -185,17 +200,19 @@ def _torch(target: Any, device: str) -> Adapted:
     how = f"{what}; backward by torch.autograd.grad on {dev}"
     if is_module:
         how += " (the module's parameters are left as they are)"
-    return Adapted(AutodiffForward(forward, how, _name(target)), backward, how)
+    return Adapted(AutodiffForward(forward, how, target_name(target)), backward, how)
 
 
 def _jax(target: Any) -> Adapted:
     jax = _import("jax")
     jax.config.update("jax_enable_x64", True)  # float64 must really be float64
-    kind = _jax_kind(target)
-    what = f"jax function {_name(target)}" + (f" with jax.{kind}" if kind else "")
+    kind = jax_kind(target)
+    what = f"jax function {target_name(target)}" + (f" with jax.{kind}" if kind else "")
     bucketed = BucketedJit(target)
     how = f"{what}; backward by jax.vjp; compiled by jax.jit once per column count, rows in blocks"
-    return Adapted(AutodiffForward(bucketed.forward, how, _name(target)), bucketed.backward, how)
+    return Adapted(
+        AutodiffForward(bucketed.forward, how, target_name(target)), bucketed.backward, how
+    )
 
 
 def adapt(target: object, autodiff: str | None = None, *, device: str = "cpu") -> Adapted | None:

@@ -52,6 +52,8 @@ and, with ``as`` because the gradient checks and tests import them from here, th
 - ``_forward``: :math:`\eta_i`, the forward's bound, the row sum and the unit interval;
 - ``_backward``: the softmax VJP's bound :math:`\tau` and a staged backward's stages;
 - ``_log_softmax``: log_softmax's forward and VJP bounds and its whole-row checks;
+- ``_cross_entropy``: softmax cross-entropy's loss and gradient bounds (a row's, a reduced
+  loss's) and the whole-loss checks sized from them;
 - ``_perturbation``: how an exact output moves when a check rounds its own input;
 - ``_differences``: finite-difference steps and the gradient checks' tolerances;
 - ``_diagnosis``: the diagnoses' formula matching.
@@ -64,6 +66,19 @@ from softmax_verify.tolerances._backward import (
     backward_error_bound,
     reference_backward_bound,
     stage_bound,
+)
+from softmax_verify.tolerances._cross_entropy import (
+    cross_entropy_alone_bound,
+    cross_entropy_backward_bound,
+    cross_entropy_batch_bound,
+    cross_entropy_difference_step,
+    cross_entropy_loss_bound,
+    cross_entropy_nonnegative_slack,
+    cross_entropy_row_bound,
+    cross_entropy_row_sum_bound,
+    cross_entropy_shift_perturbation,
+    reference_cross_entropy_backward_bound,
+    reference_cross_entropy_loss_bound,
 )
 from softmax_verify.tolerances._diagnosis import (
     formula_bound,
@@ -129,6 +144,15 @@ __all__ = [
     "central_difference_step",
     "chain",
     "combination_rounding",
+    "cross_entropy_alone_bound",
+    "cross_entropy_backward_bound",
+    "cross_entropy_batch_bound",
+    "cross_entropy_difference_step",
+    "cross_entropy_loss_bound",
+    "cross_entropy_nonnegative_slack",
+    "cross_entropy_row_bound",
+    "cross_entropy_row_sum_bound",
+    "cross_entropy_shift_perturbation",
     "describe_accumulation",
     "difference_rounding",
     "difference_truncation",
@@ -150,6 +174,8 @@ __all__ = [
     "logsumexp_bound",
     "projected_difference_bound",
     "reference_backward_bound",
+    "reference_cross_entropy_backward_bound",
+    "reference_cross_entropy_loss_bound",
     "reference_forward_bound",
     "reference_log_softmax_backward_bound",
     "reference_log_softmax_bound",

@@ -54,6 +54,14 @@ STATED = frozenset(
         "logsumexp_bound",
         "reference_log_softmax_backward_bound",
         "reference_log_softmax_bound",
+        "cross_entropy_row_bound",
+        "cross_entropy_loss_bound",
+        "reference_cross_entropy_loss_bound",
+        "cross_entropy_backward_bound",
+        "reference_cross_entropy_backward_bound",
+        "cross_entropy_nonnegative_slack",
+        "cross_entropy_batch_bound",
+        "cross_entropy_alone_bound",
     }
 )
 

@@ -6,8 +6,8 @@ handlers, the working directory) and its caches. The verifier (``_remote``) send
 request at a time and reads one reply:
 
 - ``("load", release, TargetSpec, sys_path)`` ->
-  ``("loaded", has_backward, name, reading, options)`` (the options as the child read
-  them, as plain data), or
+  ``("loaded", has_backward, name, reading, options, takes_upstream)`` (the options as the
+  child read them, as plain data; ``takes_upstream``: a cross-entropy gradient's), or
   ``("target_error", message)`` for a target that cannot be read (a usage error), or
   ``("exited", status, location)`` for a ``sys.exit`` while the module was imported;
 - ``("forward", release, x, want_x)`` -> ``("ok", y, handle, x_after | None)``;
@@ -18,6 +18,10 @@ request at a time and reads one reply:
 - ``("vjp", release, x, dout)`` -> ``("ok", dx)``: a forward and its backward, in one trip;
 - ``("cache", release, handle, name)`` -> ``("ok", array | None)``: a named cache array;
 - ``("source", release, stage)`` -> ``("ok", "file:line: text" | None)``;
+- for the ``cross_entropy`` kind: ``("loss", release, x, labels)`` ->
+  ``("ok", loss, x_written, labels_written)``; ``("grad", release, x, labels, upstream)``
+  -> ``("ok", dx, x_written, labels_written, upstream_written, cache_written)``;
+  ``("loss_each", release, [(x, labels), ...])`` -> ``("ok", [loss, ...])``;
 - any call may instead reply ``("error", role, reason, location)`` or
   ``("timeout", role, seconds)``.
 

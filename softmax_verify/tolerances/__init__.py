@@ -52,6 +52,7 @@ and, with ``as`` because the gradient checks and tests import them from here, th
 - ``_forward``: :math:`\eta_i`, the forward's bound, the row sum and the unit interval;
 - ``_backward``: the softmax VJP's bound :math:`\tau` and a staged backward's stages;
 - ``_log_softmax``: log_softmax's forward and VJP bounds and its whole-row checks;
+- ``_log_directional``: log_softmax's gradient check along random directions;
 - ``_perturbation``: how an exact output moves when a check rounds its own input;
 - ``_differences``: finite-difference steps and the gradient checks' tolerances;
 - ``_diagnosis``: the diagnoses' formula matching.
@@ -91,6 +92,10 @@ from softmax_verify.tolerances._forward import (
     reference_forward_bound,
     row_sum_bound,
     unit_interval_slack,
+)
+from softmax_verify.tolerances._log_directional import (
+    log_softmax_directional_bound,
+    log_softmax_weight_error,
 )
 from softmax_verify.tolerances._log_softmax import (
     log_probability_slack,
@@ -143,10 +148,12 @@ __all__ = [
     "log_output_error",
     "log_probability_slack",
     "log_softmax_backward_bound",
+    "log_softmax_directional_bound",
     "log_softmax_error_bound",
     "log_softmax_perturbation",
     "log_softmax_vjp_difference_bound",
     "log_softmax_vjp_perturbation",
+    "log_softmax_weight_error",
     "logsumexp_bound",
     "projected_difference_bound",
     "reference_backward_bound",

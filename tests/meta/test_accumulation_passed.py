@@ -30,7 +30,14 @@ ROOT = PACKAGE.parent
 #: The functions that read the model itself (each takes it as a required argument).
 READERS = frozenset({"_model", "chain", "_tiny"})
 #: The gradient checks, which pass the model on to their tolerances.
-GRADCHECKS = frozenset({"numerical_vjp_check", "directional_check", "full_jacobian_check"})
+GRADCHECKS = frozenset(
+    {
+        "numerical_vjp_check",
+        "directional_check",
+        "full_jacobian_check",
+        "log_softmax_directional_check",
+    }
+)
 #: The model-dependent tolerances as the task stated them (a static call graph).
 STATED = frozenset(
     {
@@ -50,7 +57,9 @@ STATED = frozenset(
         "row_sum_bound",
         "log_probability_slack",
         "log_softmax_backward_bound",
+        "log_softmax_directional_bound",
         "log_softmax_error_bound",
+        "log_softmax_weight_error",
         "logsumexp_bound",
         "reference_log_softmax_backward_bound",
         "reference_log_softmax_bound",

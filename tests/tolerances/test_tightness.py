@@ -21,9 +21,10 @@ Where a tight test is not possible, and why:
   counted in ulps: 1 + 2u passes, the next float (1 + 4u) fails.
 - ``jacobian_psd`` is one-sided: only a quadratic form near 0 can be pushed just below
   it, so it is tested at a constant upstream (variance 0).
-- ``central_differences`` on rows longer than 64 (the directional check) has a bound
-  made mostly of worst-case truncation and the forward's bound over the step; its
-  formula is tested in tests/gradcheck/test_gradcheck.py, not here.
+- softmax's ``central_differences`` on rows longer than 64 (the directional check) has a
+  bound made mostly of worst-case truncation and the forward's bound over the step; its
+  formula is tested in tests/gradcheck/test_gradcheck.py, not here. log_softmax's (through
+  softmax's symmetric diag(y) J) is written out and tested here, on rows of 100.
 - The exact invariants (``finite_for_finite_input``, ``dtype_preserved``,
   ``input_not_mutated``, ``masked_entries_exactly_zero``, ``fully_masked_rows``) have
   no tolerance to be tight about.

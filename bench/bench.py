@@ -21,7 +21,9 @@ so above 1 means softmax-verify is faster, except "ref / exp": the reference ove
    (``run_invariant``, ci profile).
 5. Time to a diagnosis: ``diagnose`` after each known-bad implementation's first
    expected failure (both dtypes), and after the notebook's full run.
-6. Time to a verdict on jax targets: ``verify`` per dtype with the jax adapter before and
+6. Time to a verdict, log_softmax against softmax: ``softmax-verify check --kind KIND`` and
+   ``verify`` on each kind's bundled reference, interleaved (goal: log_softmax within 1.5x).
+7. Time to a verdict on jax targets: ``verify`` per dtype with the jax adapter before and
    after the recurring row lengths, and ``softmax-verify check`` on jax targets, with the
    XLA compilations each made.
 
@@ -31,8 +33,8 @@ markdown and written to bench/results.md (``--output`` to change it).
 
 This file is the entry point: the command line, the page and its order (``main``). Each
 part measured is a module of its own beside it, a function per section returning its
-``Section`` tables: kernels.py (1), gradchecks.py (2, 3), verdicts.py (4, 5),
-jax_verdicts.py (6); _common.py holds the timing loops, the table and the cell formats.
+``Section`` tables: kernels.py (1), gradchecks.py (2, 3), verdicts.py (4, 5), kinds.py (6),
+jax_verdicts.py (7); _common.py holds the timing loops, the table and the cell formats.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from _common import ROOT, BenchOptions, Section, optional
 from gradchecks import gradchecks
 from jax_verdicts import jax_verdicts
 from kernels import SHAPES, kernels
+from kinds import kinds
 from verdicts import diagnoses, verdicts
 
 import softmax_verify
@@ -158,10 +161,11 @@ def parse(argv: Sequence[str] | None) -> BenchOptions:
     )
     parser.add_argument(
         "--only",
-        choices=("jax", "verdicts"),
+        choices=("jax", "verdicts", "kinds"),
         default=None,
         help="run one part and replace its sections in the output file (jax: the jax verdict "
-        "times; verdicts: the times to a verdict on the reference and the known-bad ones)",
+        "times; verdicts: the times to a verdict on the reference and the known-bad ones; "
+        "kinds: log_softmax's verdict against softmax's, side by side)",
     )
     args = parser.parse_args(argv)
     repeat = args.repeat if args.repeat is not None else (3 if args.quick else 15)
@@ -214,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return replace_section(opts.output, jax_verdicts(opts, jax))
     if opts.only == "verdicts":
         return max(replace_section(opts.output, section) for section in verdicts(opts))
+    if opts.only == "kinds":
+        return replace_section(opts.output, kinds(opts))
     # The sections in the order of the page, measured in that order (the headline only reads
     # the tables measured before it). A new section is one more entry here.
     top = machine(torch, jax, scipy)
@@ -227,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         full,
         directional,
         *verdicts(opts),
+        kinds(opts),
         diagnoses(opts),
         jax_verdicts(opts, jax),
     ]

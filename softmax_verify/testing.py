@@ -77,8 +77,9 @@ def _contract_test(invariant_id: str) -> Callable[[Any, str], None]:
             pytest.skip(f"{inv.id} does not apply: {result.message}")
         if result.status != "passed":
             verdict = "failed" if result.status == "failed" else "errored"
-            # The catalogue is of softmax mistakes: a log_softmax is not diagnosed against it.
-            found = diagnose(impl, [result], [dtype]) if cls.kind == "softmax" else ()
+            found = diagnose(
+                impl, [result], [dtype], accumulate=options.accumulate, kind=options.kind
+            )
             text = "\n".join([failure_text(result), "", *describe(found, [(inv.id, dtype)])])
             text = text.replace("\n", "\n  ")
             # The message is the whole failure: no traceback, so no frame of this package.

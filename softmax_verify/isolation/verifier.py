@@ -178,7 +178,10 @@ def diagnosis_in_child(
     with _stopped_on_signals(remote):
         try:
             remote.load()
-            return diagnose(remote, results, plan.dtypes), remote.leftovers
+            found = diagnose(
+                remote, results, plan.dtypes, accumulate=plan.accumulate, kind=plan.kind
+            )
+            return found, remote.leftovers
         except LoadFailed:
             return (), remote.leftovers  # the results already say how loading failed
         finally:
@@ -192,7 +195,7 @@ def _in_lanes(spec: TargetSpec, plan: RunPlan, lanes: list[list[np.dtype[Any]]])
     pairs = [(inv.id, dtype.name) for inv, dtype in plan.pairs]
     results, reading, leftovers = run_lanes(spec, shares, pairs, plan.progress)
     outcome = Outcome(results, leftovers=leftovers, reading=reading)
-    if plan.kind == "softmax" and any(r.status in ("failed", "error") for r in results):
+    if any(r.status in ("failed", "error") for r in results):
         outcome.diagnosis, more = diagnose_in_lane(
             spec, dataclasses.replace(plan, progress=None), results
         )

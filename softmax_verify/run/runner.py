@@ -381,7 +381,9 @@ def run_pairs(
                 plan.progress(done[pairs[reported]])
             reported += 1
     results = [done[pair] for pair in pairs]
-    # The catalogue is of softmax mistakes: a log_softmax is not diagnosed against it.
-    diagnosed = plan.kind == "softmax" and diagnose_failures
-    found = diagnose(impl, results, plan.dtypes) if diagnosed else ()
+    found = (
+        diagnose(impl, results, plan.dtypes, accumulate=plan.accumulate, kind=plan.kind)
+        if diagnose_failures
+        else ()
+    )
     return results, found

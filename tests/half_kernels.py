@@ -39,7 +39,7 @@ def pairwise_sum(a: A) -> A:
 def _shifted_exps(x: A) -> A:
     """exp(x - max) with both steps rounded to x's dtype."""
     shifted = x - x.max(axis=1, keepdims=True)
-    return np.exp(shifted).astype(x.dtype)
+    return np.asarray(np.exp(shifted), dtype=x.dtype)
 
 
 def pairwise(x: A) -> A:

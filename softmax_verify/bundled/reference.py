@@ -320,12 +320,13 @@ def _float(value: object, name: str) -> FloatArray:
     return as_float_array(value, name, dtypes=CHECKED_DTYPES)
 
 
-def _widened(*arrays: FloatArray) -> tuple[FloatArray, ...] | None:
-    """The arrays in float32 when any is half precision (computed there, rounded once on the
-    way out), else None."""
+def _widened(first: FloatArray, second: FloatArray | None = None) -> list[FloatArray] | None:
+    """The arrays in float32 when either is half precision (computed there, rounded once on
+    the way out), else None."""
+    arrays = [first] if second is None else [first, second]
     if not any(is_half(a.dtype) for a in arrays):
         return None
-    return tuple(a.astype(np.float32) for a in arrays)
+    return [a.astype(np.float32) for a in arrays]
 
 
 def softmax(x: FloatArray, axis: int = -1) -> FloatArray:
@@ -371,7 +372,7 @@ def softmax_backward(dout: FloatArray, y: FloatArray, axis: int = -1) -> FloatAr
     ax = check_axis(axis, g, "dout")
     wide = _widened(g, probs)
     if wide is not None:
-        return _vjp(*wide, ax).astype(g.dtype)
+        return _vjp(wide[0], wide[1], ax).astype(g.dtype)
     return _vjp(g, probs, ax)
 
 
@@ -386,7 +387,7 @@ def softmax_jvp(tangent: FloatArray, y: FloatArray, axis: int = -1) -> FloatArra
     ax = check_axis(axis, t, "tangent")
     wide = _widened(t, probs)
     if wide is not None:
-        return _vjp(*wide, ax).astype(t.dtype)
+        return _vjp(wide[0], wide[1], ax).astype(t.dtype)
     return _vjp(t, probs, ax)
 
 
@@ -414,7 +415,7 @@ def log_softmax_backward(dout: FloatArray, y: FloatArray, axis: int = -1) -> Flo
     ax = check_axis(axis, g, "dout")
     wide = _widened(g, logp)
     if wide is not None:
-        return log_softmax_backward(*wide, ax).astype(g.dtype)
+        return log_softmax_backward(wide[0], wide[1], ax).astype(g.dtype)
     with np.errstate(all="ignore"):
         out: FloatArray = np.exp(logp)
         out *= g.sum(axis=ax, keepdims=True)

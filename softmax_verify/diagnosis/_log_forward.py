@@ -12,6 +12,7 @@ rows whose probabilities underflow the dtype (``_probes.spread_probes``), where
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -77,9 +78,9 @@ def _log_of_softmax(x: F64, dtype: np.dtype[Any]) -> tuple[F64, F64]:
     with np.errstate(all="ignore"):
         relative = eta + lam / y
         tol = np.where(relative < 1, -np.log1p(-relative), np.inf)
-        value = np.where(y < sigma / 4, -np.inf, np.log(y))
-    tol = np.where((y < lam) & (y >= sigma / 4), np.inf, tol)
-    return value, np.where(y < sigma / 4, 0.0, tol)
+        value = np.where(4 * y < sigma, -np.inf, np.log(y))
+    tol = np.where((y < lam) & (4 * y >= sigma), np.inf, tol)
+    return value, np.where(4 * y < sigma, 0.0, tol)
 
 
 def _naive(x: F64, dtype: np.dtype[Any]) -> tuple[F64, F64]:
@@ -193,7 +194,7 @@ def forward_findings(
                 "the forward subtracts each row's maximum, as it should, but sums the exps "
                 f"{where} instead of along each row",
                 LOG_FORWARD_FIX + " (the sum along axis=-1, as the maximum)",
-                _tally(moderate, lambda x, a=axis: _row_shift_sum_over(x, dtype, a)),
+                _tally(moderate, partial(_row_shift_sum_over, dtype=dtype, axis=axis)),
             )
         )
     if dtype == np.float64:

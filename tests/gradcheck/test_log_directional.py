@@ -87,9 +87,8 @@ def _offset(c: float) -> Pair:
         return (log_softmax(x, axis=1) - c).astype(x.dtype)
 
     def backward(dout: Array, z: Array) -> Array:
-        return (dout - np.exp(z.astype(np.float64) + c) * dout.sum(1, keepdims=True)).astype(
-            dout.dtype
-        )
+        y = np.exp(z.astype(np.float64) + c)
+        return np.asarray(dout - y * dout.sum(axis=1, keepdims=True), dtype=dout.dtype)
 
     return forward, backward
 

@@ -5,9 +5,10 @@ accumulation model, at the ci profile.
   (the probabilistic model) and ``input-worst-case``; the half-in-half ones fail the default
   model (float32 accumulation, rounded once) by a few ulps, and the diagnosis says that
   ``--accumulate input`` accepts them.
-- jax's float16 gradient mistake (``s ** -2`` formed in float16) is caught under the default
-  model and under ``input``; only the worst case, whose bound allows nearly any error on
-  long rows, lets it through, and the diagnosis says so without explaining the failure.
+- jax's float16 gradient mistake (``s ** -2`` formed in float16), in jax itself and written
+  out here, is caught under the default model and under ``input``; only the worst case,
+  whose bound allows nearly any error on long rows, lets it through, and the diagnosis says
+  so without explaining the failure.
 - The sequential half-precision row sum is within the worst case and beyond the
   probabilistic bound on a long constant row: its errors are not independent.
 """
@@ -131,15 +132,17 @@ def test_a_stalling_sequential_sum_is_beyond_the_probabilistic_bound() -> None:
     assert "matches_reference" in _failed(report)
 
 
-def test_jax_float16_gradient_is_caught_under_input() -> None:
-    """``softmax-verify check jax --dtype float16 --accumulate input``: the gradient of an
-    all-equal upstream sums to 1 on rows of 256 (s ** 2 overflows float16); jax's float16
-    forward, computed in float16, passes (no false alarm)."""
+@pytest.mark.parametrize("model", ["float32", "input"])
+def test_jax_float16_gradient_is_caught_under_both_models(model: Accumulation) -> None:
+    """``softmax-verify check jax --dtype float16 [--accumulate input]``: the gradient of an
+    all-equal upstream sums to 1 on rows of 256 (s ** 2 overflows float16). Under ``input``
+    jax's float16 forward, computed in float16, passes (no false alarm)."""
     require("jax")
     from softmax_verify.target.frameworks import adapter
 
     forward, backward = adapter("jax")
-    report = verify(forward, backward, dtypes=("float16",), options=Options(accumulate="input"))
+    report = verify(forward, backward, dtypes=("float16",), options=Options(accumulate=model))
     failed = _failed(report)
     assert "ones_upstream_gives_zero" in failed
-    assert not failed & {"matches_reference", "rows_sum_to_one", "shift_invariance"}
+    if model == "input":
+        assert not failed & {"matches_reference", "rows_sum_to_one", "shift_invariance"}

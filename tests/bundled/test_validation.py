@@ -112,17 +112,9 @@ BAD_VALUES: list[tuple[str, object, type[Exception]]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "call"),
-    [(n, c) for _, n, c in ARRAY_PARAMETERS],
-    ids=[i for i, _, _ in ARRAY_PARAMETERS],
-)
-@pytest.mark.parametrize(
-    ("value", "error"), [(v, e) for _, v, e in BAD_VALUES], ids=[i for i, _, _ in BAD_VALUES]
-)
 def test_the_staged_graph_rejects_half_precision_naming_the_parameter() -> None:
     """The staged graph computes in float32 or float64 only; the reference kernels take half
-    precision (computed in float32, rounded once: tests/bundled/test_accuracy.py)."""
+    precision (computed in float32, rounded once: tests/invariants/test_half_kernels.py)."""
     half = np.ones((2, 3), dtype=np.float16)
     for name, call in (
         ("x", lambda v: staged_forward(v)),
@@ -133,6 +125,14 @@ def test_the_staged_graph_rejects_half_precision_naming_the_parameter() -> None:
             call(half)
 
 
+@pytest.mark.parametrize(
+    ("name", "call"),
+    [(n, c) for _, n, c in ARRAY_PARAMETERS],
+    ids=[i for i, _, _ in ARRAY_PARAMETERS],
+)
+@pytest.mark.parametrize(
+    ("value", "error"), [(v, e) for _, v, e in BAD_VALUES], ids=[i for i, _, _ in BAD_VALUES]
+)
 def test_bad_array_argument_is_rejected_naming_the_parameter(
     name: str, call: Callable[[Any], object], value: object, error: type[Exception]
 ) -> None:

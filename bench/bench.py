@@ -189,6 +189,10 @@ def replace_section(path: Path, section: Section) -> int:
         ends = [old.find(mark, start + len(head)) for mark in ("\n### ", "\n## ")]
         after = min((end for end in ends if end >= 0), default=-1)
         old = old[:start] + text + ("" if after < 0 else old[after:])
+    elif "\n" + NOTES_HEADING + "\n" in old:
+        # A new table goes before the hand-written notes, which end the page.
+        notes = old.index("\n" + NOTES_HEADING + "\n")
+        old = old[:notes] + "\n" + text + old[notes:]
     else:
         old = old + ("\n" if old else "") + text
     path.write_text(old)

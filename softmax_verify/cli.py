@@ -2,7 +2,7 @@
 
     softmax-verify check [TARGET] [--backward TARGET]
                          [--dtype float64|float32|float16|bfloat16|all|all-half]
-                         [--accumulate float32|input]
+                         [--accumulate float32|input|input-worst-case]
                          [--rows MIN:MAX] [--cols MIN:MAX] [--cols-multiple-of K]
                          [--profile dev|ci|thorough] [--max-examples N] [--seed N]
                          [--format text|json|junit|github] [--timeout SECONDS]
@@ -211,7 +211,9 @@ def _add_dtypes_and_shapes(check: argparse.ArgumentParser) -> None:
         default="float32",
         help="half precision only: the accumulation the tolerances assume (float32: float32 "
         "or wider, rounded once to the output, as production kernels do; input: in the "
-        "half dtype itself, a much looser bound) (default: float32)",
+        "half dtype itself, probabilistic bounds for independent rounding errors; "
+        "input-worst-case: in the half dtype, worst case, vacuous on long rows) "
+        "(default: float32)",
     )
     check.add_argument(
         "--rows", metavar="MIN:MAX", help="only draw row counts in this range (default: any)"

@@ -89,10 +89,12 @@ def _contract_test(invariant_id: str) -> Callable[[Any, str], None]:
             pytest.skip(f"{inv.id} does not apply: {result.message}")
         if result.status != "passed":
             verdict = "failed" if result.status == "failed" else "errored"
-            # The catalogue is of softmax mistakes: a log_softmax is not diagnosed against it.
+            # A loss implementation has no catalogue of mistakes (yet): not diagnosed.
             found = (
-                diagnose(impl, [result], [dtype])
-                if cls.kind == "softmax" and isinstance(impl, Implementation)
+                diagnose(
+                    impl, [result], [dtype], accumulate=options.accumulate, kind=options.kind
+                )
+                if isinstance(impl, Implementation)
                 else ()
             )
             text = "\n".join([failure_text(result), "", *describe(found, [(inv.id, dtype)])])

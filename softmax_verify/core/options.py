@@ -52,9 +52,11 @@ __all__ = [
 #: wrong in float32 (overflow at logits above about 88, a float64 accumulator dropped).
 DEFAULT_DTYPES: tuple[str, ...] = ("float32", "float64")
 #: How half-precision tolerances model the accumulation (``tolerances``): in float32 or
-#: wider, rounded once to the half dtype (production kernels), or in the half dtype itself.
-Accumulation = Literal["float32", "input"]
-ACCUMULATIONS: tuple[Accumulation, ...] = ("float32", "input")
+#: wider, rounded once to the half dtype (production kernels); in the half dtype itself, with
+#: independent zero-mean rounding errors (probabilistic bounds, Higham and Mary 2019); or in
+#: the half dtype, worst case (every rounding error of one sign, subnormals flushed).
+Accumulation = Literal["float32", "input", "input-worst-case"]
+ACCUMULATIONS: tuple[Accumulation, ...] = ("float32", "input", "input-worst-case")
 #: The frameworks whose autodiff can supply the backward (``target.autodiff``).
 AUTODIFF: tuple[str, ...] = ("torch", "jax")
 #: What a backward computes: a vector-Jacobian product, an elementwise derivative g with

@@ -196,8 +196,11 @@ def diagnosis_in_child(
         try:
             remote.load()
             if not isinstance(remote, RemoteImplementation):
-                return (), remote.leftovers
-            return diagnose(remote, results, plan.dtypes), remote.leftovers
+                return (), remote.leftovers  # no catalogue of cross-entropy mistakes yet
+            found = diagnose(
+                remote, results, plan.dtypes, accumulate=plan.accumulate, kind=plan.kind
+            )
+            return found, remote.leftovers
         except LoadFailed:
             return (), remote.leftovers  # the results already say how loading failed
         finally:
@@ -211,7 +214,7 @@ def _in_lanes(spec: TargetSpec, plan: RunPlan, lanes: list[list[np.dtype[Any]]])
     pairs = [(inv.id, dtype.name) for inv, dtype in plan.pairs]
     results, reading, leftovers = run_lanes(spec, shares, pairs, plan.progress)
     outcome = Outcome(results, leftovers=leftovers, reading=reading)
-    if plan.kind == "softmax" and any(r.status in ("failed", "error") for r in results):
+    if any(r.status in ("failed", "error") for r in results):
         outcome.diagnosis, more = diagnose_in_lane(
             spec, dataclasses.replace(plan, progress=None), results
         )

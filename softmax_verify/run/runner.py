@@ -420,9 +420,11 @@ def run_pairs(
                 plan.progress(done[pairs[reported]])
             reported += 1
     results = [done[pair] for pair in pairs]
-    # The catalogue is of softmax mistakes: a log_softmax is not diagnosed against it.
-    diagnosed = plan.kind == "softmax" and diagnose_failures
-    found = diagnose(impl, results, plan.dtypes) if diagnosed and isinstance(
-        impl, Implementation
-    ) else ()  # fmt: skip
+    # A loss implementation has no catalogue of mistakes (yet): only softmax and log_softmax
+    # code is diagnosed.
+    found = (
+        diagnose(impl, results, plan.dtypes, accumulate=plan.accumulate, kind=plan.kind)
+        if diagnose_failures and isinstance(impl, Implementation)
+        else ()
+    )
     return results, found

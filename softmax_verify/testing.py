@@ -91,9 +91,7 @@ def _contract_test(invariant_id: str) -> Callable[[Any, str], None]:
             verdict = "failed" if result.status == "failed" else "errored"
             # A loss implementation has no catalogue of mistakes (yet): not diagnosed.
             found = (
-                diagnose(
-                    impl, [result], [dtype], accumulate=options.accumulate, kind=options.kind
-                )
+                diagnose(impl, [result], [dtype], accumulate=options.accumulate, kind=options.kind)
                 if isinstance(impl, Implementation)
                 else ()
             )

@@ -200,7 +200,8 @@ def diagnose(
     failed = [r for r in results if r.status in ("failed", "error")]
     if not failed:
         return ()
-    catalogue = CATALOGUES.get(check_kind(kind))
+    resolved_kind = check_kind(kind)
+    catalogue = CATALOGUES.get(resolved_kind)
     if catalogue is None:
         return ()  # a kind with no catalogue of known mistakes: nothing can be proven
     start = time.monotonic()

@@ -45,6 +45,14 @@ from softmax_verify.target.sandbox import call_limited
 __all__ = ["LocalImplementation"]
 
 
+#: Bound when this module is imported, which in the child process is before the target
+#: is: what watches a cache for writes must not be a name the target can rebind
+#: (``numpy.array_equal``, ``numpy.ndarray``). ``ndarray`` and its methods are immutable.
+_NDARRAY = np.ndarray
+_VIEW = np.ndarray.view
+_TOBYTES = np.ndarray.tobytes
+
+
 def _arrays(obj: object, depth: int = 3) -> list[NDArray[Any]]:
     """The arrays inside ``obj`` (an array, a mapping, a sequence, a named tuple or an
     object's attributes), looking ``depth`` containers deep, each array once."""
@@ -54,7 +62,7 @@ def _arrays(obj: object, depth: int = 3) -> list[NDArray[Any]]:
 
 
 def _collect(obj: object, depth: int, found: dict[int, NDArray[Any]]) -> None:
-    if isinstance(obj, np.ndarray):
+    if isinstance(obj, _NDARRAY):
         found.setdefault(id(obj), obj)
         return
     if depth == 0 or isinstance(obj, (str, bytes, type, ModuleType, FunctionType, MethodType)):
@@ -70,12 +78,19 @@ def _collect(obj: object, depth: int, found: dict[int, NDArray[Any]]) -> None:
         _collect(value, depth - 1, found)
 
 
-_Snapshot = list[tuple[NDArray[Any], NDArray[Any]]]
+_Snapshot = list[tuple[NDArray[Any], bytes]]
+
+
+def _bits(array: NDArray[Any]) -> bytes:
+    """The array's memory as bytes, in C order, through ``ndarray``'s own methods (an
+    ndarray subclass's overrides do not run); its dtype and shape are part of it."""
+    plain = _VIEW(array, _NDARRAY)
+    return b"%s|%r|" % (plain.dtype.str.encode(), plain.shape) + _TOBYTES(plain, "C")
 
 
 def _snapshot(obj: object) -> _Snapshot:
-    """Each array inside ``obj`` with a copy of it, to see later whether it was written to."""
-    return [(array, array.copy()) for array in _arrays(obj)]
+    """Each array inside ``obj`` with its bits, to see later whether it was written to."""
+    return [(array, _bits(array)) for array in _arrays(obj)]
 
 
 def _same_bits(a: NDArray[Any], b: NDArray[Any]) -> bool:
@@ -95,7 +110,7 @@ def _unchanged(before: _Snapshot) -> bool:
     Writing into those arrays is mutation; binding new arrays to names (a layer's
     ``self.dinputs = ...``, a dict's new key) is the code keeping state, and is not.
     """
-    return all(_same_bits(array, copy) for array, copy in before)
+    return all(_bits(array) == bits for array, bits in before)
 
 
 class LocalImplementation(Implementation):

@@ -62,6 +62,12 @@ RETRY_GRACE = 0.5
 LOAD_SECONDS = 30.0
 #: Bytes per second assumed for moving arrays both ways: large arrays get time to travel.
 _TRANSFER_RATE = 100e6
+#: The longest reply a call may send: its arrays (y and x, or dx, dout and the named
+#: stages) are at most a few times the size of what it was given; 16 times, plus room
+#: for the messages, is far beyond what a real reply needs. A longer frame announced by
+#: the child is refused before any of it is read (or allocated for).
+_REPLY_ARRAYS = 16
+_REPLY_ROOM = 64 << 20
 
 #: The length of an "ok" reply to each request (see ``_child``).
 _REPLY_LENGTHS = {
@@ -149,8 +155,11 @@ class RemoteCache:
     the named array, or None when the cache has no such array.
     """
 
-    def __init__(self, owner: RemoteImplementation, generation: int, handle: int) -> None:
+    def __init__(
+        self, owner: RemoteImplementation, generation: int, handle: int, nbytes: int
+    ) -> None:
         self._owner, self._generation, self._handle = owner, generation, handle
+        self._nbytes = nbytes  # of the forward's input: its cache's arrays are of that order
 
     def __del__(self) -> None:
         # The child may drop it: the handle goes with the next request (no I/O here).
@@ -197,7 +206,7 @@ class RemoteImplementation(Implementation):
         limit = None if self.timeout is None else self.timeout + LOAD_SECONDS
         try:
             # The verifier's sys.path too: the target may import what it can import.
-            reply = child.request(("load", [], self.spec, tuple(sys.path)), limit)
+            reply = child.request(("load", [], self.spec, tuple(sys.path)), limit, _REPLY_ROOM)
         except ProcessEnded as ended:
             self._discard()
             how = f"did not finish loading within {limit:g} s and was stopped"
@@ -271,7 +280,8 @@ class RemoteImplementation(Implementation):
         if self.timeout is not None:  # ``calls`` calls, each with its own time limit
             limit = calls * self.timeout + self._grace + 2 * nbytes / _TRANSFER_RATE
         try:
-            reply = child.request((message[0], release, *message[1:]), limit)
+            max_reply = _REPLY_ROOM + _REPLY_ARRAYS * nbytes
+            reply = child.request((message[0], release, *message[1:]), limit, max_reply)
             if self._interrupted:
                 raise KeyboardInterrupt
         except ProcessEnded as ended:
@@ -306,11 +316,14 @@ class RemoteImplementation(Implementation):
             if location
             else "the faulthandler dump shows no frame of the target's code"
         )
-        reason = (
-            f"did not return within the {self.timeout:g} s time limit and could not be "
-            f"interrupted; the process was stopped after {limit or 0:.3g} s (+{ABORT_SECONDS:g} s "
-            f"to stop); {where}"
-        )
+        stopped = f"the process was stopped after {limit or 0:.3g} s (+{ABORT_SECONDS:g} s to stop)"
+        if ended.cut_short is not None:
+            reason = f"corrupted the verifier's channel ({ended.cut_short}); {stopped}; {where}"
+        else:
+            reason = (
+                f"did not return within the {self.timeout:g} s time limit and could not be "
+                f"interrupted; {stopped}; {where}"
+            )
         return ProcessLost(role, reason, location)
 
     # -- the Implementation interface --
@@ -343,7 +356,7 @@ class RemoteImplementation(Implementation):
         if type(handle) is not int:
             self.kill()
             raise ImplementationError("forward", "corrupted the verifier's channel")
-        cache = RemoteCache(self, self._generation, handle)
+        cache = RemoteCache(self, self._generation, handle, x.nbytes)
         mutated = False if handed_over else not same_array(reply[3], x)
         return ForwardCall(y=y, cache=cache, mutated_input=mutated)
 
@@ -394,7 +407,7 @@ class RemoteImplementation(Implementation):
     def _cache_array(self, cache: RemoteCache, name: str) -> NDArray[Any] | None:
         if cache._generation != self._generation:
             return None
-        reply = self._request("forward", ("cache", cache._handle, name), 0)
+        reply = self._request("forward", ("cache", cache._handle, name), cache._nbytes)
         return None if reply[1] is None else _array("forward", reply[1])
 
     def source_of(self, name: str) -> str | None:

@@ -12,6 +12,7 @@ reads, and no reply, however malformed, hangs the verifier.
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import socket
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cli
 from test_hostile import HOSTILE, check, here, only
 
 from softmax_verify.core.options import Options
@@ -199,3 +201,17 @@ def test_a_malformed_reply_is_an_error_of_the_call_within_its_deadline(
         assert result["minimal"] is False
     # The call's limit is 1 s + the grace: the whole run well inside a minute.
     assert run.seconds < 60
+
+
+@pytest.mark.parametrize("seconds", ["inf", "3e6"])
+def test_a_time_limit_beyond_polls_range_is_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], seconds: str
+) -> None:
+    """``--timeout inf`` is no limit; 3e6 s is more milliseconds than ``poll`` takes (a C
+    int): the waits are cut into polls of a bounded length, so neither overflows."""
+    argv = ("check", *only("rows_sum_to_one"), "--dtype", "float64", "--max-examples", "5")
+    code, out, err = cli(capsys, *argv, "--timeout", seconds, "--format", "json")
+    assert "Traceback" not in err
+    assert "OverflowError" not in err
+    assert code == 0
+    assert json.loads(out)["passed"] is True

@@ -305,3 +305,14 @@ def test_a_base_exception_subclass_is_a_one_line_error(tmp_path: Path) -> None:
     assert run.code == 1
     for inv in ("rows_sum_to_one", "matches_reference"):
         assert run.result(inv)["message"].startswith("forward raised Abort: stop (at ")
+
+
+def test_terminal_escape_codes_do_not_reach_the_text_report(tmp_path: Path) -> None:
+    """Colours, a cursor move up and a line erased (which would let the message overwrite
+    the report's line above), a window title, a bell, a carriage return: all gone, the
+    words kept, on one line."""
+    argv = (*only("rows_sum_to_one"), "--dtype", "float64")
+    run = check(tmp_path, "escape_codes.py", *argv, fmt="text")
+    assert run.code == 1
+    assert "  forward raised ValueError: red alert PASSED (at " in run.out
+    assert not any(ch in run.out for ch in "\x1b\x07\r\x9b")

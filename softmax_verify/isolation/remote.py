@@ -214,7 +214,7 @@ class RemoteImplementation(Implementation):
         except WireError as exc:
             self.close()
             raise LoadFailed(f"corrupted the verifier's channel ({exc})", None) from None
-        if not isinstance(reply, tuple) or len(reply) not in (2, 3, 5):
+        if not isinstance(reply, tuple) or len(reply) not in (2, 3, 4, 5):
             self.close()
             raise LoadFailed("sent an unexpected reply while loading", None)
         if reply[0] == "target_error":
@@ -223,6 +223,9 @@ class RemoteImplementation(Implementation):
         if reply[0] == "exited":
             self.close()
             raise LoadFailed(f"called sys.exit({one_line(reply[1])})", _text(reply[2]))
+        if reply[0] == "error" and len(reply) == 4:  # a BaseException: KeyboardInterrupt
+            self.close()
+            raise LoadFailed(_text(reply[2]) or "failed", _text(reply[3]))
         try:
             if reply[0] != "loaded":
                 raise TypeError(reply[0])

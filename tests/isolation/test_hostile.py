@@ -316,3 +316,14 @@ def test_terminal_escape_codes_do_not_reach_the_text_report(tmp_path: Path) -> N
     assert run.code == 1
     assert "  forward raised ValueError: red alert PASSED (at " in run.out
     assert not any(ch in run.out for ch in "\x1b\x07\r\x9b")
+
+
+def test_an_interrupt_at_import_names_the_exception_and_its_line(tmp_path: Path) -> None:
+    run = check(tmp_path, "interrupt_at_import.py", *only("rows_sum_to_one"), "--jobs", "1")
+    assert run.code == 1
+    result = run.result("rows_sum_to_one")
+    assert result["message"] == (
+        "the target raised KeyboardInterrupt: stopped by the user while being loaded, "
+        "before checking rows_sum_to_one at float64"
+    )
+    assert result["location"] == f"{here('interrupt_at_import.py')} in <module>"

@@ -52,6 +52,12 @@ RETRY_GRACE = 0.5
 LOAD_SECONDS = 30.0
 #: Bytes per second assumed for moving arrays both ways: large arrays get time to travel.
 _TRANSFER_RATE = 100e6
+#: The longest reply a call may send: its arrays (y and x, or dx, dout and the named
+#: stages) are at most a few times the size of what it was given; 16 times, plus room
+#: for the messages, is far beyond what a real reply needs. A longer frame announced by
+#: the child is refused before any of it is read (or allocated for).
+_REPLY_ARRAYS = 16
+_REPLY_ROOM = 64 << 20
 
 #: The length of an "ok" reply to each request (see ``_child``).
 _REPLY_LENGTHS = {
@@ -167,7 +173,7 @@ class ChildTarget:
         limit = None if self.timeout is None else self.timeout + LOAD_SECONDS
         try:
             # The verifier's sys.path too: the target may import what it can import.
-            reply = child.request(("load", [], self.spec, tuple(sys.path)), limit)
+            reply = child.request(("load", [], self.spec, tuple(sys.path)), limit, _REPLY_ROOM)
         except ProcessEnded as ended:
             self._discard()
             how = f"did not finish loading within {limit:g} s and was stopped"
@@ -175,7 +181,7 @@ class ChildTarget:
         except WireError as exc:
             self.close()
             raise LoadFailed(f"corrupted the verifier's channel ({exc})", None) from None
-        if not isinstance(reply, tuple) or len(reply) not in (2, 3, 6):
+        if not isinstance(reply, tuple) or len(reply) not in (2, 3, 4, 6):
             self.close()
             raise LoadFailed("sent an unexpected reply while loading", None)
         if reply[0] == "target_error":
@@ -184,6 +190,9 @@ class ChildTarget:
         if reply[0] == "exited":
             self.close()
             raise LoadFailed(f"called sys.exit({one_line(reply[1])})", text_reply(reply[2]))
+        if reply[0] == "error" and len(reply) == 4:  # a BaseException: KeyboardInterrupt
+            self.close()
+            raise LoadFailed(text_reply(reply[2]) or "failed", text_reply(reply[3]))
         try:
             if reply[0] != "loaded":
                 raise TypeError(reply[0])
@@ -242,7 +251,8 @@ class ChildTarget:
         if self.timeout is not None:  # ``calls`` calls, each with its own time limit
             limit = calls * self.timeout + self._grace + 2 * nbytes / _TRANSFER_RATE
         try:
-            reply = child.request((message[0], release, *message[1:]), limit)
+            max_reply = _REPLY_ROOM + _REPLY_ARRAYS * nbytes
+            reply = child.request((message[0], release, *message[1:]), limit, max_reply)
             if self._interrupted:
                 raise KeyboardInterrupt
         except ProcessEnded as ended:
@@ -279,11 +289,14 @@ class ChildTarget:
             if location
             else "the faulthandler dump shows no frame of the target's code"
         )
-        reason = (
-            f"did not return within the {self.timeout:g} s time limit and could not be "
-            f"interrupted; the process was stopped after {limit or 0:.3g} s (+{ABORT_SECONDS:g} s "
-            f"to stop); {where}"
-        )
+        stopped = f"the process was stopped after {limit or 0:.3g} s (+{ABORT_SECONDS:g} s to stop)"
+        if ended.cut_short is not None:
+            reason = f"corrupted the verifier's channel ({ended.cut_short}); {stopped}; {where}"
+        else:
+            reason = (
+                f"did not return within the {self.timeout:g} s time limit and could not be "
+                f"interrupted; {stopped}; {where}"
+            )
         return ProcessLost(role, reason, location)
 
     @property

@@ -1,4 +1,5 @@
-"""One child process running ``_child``, as the verifier sees it: start, ask, watch, stop.
+"""One child process running ``isolation.child``, as the verifier sees it: start, ask,
+watch, stop.
 
 - Started with ``subprocess`` (not multiprocessing: the child is no daemon, so the code
   under test may start processes of its own) in a new session, so whatever it starts
@@ -6,6 +7,8 @@
   empty. It dies with the verifier (``PR_SET_PDEATHSIG``, set by the child).
 - Its death is watched through a pidfd (Linux), never through a pipe a grandchild could
   hold open; elsewhere by polling ``waitpid``.
+- Every reply is read under the call's deadline, header and body (``frames``): a child
+  that sends half a frame is an error of that call, not a hang of the verifier.
 - ``faulthandler`` writes into an anonymous temporary file (unlinked at creation, so
   nothing is left on disk whatever happens) that the verifier reads after a crash.
 - A request not answered within its limit is a hang: the child gets SIGABRT (so
@@ -24,10 +27,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from multiprocessing.connection import Connection
 from typing import Any
 
 from softmax_verify.core.package import PACKAGE_DIR
+from softmax_verify.isolation.frames import (
+    ChannelClosed,
+    FrameError,
+    FrameTimeout,
+    poll_milliseconds,
+    read_frame,
+    write_frame,
+)
 from softmax_verify.isolation.wire import loads_untrusted
 
 __all__ = ["ABORT_SECONDS", "ChildProcess", "ProcessEnded", "death", "python_entry", "stderr_fd"]
@@ -36,8 +46,8 @@ __all__ = ["ABORT_SECONDS", "ChildProcess", "ProcessEnded", "death", "python_ent
 ABORT_SECONDS = 2.0
 #: How long a child told to quit gets to exit before it is killed.
 _QUIT_SECONDS = 2.0
-#: Without a pidfd, how often the child's liveness is polled while waiting.
-_POLL_SECONDS = 0.05
+#: Without a pidfd, how often (milliseconds) the child's liveness is polled while waiting.
+_POLL_MS = 50
 _PACKAGE_PARENT = os.path.dirname(PACKAGE_DIR)
 # The verifier's package must import in the child even when it runs from a checkout, but
 # the checkout's folders (its top-level strategies/, say) must not shadow the user's
@@ -62,10 +72,11 @@ _ENTRY = python_entry("softmax_verify.isolation.child.main", "main")
 
 
 class ProcessEnded(Exception):
-    """The child died (``hung`` False) or was stopped for not answering (``hung`` True)."""
+    """The child died (``hung`` False) or was stopped for not answering (``hung`` True);
+    ``cut_short``: what it had sent of a reply it did not finish, if it started one."""
 
-    def __init__(self, how: str, dump: str, *, hung: bool) -> None:
-        self.how, self.dump, self.hung = how, dump, hung
+    def __init__(self, how: str, dump: str, *, hung: bool, cut_short: str | None = None) -> None:
+        self.how, self.dump, self.hung, self.cut_short = how, dump, hung, cut_short
         super().__init__(how)
 
 
@@ -123,10 +134,14 @@ class ChildProcess:
                 stdout=stderr_fd(),
                 start_new_session=True,
             )
+        except BaseException:
+            ours.close()
+            self.fault.close()
+            raise
         finally:
             theirs.close()
         self.pid = self.popen.pid
-        self.conn = Connection(ours.detach())
+        self.sock = ours
         self.pidfd: int | None = None
         if hasattr(os, "pidfd_open"):
             try:
@@ -136,31 +151,45 @@ class ChildProcess:
         self.leftovers: list[int] = []
         # One poll object for the life of the child: cheaper per call than a new selector.
         self.poller = select.poll()
-        self.poller.register(self.conn.fileno(), select.POLLIN)
+        self.poller.register(self.sock.fileno(), select.POLLIN)
         if self.pidfd is not None:
             self.poller.register(self.pidfd, select.POLLIN)
 
-    def request(self, message: tuple[Any, ...], limit: float | None) -> Any:
-        """Send ``message``; the child's reply, or ProcessEnded after ``limit`` seconds."""
+    def request(self, message: tuple[Any, ...], limit: float | None, max_reply: int) -> Any:
+        """Send ``message``; the child's reply (at most ``max_reply`` bytes), ProcessEnded
+        once ``limit`` seconds have passed without a whole one, or a ``WireError`` (a
+        ``frames.FrameError``) for a reply cut short or malformed."""
+        deadline = None if limit is None else time.monotonic() + limit
         try:
-            self.conn.send_bytes(pickle.dumps(message, protocol=5))
+            write_frame(self.sock, pickle.dumps(message, protocol=5), deadline=deadline)
+        except FrameTimeout:  # the child stopped reading
+            self._stuck()
         except OSError:
             self._ended()
-        deadline = None if limit is None else time.monotonic() + limit
-        conn_fd = self.conn.fileno()
+        self._wait(deadline)
+        try:
+            data = read_frame(self.sock, max_size=max_reply, deadline=deadline, died=self.pidfd)
+        except FrameTimeout as late:  # half a reply, then nothing: a hang, stopped as one
+            self._stuck(str(late))  # (before OSError: a FrameTimeout is a TimeoutError)
+        except (ChannelClosed, OSError):
+            self._ended()
+        except FrameError:
+            if self.popen.poll() is not None:
+                self._ended()  # it died mid-frame: its death is the news
+            self.stop()
+            raise
+        return loads_untrusted(data)
+
+    def _wait(self, deadline: float | None) -> None:
+        """Until the reply's first byte: ProcessEnded if the child dies or the time is up."""
+        sock_fd = self.sock.fileno()
         while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            wait = poll_milliseconds(deadline)
             if self.pidfd is None:
-                remaining = _POLL_SECONDS if remaining is None else min(remaining, _POLL_SECONDS)
-            ready = [
-                fd for fd, _ in self.poller.poll(None if remaining is None else remaining * 1e3)
-            ]
-            if conn_fd in ready:
-                try:
-                    data = self.conn.recv_bytes()
-                except (EOFError, OSError):
-                    self._ended()
-                return loads_untrusted(data)
+                wait = min(wait if wait is not None else _POLL_MS, _POLL_MS)
+            ready = [fd for fd, _ in self.poller.poll(wait)]
+            if sock_fd in ready:
+                return
             if ready or (self.pidfd is None and self.popen.poll() is not None):
                 self._ended()
             if deadline is not None and time.monotonic() >= deadline:
@@ -172,7 +201,7 @@ class ChildProcess:
         self.stop()
         raise ProcessEnded(death(self.popen.returncode), dump, hung=False)
 
-    def _stuck(self) -> None:
+    def _stuck(self, cut_short: str | None = None) -> None:
         try:
             os.kill(self.pid, signal.SIGABRT)
             self.popen.wait(ABORT_SECONDS)
@@ -180,7 +209,7 @@ class ChildProcess:
             pass
         dump = self.dump()
         self.stop()
-        raise ProcessEnded("hung", dump, hung=True)
+        raise ProcessEnded("hung", dump, hung=True, cut_short=cut_short)
 
     def dump(self) -> str:
         """What faulthandler wrote, decoded leniently."""
@@ -193,9 +222,13 @@ class ChildProcess:
         """Ask the child to exit, then stop it and what it left running."""
         if self.popen.poll() is None:
             try:
-                self.conn.send_bytes(pickle.dumps(("quit",), protocol=5))
+                write_frame(
+                    self.sock,
+                    pickle.dumps(("quit",), protocol=5),
+                    deadline=time.monotonic() + _QUIT_SECONDS,
+                )
                 self.popen.wait(_QUIT_SECONDS)
-            except (OSError, subprocess.TimeoutExpired):
+            except (OSError, FrameTimeout, subprocess.TimeoutExpired):
                 pass
         self.stop()
 
@@ -218,7 +251,7 @@ class ChildProcess:
         self.close()
 
     def close(self) -> None:
-        self.conn.close()
+        self.sock.close()
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None

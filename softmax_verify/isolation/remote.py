@@ -58,8 +58,11 @@ class RemoteCache:
     the named array, or None when the cache has no such array.
     """
 
-    def __init__(self, owner: RemoteImplementation, generation: int, handle: int) -> None:
+    def __init__(
+        self, owner: RemoteImplementation, generation: int, handle: int, nbytes: int
+    ) -> None:
         self._owner, self._generation, self._handle = owner, generation, handle
+        self._nbytes = nbytes  # of the forward's input: its cache's arrays are of that order
 
     def __del__(self) -> None:
         # The child may drop it: the handle goes with the next request (no I/O here).
@@ -107,7 +110,7 @@ class RemoteImplementation(ChildTarget, Implementation):
         if type(handle) is not int:
             self.kill()
             raise ImplementationError("forward", "corrupted the verifier's channel")
-        cache = RemoteCache(self, self._generation, handle)
+        cache = RemoteCache(self, self._generation, handle, x.nbytes)
         mutated = False if handed_over else not same_array(reply[3], x)
         return ForwardCall(y=y, cache=cache, mutated_input=mutated)
 
@@ -162,7 +165,7 @@ class RemoteImplementation(ChildTarget, Implementation):
     def _cache_array(self, cache: RemoteCache, name: str) -> NDArray[Any] | None:
         if cache._generation != self._generation:
             return None
-        reply = self._request("forward", ("cache", cache._handle, name), 0)
+        reply = self._request("forward", ("cache", cache._handle, name), cache._nbytes)
         return None if reply[1] is None else array_reply("forward", reply[1])
 
     def source_of(self, name: str) -> str | None:

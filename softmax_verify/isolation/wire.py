@@ -35,7 +35,7 @@ class _NoGlobals(pickle.Unpickler):
         raise WireError(f"the child sent a pickled {module}.{name}; only builtins are accepted")
 
 
-def loads_untrusted(data: bytes) -> Any:
+def loads_untrusted(data: bytes | bytearray) -> Any:
     """Unpickle ``data`` constructing builtins only (no class, no function, no reduce)."""
     try:
         return _NoGlobals(io.BytesIO(data)).load()

@@ -21,10 +21,12 @@ loss: ``FILE.py`` alone its ``cross_entropy``/``cross_entropy_backward``,
 from __future__ import annotations
 
 import dataclasses
+import errno
 import importlib
 import importlib.util
 import inspect
 import os
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,7 +115,7 @@ def _load_module(spec: str) -> ModuleType:
     if spec.endswith(".py") or os.sep in spec or "/" in spec:
         path = os.path.abspath(spec)
         if not os.path.isfile(path):
-            raise TargetError(f"no such file: {spec}")
+            raise TargetError(_not_a_file(spec, path))
         name = "softmax_verify_target_" + os.path.splitext(os.path.basename(path))[0]
         module_spec = importlib.util.spec_from_file_location(name, path)
         if module_spec is None or module_spec.loader is None:
@@ -130,6 +132,29 @@ def _load_module(spec: str) -> ModuleType:
         return importlib.import_module(spec)
     except (Exception, SystemExit) as exc:
         raise TargetError(f"cannot import module {spec!r}: {describe_exception(exc)}") from None
+
+
+#: What a path that is not a regular file is, by ``stat``'s file type test.
+_FILE_TYPES = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_a_file(spec: str, path: str) -> str:
+    """Why ``path`` cannot be loaded: missing, or what it is instead of a Python file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return f"no such file: {spec}"
+        return f"cannot read {spec}: {exc.strerror}"
+    what = next((name for test, name in _FILE_TYPES if test(mode)), "not a regular file")
+    hint = "; name a FILE.py in it, or a MODULE" if stat.S_ISDIR(mode) else ""
+    return f"{spec} is {what}, not a Python file{hint}"
 
 
 #: The instance each class named as ``Class.method`` was built as, for one reading of a

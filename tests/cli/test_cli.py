@@ -447,6 +447,27 @@ def test_usage_errors_exit_2_with_one_line(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ("directory", "is a directory, not a Python file; name a FILE.py in it, or a MODULE"),
+        ("fifo", "is a named pipe (FIFO), not a Python file"),
+        ("device", "is a character device, not a Python file"),
+    ],
+)
+def test_a_target_that_is_not_a_file_is_named_for_what_it_is(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, kind: str, said: str
+) -> None:
+    """Not "no such file": the path exists; the message says what it is instead."""
+    path = {"directory": tmp_path, "fifo": tmp_path / "pipe.py", "device": Path(os.devnull)}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    code, out, err = cli(capsys, "check", str(path))
+    assert code == 2
+    assert out == ""
+    assert err == f"softmax-verify: error: {path} {said}\n"
+
+
 def test_failing_import_of_a_target_file_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

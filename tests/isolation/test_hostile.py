@@ -25,6 +25,7 @@ import pytest
 from conftest import cli
 from test_cli import ROOT, check_schema, strict_json
 
+import softmax_verify.isolation.channel as _channel
 import softmax_verify.isolation.remote as _remote
 
 HOSTILE = Path(__file__).resolve().parents[1] / "hostile"
@@ -149,7 +150,8 @@ def test_hang_at_import_is_stopped(
     _env, mark, tmp = environment(tmp_path)
     monkeypatch.setenv(MARK, mark)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    monkeypatch.setattr(_remote, "LOAD_SECONDS", 2.0)
+    # The loading allowance is read where the child is loaded, in the channel.
+    monkeypatch.setattr(_channel, "LOAD_SECONDS", 2.0)
     target = str(HOSTILE / "hang_at_import.py")
     code, out, _ = cli(
         capsys, "check", target, "--timeout", "1", "--jobs", "1", *only("rows_sum_to_one")
@@ -305,3 +307,25 @@ def test_a_base_exception_subclass_is_a_one_line_error(tmp_path: Path) -> None:
     assert run.code == 1
     for inv in ("rows_sum_to_one", "matches_reference"):
         assert run.result(inv)["message"].startswith("forward raised Abort: stop (at ")
+
+
+def test_terminal_escape_codes_do_not_reach_the_text_report(tmp_path: Path) -> None:
+    """Colours, a cursor move up and a line erased (which would let the message overwrite
+    the report's line above), a window title, a bell, a carriage return: all gone, the
+    words kept, on one line."""
+    argv = (*only("rows_sum_to_one"), "--dtype", "float64")
+    run = check(tmp_path, "escape_codes.py", *argv, fmt="text")
+    assert run.code == 1
+    assert "  forward raised ValueError: red alert PASSED (at " in run.out
+    assert not any(ch in run.out for ch in "\x1b\x07\r\x9b")
+
+
+def test_an_interrupt_at_import_names_the_exception_and_its_line(tmp_path: Path) -> None:
+    run = check(tmp_path, "interrupt_at_import.py", *only("rows_sum_to_one"), "--jobs", "1")
+    assert run.code == 1
+    result = run.result("rows_sum_to_one")
+    assert result["message"] == (
+        "the target raised KeyboardInterrupt: stopped by the user while being loaded, "
+        "before checking rows_sum_to_one at float64"
+    )
+    assert result["location"] == f"{here('interrupt_at_import.py')} in <module>"

@@ -124,9 +124,9 @@ def test_forward_each_makes_every_call_in_one_round_trip(
     trips: list[str] = []
     send = remote._child.request
 
-    def counted(message: tuple[Any, ...], limit: float | None) -> Any:
+    def counted(message: tuple[Any, ...], limit: float | None, max_reply: int) -> Any:
         trips.append(message[0])
-        return send(message, limit)
+        return send(message, limit, max_reply)
 
     monkeypatch.setattr(remote._child, "request", counted)
     rng = np.random.default_rng(1)

@@ -105,7 +105,7 @@ def test_what_the_child_sends_back_is_checked(
     impl = _remote(None)
     try:
         assert impl._child is not None
-        monkeypatch.setattr(impl._child, "request", lambda request, limit: reply)
+        monkeypatch.setattr(impl._child, "request", lambda request, limit, max_reply: reply)
         with pytest.raises(ImplementationError, match=message):
             impl.loss(X, Y)
     finally:
@@ -119,7 +119,7 @@ def test_a_gradient_of_the_wrong_shape_from_the_child_is_an_error(
     try:
         assert impl._child is not None
         reply = ("ok", encode_array(np.zeros((4, 5))), False, False, False, False)
-        monkeypatch.setattr(impl._child, "request", lambda request, limit: reply)
+        monkeypatch.setattr(impl._child, "request", lambda request, limit, max_reply: reply)
         with pytest.raises(ImplementationError, match=r"dx of shape \(4, 5\); expected \(4, 6\)"):
             impl.grad(X, Y, np.asarray(1.0))
     finally:

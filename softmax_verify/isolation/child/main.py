@@ -2,7 +2,7 @@
 
 Everything the code under test can touch lives here: its module, its global state
 (numpy's error state and print options, random seeds, monkeypatched functions, signal
-handlers, the working directory) and its caches. The verifier (``_remote``) sends one
+handlers, the working directory) and its caches. The verifier (``isolation.remote``) sends one
 request at a time and reads one reply:
 
 - ``("load", release, TargetSpec, sys_path)`` ->
@@ -26,22 +26,21 @@ request at a time and reads one reply:
   ``("timeout", role, seconds)``.
 
 Caches stay here, keyed by handle; ``release`` lists the handles the verifier no longer
-holds. Replies are builtins and encoded arrays only (``_wire``). The process is started
-in a session of its own (the verifier stops the whole group at the end), dies with its
-parent (``PR_SET_PDEATHSIG``), ignores Ctrl-C (the verifier's to handle), writes what
-the code prints to stderr, and records in ``fault_fd`` where it was, through
-``faulthandler``, when it crashes, is stopped with SIGABRT, or calls ``os._exit``.
+holds. Replies are builtins and encoded arrays only, sent through a ``Transport`` bound
+before the target is imported (``transport``). The process is started in a session of
+its own (the verifier stops the whole group at the end), dies with its parent
+(``PR_SET_PDEATHSIG``), ignores Ctrl-C (the verifier's to handle), writes what the code
+prints to stderr, and records in ``fault_fd`` where it was, through ``faulthandler``,
+when it crashes, is stopped with SIGABRT, or calls ``os._exit``.
 """
 
 from __future__ import annotations
 
 import faulthandler
 import os
-import pickle
 import signal
 import sys
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from typing import Any, NoReturn
 
 from softmax_verify.isolation.linux import die_with_parent
@@ -63,31 +62,34 @@ def _record_exits(fault_fd: int) -> Callable[[int], NoReturn]:
 
 
 def main() -> None:
-    """Entry point: ``python -c ... CONN_FD FAULT_FD PARENT_PID`` (see ``_remote``)."""
+    """Entry point: ``python -c ... CONN_FD FAULT_FD PARENT_PID`` (see ``isolation.process``)."""
     conn_fd, fault_fd, parent = (int(arg) for arg in sys.argv[1:4])
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     faulthandler.enable(file=fault_fd, all_threads=True)
     real_exit = _record_exits(fault_fd)
+    # The channel's functions, bound before anything of the user's is imported.
+    from softmax_verify.isolation.child.transport import Transport
+
+    transport = Transport(conn_fd)
     from softmax_verify.isolation.child.serve import Server  # after the above: imports take time
     from softmax_verify.target.jax_buckets import persistent_cache
 
     persistent_cache()  # jax programs compiled here are kept for the next run
 
-    conn = Connection(conn_fd)
-    server = Server()
+    server = Server(transport)
     while True:
         try:
-            request: tuple[Any, ...] = conn.recv()
+            request: tuple[Any, ...] = transport.receive()
         except (EOFError, OSError):  # the verifier is gone or done
             real_exit(0)
         if request[0] == "quit":
             sys.stdout.flush()
             sys.stderr.flush()
             real_exit(0)  # no interpreter shutdown: the user's threads and atexit hooks
-        reply = pickle.dumps(server.handle(request), protocol=5)
+        reply = server.handle(request)
         try:
-            conn.send_bytes(reply)
+            transport.send(reply)
         except OSError:  # the verifier died while the call ran: no one to answer, or to tell
             real_exit(0)
 

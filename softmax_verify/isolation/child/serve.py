@@ -1,6 +1,7 @@
 """The child's side of each request (see ``main`` for the protocol): calls of the
 Implementation (or, for the ``cross_entropy`` kind, the LossImplementation) the target
-names, with their results as builtins and encoded arrays."""
+names, with their results as builtins and arrays encoded by the ``Transport`` bound
+before the target was imported."""
 
 from __future__ import annotations
 
@@ -11,24 +12,28 @@ from typing import Any
 
 import numpy as np
 
+from softmax_verify.core.dtypes import named_dtype
 from softmax_verify.core.errors import CallTimeout, ImplementationError
 from softmax_verify.core.implementation import BackwardCall, ForwardCall, Implementation, lookup
 from softmax_verify.core.loss_implementation import LossImplementation
 from softmax_verify.core.messages import describe_exception, one_line
-from softmax_verify.isolation.wire import decode_array, encode_array
+from softmax_verify.isolation.child.transport import Encoded, Transport
 from softmax_verify.target.load import TargetError, TargetSpec, load_target
 from softmax_verify.target.sandbox import user_location
 
 __all__ = ["Server"]
 
 Reply = tuple[Any, ...]
-Encoded = tuple[str, str, tuple[int, ...], bytes]
 
 
 class Server:
-    """The loaded target and the caches of its forward calls, by handle."""
+    """The loaded target and the caches of its forward calls, by handle; arrays go both
+    ways through ``transport``."""
 
-    def __init__(self) -> None:
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.encode = transport.encode
+        self.decode = transport.decode
         self.impl: Implementation | LossImplementation | None = None
         self.caches: dict[int, object] = {}
         self.next_handle = 0
@@ -55,6 +60,10 @@ class Server:
         # The verifier's import path too (a script may have added to it), after this
         # process's own entries, which come from the same environment.
         sys.path.extend(p for p in path if p not in sys.path)
+        try:
+            self.transport.expect(named_dtype(name, "dtypes") for name in spec.options.dtypes)
+        except TypeError as exc:  # bfloat16 without ml_dtypes: the verifier says so first
+            return ("target_error", one_line(str(exc)))
         try:
             self.impl, reading = load_target(spec)
         except TargetError as exc:
@@ -85,13 +94,13 @@ class Server:
         return self.impl
 
     def _forward(self, encoded: Encoded, want_x: bool) -> Reply:
-        x = _decoded(encoded)
+        x = self.decode(encoded)
         call = self._loaded().handed_over("forward", x)  # x is this process's own copy
         assert isinstance(call, ForwardCall)
         handle = self.next_handle
         self.next_handle += 1
         self.caches[handle] = call.cache
-        return ("ok", encode_array(call.y), handle, encode_array(x) if want_x else None)
+        return ("ok", self.encode(call.y), handle, self.encode(x) if want_x else None)
 
     def _backward(
         self,
@@ -101,57 +110,52 @@ class Server:
         want_dout: bool,
         watch_cache: bool,
     ) -> Reply:
-        dout = _decoded(encoded)
+        dout = self.decode(encoded)
         if handle is not None:
             cache = self.caches[handle]
         call = self._loaded().handed_over("backward", dout, cache, watch_cache=watch_cache)
         assert isinstance(call, BackwardCall)
-        stages = {name: encode_array(value) for name, value in call.stages.items()}
-        after = encode_array(dout) if want_dout else None
-        return ("ok", encode_array(call.dx), stages, after, bool(call.mutated_cache))
+        stages = {name: self.encode(value) for name, value in call.stages.items()}
+        after = self.encode(dout) if want_dout else None
+        return ("ok", self.encode(call.dx), stages, after, bool(call.mutated_cache))
 
     def _forward_each(self, encoded: list[Encoded]) -> Reply:
         impl = self._loaded()
         ys = []
         for one in encoded:
-            call = impl.handed_over("forward", _decoded(one))  # its cache is not kept
+            call = impl.handed_over("forward", self.decode(one))  # its cache is not kept
             assert isinstance(call, ForwardCall)
-            ys.append(encode_array(call.y))
+            ys.append(self.encode(call.y))
         return ("ok", ys)
 
     def _vjp(self, x: Encoded, dout: Encoded) -> Reply:
-        return ("ok", encode_array(self._loaded().vjp(_decoded(x), _decoded(dout))))
+        return ("ok", self.encode(self._loaded().vjp(self.decode(x), self.decode(dout))))
 
     def _cache(self, handle: int, name: str) -> Reply:
         value = lookup(self.caches[handle], name)
         if not isinstance(value, np.ndarray) or value.dtype.hasobject:
             return ("ok", None)
-        return ("ok", encode_array(value))
+        return ("ok", self.encode(value))
 
     def _source(self, stage: str) -> Reply:
         found = self._loaded().source_of(stage)
         return ("ok", None if found is None else one_line(found))
 
     def _loss(self, x: Encoded, labels: Encoded) -> Reply:
-        call = self._loaded_loss().loss(_decoded(x), _decoded(labels))
-        return ("ok", encode_array(call.loss), call.mutated_x, call.mutated_labels)
+        call = self._loaded_loss().loss(self.decode(x), self.decode(labels))
+        return ("ok", self.encode(call.loss), call.mutated_x, call.mutated_labels)
 
     def _grad(self, x: Encoded, labels: Encoded, upstream: Encoded) -> Reply:
-        call = self._loaded_loss().grad(_decoded(x), _decoded(labels), _decoded(upstream))
+        call = self._loaded_loss().grad(self.decode(x), self.decode(labels), self.decode(upstream))
         flags = (call.mutated_x, call.mutated_labels, call.mutated_upstream, call.mutated_cache)
-        return ("ok", encode_array(call.dx), *(bool(flag) for flag in flags))
+        return ("ok", self.encode(call.dx), *(bool(flag) for flag in flags))
 
     def _loss_each(self, pairs: list[tuple[Encoded, Encoded]]) -> Reply:
         impl = self._loaded_loss()
         return (
             "ok",
-            [encode_array(impl.loss(_decoded(x), _decoded(lab)).loss) for x, lab in pairs],
+            [self.encode(impl.loss(self.decode(x), self.decode(lab)).loss) for x, lab in pairs],
         )
-
-
-def _decoded(encoded: Encoded) -> np.ndarray[Any, Any]:
-    """An array from the verifier, in writable memory of this process's own."""
-    return decode_array(encoded)
 
 
 def _where(exc: BaseException) -> str | None:

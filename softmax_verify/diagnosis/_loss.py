@@ -30,10 +30,10 @@ from softmax_verify.diagnosis._loss_formulas import (
 )
 from softmax_verify.diagnosis._loss_probes import (
     LossObservation,
-    LossProbe,
     correct_loss,
     exp_limit,
     loss_probes,
+    make_probe,
     observe_all,
     one_loss,
     underflow_gap,
@@ -137,7 +137,7 @@ def _leaves_bound(impl: LossImplementation, x: Any, y: Any) -> bool:
     v = one_loss(impl, x, y)
     if v is None:
         return True
-    c, tc = correct_loss(LossProbe(x, y, "", ""), v.ndim == 1)
+    c, tc = correct_loss(make_probe(x, y, "", ""), v.ndim == 1)
     with np.errstate(all="ignore"):
         return not bool(np.all(np.abs(v - c) <= tc))
 

@@ -39,6 +39,7 @@ __all__ = [
     "correct_loss",
     "exp_limit",
     "loss_probes",
+    "make_probe",
     "observe_all",
     "one_loss",
     "targets_of",
@@ -59,10 +60,26 @@ class OutOfTime(Exception):
 
 @dataclass(frozen=True)
 class LossProbe:
+    """Logits, index labels, a name and a family; ``correct`` the reference loss and its
+    bound, per row and for the mean (``make_probe`` computes them once: every formula's
+    tally compares with them)."""
+
     x: NDArray[Any]
     labels: NDArray[np.int64]
     label: str
     family: str
+    correct: dict[bool, tuple[F64, F64]]
+
+
+def make_probe(x: NDArray[Any], labels: NDArray[np.int64], label: str, family: str) -> LossProbe:
+    q = ce.targets(labels, x.shape[1])
+    rows = ce.row_losses(x, q)
+    correct = {}
+    for per_row in (False, True):
+        red: Reduction = "none" if per_row else "mean"
+        bound = reference_cross_entropy_loss_bound(x, q, rows, x.dtype, red, accumulate="float32")
+        correct[per_row] = (ce.reduce(rows, red), bound)
+    return LossProbe(x, labels, label, family, correct)
 
 
 @dataclass(frozen=True)
@@ -90,7 +107,7 @@ def _moderate(dt: np.dtype[Any], rng: np.random.Generator) -> list[LossProbe]:
     for n, c in ((3, 5), (4, 7), (5, 3), (2, 11), (6, 4), (7, 9), (4, 4)):
         x = rng.normal(0.0, 2.0, (n, c)).astype(dt)
         y = rng.permutation(np.arange(n) % c).astype(np.int64)
-        out.append(LossProbe(x, y, f"{n}x{c}", "moderate"))
+        out.append(make_probe(x, y, f"{n}x{c}", "moderate"))
     return out
 
 
@@ -103,7 +120,7 @@ def _large(dt: np.dtype[Any], rng: np.random.Generator) -> list[LossProbe]:
         ("mixed", (4, 6), np.array([[far], [0.0], [-far], [0.0]])),
     ):
         x = (rng.normal(0.0, 1.0, (n, c)) + off).astype(dt)
-        out.append(LossProbe(x, rng.integers(0, c, n).astype(np.int64), name, "large"))
+        out.append(make_probe(x, rng.integers(0, c, n).astype(np.int64), name, "large"))
     return out
 
 
@@ -115,10 +132,10 @@ def loss_probes(dt: np.dtype[Any]) -> list[LossProbe]:
     gaps = [float(t) for t in range(2, 101, 2)] + [top * f for f in (1.02, 1.1, 1.5, 2.0, 4.0)]
     for t in gaps:
         x = np.array([[0.0, -t, -1.0, -2.5]]).astype(dt)
-        out.append(LossProbe(x, np.array([1], dtype=np.int64), f"gap {t:.4g}", "gaps"))
+        out.append(make_probe(x, np.array([1], dtype=np.int64), f"gap {t:.4g}", "gaps"))
     for t in (25.0, 30.0, 40.0, 60.0):
         x = np.array([[0.0, -t, -t - 1.0, -t - 0.5]]).astype(dt)
-        out.append(LossProbe(x, np.array([0], dtype=np.int64), f"confident {t:g}", "confident"))
+        out.append(make_probe(x, np.array([0], dtype=np.int64), f"confident {t:g}", "confident"))
     return out
 
 
@@ -169,9 +186,4 @@ def targets_of(p: LossProbe) -> F64:
 
 def correct_loss(p: LossProbe, per_row: bool) -> tuple[F64, F64]:
     """The reference loss (per row, or the batch mean) and the bound a correct loss meets."""
-    q = targets_of(p)
-    rows = ce.row_losses(p.x, q)
-    red: Reduction = "none" if per_row else "mean"
-    return ce.reduce(rows, red), reference_cross_entropy_loss_bound(
-        p.x, q, rows, p.x.dtype, red, accumulate="float32"
-    )
+    return p.correct[per_row]

@@ -28,6 +28,9 @@ so above 1 means softmax-verify is faster, except "ref / exp": the reference ove
    XLA compilations each made.
 8. Time to a verdict on the bundled cross-entropy reference (``softmax-verify check --kind
    cross_entropy``) beside the softmax reference's, interleaved.
+9. Time to a cross-entropy diagnosis: ``diagnose`` on each catalogue id's known-bad loss
+   (tests/bad_ce_impls.py) and a correct one, float32 and float64, interleaved
+   (``--only cross_entropy_diagnosis``).
 
 ``--quick`` is a smoke run: fewer repeats, no 4096x4096 shapes, no torch gradcheck at
 128x128, and verdicts capped at 20 examples per invariant. The tables are printed as
@@ -53,7 +56,7 @@ from typing import Any
 
 import numpy as np
 from _common import ROOT, BenchOptions, Section, optional
-from cross_entropy import cross_entropy_verdicts
+from cross_entropy import cross_entropy_diagnoses, cross_entropy_verdicts
 from gradchecks import gradchecks
 from jax_verdicts import jax_verdicts
 from kernels import SHAPES, kernels
@@ -165,7 +168,7 @@ def parse(argv: Sequence[str] | None) -> BenchOptions:
     )
     parser.add_argument(
         "--only",
-        choices=("jax", "verdicts", "kinds", "cross_entropy"),
+        choices=("jax", "verdicts", "kinds", "cross_entropy", "cross_entropy_diagnosis"),
         default=None,
         help="run one part and replace its sections in the output file (jax: the jax verdict "
         "times; verdicts: the times to a verdict on the reference and the known-bad ones; "
@@ -231,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return replace_section(opts.output, kinds(opts))
     if opts.only == "cross_entropy":
         return replace_section(opts.output, cross_entropy_verdicts(opts))
+    if opts.only == "cross_entropy_diagnosis":
+        return replace_section(opts.output, cross_entropy_diagnoses(opts))
     # The sections in the order of the page, measured in that order (the headline only reads
     # the tables measured before it). A new section is one more entry here.
     top = machine(torch, jax, scipy)
@@ -248,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         diagnoses(opts),
         jax_verdicts(opts, jax),
         cross_entropy_verdicts(opts),
+        cross_entropy_diagnoses(opts),
     ]
     return write_results(opts, sections, time.perf_counter() - started)
 

@@ -8,6 +8,7 @@ goal: the cross-entropy command under 10 s on a 2-core machine.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -17,7 +18,12 @@ from typing import Any
 
 from _common import ROOT, BenchOptions, Section, interleaved_medians, ratio, secs
 
-__all__ = ["cross_entropy_verdicts"]
+from softmax_verify import Options
+from softmax_verify.core.result import Result
+from softmax_verify.diagnosis import Diagnosis, diagnose
+from softmax_verify.target.conventions import loss_implementation_from
+
+__all__ = ["cross_entropy_diagnoses", "cross_entropy_verdicts"]
 
 #: The two commands measured side by side (label, arguments of ``check``).
 COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -79,4 +85,55 @@ def cross_entropy_verdicts(opts: BenchOptions) -> Section:
     )
     if cap is not None:
         section.notes.append(f"--quick: at most {cap} examples per invariant")
+    return section
+
+
+#: The known-bad losses of tests/bad_ce_impls.py timed (one per catalogue id) and a correct one.
+DIAGNOSED = (
+    "not_averaged_loss",
+    "label_indexing_loss",
+    "no_max_shift_loss",
+    "clip_1e12_loss",
+    "log_of_softmax_loss",
+    "sign_flipped_loss",
+)
+
+
+def _diagnosis(target: Any, found: list[tuple[Diagnosis, ...]]) -> Callable[[], None]:
+    """One timed ``diagnose`` of ``target`` after a failure at float32 and float64 (in
+    process); what it found is appended to ``found``."""
+    chosen = Options(kind="cross_entropy")
+    impl, _ = loss_implementation_from(target, None, chosen.read, chosen.loss, timeout=None)
+    failed = [Result("matches_reference", d, "failed", 1, 0.0, "") for d in ("float32", "float64")]
+
+    def run() -> None:
+        found.append(diagnose(impl, failed, kind="cross_entropy"))
+
+    return run
+
+
+def cross_entropy_diagnoses(opts: BenchOptions) -> Section:
+    """Wall time of the cross_entropy catalogue's ``diagnose``, per known-bad loss and on a
+    correct one, interleaved."""
+    sys.path.insert(0, str(ROOT / "tests"))  # as tests/conftest.py makes them importable
+    bad_ce_impls = importlib.import_module("bad_ce_impls")
+    ce_styles = importlib.import_module("ce_styles")
+
+    rounds = 1 if opts.quick else 3
+    targets = [(name, getattr(bad_ce_impls, name)) for name in DIAGNOSED]
+    targets.append(("softmax_loss (correct)", ce_styles.softmax_loss))
+    found: list[list[tuple[Diagnosis, ...]]] = [[] for _ in targets]
+    runs = [_diagnosis(t, into) for (_, t), into in zip(targets, found, strict=True)]
+    walls = interleaved_medians(runs, rounds)
+    section = Section(
+        "Time to a cross-entropy diagnosis (float32 and float64, in process)",
+        ("loss", "diagnosis", "wall time"),
+    )
+    for (name, _), wall, done in zip(targets, walls, found, strict=True):
+        names = ", ".join(dict.fromkeys(d.id for d in done[-1])) or "none"
+        section.rows.append([name, names, secs(wall)])
+    section.notes.append(
+        f"medians of {rounds} interleaved rounds after a warm-up; {os.cpu_count()} cores, "
+        "shared with other work; diagnose() stops probing after its 10 s budget"
+    )
     return section

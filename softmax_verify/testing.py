@@ -89,11 +89,8 @@ def _contract_test(invariant_id: str) -> Callable[[Any, str], None]:
             pytest.skip(f"{inv.id} does not apply: {result.message}")
         if result.status != "passed":
             verdict = "failed" if result.status == "failed" else "errored"
-            # A loss implementation has no catalogue of mistakes (yet): not diagnosed.
-            found = (
-                diagnose(impl, [result], [dtype], accumulate=options.accumulate, kind=options.kind)
-                if isinstance(impl, Implementation)
-                else ()
+            found = diagnose(
+                impl, [result], [dtype], accumulate=options.accumulate, kind=options.kind
             )
             text = "\n".join([failure_text(result), "", *describe(found, [(inv.id, dtype)])])
             text = text.replace("\n", "\n  ")

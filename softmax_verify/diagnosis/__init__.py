@@ -6,7 +6,8 @@ only through ``Implementation`` (forward, backward) and ``Invariant.check``:
 - formulas: its forward and backward on fixed probes (non-square, N > 1, D > 2,
   peaked rows, rows beyond exp's range) and the failures' counterexamples, against
   each known-wrong formula of the kind's catalogue (``_catalogues``: softmax's
-  ``_forward`` and ``_backward``, log_softmax's ``_log_forward`` and ``_log_backward``).
+  ``_forward`` and ``_backward``, log_softmax's ``_log_forward`` and ``_log_backward``;
+  cross_entropy's, on a ``LossImplementation``, in ``_loss``).
   One is named only when it matches within a derived tolerance on every probe and
   differs from the correct formula on at least three (``_match``): so never for a
   correct implementation, and never one that is wrong for a two-bug implementation;
@@ -30,10 +31,14 @@ import numpy as np
 from softmax_verify.core.errors import CallTimeout
 from softmax_verify.core.implementation import Implementation
 from softmax_verify.core.kinds import check_kind
+from softmax_verify.core.loss_implementation import LossImplementation
 from softmax_verify.core.options import Accumulation
 from softmax_verify.core.validate import resolve_dtype
 from softmax_verify.diagnosis._accumulation import model_findings
 from softmax_verify.diagnosis._catalogues import CATALOGUES, Catalogue, Entry
+from softmax_verify.diagnosis._loss import loss_findings
+from softmax_verify.diagnosis._loss_probes import DTYPES as LOSS_DTYPES
+from softmax_verify.diagnosis._loss_probes import OutOfTime as _LossOutOfTime
 from softmax_verify.diagnosis._probes import Observation, Probe, moderate_probes, observe
 from softmax_verify.diagnosis._regions import merge, region_findings
 from softmax_verify.diagnosis._types import Diagnosis, Kind, describe, from_dict, to_dict
@@ -181,8 +186,23 @@ def _formula_findings(
     return findings
 
 
+def _diagnose_loss(
+    impl: LossImplementation, dtypes: list[np.dtype[Any]], deadline: float
+) -> tuple[Diagnosis, ...]:
+    """cross_entropy's proven catalogue entries (``_loss``) at each dtype it is proven at."""
+    findings: list[_Finding] = []
+    try:
+        with np.errstate(all="ignore"):  # probes beyond exp's range overflow by design
+            for dt in dtypes:
+                if dt.name in LOSS_DTYPES:
+                    findings += loss_findings(impl, dt, deadline)
+    except (CallTimeout, _LossOutOfTime):
+        return ()  # a formula is only named on every probe: none can be
+    return tuple(_merge(findings))
+
+
 def diagnose(
-    impl: Implementation,
+    impl: Implementation | LossImplementation,
     results: Sequence[Result],
     dtypes: Iterable[Any] | None = None,
     *,
@@ -193,7 +213,8 @@ def diagnose(
     """The proven diagnoses of the failures in ``results`` (empty when nothing failed).
 
     ``dtypes``: where to probe (default: the dtypes of ``results``); ``kind``: whose
-    catalogue and invariants (``"softmax"``, ``"log_softmax"``); ``accumulate``: the run's
+    catalogue and invariants (``"softmax"``, ``"log_softmax"``, or ``"cross_entropy"`` with a
+    ``LossImplementation``, whose catalogue has formulas only); ``accumulate``: the run's
     half-precision accumulation model, under which the regions re-run its checks. Only
     called after a failure; a passing run is never probed.
     """
@@ -201,12 +222,14 @@ def diagnose(
     if not failed:
         return ()
     resolved_kind = check_kind(kind)
-    catalogue = CATALOGUES.get(resolved_kind)
-    if catalogue is None:
-        return ()  # a kind with no catalogue of known mistakes: nothing can be proven
     start = time.monotonic()
     names = [r.dtype for r in results] if dtypes is None else list(dtypes)
     resolved = list(dict.fromkeys(resolve_dtype(d, "dtypes") for d in names))
+    if isinstance(impl, LossImplementation):
+        return _diagnose_loss(impl, resolved, start + budget)
+    catalogue = CATALOGUES.get(resolved_kind)
+    if catalogue is None:
+        return ()  # a kind with no catalogue of known mistakes: nothing can be proven
     try:
         with np.errstate(all="ignore"):  # probes beyond exp's range overflow by design
             findings = _formula_findings(impl, failed, resolved, start + budget, catalogue)

@@ -4,6 +4,9 @@ told apart on, and the invariants a proven formula explains.
 - softmax: ``_forward`` and ``_backward``;
 - log_softmax: ``_log_forward`` and ``_log_backward`` (and the probes whose probabilities
   underflow, ``_probes.spread_probes``, where ``log(softmax(x))`` shows).
+
+cross_entropy's catalogue probes a ``LossImplementation``, not an ``Implementation``: it is
+``_loss`` (its probes ``_loss_probes``, its formulas ``_loss_formulas``).
 """
 
 from __future__ import annotations

@@ -195,8 +195,6 @@ def diagnosis_in_child(
     with _stopped_on_signals(remote):
         try:
             remote.load()
-            if not isinstance(remote, RemoteImplementation):
-                return (), remote.leftovers  # no catalogue of cross-entropy mistakes yet
             found = diagnose(
                 remote, results, plan.dtypes, accumulate=plan.accumulate, kind=plan.kind
             )

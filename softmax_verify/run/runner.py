@@ -420,11 +420,9 @@ def run_pairs(
                 plan.progress(done[pairs[reported]])
             reported += 1
     results = [done[pair] for pair in pairs]
-    # A loss implementation has no catalogue of mistakes (yet): only softmax and log_softmax
-    # code is diagnosed.
     found = (
         diagnose(impl, results, plan.dtypes, accumulate=plan.accumulate, kind=plan.kind)
-        if diagnose_failures and isinstance(impl, Implementation)
+        if diagnose_failures
         else ()
     )
     return results, found

@@ -11,13 +11,13 @@ import bad_ce_impls as bad
 import ce_styles as s
 import numpy as np
 import pytest
+from ce_correct import CORRECT
 
 from softmax_verify import Options, verify
 from softmax_verify.core.loss_implementation import LossImplementation
 from softmax_verify.invariants import invariants_for
 from softmax_verify.run.runner import run_invariant
 from softmax_verify.target.conventions import loss_implementation_from
-from softmax_verify.target.load import reference_loss
 from softmax_verify.testing import SoftmaxContract
 
 DTYPES = ("float32", "float64")
@@ -77,25 +77,6 @@ def test_each_invariant_fails_on_code_that_breaks_it(
 
 def test_every_invariant_has_a_failing_case() -> None:
     assert {case[0] for case in FAILING} == set(IDS)
-
-
-# (target, backward, options): correct code in every convention
-CORRECT: list[tuple[Any, Any, dict[str, Any]]] = [
-    (s.softmax_loss, None, {}),
-    (s.softmax_loss, None, {"labels": "onehot"}),
-    (s.softmax_loss, None, {"labels": "probs"}),
-    (s.lse_loss, s.lse_grad, {}),
-    (s.SoftmaxCrossEntropy, None, {"labels": "probs"}),
-    (s.CrossEntropyWithProbs, None, {}),
-    (s.StoredCrossEntropy, None, {"labels": "onehot"}),
-    (s.Activation_Softmax_Loss_CategoricalCrossentropy, None, {}),
-    (s.SoftmaxClassifier().loss, None, {}),
-    (s.RowLosses, None, {"reduction": "none"}),
-    (s.sum_loss, None, {"reduction": "sum"}),
-    (s.sequence_loss, None, {"rank": 3}),
-    (s.sequential_lse_loss, s.sequential_grad, {}),
-    (*reference_loss(Options(kind="cross_entropy", reduction="none").loss), {"reduction": "none"}),
-]
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,10 @@ run's form (``Options.labels``: (N,) int64 indices, or (N, C) one-hot or probabi
 in x's dtype); ``g`` the upstream, 0-d for mean and sum, (N,) for none
 (``Options.reduction``); and what a check adds (``shift``, ``perm``, ``rows``, ``g2``,
 ``a``, ``b``). Index and one-hot labels sit at the row's maximum in one case of three
-(confident rows: where a clipped probability shows), elsewhere anywhere (the logits'
-dominant and masked-style rows then put many labels far below the maximum).
+(confident rows: where a clipped probability shows), at its minimum in another
+(confidently wrong rows: the label's probability underflows once the row spreads past
+about 104 in float32, 745 in float64, where ``-log(softmax(x))`` gives inf), and anywhere
+in the third.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ __all__ = [
 Arrays = SearchStrategy[NDArray[Any]]
 #: The scalar upstream: 1 (what shrinking reaches), then other powers of two and any value.
 _SCALARS = st.sampled_from((1.0, 2.0, -0.5, 4.0)) | st.floats(-1e3, 1e3, allow_nan=False)
-_AT_MAXIMUM = st.sampled_from((False, False, True))
+#: Where an index or one-hot label sits in its row (see the module docstring).
+_PLACES = st.sampled_from(("anywhere", "maximum", "minimum"))
 _POWERS = st.sampled_from((1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 4.0))
 
 
@@ -47,10 +50,12 @@ def _half_range(dtype: np.dtype[Any]) -> float:
 def _labels(draw: st.DrawFn, x: NDArray[Any], loss: LossOptions) -> NDArray[Any]:
     n, c = x.shape
     drawn = draw(sv_st.labels(loss.labels, n, c, x.dtype), label="labels")
-    if loss.labels == "probs" or not draw(_AT_MAXIMUM, label="at the maximum"):
+    place = "anywhere" if loss.labels == "probs" else draw(_PLACES, label="label placement")
+    if place == "anywhere":
         return drawn
-    top = np.asarray(x, dtype=np.float64).argmax(axis=1)
-    return top.astype(np.int64) if loss.labels == "index" else sv_st.one_hot(top, c, x.dtype)
+    wide = np.asarray(x, dtype=np.float64)
+    at = wide.argmax(axis=1) if place == "maximum" else wide.argmin(axis=1)
+    return at.astype(np.int64) if loss.labels == "index" else sv_st.one_hot(at, c, x.dtype)
 
 
 def _upstream(draw: st.DrawFn, x: NDArray[Any], loss: LossOptions, label: str) -> NDArray[Any]:

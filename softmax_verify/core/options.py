@@ -48,8 +48,8 @@ DEFAULT_DTYPES: tuple[str, ...] = ("float32", "float64")
 #: wider, rounded once to the half dtype (production kernels), or in the half dtype itself.
 Accumulation = Literal["float32", "input"]
 ACCUMULATIONS: tuple[Accumulation, ...] = ("float32", "input")
-#: The frameworks whose autodiff can supply the backward (``target.autodiff``).
-AUTODIFF: tuple[str, ...] = ("torch", "jax")
+#: The libraries whose autodiff can supply the backward (``target.autodiff``, a module each).
+AUTODIFF: tuple[str, ...] = ("torch", "jax", "tensorflow", "autograd", "mygrad")
 #: What a backward computes: a vector-Jacobian product, an elementwise derivative g with
 #: dx = dout * g, or the Jacobian J with dx = J^T dout per row.
 GRADS: tuple[str, ...] = ("vjp", "elementwise", "jacobian")

@@ -14,7 +14,13 @@ from softmax_verify.core.errors import CallTimeout, ImplementationError
 from softmax_verify.core.implementation import BackwardCall, ForwardCall, Implementation, lookup
 from softmax_verify.core.messages import describe_exception, one_line
 from softmax_verify.isolation.wire import decode_array, encode_array
-from softmax_verify.target.load import TargetError, TargetSpec, load_implementation
+from softmax_verify.target.conventions import Reading
+from softmax_verify.target.load import (
+    TargetError,
+    TargetSpec,
+    load_implementation,
+    with_outputs_read,
+)
 from softmax_verify.target.sandbox import user_location
 
 __all__ = ["Server"]
@@ -28,6 +34,7 @@ class Server:
 
     def __init__(self) -> None:
         self.impl: Implementation | None = None
+        self.reading: Reading | None = None
         self.caches: dict[int, object] = {}
         self.next_handle = 0
 
@@ -60,6 +67,7 @@ class Server:
             if isinstance(cause, SystemExit):
                 return ("exited", one_line(repr(cause.code)), _where(cause))
             return ("target_error", one_line(str(exc)))
+        self.reading = reading
         # The options as the child read them, echoed: the verifier can see they arrived.
         echoed = dataclasses.asdict(spec.options)
         return (
@@ -118,6 +126,11 @@ class Server:
         if not isinstance(value, np.ndarray) or value.dtype.hasobject:
             return ("ok", None)
         return ("ok", encode_array(value))
+
+    def _reading(self) -> Reply:
+        if self.reading is None:
+            raise RuntimeError("no target loaded")
+        return ("ok", with_outputs_read(self.reading, self._loaded()).to_dict())
 
     def _source(self, stage: str) -> Reply:
         found = self._loaded().source_of(stage)

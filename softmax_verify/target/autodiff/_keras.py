@@ -56,7 +56,7 @@ def _callable(target: Any) -> tuple[Any, str]:
     if kind != "layer class":
         return target, f"keras {kind or 'function'} {target_name(target)}"
     try:
-        return target(), f"keras layer class {target_name(target)}, built with no arguments"
+        return target(), f"keras layer class {target_name(target)} (built with no arguments)"
     except Exception as exc:
         raise AutodiffError(
             f"keras layer class {target_name(target)} cannot be built without arguments "

@@ -24,6 +24,10 @@ so above 1 means softmax-verify is faster, except "ref / exp": the reference ove
 6. Time to a verdict on jax targets: ``verify`` per dtype with the jax adapter before and
    after the recurring row lengths, and ``softmax-verify check`` on jax targets, with the
    XLA compilations each made.
+7. The extra cost per library (scikit-learn, thinc, mygrad, autograd, torch, jax,
+   TensorFlow, keras): each one's child start and load, its first and later forward and
+   vjp calls through the child, against the reference's; and reading each library's
+   arrays as numpy arrays, against numpy's own copy.
 
 ``--quick`` is a smoke run: fewer repeats, no 4096x4096 shapes, no torch gradcheck at
 128x128, and verdicts capped at 20 examples per invariant. The tables are printed as
@@ -32,7 +36,8 @@ markdown and written to bench/results.md (``--output`` to change it).
 This file is the entry point: the command line, the page and its order (``main``). Each
 part measured is a module of its own beside it, a function per section returning its
 ``Section`` tables: kernels.py (1), gradchecks.py (2, 3), verdicts.py (4, 5),
-jax_verdicts.py (6); _common.py holds the timing loops, the table and the cell formats.
+jax_verdicts.py (6), libraries.py (7); _common.py holds the timing loops, the table and
+the cell formats.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from _common import ROOT, BenchOptions, Section, optional
 from gradchecks import gradchecks
 from jax_verdicts import jax_verdicts
 from kernels import SHAPES, kernels
+from libraries import libraries
 from verdicts import diagnoses, verdicts
 
 import softmax_verify
@@ -158,10 +164,11 @@ def parse(argv: Sequence[str] | None) -> BenchOptions:
     )
     parser.add_argument(
         "--only",
-        choices=("jax", "verdicts"),
+        choices=("jax", "verdicts", "libraries"),
         default=None,
         help="run one part and replace its sections in the output file (jax: the jax verdict "
-        "times; verdicts: the times to a verdict on the reference and the known-bad ones)",
+        "times; verdicts: the times to a verdict on the reference and the known-bad ones; "
+        "libraries: each library's child start, calls and array reads)",
     )
     args = parser.parse_args(argv)
     repeat = args.repeat if args.repeat is not None else (3 if args.quick else 15)
@@ -185,6 +192,9 @@ def replace_section(path: Path, section: Section) -> int:
         ends = [old.find(mark, start + len(head)) for mark in ("\n### ", "\n## ")]
         after = min((end for end in ends if end >= 0), default=-1)
         old = old[:start] + text + ("" if after < 0 else old[after:])
+    elif "\n" + NOTES_HEADING + "\n" in old:  # a new table goes before the hand-written notes
+        at = old.index("\n" + NOTES_HEADING + "\n")
+        old = old[:at] + "\n" + text + old[at:]
     else:
         old = old + ("\n" if old else "") + text
     path.write_text(old)
@@ -214,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return replace_section(opts.output, jax_verdicts(opts, jax))
     if opts.only == "verdicts":
         return max(replace_section(opts.output, section) for section in verdicts(opts))
+    if opts.only == "libraries":
+        return max(replace_section(opts.output, section) for section in libraries(opts))
     # The sections in the order of the page, measured in that order (the headline only reads
     # the tables measured before it). A new section is one more entry here.
     top = machine(torch, jax, scipy)
@@ -229,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         *verdicts(opts),
         diagnoses(opts),
         jax_verdicts(opts, jax),
+        *libraries(opts),
     ]
     return write_results(opts, sections, time.perf_counter() - started)
 

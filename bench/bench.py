@@ -21,10 +21,14 @@ so above 1 means softmax-verify is faster, except "ref / exp": the reference ove
    (``run_invariant``, ci profile).
 5. Time to a diagnosis: ``diagnose`` after each known-bad implementation's first
    expected failure (both dtypes), and after the notebook's full run.
-6. Time to a verdict on jax targets: ``verify`` per dtype with the jax adapter before and
+6. Time to a verdict, log_softmax against softmax: ``softmax-verify check --kind KIND`` and
+   ``verify`` on each kind's bundled reference, interleaved (goal: log_softmax within 1.5x).
+7. Time to a verdict on jax targets: ``verify`` per dtype with the jax adapter before and
    after the recurring row lengths, and ``softmax-verify check`` on jax targets, with the
    XLA compilations each made.
-7. The extra cost per library (scikit-learn, thinc, mygrad, autograd, torch, jax,
+8. Time to a verdict on the bundled cross-entropy reference (``softmax-verify check --kind
+   cross_entropy``) beside the softmax reference's, interleaved.
+9. The extra cost per library (scikit-learn, thinc, mygrad, autograd, torch, jax,
    TensorFlow, keras): each one's child start and load, its first and later forward and
    vjp calls through the child, against the reference's; and reading each library's
    arrays as numpy arrays, against numpy's own copy.
@@ -35,9 +39,9 @@ markdown and written to bench/results.md (``--output`` to change it).
 
 This file is the entry point: the command line, the page and its order (``main``). Each
 part measured is a module of its own beside it, a function per section returning its
-``Section`` tables: kernels.py (1), gradchecks.py (2, 3), verdicts.py (4, 5),
-jax_verdicts.py (6), libraries.py (7); _common.py holds the timing loops, the table and
-the cell formats.
+``Section`` tables: kernels.py (1), gradchecks.py (2, 3), verdicts.py (4, 5), kinds.py (6),
+jax_verdicts.py (7), cross_entropy.py (8), libraries.py (9); _common.py holds the timing
+loops, the table and the cell formats.
 """
 
 from __future__ import annotations
@@ -53,9 +57,11 @@ from typing import Any
 
 import numpy as np
 from _common import ROOT, BenchOptions, Section, optional
+from cross_entropy import cross_entropy_verdicts
 from gradchecks import gradchecks
 from jax_verdicts import jax_verdicts
 from kernels import SHAPES, kernels
+from kinds import kinds
 from libraries import libraries
 from verdicts import diagnoses, verdicts
 
@@ -164,11 +170,13 @@ def parse(argv: Sequence[str] | None) -> BenchOptions:
     )
     parser.add_argument(
         "--only",
-        choices=("jax", "verdicts", "libraries"),
+        choices=("jax", "verdicts", "kinds", "cross_entropy", "libraries"),
         default=None,
         help="run one part and replace its sections in the output file (jax: the jax verdict "
         "times; verdicts: the times to a verdict on the reference and the known-bad ones; "
-        "libraries: each library's child start, calls and array reads)",
+        "kinds: log_softmax's verdict against softmax's, side by side; cross_entropy: the "
+        "cross-entropy reference's time beside softmax's; libraries: each library's child "
+        "start, calls and array reads)",
     )
     args = parser.parse_args(argv)
     repeat = args.repeat if args.repeat is not None else (3 if args.quick else 15)
@@ -192,9 +200,10 @@ def replace_section(path: Path, section: Section) -> int:
         ends = [old.find(mark, start + len(head)) for mark in ("\n### ", "\n## ")]
         after = min((end for end in ends if end >= 0), default=-1)
         old = old[:start] + text + ("" if after < 0 else old[after:])
-    elif "\n" + NOTES_HEADING + "\n" in old:  # a new table goes before the hand-written notes
-        at = old.index("\n" + NOTES_HEADING + "\n")
-        old = old[:at] + "\n" + text + old[at:]
+    elif "\n" + NOTES_HEADING + "\n" in old:
+        # A new table goes before the hand-written notes, which end the page.
+        notes = old.index("\n" + NOTES_HEADING + "\n")
+        old = old[:notes] + "\n" + text + old[notes:]
     else:
         old = old + ("\n" if old else "") + text
     path.write_text(old)
@@ -224,6 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return replace_section(opts.output, jax_verdicts(opts, jax))
     if opts.only == "verdicts":
         return max(replace_section(opts.output, section) for section in verdicts(opts))
+    if opts.only == "kinds":
+        return replace_section(opts.output, kinds(opts))
+    if opts.only == "cross_entropy":
+        return replace_section(opts.output, cross_entropy_verdicts(opts))
     if opts.only == "libraries":
         return max(replace_section(opts.output, section) for section in libraries(opts))
     # The sections in the order of the page, measured in that order (the headline only reads
@@ -239,8 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         full,
         directional,
         *verdicts(opts),
+        kinds(opts),
         diagnoses(opts),
         jax_verdicts(opts, jax),
+        cross_entropy_verdicts(opts),
         *libraries(opts),
     ]
     return write_results(opts, sections, time.perf_counter() - started)

@@ -2,17 +2,19 @@
 
     softmax-verify check [TARGET] [--backward TARGET]
                          [--dtype float64|float32|float16|bfloat16|all|all-half]
-                         [--accumulate float32|input]
+                         [--accumulate float32|input|input-worst-case]
                          [--rows MIN:MAX] [--cols MIN:MAX] [--cols-multiple-of K]
                          [--profile dev|ci|thorough] [--max-examples N] [--seed N]
                          [--format text|json|junit|github] [--timeout SECONDS]
                          [--invariant ID ...] [--no-isolate] [--jobs N]
                          [--grad vjp|elementwise|jacobian] [--grad-at x|y]
                          [--rowwise] [--axis K] [--rank 2|3|4]
-                         [--kind softmax|log_softmax] [--masked]
+                         [--kind softmax|log_softmax|cross_entropy] [--masked]
+                         [--labels index|onehot|probs] [--reduction mean|sum|none]
                          [--autodiff torch|jax|tensorflow|autograd|mygrad]
                          [--device cpu|cuda[:N]]
-    softmax-verify list [--format text|json] [--kind softmax|log_softmax] [--masked]
+    softmax-verify list [--format text|json] [--kind softmax|log_softmax|cross_entropy]
+                        [--masked]
     softmax-verify --version
 
 Without ``--dtype``, float32 and float64 are checked; ``--dtype all`` is the same pair;
@@ -56,10 +58,12 @@ from softmax_verify.core.options import (
     DEFAULT_DTYPES,
     GRAD_AT,
     GRADS,
+    LABEL_FORMS,
+    REDUCTIONS,
     Options,
 )
 from softmax_verify.core.result import Result
-from softmax_verify.invariants import ALL_IDS, NOTATION, invariants_for
+from softmax_verify.invariants import ALL_IDS, NOTATION, NOTATION_CE, invariants_for
 from softmax_verify.isolation.verifier import verify_isolated
 from softmax_verify.run.formats import to_github, to_junit
 from softmax_verify.run.plan import RunPlan
@@ -158,6 +162,7 @@ def _parser() -> _Parser:
     _add_jobs_option(check)
     _add_reading_options(check)
     _what_is_checked(check)
+    _add_loss_options(check)
     _add_framework_options(check)
     listing = sub.add_parser(
         "list", help="list the invariants and their math", description="List the invariants."
@@ -207,7 +212,9 @@ def _add_dtypes_and_shapes(check: argparse.ArgumentParser) -> None:
         default="float32",
         help="half precision only: the accumulation the tolerances assume (float32: float32 "
         "or wider, rounded once to the output, as production kernels do; input: in the "
-        "half dtype itself, a much looser bound) (default: float32)",
+        "half dtype itself, probabilistic bounds for independent rounding errors; "
+        "input-worst-case: in the half dtype, worst case, vacuous on long rows) "
+        "(default: float32)",
     )
     check.add_argument(
         "--rows", metavar="MIN:MAX", help="only draw row counts in this range (default: any)"
@@ -318,13 +325,35 @@ def _what_is_checked(parser: argparse.ArgumentParser) -> None:
         "--kind",
         choices=KINDS,
         default="softmax",
-        help="what the code computes: softmax probabilities or log_softmax (default: softmax)",
+        help="what the code computes: softmax probabilities, log_softmax, or cross_entropy "
+        "(softmax fused with the cross-entropy loss: a loss of logits and labels, and its "
+        "gradient) (default: softmax)",
     )
     group.add_argument(
         "--masked",
         action="store_true",
         help="also check rows with masked (-inf) entries; opt in when the code promises "
         "-inf support (attention masks)",
+    )
+
+
+def _add_loss_options(check: argparse.ArgumentParser) -> None:
+    """``--labels`` and ``--reduction``: a cross-entropy target's arguments and result."""
+    group = check.add_argument_group("cross-entropy targets (--kind cross_entropy)")
+    group.add_argument(
+        "--labels",
+        choices=LABEL_FORMS,
+        default="index",
+        help="what the target's label argument is: int class indices, one-hot rows in x's "
+        "dtype, or probability rows (soft targets) (default: index)",
+    )
+    group.add_argument(
+        "--reduction",
+        choices=REDUCTIONS,
+        default="mean",
+        help="which scalar the gradient is the gradient of: the batch mean, the sum, or none "
+        "(the loss is per row and the upstream a vector of N); a loss returned per row is "
+        "compared row by row under each (default: mean)",
     )
 
 
@@ -379,6 +408,8 @@ def options_from(args: argparse.Namespace) -> Options:
         rank=args.rank,
         autodiff=args.autodiff,
         device=args.device,
+        labels=args.labels,
+        reduction=args.reduction,
     )
 
 
@@ -407,6 +438,10 @@ def options_argv(options: Options) -> list[str]:
         words += ["--kind", options.kind]
     if options.masked:
         words.append("--masked")
+    if options.labels != "index":
+        words += ["--labels", options.labels]
+    if options.reduction != "mean":
+        words += ["--reduction", options.reduction]
     if options.autodiff:
         words += ["--autodiff", options.autodiff]
     if options.device != "cpu":
@@ -518,7 +553,8 @@ def _list(args: argparse.Namespace) -> int:
     for inv in selected:
         side = "backward" if inv.needs_backward else "forward "
         sys.stdout.write(f"{inv.id:28} {side}  {inv.summary}\n{indent}{inv.math}\n")
-    sys.stdout.write("\nwhere " + "\n      ".join(NOTATION) + "\n")
+    notation = NOTATION_CE if args.kind == "cross_entropy" else NOTATION
+    sys.stdout.write("\nwhere " + "\n      ".join(notation) + "\n")
     return EXIT_OK
 
 

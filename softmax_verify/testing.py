@@ -14,7 +14,11 @@
     ``grad``, ``grad_at``, ``rowwise``, ``axis`` and ``rank`` say how to read the code,
     as ``softmax-verify check`` options do (see ``softmax_verify.target.conventions``).
     For a log_softmax set ``kind = "log_softmax"``; ``masked = True`` adds the checks on
-    rows with masked (-inf) entries. Only the invariants of that kind are collected.
+    rows with masked (-inf) entries. For softmax fused with the cross-entropy loss set
+    ``kind = "cross_entropy"``: ``forward`` is then the loss (a function of ``(x, labels)``
+    or a loss layer) and ``backward`` its gradient function, if separate; ``labels`` and
+    ``reduction`` say what it takes and returns. Only the invariants of that kind are
+    collected.
 
     ``class TestMySoftmax(SoftmaxContract, exclude=("stage_gradients",))`` leaves
     invariants out of collection (e.g. stage localization for a backward that returns
@@ -41,13 +45,20 @@ from hypothesis import settings
 from softmax_verify.core.domain import Domain
 from softmax_verify.core.implementation import Implementation
 from softmax_verify.core.kinds import Kind, check_kind
-from softmax_verify.core.options import DEFAULT_DTYPES, Accumulation, Options
+from softmax_verify.core.loss_implementation import LossImplementation
+from softmax_verify.core.options import (
+    DEFAULT_DTYPES,
+    Accumulation,
+    LabelForm,
+    Options,
+    Reduction,
+)
 from softmax_verify.core.validate import resolve_dtype
 from softmax_verify.diagnosis import describe, diagnose
 from softmax_verify.invariants import ALL_IDS, REGISTRY, get_invariant, invariants_for
 from softmax_verify.run.runner import run_invariant
 from softmax_verify.run.text import failure_text
-from softmax_verify.target.conventions import implementation_from
+from softmax_verify.target.conventions import implementation_from, loss_implementation_from
 
 __all__ = ["SoftmaxContract"]
 
@@ -69,6 +80,7 @@ def _contract_test(invariant_id: str) -> Callable[[Any, str], None]:
             domain=options.domain,
             accumulate=options.accumulate,
             kind=options.kind,
+            loss=options.loss,
         )
         if result.status == "skipped":
             # Not a hidden failure: the invariant cannot be checked on this implementation
@@ -77,8 +89,12 @@ def _contract_test(invariant_id: str) -> Callable[[Any, str], None]:
             pytest.skip(f"{inv.id} does not apply: {result.message}")
         if result.status != "passed":
             verdict = "failed" if result.status == "failed" else "errored"
-            # The catalogue is of softmax mistakes: a log_softmax is not diagnosed against it.
-            found = diagnose(impl, [result], [dtype]) if cls.kind == "softmax" else ()
+            # A loss implementation has no catalogue of mistakes (yet): not diagnosed.
+            found = (
+                diagnose(impl, [result], [dtype], accumulate=options.accumulate, kind=options.kind)
+                if isinstance(impl, Implementation)
+                else ()
+            )
             text = "\n".join([failure_text(result), "", *describe(found, [(inv.id, dtype)])])
             text = text.replace("\n", "\n  ")
             # The message is the whole failure: no traceback, so no frame of this package.
@@ -111,6 +127,10 @@ class SoftmaxContract:
     kind: ClassVar[Kind] = "softmax"
     #: Also check rows with masked (-inf) entries.
     masked: ClassVar[bool] = False
+    #: A cross-entropy target's label argument ("index", "onehot", "probs") and the scalar its
+    #: gradient is the gradient of ("mean", "sum", "none") (``Options.labels``, ``reduction``).
+    labels: ClassVar[LabelForm] = "index"
+    reduction: ClassVar[Reduction] = "mean"
     _excluded: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, exclude: tuple[str, ...] = (), **kwargs: Any) -> None:
@@ -157,13 +177,23 @@ class SoftmaxContract:
             rowwise=cls.rowwise,
             axis=cls.axis,
             rank=cls.rank,
+            labels=cls.labels,
+            reduction=cls.reduction,
         )
 
     @classmethod
-    def implementation(cls) -> Implementation:
+    def implementation(cls) -> Implementation | LossImplementation:
+        """The code under test, read as the attributes say: a softmax's forward and backward,
+        or (``kind = "cross_entropy"``) a loss and its gradient."""
         if cls.forward is None:
             raise TypeError(f"{cls.__name__}.forward must be set to the softmax forward callable")
         options = cls.options()
+        if options.kind == "cross_entropy":
+            loss, _ = loss_implementation_from(
+                cls.forward, cls.backward, options.read, options.loss,
+                timeout=options.timeout, name=cls.__name__,
+            )  # fmt: skip
+            return loss
         impl, _ = implementation_from(
             cls.forward, cls.backward, options.read, timeout=options.timeout, name=cls.__name__
         )

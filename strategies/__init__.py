@@ -22,11 +22,15 @@ requested dtype.
 * ``directions`` -- O(1) perturbation directions for directional derivatives.
 * ``shifts`` -- per-row additive shifts, for the shift-invariance property.
 * ``permutations`` -- index permutations, for the permutation-equivariance property.
+* ``labels`` -- labels of cross-entropy checks in each form (``LABEL_FORMS``):
+  ``class_labels`` (int64 indices), one-hot rows (``one_hot``), ``probability_labels``
+  (dyadic rows summing to exactly 1).
 
 Every function validates its arguments when called, raising ``TypeError`` for
 a wrong type and ``hypothesis.errors.InvalidArgument`` for a bad value.
 """
 
+from ._labels import LABEL_FORMS, class_labels, labels, one_hot, probability_labels
 from ._logits import logits, well_conditioned_logits
 from ._masked import masked_logits
 from ._shapes import (
@@ -45,14 +49,19 @@ __all__ = [
     "BOUNDARY_COLS",
     "DTYPES",
     "HALF_DTYPES",
+    "LABEL_FORMS",
     "LONG_MAX_COLS",
     "RECURRING_ARBITRARY_COLS",
     "RECURRING_SHORT_COLS",
+    "class_labels",
     "directions",
     "kernel_shapes",
+    "labels",
     "logits",
     "masked_logits",
+    "one_hot",
     "permutations",
+    "probability_labels",
     "shapes",
     "shapes_in",
     "shifts",

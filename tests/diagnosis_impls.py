@@ -62,6 +62,10 @@ def upstream_missing_in_sum(dout: A, y: A) -> A:
     return np.asarray(y * (dout - y.sum(axis=1, keepdims=True)))
 
 
+def sum_term_missing(dout: A, y: A) -> A:
+    return np.asarray(y * dout)  # d(e_i / s) taken through e_i alone: the sum's term is lost
+
+
 def log_softmax_backward(dout: A, y: A) -> A:
     return np.asarray(dout - y * dout.sum(axis=1, keepdims=True))
 
@@ -111,6 +115,12 @@ def sharpened(x: A) -> A:
 
 def column_softmax(x: A) -> A:
     e = np.exp(x - x.max(axis=0, keepdims=True))
+    return np.asarray(e / e.sum(axis=0, keepdims=True))
+
+
+def row_max_column_sum(x: A) -> A:
+    """Subtracts each row's maximum, then normalises down the batch axis."""
+    e = np.exp(x - x.max(axis=1, keepdims=True))
     return np.asarray(e / e.sum(axis=0, keepdims=True))
 
 
@@ -183,6 +193,18 @@ def blocked_sum(x: A) -> A:
         return np.asarray(e / s)
 
 
+def dropped_tail_block(x: A) -> A:
+    """A kernel over column blocks of 16 that visits D // 16 of them (at least one): the tail
+    of a row past its last full block never enters the maximum or the sum."""
+    blocks = max(1, x.shape[1] // 16)
+    m = x[:, : blocks * 16].max(axis=1, keepdims=True)
+    s = np.zeros((x.shape[0], 1), dtype=x.dtype)
+    for b in range(blocks):
+        s += np.exp(x[:, b * 16 : (b + 1) * 16] - m).sum(axis=1, keepdims=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(np.exp(x - m) / s)
+
+
 def mean_centred(dout: A, y: A) -> A:
     """Subtracts the mean of dout: zero, as it should be, for rows of one entry only."""
     return np.asarray(y * (dout - dout.mean(axis=1, keepdims=True)))
@@ -247,6 +269,7 @@ FORMULA_BUGS: tuple[Impl, ...] = (
     Impl("sign_flipped", stable, sign_flipped, ("scaled_backward",)),
     Impl("sum_sign_flipped", stable, sum_sign_flipped, ("sum_sign_flipped",)),
     Impl("unweighted_sum", stable, unweighted_sum, ("unweighted_sum",)),
+    Impl("sum_term_missing", stable, sum_term_missing, ("sum_term_missing",)),
     Impl("upstream_missing_in_sum", stable, upstream_missing_in_sum, ("upstream_missing_in_sum",)),
     Impl("log_softmax_backward", stable, log_softmax_backward, ("log_softmax_backward",)),
     Impl("column_sum", stable, column_sum, ("batch_axis_reduction",)),
@@ -259,6 +282,7 @@ FORMULA_BUGS: tuple[Impl, ...] = (
     Impl("sharpened", sharpened, None, ("temperature",)),
     Impl("column_softmax", column_softmax, None, ("wrong_normalization_axis",)),
     Impl("matrix_softmax", matrix_softmax, None, ("wrong_normalization_axis",)),
+    Impl("row_max_column_sum", row_max_column_sum, None, ("wrong_normalization_axis",)),
     Impl("clipped_probabilities", clipped_probabilities, None, ("clipped_probabilities",)),
     # At float32 these two are correct code: the mistake only exists at float64.
     Impl("float32_inside", float32_inside, None, ("reduced_precision",), ("float64",)),

@@ -6,9 +6,12 @@ verifier's own exact values come from the plain float64 oracle
 
 All functions are pure (inputs are never written to, no global state), accept
 float32 or float64 arrays of any rank >= 1, reduce along ``axis`` (default -1)
-and return an array of the input's dtype. ``softmax`` splits large arrays (8 MiB and
-more) into groups of rows computed on a few threads; every row's result depends on
-that row alone, so it is the same on any number of threads.
+and return an array of the input's dtype. Half-precision arrays (float16, and bfloat16
+with ml_dtypes) are computed in float32 and the result rounded once to their dtype: the
+production kernel that the default accumulation model describes (docs/tolerances.md).
+``softmax`` splits large arrays (8 MiB and more) into groups of rows computed on a few
+threads; every row's result depends on that row alone, so it is the same on any number of
+threads.
 
 Math, along the reduction axis with :math:`m = \max_j x_j`:
 
@@ -56,8 +59,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from softmax_verify.core.dtypes import is_half
 from softmax_verify.core.parallel import map_blocks, segments
-from softmax_verify.core.validate import as_float_array, check_axis, check_same_shape
+from softmax_verify.core.validate import (
+    CHECKED_DTYPES,
+    as_float_array,
+    check_axis,
+    check_same_shape,
+)
 
 __all__ = ["log_softmax", "log_softmax_backward", "softmax", "softmax_backward", "softmax_jvp"]
 
@@ -306,10 +315,27 @@ def _vjp_rows(g: FloatArray, y: FloatArray, out: FloatArray) -> None:
             np.multiply(ob, yb, out=ob)
 
 
+def _float(value: object, name: str) -> FloatArray:
+    """``value`` as a float array of a checked dtype (``as_float_array``), half included."""
+    return as_float_array(value, name, dtypes=CHECKED_DTYPES)
+
+
+def _widened(first: FloatArray, second: FloatArray | None = None) -> list[FloatArray] | None:
+    """The arrays in float32 when either is half precision (computed there, rounded once on
+    the way out), else None."""
+    arrays = [first] if second is None else [first, second]
+    if not any(is_half(a.dtype) for a in arrays):
+        return None
+    return [a.astype(np.float32) for a in arrays]
+
+
 def softmax(x: FloatArray, axis: int = -1) -> FloatArray:
     """Softmax of ``x`` along ``axis``; stable for every finite input (see module docs)."""
-    array = as_float_array(x, "x")
+    array = _float(x, "x")
     ax = check_axis(axis, array, "x")
+    wide = _widened(array)
+    if wide is not None:
+        return softmax(wide[0], ax).astype(array.dtype)
     rows = _rows(array, ax)
     with np.errstate(all="ignore"):
         if rows is not None:
@@ -340,10 +366,14 @@ def softmax_backward(dout: FloatArray, y: FloatArray, axis: int = -1) -> FloatAr
 
     ``dx = y * (dout - sum(dout * y, axis))``.
     """
-    g = as_float_array(dout, "dout")
-    probs = as_float_array(y, "y")
+    g = _float(dout, "dout")
+    probs = _float(y, "y")
     check_same_shape(g, "dout", probs, "y")
-    return _vjp(g, probs, check_axis(axis, g, "dout"))
+    ax = check_axis(axis, g, "dout")
+    wide = _widened(g, probs)
+    if wide is not None:
+        return _vjp(wide[0], wide[1], ax).astype(g.dtype)
+    return _vjp(g, probs, ax)
 
 
 def softmax_jvp(tangent: FloatArray, y: FloatArray, axis: int = -1) -> FloatArray:
@@ -351,16 +381,23 @@ def softmax_jvp(tangent: FloatArray, y: FloatArray, axis: int = -1) -> FloatArra
 
     ``J t = y * (t - sum(t * y, axis))``; equal to the VJP because J is symmetric.
     """
-    t = as_float_array(tangent, "tangent")
-    probs = as_float_array(y, "y")
+    t = _float(tangent, "tangent")
+    probs = _float(y, "y")
     check_same_shape(t, "tangent", probs, "y")
-    return _vjp(t, probs, check_axis(axis, t, "tangent"))
+    ax = check_axis(axis, t, "tangent")
+    wide = _widened(t, probs)
+    if wide is not None:
+        return _vjp(wide[0], wide[1], ax).astype(t.dtype)
+    return _vjp(t, probs, ax)
 
 
 def log_softmax(x: FloatArray, axis: int = -1) -> FloatArray:
     """``x - logsumexp(x)`` along ``axis``, computed with the maximum subtracted."""
-    array = as_float_array(x, "x")
+    array = _float(x, "x")
     ax = check_axis(axis, array, "x")
+    wide = _widened(array)
+    if wide is not None:
+        return log_softmax(wide[0], ax).astype(array.dtype)
     with np.errstate(all="ignore"):
         out: FloatArray = array - array.max(axis=ax, keepdims=True)
         out -= np.log(np.exp(out).sum(axis=ax, keepdims=True))
@@ -372,10 +409,13 @@ def log_softmax_backward(dout: FloatArray, y: FloatArray, axis: int = -1) -> Flo
 
     ``dx = dout - exp(y) * sum(dout, axis)``.
     """
-    g = as_float_array(dout, "dout")
-    logp = as_float_array(y, "y")
+    g = _float(dout, "dout")
+    logp = _float(y, "y")
     check_same_shape(g, "dout", logp, "y")
     ax = check_axis(axis, g, "dout")
+    wide = _widened(g, logp)
+    if wide is not None:
+        return log_softmax_backward(wide[0], wide[1], ax).astype(g.dtype)
     with np.errstate(all="ignore"):
         out: FloatArray = np.exp(logp)
         out *= g.sum(axis=ax, keepdims=True)

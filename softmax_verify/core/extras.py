@@ -15,6 +15,7 @@ EXTRA_OF: dict[str, str] = {
     "torch": "torch",
     "jax": "jax",
     "jaxlib": "jax",
+    "optax": "jax",
     "ml_dtypes": "half",
     "tensorflow": "tensorflow",
     "keras": "tensorflow",  # keras 3 comes with TensorFlow, its default backend

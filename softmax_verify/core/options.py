@@ -6,7 +6,9 @@ of the run, the target's reading in the child process and the report's reproduce
 all come from it. Adding an option touches this value, its flag (``cli``) and its docs.
 
 - what is checked: ``kind``, ``dtypes``, ``masked``, ``invariants`` (None: all of the
-  kind's), ``accumulate`` (the half-precision model, ``tolerances``), ``domain``;
+  kind's), ``accumulate`` (the half-precision model, ``tolerances``), ``domain``, and for
+  the ``cross_entropy`` kind ``labels`` and ``reduction`` (``loss``: what its label
+  argument is, and which scalar its gradient is the gradient of);
 - how the properties run: ``profile``, ``max_examples``, ``seed``;
 - how the target is called: ``timeout`` (seconds per call; None or inf: no limit);
 - how it is read (``read``, docs/conventions.md): ``grad``, ``grad_at``, ``rowwise``,
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from softmax_verify.core.domain import Domain
-from softmax_verify.core.kinds import Kind, check_kind
+from softmax_verify.core.kinds import SOFTMAX_KINDS, Kind, check_kind
 from softmax_verify.core.validate import resolve_dtype
 
 __all__ = [
@@ -35,19 +37,26 @@ __all__ = [
     "DEFAULT_DTYPES",
     "GRADS",
     "GRAD_AT",
+    "LABEL_FORMS",
     "RANKS",
+    "REDUCTIONS",
     "Accumulation",
+    "LabelForm",
+    "LossOptions",
     "Options",
     "ReadOptions",
+    "Reduction",
 ]
 
 #: The dtypes checked when none are named: a softmax is often right in float64 and
 #: wrong in float32 (overflow at logits above about 88, a float64 accumulator dropped).
 DEFAULT_DTYPES: tuple[str, ...] = ("float32", "float64")
 #: How half-precision tolerances model the accumulation (``tolerances``): in float32 or
-#: wider, rounded once to the half dtype (production kernels), or in the half dtype itself.
-Accumulation = Literal["float32", "input"]
-ACCUMULATIONS: tuple[Accumulation, ...] = ("float32", "input")
+#: wider, rounded once to the half dtype (production kernels); in the half dtype itself, with
+#: independent zero-mean rounding errors (probabilistic bounds, Higham and Mary 2019); or in
+#: the half dtype, worst case (every rounding error of one sign, subnormals flushed).
+Accumulation = Literal["float32", "input", "input-worst-case"]
+ACCUMULATIONS: tuple[Accumulation, ...] = ("float32", "input", "input-worst-case")
 #: The libraries whose autodiff can supply the backward (``target.autodiff``, a module each).
 AUTODIFF: tuple[str, ...] = ("torch", "jax", "tensorflow", "autograd", "mygrad")
 #: What a backward computes: a vector-Jacobian product, an elementwise derivative g with
@@ -57,6 +66,14 @@ GRADS: tuple[str, ...] = ("vjp", "elementwise", "jacobian")
 GRAD_AT: tuple[str, ...] = ("x", "y")
 #: Ranks of the code's own layout that can be checked (attention scores are rank 4).
 RANKS: tuple[int, ...] = (2, 3, 4)
+#: What a cross-entropy target's label argument is: integer class indices, one-hot rows in
+#: the logits' dtype, or probability rows (soft targets: label smoothing, distillation).
+LabelForm = Literal["index", "onehot", "probs"]
+LABEL_FORMS: tuple[LabelForm, ...] = ("index", "onehot", "probs")
+#: Which scalar a cross-entropy gradient is the gradient of: the batch mean of the rows'
+#: losses, their sum, or none (the rows' losses themselves, with an upstream vector of N).
+Reduction = Literal["mean", "sum", "none"]
+REDUCTIONS: tuple[Reduction, ...] = ("mean", "sum", "none")
 
 
 def _is_int(value: object) -> bool:
@@ -112,6 +129,32 @@ class ReadOptions:
     def canonical_axis(self) -> int:
         """``axis`` as a non-negative index into the code's layout."""
         return self.axis % self.rank
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """What a ``cross_entropy`` target takes and returns: the loss part of ``Options``.
+
+    - ``labels``: its label argument, one of ``LABEL_FORMS``: ``"index"`` (int64 class
+      indices, one per row), ``"onehot"`` (one-hot rows in x's dtype) or ``"probs"``
+      (probability rows in x's dtype, each summing to exactly 1);
+    - ``reduction``: one of ``REDUCTIONS``: the gradient is that of the batch mean of the
+      rows' losses (``"mean"``, the default: the courses', the books' and torch's
+      convention), of their sum, or (``"none"``) of the rows' losses weighted by an
+      upstream vector of N. A loss returned per row is accepted under each and compared
+      row by row.
+    """
+
+    labels: LabelForm = "index"
+    reduction: Reduction = "mean"
+
+    def __post_init__(self) -> None:
+        if self.labels not in LABEL_FORMS:
+            raise ValueError(f"labels must be one of {', '.join(LABEL_FORMS)}; got {self.labels!r}")
+        if self.reduction not in REDUCTIONS:
+            raise ValueError(
+                f"reduction must be one of {', '.join(REDUCTIONS)}; got {self.reduction!r}"
+            )
 
 
 def _dtype_names(dtypes: object) -> tuple[str, ...]:
@@ -182,6 +225,8 @@ class Options:
     rank: int = 2
     autodiff: str | None = None
     device: str = "cpu"
+    labels: LabelForm = "index"
+    reduction: Reduction = "mean"
 
     def __post_init__(self) -> None:
         normal = {
@@ -213,12 +258,53 @@ class Options:
             )
         if not isinstance(self.device, str):
             raise TypeError(f"device must be a str such as 'cpu' or 'cuda:0', got {self.device!r}")
+        LossOptions(self.labels, self.reduction)  # validates them
+        _check_for_kind(self)
 
     @property
     def read(self) -> ReadOptions:
         """How to read the target (docs/conventions.md)."""
         return ReadOptions(self.grad, self.grad_at, self.rowwise, self.axis, self.rank)
 
+    @property
+    def loss(self) -> LossOptions:
+        """What a cross-entropy target takes and returns (docs/cross_entropy.md)."""
+        return LossOptions(self.labels, self.reduction)
+
     def replace(self, **changes: Any) -> Options:
         """This value with ``changes`` (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+def _check_for_kind(options: Options) -> None:
+    """A field that does not apply to ``options.kind``, set to other than its default, is a
+    ValueError naming it: it would otherwise be silently ignored.
+
+    ``labels`` and ``reduction`` describe a cross-entropy target. ``masked``, ``grad``,
+    ``grad_at`` and ``rowwise`` describe the softmax kinds: a cross-entropy target is
+    called as ``loss(x, labels)`` on (N, C) logits (other layouts through ``axis`` and
+    ``rank``), its strategies draw finite logits, and its gradient is always a VJP.
+    """
+    kind = options.kind
+    if kind in SOFTMAX_KINDS:
+        for name, default in (("labels", "index"), ("reduction", "mean")):
+            value = getattr(options, name)
+            if value != default:
+                raise ValueError(
+                    f"{name} applies to kind='cross_entropy' only; got {name}={value!r} "
+                    f"with kind={kind!r}"
+                )
+        return
+    softmax_only: tuple[tuple[str, object], ...] = (
+        ("masked", False),
+        ("grad", None),
+        ("grad_at", None),
+        ("rowwise", False),
+    )
+    for name, unset in softmax_only:
+        value = getattr(options, name)
+        if value != unset:
+            raise ValueError(
+                f"{name} applies to the softmax kinds ({', '.join(SOFTMAX_KINDS)}) only; got "
+                f"{name}={value!r} with kind={kind!r}"
+            )

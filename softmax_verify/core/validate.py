@@ -88,7 +88,8 @@ def as_float_array(
         kind = {"i": "integer", "u": "unsigned integer", "b": "bool", "c": "complex"}.get(
             array.dtype.kind, str(array.dtype)
         )
-        raise TypeError(f"{name} must have dtype float32 or float64, got {kind} ({array.dtype})")
+        allowed = ", ".join(d.name for d in dtypes[:-1]) + " or " + dtypes[-1].name
+        raise TypeError(f"{name} must have dtype {allowed}, got {kind} ({array.dtype})")
     if array.ndim == 0:
         raise ValueError(f"{name} must have at least one dimension, got a 0-d array")
     return array

@@ -5,12 +5,16 @@ only through ``Implementation`` (forward, backward) and ``Invariant.check``:
 
 - formulas: its forward and backward on fixed probes (non-square, N > 1, D > 2,
   peaked rows, rows beyond exp's range) and the failures' counterexamples, against
-  each known-wrong formula of the catalogue (``_forward``, ``_backward``). One is
-  named only when it matches within a derived tolerance on every probe and differs
-  from the correct formula on at least three (``_match``): so never for a correct
-  implementation, and never one that is wrong for a two-bug implementation;
+  each known-wrong formula of the kind's catalogue (``_catalogues``: softmax's
+  ``_forward`` and ``_backward``, log_softmax's ``_log_forward`` and ``_log_backward``).
+  One is named only when it matches within a derived tolerance on every probe and
+  differs from the correct formula on at least three (``_match``): so never for a
+  correct implementation, and never one that is wrong for a two-bug implementation;
 - mutation and dtype changes, as the calls report them;
-- regions (``_regions``): the failing invariant re-run on families of cases.
+- accumulation models (``_accumulation``): a half-precision failure another model
+  accepts, with the option that selects it;
+- regions (``_regions``): the failing invariant re-run on families of cases, under the
+  run's accumulation model.
 
 Failures that nothing explains are reported as "no known pattern".
 """
@@ -25,19 +29,14 @@ import numpy as np
 
 from softmax_verify.core.errors import CallTimeout
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.kinds import check_kind
+from softmax_verify.core.options import Accumulation
 from softmax_verify.core.validate import resolve_dtype
-from softmax_verify.diagnosis import _backward, _forward
-from softmax_verify.diagnosis._match import Tally, shortest
-from softmax_verify.diagnosis._probes import (
-    Observation,
-    Probe,
-    large_probes,
-    moderate_probes,
-    observe,
-)
+from softmax_verify.diagnosis._accumulation import model_findings
+from softmax_verify.diagnosis._catalogues import CATALOGUES, Catalogue, Entry
+from softmax_verify.diagnosis._probes import Observation, Probe, moderate_probes, observe
 from softmax_verify.diagnosis._regions import merge, region_findings
 from softmax_verify.diagnosis._types import Diagnosis, Kind, describe, from_dict, to_dict
-from softmax_verify.invariants import INVARIANTS
 
 if TYPE_CHECKING:
     from softmax_verify.core.result import Result
@@ -50,21 +49,11 @@ __all__ = ["BUDGET_SECONDS", "Diagnosis", "describe", "diagnose", "from_dict", "
 #: normally ends long before it; make bench times it.)
 BUDGET_SECONDS = 10.0
 
-FORWARD_IDS = tuple(
-    inv.id
-    for inv in INVARIANTS
-    if not inv.needs_backward and inv.id not in ("dtype_preserved", "input_not_mutated")
-)
-BACKWARD_IDS = tuple(inv.id for inv in INVARIANTS if inv.needs_backward)
-
-# (id, kind, summary, fix, evidence, explains)
 #: (id, kind, summary, fix, evidence, explains): a Diagnosis before its dtypes are merged.
 _Finding = tuple[str, Kind, str, str, str, tuple[str, ...]]
 
 
-def _named(
-    entries: Iterable[tuple[str, str, str, Tally]], dtype: str, explains: tuple[str, ...]
-) -> list[_Finding]:
+def _named(entries: Iterable[Entry], dtype: str, explains: tuple[str, ...]) -> list[_Finding]:
     """The proven entries; none when entries of different ids are proven at once.
 
     Two different mistakes cannot both be the whole story of one output: when two ids
@@ -76,32 +65,6 @@ def _named(
         if tally.proven
     ]
     return proven if len({p[0] for p in proven}) <= 1 else []
-
-
-def _backward_findings(observations: list[Observation], dtype: str) -> list[_Finding]:
-    entries = [
-        (e.id, e.summary, e.fix, _backward.tally_fixed(e, observations))
-        for e in _backward.CATALOGUE
-    ]
-    scaled, k, delta = _backward.tally_scaled(observations)
-    flip = " (a sign flip)" if abs(k + 1) <= delta else ""
-    entries.append(
-        (
-            "scaled_backward",
-            f"the backward returns k = {shortest(k, delta)} times the true vector-Jacobian "
-            f"product{flip}",
-            _backward.BACKWARD_FIX,
-            scaled,
-        )
-    )
-    return _named(entries, dtype, BACKWARD_IDS)
-
-
-def _consistent_backward(observations: list[Observation]) -> bool:
-    """The backward matches the correct VJP at its own forward's output on every probe."""
-    entry = _backward.BackwardEntry("correct", "", _backward.correct)
-    tally = _backward.tally_fixed(entry, observations)
-    return tally.matched and tally.probes > 0
 
 
 def _dtype_changed(
@@ -191,21 +154,26 @@ def _observe_all(impl: Implementation, probes: list[Probe], deadline: float) -> 
 
 
 def _formula_findings(
-    impl: Implementation, failed: list[Result], dtypes: list[np.dtype[Any]], deadline: float
+    impl: Implementation,
+    failed: list[Result],
+    dtypes: list[np.dtype[Any]],
+    deadline: float,
+    catalogue: Catalogue,
 ) -> list[_Finding]:
     """The proven formula, dtype and mutation findings at each dtype."""
     findings: list[_Finding] = []
+    backward_ids = catalogue.backward_ids
     for dt in dtypes:
         examples = [r.counterexample for r in failed if r.dtype == dt.name and r.counterexample]
         moderate = _observe_all(impl, moderate_probes(dt, examples), deadline)
-        large = _observe_all(impl, large_probes(dt), deadline)
-        forward = _named(_forward.forward_findings(moderate, large, dt), dt.name, FORWARD_IDS)
+        large = _observe_all(impl, catalogue.large(dt), deadline)
+        forward = _named(catalogue.forward(moderate, large, dt), dt.name, catalogue.forward_ids)
         if impl.has_backward:
-            backward = _backward_findings(moderate, dt.name)
-            if forward and _consistent_backward(moderate):
+            backward = _named(catalogue.backward(moderate), dt.name, backward_ids)
+            if forward and catalogue.consistent(moderate):
                 # A backward right for its forward's output: the forward's mistake explains
                 # the backward failures too (they compare with the reference at x).
-                forward = [(*f[:5], f[5] + BACKWARD_IDS) for f in forward]
+                forward = [(*f[:5], f[5] + backward_ids) for f in forward]
             findings += forward + backward
         else:
             findings += forward
@@ -219,43 +187,45 @@ def diagnose(
     dtypes: Iterable[Any] | None = None,
     *,
     budget: float = BUDGET_SECONDS,
+    accumulate: Accumulation = "float32",
+    kind: str = "softmax",
 ) -> tuple[Diagnosis, ...]:
     """The proven diagnoses of the failures in ``results`` (empty when nothing failed).
 
-    ``dtypes``: where to probe (default: the dtypes of ``results``). Only called after
-    a failure; a passing run is never probed.
+    ``dtypes``: where to probe (default: the dtypes of ``results``); ``kind``: whose
+    catalogue and invariants (``"softmax"``, ``"log_softmax"``); ``accumulate``: the run's
+    half-precision accumulation model, under which the regions re-run its checks. Only
+    called after a failure; a passing run is never probed.
     """
     failed = [r for r in results if r.status in ("failed", "error")]
     if not failed:
         return ()
+    resolved_kind = check_kind(kind)
+    catalogue = CATALOGUES.get(resolved_kind)
+    if catalogue is None:
+        return ()  # a kind with no catalogue of known mistakes: nothing can be proven
     start = time.monotonic()
     names = [r.dtype for r in results] if dtypes is None else list(dtypes)
     resolved = list(dict.fromkeys(resolve_dtype(d, "dtypes") for d in names))
     try:
         with np.errstate(all="ignore"):  # probes beyond exp's range overflow by design
-            findings = _formula_findings(impl, failed, resolved, start + budget)
+            findings = _formula_findings(impl, failed, resolved, start + budget, catalogue)
     except (CallTimeout, _OutOfTime):
         return ()  # a formula is only named on every probe: none can be
     diagnoses = _merge(findings)
+    by_model: set[tuple[str, str]] = set()
+    for summary, fix, evidence, dtype, explains in model_findings(
+        impl, list(results), resolved_kind, accumulate, start + budget
+    ):
+        diagnoses.append(Diagnosis("accumulation_model", "model", summary, fix, evidence, explains))
+        by_model |= {(inv, dtype) for inv in explains}
     explained = {inv for d in diagnoses for inv in d.explains}
-    hits = region_findings(impl, list(results), explained, start + budget)
-    for region, summary, evidence in merge(hits):
-        diagnoses.append(Diagnosis(region, "region", summary, _REGION_FIX[region], evidence))
+    # A failure another model accepts is a few ulps of half precision: regions would only
+    # describe where those ulps show (on rows longer than one entry, say), and mislead.
+    regional = [r for r in results if (r.invariant, r.dtype) not in by_model]
+    hits = region_findings(
+        impl, regional, explained, start + budget, kind=resolved_kind, accumulate=accumulate
+    )
+    for region, summary, evidence, fix in merge(hits):
+        diagnoses.append(Diagnosis(region, "region", summary, fix, evidence))
     return tuple(diagnoses)
-
-
-_REGION_FIX = {
-    "only_when_n_equals_d": "look for a branch on the shape (x.shape[0] == x.shape[1]) or a "
-    "transpose whose effect only square inputs hide; reduce along axis=-1 for every shape",
-    "only_when_n_gt_1": "look for row 0 (or one row's value) used for every row: each row "
-    "needs its own max and sum, e.g. x.max(axis=-1, keepdims=True)",
-    "only_when_d_gt_1": "compare the code with the correct formula on a row of two entries",
-    "only_when_d_not_multiple_of_block": "handle the tail after the last full block (the "
-    "D % block remaining columns) in every reduction",
-    "only_for_large_logits": "subtract the row maximum before exp: "
-    "e = np.exp(x - x.max(axis=-1, keepdims=True))",
-    "only_at_float32": "look for code that depends on the dtype (float32 constants, casts, "
-    "a branch on x.dtype)",
-    "only_at_float64": "look for code that depends on the dtype (a cast to float32, float32 "
-    "buffers, a branch on x.dtype)",
-}

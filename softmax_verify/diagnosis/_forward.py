@@ -34,9 +34,10 @@ from softmax_verify.tolerances import (
 __all__ = ["FORWARD_FIX", "forward_findings"]
 
 F64 = NDArray[np.float64]
-#: The half-precision accumulation model of every tolerance here: the catalogue's probes are
-#: judged under the default model, whatever model the run's checks assumed.
-_MODEL: Accumulation = "float32"
+#: The half-precision accumulation model of every tolerance here: the loosest, whatever
+#: model the run's checks assumed, so that code correct under any model is never told apart
+#: from the correct formula (the proof standard, ``_match``). float32 and float64 have one.
+_MODEL: Accumulation = "input-worst-case"
 #: Where exp overflows: log of the dtype's max.
 LIMITS = ", ".join(
     f"{exp_limit(np.dtype(t)):.1f} in {np.dtype(t).name}" for t in (np.float64, np.float32)
@@ -201,15 +202,31 @@ def _no_max_shift(
     )
 
 
-#: The axes a wrong normalisation sums over, and how the summary says it.
-_AXES: tuple[tuple[int | None, str], ...] = (
-    (0, "over each column (the batch axis)"),
-    (None, "over the whole matrix"),
-)
+def _row_shift_column_sum(x: F64, dtype: np.dtype[Any]) -> tuple[F64, F64]:
+    r""":math:`e^{x - m_{row}}` normalised by each column's sum, computed in the dtype (a
+    column of exps that all underflow gives 0 / 0 = NaN, as in the code), and its bound.
+
+    Mathematically the softmax over each column of :math:`x' = x - m_{row}` (a column softmax
+    is unchanged by the shift of its column's own maximum): a correct computation of it is
+    within that column softmax's bound at :math:`x'`, plus the rounding of :math:`x'`
+    itself, each entry moved by at most :math:`u|x'|`, which moves a softmax by a factor
+    within :math:`e^{\pm 2\delta}`, :math:`\delta` the largest move in the column. Ours and
+    the code's are each within that: twice it apart. Where ours is not finite, the code's
+    must be the same.
+    """
+    with np.errstate(all="ignore"):
+        shifted = (x - x.max(axis=1, keepdims=True)).astype(dtype)
+        e = np.exp(shifted)
+        value = _f64(e / e.sum(axis=0, keepdims=True, dtype=dtype))
+    s64 = _f64(shifted)
+    f = _exact(s64.T).T
+    moved = unit_roundoff(dtype) * np.abs(s64).max(axis=0, keepdims=True)
+    tol = reference_forward_bound(s64.T, f.T, dtype, accumulate=_MODEL).T + f * np.expm1(2 * moved)
+    return value, np.where(np.isfinite(value), 2 * tol, 0.0)
 
 
 def _wrong_axes(moderate: list[Observation], dtype: np.dtype[Any]) -> list[Finding]:
-    return [
+    found = [
         (
             "wrong_normalization_axis",
             f"the forward normalises {where} instead of along each row",
@@ -221,6 +238,16 @@ def _wrong_axes(moderate: list[Observation], dtype: np.dtype[Any]) -> list[Findi
             (None, "over the whole matrix"),
         )
     ]
+    found.append(
+        (
+            "wrong_normalization_axis",
+            "the forward subtracts each row's maximum, as it should, but sums the exps over "
+            "each column (the batch axis) instead of along each row",
+            FORWARD_FIX + " (the sum along axis=-1, as the maximum)",
+            _tally(moderate, partial(_row_shift_column_sum, dtype=dtype)),
+        )
+    )
+    return found
 
 
 def _epsilon_finding(moderate: list[Observation], dtype: np.dtype[Any]) -> Finding | None:
@@ -334,22 +361,38 @@ def _reduced_precision(moderate: list[Observation]) -> list[Finding]:
     ]
 
 
+def _within(a: F64, b: F64, tol: F64) -> bool:
+    """``|a - b| <= tol`` everywhere, NaN against NaN and equal infinities agreeing."""
+    with np.errstate(invalid="ignore"):
+        agree = (np.abs(a - b) <= tol) | (a == b) | (np.isnan(a) & np.isnan(b))
+    return bool(np.all(agree))
+
+
 def _add_reduced(obs: Observation, y: F64, computed: Tally, cast: Tally) -> None:
-    """One float64 output ``y`` against both forms of ``_reduced_precision``."""
+    """One float64 output ``y`` against both forms of ``_reduced_precision``.
+
+    Logits beyond float32's range become infinite in float32, and a float32 computation
+    gives what softmax gives there (a NaN row for +inf, probability 0 for -inf): on such
+    rows both forms expect the softmax of the logits rounded to float32, so that a failure
+    found at huge logits (finite_for_finite_input's) is explained by the same formula.
+    """
     f32 = np.dtype(np.float32)
     x = obs.probe.x
     c = _exact(x)
     tol_c = reference_forward_bound(x, c, np.float64, accumulate=_MODEL)
     missed = bool(np.any(~(np.abs(y - c) <= tol_c)))
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # beyond float32's range: inf
         as32 = _f64(y.astype(np.float32))
-    near = bool(np.all(np.abs(y - c) <= 2 * forward_error_bound(x, c, f32, accumulate=_MODEL)))
+        x32 = _f64(x.astype(np.float32))
+    f = _exact(x32)
+    wide = ~np.isfinite(x32).all(axis=1, keepdims=True)  # rows float32 cannot hold
+    expected = np.where(wide, f, c)
+    with np.errstate(invalid="ignore"):
+        tol_32 = forward_error_bound(np.where(wide, x32, x), expected, f32, accumulate=_MODEL)
+    near = _within(y, expected, 2 * tol_32)
     computed.add(
         obs.probe.label, y, as32 if near else c + np.inf, np.zeros_like(c), c, tol_c, differs=missed
     )
-    with np.errstate(over="ignore"):  # beyond float32's range: inf, and no match
-        x32 = _f64(x.astype(np.float32))
-    f = _exact(x32)
     cast.add(
         obs.probe.label,
         y,

@@ -21,7 +21,7 @@ from softmax_verify.core.errors import CallTimeout, ImplementationError
 from softmax_verify.core.implementation import Implementation
 from softmax_verify.core.oracle import softmax as exact
 
-__all__ = ["Observation", "Probe", "large_probes", "moderate_probes", "observe"]
+__all__ = ["Observation", "Probe", "large_probes", "moderate_probes", "observe", "spread_probes"]
 
 F64 = NDArray[np.float64]
 SEED = 20_251_201
@@ -111,6 +111,24 @@ def large_probes(dtype: np.dtype[Any]) -> list[Probe]:
     ):
         x = (rng.normal(0.0, 1.0, shape) + offset).astype(dtype)
         probes.append(Probe(x, rng.normal(0.0, 1.0, shape).astype(dtype), label))
+    return probes
+
+
+def spread_probes(dtype: np.dtype[Any]) -> list[Probe]:
+    """Rows with entries so far below their maximum that their probabilities underflow the
+    dtype (below a quarter of its smallest subnormal), the others moderate: where the log of a
+    softmax is -inf and log_softmax is finite. Three shapes, N > 1 and D > 2."""
+    rng = np.random.default_rng(SEED + 4)
+    info = finfo(dtype)
+    far = 1.25 * (math.log(4) - math.log(float(info.smallest_subnormal)))
+    probes = []
+    for n, d in ((3, 5), (2, 7), (4, 6)):
+        x = rng.normal(0.0, 1.0, (n, d))
+        for row in range(n):
+            x[row, (row + np.arange(2)) % d] -= far * (1 + 0.1 * np.arange(2))
+        probes.append(
+            Probe(x.astype(dtype), rng.normal(0.0, 1.0, (n, d)).astype(dtype), f"spread {n}x{d}")
+        )
     return probes
 
 

@@ -7,10 +7,18 @@ non-square one tried. Cases are built from the failure's counterexample, key by 
 (``x`` fresh moderate logits, a constant upstream kept constant, scalars kept), so
 each check gets the kind of input its strategy draws. Invariants whose cases need a
 special input domain (central_differences: well-conditioned logits) are not re-run.
+The checks are those of the run's kind, under the run's accumulation model.
+
+A region's fix is printed only where the region itself implies it (``REGION_FIXES``,
+``large_logit_fix``): a failure that starts where exp overflows says the maximum is not
+subtracted, one that starts at float32's largest value says the logits are cast to float32;
+a threshold that matches no known limit gets no fix, nor does "only when D > 1" (most
+mistakes are invisible on rows of one entry, so it names no cause).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,21 +35,21 @@ from softmax_verify.core.errors import (
     NotApplicable,
 )
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.kinds import Kind
 from softmax_verify.core.options import Accumulation
+from softmax_verify.core.validate import resolve_dtype
 from softmax_verify.diagnosis._probes import SEED
 from softmax_verify.invariants import Case, Invariant, get_invariant
 
 if TYPE_CHECKING:
     from softmax_verify.core.result import Result
 
-__all__ = ["BLOCKS", "Hit", "merge", "region_findings"]
+__all__ = ["BLOCKS", "REGION_FIXES", "Hit", "large_logit_fix", "merge", "region_findings"]
 
 MIN_FAILING = 2
-#: The half-precision accumulation model the checks are re-run under: the catalogue's probes
-#: are judged under the default model, whatever model the run's checks assumed.
-_MODEL: Accumulation = "float32"
-#: Block sizes a remainder bug is looked for at (the largest consistent one is named).
-BLOCKS = (2, 4, 8, 16, 32)
+#: Block sizes a remainder bug is looked for at (the largest consistent one is named): the
+#: row lengths tried are 1..33 and, for each block b, b - 1, b, b + 1, 2b - 1, 2b, 2b + 1, 3b.
+BLOCKS = (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 #: Logit magnitudes of the large-logit ladder (below the dtype's max / 2, which is added).
 RUNGS: tuple[float, ...] = tuple(2.0**k for k in range(13)) + tuple(
     10.0**k for k in (4, 5, 6, 8, 12, 16, 24, 32, 64, 128, 256)
@@ -120,10 +128,14 @@ def _builder(template: Case) -> Callable[..., Case] | None:
 
 
 class _Runner:
-    """Re-runs one invariant; stops answering (None) once the time budget is spent."""
+    """Re-runs one invariant under the run's accumulation model; stops answering (None) once
+    the time budget is spent."""
 
-    def __init__(self, impl: Implementation, inv: Invariant, deadline: float) -> None:
+    def __init__(
+        self, impl: Implementation, inv: Invariant[Any], deadline: float, accumulate: Accumulation
+    ) -> None:
         self.impl, self.inv, self.deadline = impl, inv, deadline
+        self.accumulate = accumulate
 
     def fails(self, case: Case) -> bool | None:
         if time.monotonic() > self.deadline:
@@ -131,7 +143,7 @@ class _Runner:
         try:
             # The checks' own arithmetic on NaN or inf output is expected here, not a warning.
             with np.errstate(all="ignore"):
-                self.inv.check(self.impl, case, _MODEL)
+                self.inv.check(self.impl, case, self.accumulate)
         except CallTimeout:  # every further case could wait as long: stop probing
             self.deadline = -np.inf
             return None
@@ -183,23 +195,40 @@ def _shape_regions(run: _Runner, build: Callable[..., Case], dtype: str) -> list
     return out
 
 
+#: The row lengths the block region is probed at.
+BLOCK_LENGTHS: tuple[int, ...] = tuple(
+    sorted(
+        set(range(1, 34))
+        | {k * b + e for b in BLOCKS for k in (1, 2) for e in (-1, 0, 1)}
+        | {3 * b for b in BLOCKS}
+    )
+)
+
+
 def _block_region(
     run: _Runner, build: Callable[..., Case], rng: np.random.Generator, dtype: str
 ) -> Hit | None:
-    """``only_when_d_not_multiple_of_block``: fails exactly for D % b != 0, D = 1 .. 33."""
-    lengths = range(1, 34)
+    """``only_when_d_not_multiple_of_block``: on the ``BLOCK_LENGTHS``, fails exactly where
+    D % b != 0 (a remainder mishandled at every length), or exactly where D % b != 0 and
+    D > b (a tail after the last full block dropped: a row of at most one block is one
+    partial block, and right)."""
     failing = set()
-    for d in lengths:
+    for d in BLOCK_LENGTHS:
         verdict = run.fails(build((3, d), rng))
         if verdict is None:
             return None
         if verdict:
             failing.add(d)
     for b in reversed(BLOCKS):
-        if failing == {d for d in lengths if d % b} and len(failing) >= MIN_FAILING:
-            held = ", ".join(str(d) for d in lengths if d % b == 0)
-            evidence = f"failed for every D in 1..33 with D % {b} != 0, held for D = {held}"
-            return Hit("only_when_d_not_multiple_of_block", run.inv.id, dtype, evidence, b)
+        remainder = {d for d in BLOCK_LENGTHS if d % b}
+        tail = {d for d in remainder if d > b}
+        for pattern, after in ((remainder, ""), (tail, f" and D > {b}")):
+            if failing == pattern and len(failing) >= MIN_FAILING:
+                evidence = (
+                    f"failed for every D tried with D % {b} != 0{after}, held for every other "
+                    f"D tried ({len(BLOCK_LENGTHS)} lengths from 1 to {BLOCK_LENGTHS[-1]})"
+                )
+                return Hit("only_when_d_not_multiple_of_block", run.inv.id, dtype, evidence, b)
     return None
 
 
@@ -236,7 +265,9 @@ def _large_region(run: _Runner, build: Callable[..., Case], dtype: str) -> Hit |
         return None
     low, high = rungs[first - 1], rungs[first]
     for _ in range(40):
-        mid = (low + high) / 2
+        # Geometric where the bracket spans decades (1e32 to 1e64: halving it 40 times would
+        # leave 1e64 / 2**40, about 9e51, of doubt); arithmetic within a factor of two.
+        mid = math.sqrt(low * high) if high > 2 * low else (low + high) / 2
         verdict = at(mid)
         if verdict is None:
             break
@@ -266,15 +297,22 @@ def _other_dtype(run: _Runner, r: Result, other: str) -> Hit | None:
 
 
 def region_findings(
-    impl: Implementation, results: list[Result], explained: set[str], deadline: float
+    impl: Implementation,
+    results: list[Result],
+    explained: set[str],
+    deadline: float,
+    *,
+    kind: Kind = "softmax",
+    accumulate: Accumulation = "float32",
 ) -> list[Hit]:
-    """Every region a failure of ``results`` has, one Hit per (region, invariant, dtype)."""
+    """Every region a failure of ``results`` has, one Hit per (region, invariant, dtype): the
+    checks of ``kind``, re-run under the run's ``accumulate`` model."""
     out: list[Hit] = []
     status = {(r.invariant, r.dtype): r.status for r in results}
     for r in results:
         if r.status != "failed" or r.counterexample is None:
             continue
-        run = _Runner(impl, get_invariant(r.invariant), deadline)
+        run = _Runner(impl, get_invariant(r.invariant, kind), deadline, accumulate)
         other = {"float32": "float64", "float64": "float32"}.get(r.dtype)
         if other is not None and status.get((r.invariant, other)) == "passed":
             hit = _other_dtype(run, r, other)
@@ -302,8 +340,9 @@ _CONDITIONS = {
 }
 
 
-def merge(hits: list[Hit]) -> list[tuple[str, str, str]]:
-    """(region id, summary, evidence): one per region (and block size), invariants listed."""
+def merge(hits: list[Hit]) -> list[tuple[str, str, str, str]]:
+    """(region id, summary, evidence, fix): one per region (and block size), invariants
+    listed; the fix as the region supports it (module docstring), else empty."""
     groups: dict[tuple[str, float | None], list[Hit]] = {}
     for hit in hits:
         key = (hit.region, None if hit.region == "only_for_large_logits" else hit.param)
@@ -320,18 +359,72 @@ def merge(hits: list[Hit]) -> list[tuple[str, str, str]]:
                 lowest[h.dtype] = min(lowest.get(h.dtype, np.inf), h.param)
             where = ", ".join(f"{t:.4g} at {dt}" for dt, t in lowest.items())
             condition = f"only for large logits, from a largest |x| of about {where}"
+            fix = large_logit_fix(lowest)
         elif region == "only_when_d_not_multiple_of_block":
             b = int(param or 0)
             condition = (
                 f"only when the row length D is not a multiple of {b} (block size {b}): "
                 "the tail after the last full block is mishandled"
             )
+            fix = REGION_FIXES[region]
         else:
             condition = _CONDITIONS[region]
+            fix = REGION_FIXES[region]
         # Invariants with the same evidence at the same dtype are listed together.
         same: dict[tuple[str, str], list[str]] = {}
         for h in group:
             same.setdefault((h.dtype, h.evidence), []).append(h.invariant)
         evidence = "; ".join(f"{', '.join(i)} at {dt}: {text}" for (dt, text), i in same.items())
-        out.append((region, f"{subject} {verb} {condition}", evidence))
+        out.append((region, f"{subject} {verb} {condition}", evidence, fix))
     return out
+
+
+#: Each region's fix, where the region alone implies it ("" prints none).
+REGION_FIXES: dict[str, str] = {
+    "only_when_n_equals_d": "look for a branch on the shape (x.shape[0] == x.shape[1]) or a "
+    "transpose whose effect only square inputs hide; reduce along axis=-1 for every shape",
+    "only_when_n_gt_1": "look for row 0 (or one row's value) used for every row: each row "
+    "needs its own max and sum, e.g. x.max(axis=-1, keepdims=True)",
+    "only_when_d_gt_1": "",
+    "only_when_d_not_multiple_of_block": "handle the tail after the last full block (the "
+    "D % block remaining columns) in every reduction",
+    "only_at_float32": "look for code that depends on the dtype (float32 constants, casts, "
+    "a branch on x.dtype)",
+    "only_at_float64": "look for code that depends on the dtype (a cast to float32, float32 "
+    "buffers, a branch on x.dtype)",
+}
+
+#: A threshold within this relative distance of a known limit is taken as that limit (the
+#: bisection finds it to far better; float32's and bfloat16's largest values are 0.4 % apart).
+_LIMIT_MATCH = 2e-3
+
+
+def large_logit_fix(thresholds: dict[str, float]) -> str:
+    """The fix a large-logit threshold supports, per dtype (``{dtype name: threshold}``): where
+    every threshold is exp's overflow (log of the dtype's max) the maximum is not
+    subtracted; where every one is the largest value of a narrower float dtype the logits
+    are cast to it; otherwise none ("")."""
+    if not thresholds:
+        return ""
+    if all(_near_limit(t, math.log(_largest(dt))) for dt, t in thresholds.items()):
+        return "subtract the row maximum before exp: e = np.exp(x - x.max(axis=-1, keepdims=True))"
+    for narrow in ("float16", "bfloat16", "float32"):
+        try:
+            top = _largest(narrow)
+        except (TypeError, ValueError):  # bfloat16 without ml_dtypes
+            continue
+        if all(_near_limit(t, top) and _largest(dt) > top for dt, t in thresholds.items()):
+            return (
+                f"compute in x's dtype: logits above {narrow}'s largest value ({top:.4g}) "
+                f"become inf when cast to {narrow} (look for astype, a {narrow} buffer or "
+                "constant)"
+            )
+    return ""
+
+
+def _largest(dtype: str) -> float:
+    return float(finfo(resolve_dtype(dtype)).max)
+
+
+def _near_limit(value: float, limit: float) -> bool:
+    return abs(value - limit) <= _LIMIT_MATCH * limit

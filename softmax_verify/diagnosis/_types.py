@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 __all__ = ["Diagnosis", "Kind", "describe", "from_dict", "to_dict"]
 
-Kind = Literal["formula", "region", "mutation"]
+Kind = Literal["formula", "region", "mutation", "model"]
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,10 @@ class Diagnosis:
 
     ``id`` is a stable catalogue id (``diagonal_only``, ``only_when_n_gt_1``, ...),
     ``summary`` one plain sentence saying what the code does, ``fix`` the correct
-    formula, ``evidence`` the measurements that prove it. ``explains`` lists the
+    formula ("" where the evidence supports none), ``evidence`` the measurements that
+    prove it. ``kind``: a known-wrong ``formula``, a ``region`` where a failure shows, a
+    ``mutation`` of an input, or another accumulation ``model`` that accepts a
+    half-precision failure. ``explains`` lists the
     invariant ids whose failures this finding accounts for (regions explain none:
     they qualify a failure rather than name its mistake).
     """
@@ -65,7 +68,8 @@ def describe(diagnoses: Sequence[Diagnosis], failed: Iterable[tuple[str, str]]) 
     lines = ["Diagnosis"]
     for d in diagnoses:
         lines.append(f"  {d.id} ({d.kind}): {d.summary}")
-        lines.append(f"    fix: {d.fix}")
+        if d.fix:
+            lines.append(f"    fix: {d.fix}")
         lines.append(f"    evidence: {d.evidence}")
     explained = {inv for d in diagnoses for inv in d.explains}
     unexplained = [f"{inv} ({dtype})" for inv, dtype in failed if inv not in explained]

@@ -9,6 +9,9 @@ r"""Gradient checks that are exhaustive and cheap, by using softmax's structure.
   symmetric, :math:`J u` from two forward calls equals ``backward(u)`` entry by
   entry, so a zero, scaled or diagonal-only backward is caught at any size
   (a single scalar :math:`\langle w, J u\rangle` would average such errors away).
+- ``log_softmax_directional_check``: the same for a log_softmax, whose Jacobian
+  :math:`J = I - \mathbf 1 y^\top` is not symmetric but :math:`\operatorname{diag}(y) J`
+  is: ``backward(y * u)`` against y times :math:`J u` from two forward calls, entry by entry.
 - ``numerical_vjp_check``: the VJP :math:`J^\top g` by central differences,
   entry by entry (the ``central_differences`` invariant).
 
@@ -28,14 +31,22 @@ arithmetic of the estimate itself + the backward's own bound. Every comparison i
 the float64 oracle (``softmax_verify.core.oracle``).
 
 Modules: ``_vjp`` (numerical_vjp_check), ``_full`` (full_jacobian_check),
-``_directional`` (directional_check), ``_directions`` (its points and calls),
+``_directional`` (directional_check), ``_log_directional`` (log_softmax_directional_check),
+``_directions`` (its points and calls),
 ``_finite_differences`` (steps and stacked column differences), ``_scratch`` (calls that
 hand the checks' scratch arrays over), ``_tally`` (worst-entry accumulation, the result).
 """
 
 from softmax_verify.gradcheck._directional import directional_check
 from softmax_verify.gradcheck._full import full_jacobian_check
+from softmax_verify.gradcheck._log_directional import log_softmax_directional_check
 from softmax_verify.gradcheck._tally import GradcheckResult
 from softmax_verify.gradcheck._vjp import numerical_vjp_check
 
-__all__ = ["GradcheckResult", "directional_check", "full_jacobian_check", "numerical_vjp_check"]
+__all__ = [
+    "GradcheckResult",
+    "directional_check",
+    "full_jacobian_check",
+    "log_softmax_directional_check",
+    "numerical_vjp_check",
+]

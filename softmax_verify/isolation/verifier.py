@@ -34,19 +34,28 @@ import numpy as np
 
 from softmax_verify.core.result import Result
 from softmax_verify.diagnosis import Diagnosis, diagnose
+from softmax_verify.isolation.channel import ChildTarget
 from softmax_verify.isolation.lanes import diagnose_in_lane, lane_dtypes, run_lanes
 from softmax_verify.isolation.remote import LoadFailed, RemoteImplementation, crash_location
+from softmax_verify.isolation.remote_loss import RemoteLossImplementation
 from softmax_verify.run.plan import RunPlan, unchecked
 from softmax_verify.run.report import Report
 from softmax_verify.run.runner import run_pairs
 from softmax_verify.target.conventions import Reading
-from softmax_verify.target.load import TargetSpec, load_implementation, with_outputs_read
+from softmax_verify.target.load import TargetSpec, load_target, with_outputs_read
 
-__all__ = ["Outcome", "crash_location", "diagnosis_in_child", "in_child", "verify_isolated"]
+__all__ = [
+    "Outcome",
+    "crash_location",
+    "diagnosis_in_child",
+    "in_child",
+    "remote_target",
+    "verify_isolated",
+]
 
 
 @contextmanager
-def _stopped_on_signals(impl: RemoteImplementation) -> Iterator[None]:
+def _stopped_on_signals(impl: ChildTarget) -> Iterator[None]:
     """While running: SIGTERM and SIGINT first stop the child, then do what they did before
     (end the process, raise KeyboardInterrupt, or the handler the host installed).
 
@@ -122,7 +131,7 @@ def verify_isolated(
     plan = plan.for_target(spec.compiled_per_shape)
     spec = TargetSpec(target, backward, plan.options)
     if not isolate:
-        impl, reading = load_implementation(spec)
+        impl, reading = load_target(spec)
         results, found = run_pairs(impl, plan)
         reading = with_outputs_read(reading, impl)
         return plan.report(name, backward, results, found, reading=reading)
@@ -138,10 +147,18 @@ def verify_isolated(
     )
 
 
+def remote_target(spec: TargetSpec) -> RemoteImplementation | RemoteLossImplementation:
+    """The proxy of the target ``spec`` names, in a child process not yet started: a
+    cross-entropy loss's or a softmax's."""
+    if spec.options.kind == "cross_entropy":
+        return RemoteLossImplementation(spec)
+    return RemoteImplementation(spec)
+
+
 def in_child(spec: TargetSpec, plan: RunPlan, *, diagnose: bool = True) -> Outcome:
     """Every pair of ``plan`` on the target loaded in a child process (``diagnose=False``:
     failures left undiagnosed, for a lane's share of the dtypes)."""
-    remote = RemoteImplementation(spec)
+    remote = remote_target(spec)
     with _stopped_on_signals(remote):
         try:
             outcome = Outcome(*_run_remote(remote, plan, diagnose))
@@ -153,7 +170,7 @@ def in_child(spec: TargetSpec, plan: RunPlan, *, diagnose: bool = True) -> Outco
 
 
 def _run_remote(
-    remote: RemoteImplementation, plan: RunPlan, diagnose: bool
+    remote: RemoteImplementation | RemoteLossImplementation, plan: RunPlan, diagnose: bool
 ) -> tuple[list[Result], tuple[Diagnosis, ...]]:
     """``plan`` on the child's implementation; every pair an error if the target fails to load.
 
@@ -176,11 +193,16 @@ def diagnosis_in_child(
 ) -> tuple[tuple[Diagnosis, ...], list[int]]:
     """The diagnosis of ``results`` on the target loaded in a child of its own (none if it
     does not load), and the pids of processes the target left running."""
-    remote = RemoteImplementation(spec)
+    remote = remote_target(spec)
     with _stopped_on_signals(remote):
         try:
             remote.load()
-            return diagnose(remote, results, plan.dtypes), remote.leftovers
+            if not isinstance(remote, RemoteImplementation):
+                return (), remote.leftovers  # no catalogue of cross-entropy mistakes yet
+            found = diagnose(
+                remote, results, plan.dtypes, accumulate=plan.accumulate, kind=plan.kind
+            )
+            return found, remote.leftovers
         except LoadFailed:
             return (), remote.leftovers  # the results already say how loading failed
         finally:
@@ -194,7 +216,7 @@ def _in_lanes(spec: TargetSpec, plan: RunPlan, lanes: list[list[np.dtype[Any]]])
     pairs = [(inv.id, dtype.name) for inv, dtype in plan.pairs]
     results, reading, leftovers = run_lanes(spec, shares, pairs, plan.progress)
     outcome = Outcome(results, leftovers=leftovers, reading=reading)
-    if plan.kind == "softmax" and any(r.status in ("failed", "error") for r in results):
+    if any(r.status in ("failed", "error") for r in results):
         outcome.diagnosis, more = diagnose_in_lane(
             spec, dataclasses.replace(plan, progress=None), results
         )

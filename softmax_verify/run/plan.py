@@ -43,7 +43,7 @@ class RunPlan:
     """
 
     options: Options
-    invariants: tuple[Invariant, ...]
+    invariants: tuple[Invariant[Any], ...]
     dtypes: tuple[np.dtype[Any], ...]
     seed: int | None
     #: Called with each result as soon as it is known (the command's progress lines).
@@ -108,7 +108,7 @@ class RunPlan:
         )
 
     @property
-    def pairs(self) -> list[tuple[Invariant, np.dtype[Any]]]:
+    def pairs(self) -> list[tuple[Invariant[Any], np.dtype[Any]]]:
         """Each invariant at each dtype, in report order."""
         return [(inv, dt) for inv in self.invariants for dt in self.dtypes]
 

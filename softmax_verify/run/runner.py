@@ -12,6 +12,7 @@ invariant, and the others go on.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +33,9 @@ from softmax_verify.core.errors import (
     NotApplicable,
 )
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.loss_implementation import LossImplementation
 from softmax_verify.core.messages import describe_exception
-from softmax_verify.core.options import Accumulation, Options
+from softmax_verify.core.options import Accumulation, LossOptions, Options
 from softmax_verify.core.result import Result, Status
 from softmax_verify.core.validate import resolve_dtype
 from softmax_verify.diagnosis import Diagnosis, diagnose
@@ -44,10 +46,18 @@ from softmax_verify.run.settings import verdict_settings
 from softmax_verify.run.sharing import Members, shared_groups
 from softmax_verify.run.storage import private_hypothesis_storage
 from softmax_verify.target.autodiff import AutodiffForward, adapt, compiled_per_shape
-from softmax_verify.target.conventions import Reading, implementation_from
+from softmax_verify.target.autodiff_loss import AutodiffLoss, adapt_loss
+from softmax_verify.target.conventions import (
+    Reading,
+    implementation_from,
+    loss_implementation_from,
+)
 from softmax_verify.target.load import with_autodiff_note, with_code_hints, with_outputs_read
 
-__all__ = ["run_invariant", "run_pairs", "verify"]
+__all__ = ["Target", "run_invariant", "run_pairs", "verify"]
+
+#: What a run calls: a softmax kind's Implementation or cross_entropy's LossImplementation.
+Target = Implementation | LossImplementation
 
 
 class _NotApplicableStop(BaseException):
@@ -67,8 +77,8 @@ class _State:
 
 
 def run_invariant(
-    invariant: Invariant | str,
-    impl: Implementation,
+    invariant: Invariant[Any] | str,
+    impl: Target,
     dtype: Any = np.float64,
     *,
     profile: str = "ci",
@@ -79,6 +89,7 @@ def run_invariant(
     domain: Domain | None = None,
     accumulate: Accumulation = "float32",
     kind: str = "softmax",
+    loss: LossOptions | None = None,
 ) -> Result:
     """Run one invariant at one dtype as a Hypothesis property and return its Result.
 
@@ -87,7 +98,8 @@ def run_invariant(
     given, replaces ``profile``, ``max_examples`` and ``seed``: the pytest contract runs
     under the user's active settings, example database and storage included. Shapes are
     drawn inside ``domain`` (default: every shape); half-precision tolerances follow
-    the ``accumulate`` model, passed to each check and on to each tolerance.
+    the ``accumulate`` model, passed to each check and on to each tolerance; a
+    cross-entropy invariant's labels and upstreams are drawn as ``loss`` says.
     """
     inv = get_invariant(invariant, kind) if isinstance(invariant, str) else invariant
     chosen = run_settings(profile, max_examples, seed) if base is None else verdict_settings(base)
@@ -95,7 +107,7 @@ def run_invariant(
         [inv],
         impl,
         resolve_dtype(dtype),
-        _Run(chosen, base is None, seed, domain, accumulate),
+        _Run(chosen, base is None, seed, domain, accumulate, loss or LossOptions()),
         on_case,
     )
     return result
@@ -104,19 +116,20 @@ def run_invariant(
 @dataclass(frozen=True)
 class _Run:
     """How each property of a run is run: its settings, whether it keeps Hypothesis's
-    files in private storage (not under the user's own settings), its seed, shapes and
-    accumulation model."""
+    files in private storage (not under the user's own settings), its seed, shapes,
+    accumulation model and loss options (cross_entropy's labels and reduction)."""
 
     chosen: settings
     private: bool
     seed: int | None
     domain: Domain | None
     accumulate: Accumulation
+    loss: LossOptions
 
 
 def _run_shared(
-    invariants: Sequence[Invariant],
-    impl: Implementation,
+    invariants: Sequence[Invariant[Any]],
+    impl: Target,
     dt: np.dtype[Any],
     run: _Run,
     on_case: Callable[[Case], None] | None = None,
@@ -130,7 +143,7 @@ def _run_shared(
             results[inv.id] = Result(inv.id, dt.name, "skipped", 0, 0.0, "no backward given")
         else:
             live.append(inv)
-    cases = live[0].cases(dt, run.domain) if live else None
+    cases = live[0].cases(dt, run.domain, run.loss) if live else None
     spent = dict.fromkeys((inv.id for inv in live), 0.0)
     while live and cases is not None:
         members, state = Members(live, run.accumulate), _State()
@@ -159,7 +172,7 @@ def _run_shared(
 def _run_property(
     cases: SearchStrategy[Case],
     members: Members,
-    impl: Implementation,
+    impl: Target,
     state: _State,
     run: _Run,
     on_case: Callable[[Case], None] | None,
@@ -182,7 +195,7 @@ def _run_property(
     return None, time.perf_counter() - start
 
 
-def _culprits(exc: Exception, members: Members) -> list[Invariant]:
+def _culprits(exc: Exception, members: Members) -> list[Invariant[Any]]:
     """The members ``exc`` is the verdict of: the one whose check raised it on the last
     (minimal) case; for a failure that did not happen again, the first that failed; for
     Hypothesis's own errors, every member still live."""
@@ -194,7 +207,7 @@ def _culprits(exc: Exception, members: Members) -> list[Invariant]:
 
 
 def _property(
-    inv: Members, impl: Implementation, state: _State, on_case: Callable[[Case], None] | None
+    inv: Members, impl: Target, state: _State, on_case: Callable[[Case], None] | None
 ) -> Callable[[Case], None]:
     """The property Hypothesis runs: ``inv``'s check of one case, recorded in ``state``.
 
@@ -302,11 +315,11 @@ def verify(
     was tried.
 
     The common options are keywords too, and override ``options``: ``dtypes`` (float32 and
-    float64 by default), ``kind`` (``"softmax"``, ``"log_softmax"``), ``profile`` (a
-    registered Hypothesis profile; ``"ci"`` by default), ``max_examples`` (overrides its
-    count), ``seed`` (makes a random profile reproducible), ``invariants`` (ids; all of the
-    kind's by default) and ``domain`` (the shapes the code supports). ``target`` names it in
-    the report; ``progress`` sees each result as soon as it is known.
+    float64 by default), ``kind`` (``"softmax"``, ``"log_softmax"``, ``"cross_entropy"``),
+    ``profile`` (a registered Hypothesis profile; ``"ci"`` by default), ``max_examples``
+    (overrides its count), ``seed`` (makes a random profile reproducible), ``invariants``
+    (ids; all of the kind's by default) and ``domain`` (the shapes the code supports).
+    ``target`` names it in the report; ``progress`` sees each result as soon as it is known.
     """
     given = {
         "dtypes": dtypes,
@@ -332,12 +345,14 @@ def verify(
 
 def _read_target(
     forward: Any, backward: Callable[..., Any] | None, options: Options, *, name: str | None
-) -> tuple[Implementation, Reading, str | None, bool]:
+) -> tuple[Target, Reading, str | None, bool]:
     """The implementation of ``forward``/``backward`` read as ``options`` say (through the
     framework's autodiff where ``options.autodiff`` names or detects one), how it was read,
     the name of the user's own backward (None when there is none, or autodiff supplies it),
     and whether it is compiled once per shape (``autodiff.compiled_per_shape``: a jax
-    target)."""
+    target). A cross_entropy target is read as a loss (``_read_loss``)."""
+    if options.kind == "cross_entropy":
+        return _read_loss(forward, backward, options, name=name)
     adapted = (
         None
         if isinstance(forward, AutodiffForward)
@@ -356,8 +371,31 @@ def _read_target(
     return impl, reading, backward_name, compiled_per_shape(forward)
 
 
+def _read_loss(
+    forward: Any, backward: Callable[..., Any] | None, options: Options, *, name: str | None
+) -> tuple[Target, Reading, str | None, bool]:
+    """``_read_target`` for a cross-entropy loss (``target.autodiff_loss`` for framework
+    code; jax code is compiled once per shape: its row lengths then recur)."""
+    adapted = (
+        None
+        if isinstance(forward, AutodiffLoss)
+        else adapt_loss(forward, options.autodiff, device=options.device, loss=options.loss)
+    )
+    code = adapted or forward
+    if isinstance(code, AutodiffLoss) and backward is not None:
+        raise ValueError("backward must be None for an autodiff target: autodiff supplies it")
+    impl, reading = loss_implementation_from(
+        code, backward, options.read, options.loss, timeout=options.timeout, name=name
+    )
+    if isinstance(code, AutodiffLoss):
+        reading = dataclasses.replace(reading, autodiff=code.interpretation)
+    backward_name = None if backward is None else str(getattr(backward, "__qualname__", backward))
+    per_shape = isinstance(code, AutodiffLoss) and code.compiled_per_shape
+    return impl, reading, backward_name, per_shape
+
+
 def run_pairs(
-    impl: Implementation, plan: RunPlan, *, diagnose_failures: bool = True
+    impl: Target, plan: RunPlan, *, diagnose_failures: bool = True
 ) -> tuple[list[Result], tuple[Diagnosis, ...]]:
     """Each (invariant, dtype) pair of ``plan``, invariants that share their cases checked on
     one stream of examples (``_sharing``), then the diagnosis of any failures (unless
@@ -373,6 +411,7 @@ def run_pairs(
         plan.seed,
         plan.domain,
         plan.accumulate,
+        plan.options.loss,
     )
     for dtype, invariants in shared_groups(plan.pairs):
         for result in _run_shared(invariants, impl, dtype, run):
@@ -383,7 +422,11 @@ def run_pairs(
                 plan.progress(done[pairs[reported]])
             reported += 1
     results = [done[pair] for pair in pairs]
-    # The catalogue is of softmax mistakes: a log_softmax is not diagnosed against it.
-    diagnosed = plan.kind == "softmax" and diagnose_failures
-    found = diagnose(impl, results, plan.dtypes) if diagnosed else ()
+    # A loss implementation has no catalogue of mistakes (yet): only softmax and log_softmax
+    # code is diagnosed.
+    found = (
+        diagnose(impl, results, plan.dtypes, accumulate=plan.accumulate, kind=plan.kind)
+        if diagnose_failures and isinstance(impl, Implementation)
+        else ()
+    )
     return results, found

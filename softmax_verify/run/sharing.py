@@ -27,6 +27,7 @@ import numpy as np
 
 from softmax_verify.core.errors import NotApplicable
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.loss_implementation import LossImplementation
 from softmax_verify.core.options import ACCUMULATIONS, Accumulation
 from softmax_verify.invariants import Case, Invariant
 
@@ -34,11 +35,11 @@ __all__ = ["Members", "shared_groups"]
 
 
 def shared_groups(
-    pairs: Iterable[tuple[Invariant, np.dtype[Any]]],
-) -> list[tuple[np.dtype[Any], list[Invariant]]]:
+    pairs: Iterable[tuple[Invariant[Any], np.dtype[Any]]],
+) -> list[tuple[np.dtype[Any], list[Invariant[Any]]]]:
     """``pairs`` (invariant, dtype) gathered by dtype and case strategy, each group in the
     order of its first pair, its members in their order."""
-    groups: dict[tuple[Any, np.dtype[Any]], list[Invariant]] = {}
+    groups: dict[tuple[Any, np.dtype[Any]], list[Invariant[Any]]] = {}
     for inv, dtype in pairs:
         groups.setdefault((inv.build, dtype), []).append(inv)
     return [(dtype, members) for (_, dtype), members in groups.items()]
@@ -53,7 +54,7 @@ class Members:
     property of its own; when none is left, that ``NotApplicable`` ends the property.
     """
 
-    def __init__(self, invariants: Sequence[Invariant], accumulate: Accumulation) -> None:
+    def __init__(self, invariants: Sequence[Invariant[Any]], accumulate: Accumulation) -> None:
         if accumulate not in ACCUMULATIONS:  # before any case, not inside a check
             raise ValueError(
                 f"accumulate must be one of {', '.join(ACCUMULATIONS)}; got {accumulate!r}"
@@ -70,9 +71,9 @@ class Members:
         #: The member being checked (the one that raised, when an exception leaves ``check``).
         self.current = self.live[0]
         #: The first member that failed at all: a failure that did not happen again is its.
-        self.first_failed: Invariant | None = None
+        self.first_failed: Invariant[Any] | None = None
 
-    def check(self, impl: Implementation, case: Case) -> None:
+    def check(self, impl: Implementation | LossImplementation, case: Case) -> None:
         for inv in tuple(self.live):
             self.current = inv
             self.examples[inv.id] += 1

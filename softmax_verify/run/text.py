@@ -9,11 +9,9 @@ from typing import Any
 import numpy as np
 
 from softmax_verify.core.result import STATUSES, Result, Status
+from softmax_verify.run._array_source import FULL_PRINT, array_source
 
 __all__ = ["FULL_PRINT", "failure_lines", "failure_text", "status_counts", "summary_line"]
-
-#: Arrays up to this many entries are printed in full in text reports.
-FULL_PRINT = 64
 
 
 def failure_lines(result: Result, indent: str = "") -> list[str]:
@@ -48,22 +46,16 @@ def summary_line(results: Iterable[Result]) -> str:
     return ", ".join(f"{n} {'errors' if s == 'error' else s}" for s, n in counts.items())
 
 
-def _dtype_source(dtype: np.dtype[Any]) -> str:
-    """The dtype as Python source: bfloat16 is not numpy's but ml_dtypes'."""
-    return "ml_dtypes.bfloat16" if dtype.name == "bfloat16" else f"np.{dtype}"
-
-
 def _format_array(name: str, value: np.ndarray[Any, Any]) -> list[str]:
-    if value.size <= FULL_PRINT:
-        body = np.array2string(value, precision=17, separator=", ", max_line_width=100)
-        text = (
-            f"{name} = np.array({body}, dtype={_dtype_source(value.dtype)})"
-            if value.ndim
-            else f"{name} = {value.item()!r}"
-        )
-    else:
-        text = f"{name}: array of shape {value.shape}, dtype {value.dtype} (too large to print)"
-    return ["  " + line for line in text.splitlines()]
+    """The lines that print one array of a counterexample: Python source that rebuilds it
+    exactly where it is small or structured (``_array_source``), else its shape and dtype."""
+    source = array_source(name, value)
+    if source is None:
+        source = [
+            f"{name}: array of shape {value.shape}, dtype {value.dtype} (no structure to "
+            "print it by: too large to print in full)"
+        ]
+    return ["  " + line for part in source for line in part.splitlines()]
 
 
 def failure_text(result: Result) -> str:

@@ -5,6 +5,13 @@
 - ``jax``: ``jax.nn.softmax(x, axis=1)``, backward by ``jax.vjp``, with 64-bit
   floats enabled so float64 is really float64.
 
+For the ``cross_entropy`` kind (``loss_peer``): ``torch`` is
+``torch.nn.functional.cross_entropy`` with the run's reduction (index labels, or one-hot
+and probability rows as soft targets), ``jax`` is optax's
+``softmax_cross_entropy_with_integer_labels`` (index labels; ``softmax_cross_entropy``
+for rows), which returns one loss per row (the run reduces it). Both are read through
+their framework's autodiff (``target.autodiff_loss``).
+
 Each framework is an optional extra (``pip install 'softmax-verify[torch]'``);
 asking for a missing one raises ``MissingFramework`` saying what to install.
 """
@@ -19,9 +26,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_verify.core.extras import install_hint
+from softmax_verify.core.options import LossOptions
 from softmax_verify.target.jax_buckets import BucketedJit
 
-__all__ = ["FRAMEWORKS", "MissingFramework", "adapter"]
+__all__ = ["FRAMEWORKS", "LOSS_PEERS", "MissingFramework", "adapter", "loss_peer"]
 
 FRAMEWORKS: tuple[str, ...] = ("scipy", "torch", "jax")
 
@@ -92,3 +100,49 @@ def adapter(name: str) -> Adapter:
     if name not in _ADAPTERS:
         raise ValueError(f"framework must be one of {', '.join(FRAMEWORKS)}; got {name!r}")
     return _ADAPTERS[name]()
+
+
+def _torch_loss(options: LossOptions) -> Callable[..., Any]:
+    functional = _import("torch.nn.functional", "torch")
+    reduction = options.reduction
+
+    def cross_entropy(logits: Any, labels: Any) -> Any:
+        return functional.cross_entropy(logits, labels, reduction=reduction)
+
+    cross_entropy.__qualname__ = f"torch.nn.functional.cross_entropy(reduction={reduction!r})"
+    return cross_entropy
+
+
+def _jax_loss(options: LossOptions) -> Callable[..., Any]:
+    _import("jax", "jax")
+    optax = _import("optax", "optax")
+    rows = (
+        optax.softmax_cross_entropy_with_integer_labels
+        if options.labels == "index"
+        else optax.softmax_cross_entropy
+    )
+
+    def cross_entropy(logits: Any, labels: Any) -> Any:
+        return rows(logits, labels)  # one loss per row: the run reduces them
+
+    cross_entropy.__qualname__ = f"optax.{rows.__name__}"
+    return cross_entropy
+
+
+#: The built-in cross-entropy peers: each builds the loss function of the run's options, and
+#: the framework whose autodiff gives its gradient.
+LOSS_PEERS: dict[str, tuple[Callable[[LossOptions], Callable[..., Any]], str]] = {
+    "torch": (_torch_loss, "torch"),
+    "jax": (_jax_loss, "jax"),
+}
+
+
+def loss_peer(name: str, options: LossOptions) -> tuple[Callable[..., Any], str]:
+    """``(loss function, framework)`` of a built-in cross-entropy peer (module docstring)."""
+    if name not in LOSS_PEERS:
+        raise ValueError(
+            f"{name} has no cross-entropy adapter; the built-in cross-entropy peers are "
+            f"{', '.join(LOSS_PEERS)}"
+        )
+    build, framework = LOSS_PEERS[name]
+    return build(options), framework

@@ -64,6 +64,7 @@ __all__ = [
     "block_rows",
     "blocks",
     "compiler_options",
+    "configure_child",
     "persistent_cache",
 ]
 
@@ -94,7 +95,9 @@ def persistent_cache() -> None:
     _on_disk[:] = [os.path.join(base, "softmax-verify", "jax")]
 
 
-def _configure_child(jax: Any) -> None:
+def configure_child(jax: Any) -> None:
+    """In the command line's child process: compiled programs kept on disk and run inline
+    (``persistent_cache``); elsewhere nothing."""
     if not _on_disk:
         return
     # A call of a compiled program runs in the calling thread rather than being handed
@@ -170,7 +173,7 @@ class BucketedJit:
         import jax
 
         self._jax: Any = jax
-        _configure_child(jax)
+        configure_child(jax)
         self._fn = fn
         self._options = compiler_options()
         self._both = jax.jit(self._forward_or_vjp, compiler_options=self._options)

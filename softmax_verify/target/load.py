@@ -15,6 +15,12 @@ keras function or layer, a ``torch.autograd.Function`` subclass, an ``nn.Module`
 is the library's autodiff. What the code returns may be another library's array
 (softmax_verify.target.arrays); the reading names it once the code has been called
 (``with_outputs_read``).
+
+For the ``cross_entropy`` kind (``load_loss_implementation``) the same spellings name a
+loss: ``FILE.py`` alone its ``cross_entropy``/``cross_entropy_backward``,
+``softmax_loss`` or ``forward``/``backward``; ``torch`` and ``jax`` the built-in peers
+(``frameworks.loss_peer``); a framework target (torch or jax) is read by
+``target.autodiff_loss``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from softmax_verify.bundled.cross_entropy import cross_entropy, cross_entropy_backward
 from softmax_verify.bundled.reference import (
     log_softmax,
     log_softmax_backward,
@@ -38,8 +45,9 @@ from softmax_verify.bundled.reference import (
 )
 from softmax_verify.core.implementation import Implementation
 from softmax_verify.core.kinds import Kind
+from softmax_verify.core.loss_implementation import LossImplementation
 from softmax_verify.core.messages import describe_exception
-from softmax_verify.core.options import Options
+from softmax_verify.core.options import LossOptions, Options
 from softmax_verify.target.arrays import ArrayLog
 from softmax_verify.target.autodiff import (
     AutodiffError,
@@ -48,22 +56,29 @@ from softmax_verify.target.autodiff import (
     library_of_module,
     uses,
 )
+from softmax_verify.target.autodiff_loss import AutodiffLoss, adapt_loss
 from softmax_verify.target.conventions import (
     ConventionError,
     Reading,
     did_you_mean,
     implementation_from,
     is_layer,
+    loss_implementation_from,
     required_names,
 )
-from softmax_verify.target.frameworks import FRAMEWORKS, MissingFramework, adapter
+from softmax_verify.target.frameworks import FRAMEWORKS, MissingFramework, adapter, loss_peer
 
 __all__ = [
+    "REFERENCES",
     "TargetError",
     "TargetSpec",
     "load_implementation",
+    "load_loss_implementation",
+    "load_target",
+    "reference_loss",
     "resolve",
     "resolve_callable",
+    "resolve_loss_target",
     "resolve_target",
     "with_autodiff_note",
     "with_code_hints",
@@ -71,11 +86,34 @@ __all__ = [
 ]
 
 _PAIRS = (("forward", "backward"), ("softmax_forward", "softmax_backward"))
+#: A cross-entropy module's own pair: a loss and its gradient, or a loss returning both.
+_LOSS_PAIRS = (
+    ("cross_entropy", "cross_entropy_backward"),
+    ("softmax_loss", "softmax_loss_backward"),
+    ("forward", "backward"),
+)
 #: The bundled reference of each kind: what no target (or ``reference``) checks.
 REFERENCES: dict[Kind, tuple[Callable[..., Any], Callable[..., Any]]] = {
     "softmax": (softmax, softmax_backward),
     "log_softmax": (log_softmax, log_softmax_backward),
+    "cross_entropy": (cross_entropy, cross_entropy_backward),
 }
+
+
+def reference_loss(options: LossOptions) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The bundled cross-entropy pair for the run's reduction: ``cross_entropy(x, labels)``
+    and ``cross_entropy_backward(x, labels, dout)`` (any label form)."""
+    reduction = options.reduction
+
+    def loss(x: Any, labels: Any) -> Any:
+        return cross_entropy(x, labels, reduction)
+
+    def backward(x: Any, labels: Any, dout: Any) -> Any:
+        return cross_entropy_backward(x, labels, dout, reduction)
+
+    loss.__name__ = loss.__qualname__ = "cross_entropy"
+    backward.__name__ = backward.__qualname__ = "cross_entropy_backward"
+    return loss, backward
 
 
 class TargetError(ValueError):
@@ -346,3 +384,88 @@ def with_outputs_read(reading: Reading, impl: object) -> Reading:
         if library is not None:
             found.append((library, f"returns a {name}"))
     return _hinted(dataclasses.replace(reading, arrays=log.describe()), found)
+
+
+def _loss_autodiff(found: Any, options: Options) -> AutodiffLoss | None:
+    """The hook to softmax_verify.target.autodiff_loss: a framework loss target's LossCode."""
+    try:
+        return adapt_loss(found, options.autodiff, device=options.device, loss=options.loss)
+    except (AutodiffError, MissingFramework) as exc:
+        raise TargetError(str(exc)) from None
+
+
+def _loss_framework(spec: str, options: Options) -> AutodiffLoss:
+    try:
+        function, framework = loss_peer(spec, options.loss)
+        code = adapt_loss(function, framework, loss=options.loss)
+    except ImportError as exc:
+        raise TargetError(str(exc)) from None
+    except ValueError as exc:
+        raise TargetError(f"{exc} (the scipy adapter checks a softmax)") from None
+    assert code is not None  # a framework was named
+    return code
+
+
+def resolve_loss_target(
+    spec: str | None, options: Options, instances: Instances | None = None
+) -> tuple[Any, Callable[..., Any] | None]:
+    """``(loss, gradient)`` for a cross-entropy TARGET: the loss a function, a loss layer
+    (its gradient then None: the layer's own backward is read) or a framework target's
+    ``LossCode``; no target (or ``reference``) is the bundled reference."""
+    if (options.autodiff is not None or options.device != "cpu") and spec in (
+        None, "reference", *FRAMEWORKS,
+    ):  # fmt: skip
+        raise TargetError(
+            f"--autodiff and --device need a target of yours (MODULE:ATTR), not {spec!r}"
+        )
+    if spec is None or spec == "reference":
+        return reference_loss(options.loss)
+    if spec in FRAMEWORKS:
+        return _loss_framework(spec, options), None
+    module_part, sep, attr = spec.rpartition(":")
+    if sep and module_part and attr and not (len(module_part) == 1 and module_part.isalpha()):
+        found = _getattr_path(
+            _load_module(module_part), attr, spec, {} if instances is None else instances
+        )
+        return _loss_autodiff(found, options) or found, None
+    module = _load_module(spec)
+    for loss_name, grad_name in _LOSS_PAIRS:
+        if callable(getattr(module, loss_name, None)):
+            found = getattr(module, loss_name)
+            code = _loss_autodiff(found, options)
+            return (code, None) if code is not None else (found, getattr(module, grad_name, None))
+    names = ", ".join(f"{a}/{b}" for a, b in _LOSS_PAIRS)
+    raise TargetError(f"{spec} has none of {names}; name one as {spec}:ATTR")
+
+
+def load_loss_implementation(spec: TargetSpec) -> tuple[LossImplementation, Reading]:
+    """``load_implementation`` for the ``cross_entropy`` kind: the LossImplementation
+    ``spec`` names, read as its options say, and how it was read. ``TargetError`` for
+    anything the user must fix."""
+    options, instances = spec.options, Instances()
+    loss, gradient = resolve_loss_target(spec.target, options, instances)
+    if spec.backward:
+        if isinstance(loss, AutodiffLoss):
+            raise TargetError("--backward cannot be given for an autodiff target: autodiff is it")
+        gradient = resolve_callable(spec.backward, instances)
+    try:
+        impl, reading = loss_implementation_from(
+            loss, gradient, options.read, options.loss,
+            timeout=options.timeout, name=spec.target or "reference",
+        )  # fmt: skip
+    except ConventionError as exc:
+        raise TargetError(str(exc)) from None
+    notes = tuple(filter(None, (_method_note(f, instances) for f in (loss, gradient))))
+    if isinstance(loss, AutodiffLoss):
+        reading = dataclasses.replace(reading, autodiff=loss.interpretation)
+    if notes:
+        reading = dataclasses.replace(reading, notes=(*reading.notes, *notes))
+    return impl, reading
+
+
+def load_target(spec: TargetSpec) -> tuple[Implementation | LossImplementation, Reading]:
+    """The target ``spec`` names, read for its kind: a cross-entropy's LossImplementation
+    (``load_loss_implementation``) or a softmax's Implementation (``load_implementation``)."""
+    if spec.options.kind == "cross_entropy":
+        return load_loss_implementation(spec)
+    return load_implementation(spec)

@@ -23,11 +23,9 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from types import FunctionType, MethodType, ModuleType
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from softmax_verify.core.errors import ImplementationError
 from softmax_verify.core.implementation import (
@@ -41,62 +39,10 @@ from softmax_verify.core.implementation import (
     lookup,
 )
 from softmax_verify.target.arrays import ArrayLog, is_array
+from softmax_verify.target.mutation import same_bits, snapshot, unchanged
 from softmax_verify.target.sandbox import call_limited
 
 __all__ = ["LocalImplementation"]
-
-
-def _arrays(obj: object, depth: int = 3) -> list[NDArray[Any]]:
-    """The arrays inside ``obj`` (an array, a mapping, a sequence, a named tuple or an
-    object's attributes), looking ``depth`` containers deep, each array once."""
-    found: dict[int, NDArray[Any]] = {}
-    _collect(obj, depth, found)
-    return list(found.values())
-
-
-def _collect(obj: object, depth: int, found: dict[int, NDArray[Any]]) -> None:
-    if isinstance(obj, np.ndarray):
-        found.setdefault(id(obj), obj)
-        return
-    if depth == 0 or isinstance(obj, (str, bytes, type, ModuleType, FunctionType, MethodType)):
-        return
-    values: list[object]
-    if isinstance(obj, Mapping):
-        values = list(obj.values())
-    elif isinstance(obj, (tuple, list)):
-        values = list(obj)
-    else:
-        values = list(getattr(obj, "__dict__", {}).values())
-    for value in values:
-        _collect(value, depth - 1, found)
-
-
-_Snapshot = list[tuple[NDArray[Any], NDArray[Any]]]
-
-
-def _snapshot(obj: object) -> _Snapshot:
-    """Each array inside ``obj`` with a copy of it, to see later whether it was written to."""
-    return [(array, array.copy()) for array in _arrays(obj)]
-
-
-def _same_bits(a: NDArray[Any], b: NDArray[Any]) -> bool:
-    """True when both arrays hold the same bits: stricter than ``==`` (tells -0.0 from 0.0
-    and NaN payloads apart) and one pass without the masked copies ``equal_nan`` makes."""
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    if a.dtype.kind != "f" or a.dtype.itemsize not in (2, 4, 8):
-        return bool(np.array_equal(a, b))
-    as_int = np.dtype(f"u{a.dtype.itemsize}")
-    return bool(np.array_equal(a.view(as_int), b.view(as_int)))
-
-
-def _unchanged(before: _Snapshot) -> bool:
-    """Whether every array seen before the call still holds its bits (compared in place).
-
-    Writing into those arrays is mutation; binding new arrays to names (a layer's
-    ``self.dinputs = ...``, a dict's new key) is the code keeping state, and is not.
-    """
-    return all(_same_bits(array, copy) for array, copy in before)
 
 
 class LocalImplementation(Implementation):
@@ -136,7 +82,7 @@ class LocalImplementation(Implementation):
         says whether the code wrote to its copy of x."""
         given = np.array(x, copy=True)
         call = self._forward_call(given, copy=True)
-        return replace(call, mutated_input=not _same_bits(given, x))
+        return replace(call, mutated_input=not same_bits(given, x))
 
     def backward(self, dout: FloatArray, cache: object) -> BackwardCall:
         """Call the backward on a copy of ``dout`` with ``cache``; dx (and the named stages)
@@ -144,7 +90,7 @@ class LocalImplementation(Implementation):
         or to the cache."""
         given = np.array(dout, copy=True)
         call = self._backward_call(given, cache, copy=True, watch_cache=True)
-        return replace(call, mutated_dout=not _same_bits(given, dout))
+        return replace(call, mutated_dout=not same_bits(given, dout))
 
     def handed_over(
         self, role: Role, array: FloatArray, cache: object = None, *, watch_cache: bool = False
@@ -181,7 +127,7 @@ class LocalImplementation(Implementation):
     ) -> BackwardCall:
         if self._backward is None:
             raise ImplementationError("backward", "was not given")
-        cache_before = _snapshot(cache) if watch_cache else []
+        cache_before = snapshot(cache) if watch_cache else []
         result = call_limited("backward", self._backward, given, cache, timeout=self.timeout)
         stages: dict[str, FloatArray] = {}
         if is_array(result):
@@ -202,7 +148,7 @@ class LocalImplementation(Implementation):
         dx_read = self.arrays.numpy("backward", "dx", dx_raw)
         dx = checked_array("backward", "dx", dx_read, given.shape, copy=copy and dx_read is dx_raw)
         return BackwardCall(
-            dx=dx, stages=stages, mutated_cache=watch_cache and not _unchanged(cache_before)
+            dx=dx, stages=stages, mutated_cache=watch_cache and not unchanged(cache_before)
         )
 
     def source_of(self, name: str) -> str | None:

@@ -72,7 +72,7 @@ def _backward_bound(
     gy = g * y
     q = np.einsum("...i,...i->...", gy, eta)[..., None]
     gmax = g.max(axis=-1, keepdims=True)
-    result: Float64Array = eta + chain(d + 4, dtype, accumulate)
+    result: Float64Array = eta + chain(d + 4, dtype, accumulate, terms=d)
     result *= g + p
     result += q
     result *= y
@@ -110,5 +110,5 @@ def stage_bound(
     """
     tiny = _tiny(dtype, accumulate)
     scale = np.asarray(abs_formula, dtype=np.float64)
-    out: Float64Array = (chain(d + 5, dtype, accumulate) + tiny) * scale + tiny
+    out: Float64Array = (chain(d + 5, dtype, accumulate, terms=d) + tiny) * scale + tiny
     return out

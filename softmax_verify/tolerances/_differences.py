@@ -161,7 +161,7 @@ def jacobian_backward_bound(
     cols = slice(start, stop)
     c = stop - start
     y_j = y[:, cols].T[:, :, None]
-    scale = y_j * (eta[:, cols].T[:, :, None] + chain(d + 4, dtype, accumulate))
+    scale = y_j * (eta[:, cols].T[:, :, None] + chain(d + 4, dtype, accumulate, terms=d))
     out: Float64Array = scale * y
     out += y_j * (y * eta)
     out[np.arange(c), :, np.arange(start, stop)] += scale[:, :, 0]  # delta_ij
@@ -247,7 +247,7 @@ def directional_bound(
     d = y.shape[-1]
     tiny = _tiny(dtype, accumulate)
     subtraction = float(gamma(1, np.float64))  # fl(out+ - out-) in float64
-    backward_gamma = float(chain(d + 4, dtype, accumulate))
+    backward_gamma = float(chain(d + 4, dtype, accumulate, terms=d))
     rounding = (1 + subtraction) / h  # the forward's bounds at both points, over 2h
     grow = np.exp(h * spread + 2 * delta)  # G
     p = np.einsum("ri,ri->r", g, y)

@@ -19,6 +19,7 @@ from softmax_verify.tolerances._rounding import (
     _tiny,
     chain,
     gamma,
+    is_probabilistic,
     unit_roundoff,
 )
 
@@ -27,6 +28,7 @@ __all__ = [
     "forward_relative_bound",
     "reference_forward_bound",
     "row_sum_bound",
+    "sum_relative_error",
     "unit_interval_slack",
 ]
 
@@ -51,25 +53,58 @@ def forward_relative_bound(
     :math:`e^{-t_i}`, about :math:`e^{-4\cdot 10^6}`, which is 0 in every dtype, so the error
     term :math:`\eta_i y_i` is 0 and those entries get :math:`\eta_i = 0`; only the
     absolute :math:`\lambda` remains.
+
+    Under the probabilistic model (half precision, ``"input"``: ``sum_relative_error``) the
+    row sum's D - 1 additions are bounded by Higham and Mary's :math:`\tilde\gamma_{D-1}`
+    and the other roundings worst case: :math:`\eta_i = (\gamma_{7 + t_i} + \Phi) / (1 -
+    \Phi)`, where the numerator :math:`e^{x_i - m}` errs by at most :math:`\gamma_{7 +
+    t_i}` (exp 4u, the shift :math:`t_i u`, the division 2u, the output u) and the sum
+    :math:`\hat s = s(1 + \phi)` by :math:`|\phi| \le \Phi`, so that :math:`\hat y_i /
+    y_i \in [(1 - A_i)/(1 + \Phi), (1 + A_i)/(1 - \Phi)]`.
     """
     x64 = np.asarray(x, dtype=np.float64)
     d = x64.shape[-1]
     u, u_out = _model(dtype, accumulate)
+    likely = is_probabilistic(dtype, accumulate)
+    phi = sum_relative_error(d, dtype, accumulate=accumulate) if likely else 0.0
     with np.errstate(over="ignore", invalid="ignore"):
         # One owned buffer, in place: nu = (D + 10 + ln D + t) u, then nu / (1 - nu).
         nu: Float64Array = np.subtract(x64.max(axis=-1, keepdims=True), x64)
         # Where the bound fails (nu >= 1/2): no claim (VACUOUS), unless t is so large that
         # y_i is 0 even at a point moved by ``moved``; for inf and NaN t too.
         lost = np.where(nu < _NEGLIGIBLE_GAP + 2 * moved, VACUOUS, 0.0)
-        nu += d + 10 + math.log(d) + 2 * moved
+        nu += (7 if likely else d + 10 + math.log(d)) + 2 * moved
         nu *= u
-        small = nu < 0.5
+        small = (nu < 0.5) & (phi < 0.5)
         np.divide(nu, 1 - nu, out=nu, where=small)
+        if likely:  # (gamma_{7 + t} + Phi) / (1 - Phi)
+            nu += phi
+            nu /= 1 - phi
         if u_out:  # the half model's final rounding: eta = u_out + (1 + u_out) gamma
             nu *= 1 + u_out
             nu += u_out
     np.copyto(nu, lost, where=~small)
     return nu
+
+
+def sum_relative_error(d: int, dtype: DTypeLike, *, accumulate: Accumulation = "float32") -> float:
+    r""":math:`\Phi`: how far a correct forward's row sum :math:`\hat s = \sum_j fl(e^{x_j - m})`
+    may be from the exact one, relative, under the probabilistic model (half precision,
+    ``"input"``; 0 under the others, whose :math:`\eta` counts the sum's roundings itself).
+
+    Each term :math:`e_j(1 + \epsilon_j)`, :math:`|\epsilon_j| \le 4u + t_j u` (exp and the
+    shift), passes through at most D - 1 additions, :math:`\prod (1 + \delta_k) = 1 +
+    \theta_j` with :math:`|\theta_j| \le \tilde\gamma_{D-1}` (``chain`` with ``terms``; all
+    D terms at once with the probability of ``_probabilistic``). The terms are positive, so
+    :math:`|\hat s / s - 1| \le (1 + \tilde\gamma_{D-1})(1 + \sum_j y_j |\epsilon_j|) - 1`,
+    and :math:`\sum_j y_j t_j \le \ln D`: :math:`\Phi = (1 + \tilde\gamma_{D-1})(1 +
+    \gamma_{4 + \ln D}) - 1`. ``VACUOUS`` where it reaches 1/2.
+    """
+    if not is_probabilistic(dtype, accumulate):
+        return 0.0
+    additions = chain(d - 1, dtype, accumulate, terms=d - 1) if d > 1 else 0.0
+    phi = (1 + float(additions)) * (1 + float(gamma(4 + math.log(d), dtype))) - 1
+    return phi if phi < 0.5 else VACUOUS
 
 
 def _eta_times(
@@ -91,22 +126,29 @@ def _eta_times(
     ordinary rows), and by a margin of 8 eps for the float64 roundings. Rows with
     :math:`\nu^* \ge 1/2` (a logit some :math:`2^{22}` below its row's maximum in
     float32) take ``forward_relative_bound`` itself.
+
+    Under the probabilistic model K is 7 + 2 moved and the result
+    :math:`(\beta(K + m - x_i) + \Phi)/(1 - \Phi)` (``forward_relative_bound``).
     """
     x64 = np.asarray(x, dtype=np.float64)
     d = x64.shape[-1]
     u, u_out = _model(dtype, accumulate)
+    likely = is_probabilistic(dtype, accumulate)
+    phi = sum_relative_error(d, dtype, accumulate=accumulate)
     top = x64.max(axis=-1, keepdims=True)
-    top += d + 10 + math.log(d) + 2 * moved  # K + m
+    top += (7 if likely else d + 10 + math.log(d)) + 2 * moved  # K + m
     nu_max = (top - x64.min(axis=-1, keepdims=True)) * u
     with np.errstate(invalid="ignore", divide="ignore"):
         # The margin 1 + 8 eps covers the float64 roundings here and in the nine passes.
-        beta = u * (1 + 8 * _EPS64) * (1 + u_out) / (1 - nu_max)
+        beta = u * (1 + 8 * _EPS64) * (1 + u_out) / ((1 - nu_max) * (1 - phi))
     out: Float64Array = np.subtract(top, x64)
     out *= beta
     if u_out:  # the half model's final rounding: eta = u_out + (1 + u_out) gamma
         out += u_out
+    if likely:
+        out += phi * (1 + 8 * _EPS64) / (1 - phi)
     out *= y
-    far = np.flatnonzero(~(nu_max[:, 0] < 0.5))  # NaN too
+    far = np.flatnonzero(~((nu_max[:, 0] < 0.5) & (phi < 0.5)))  # NaN too
     if far.size:
         out[far] = (
             forward_relative_bound(x64[far], dtype, moved=moved, accumulate=accumulate) * y[far]
@@ -146,14 +188,18 @@ def row_sum_bound(d: int, dtype: DTypeLike, *, accumulate: Accumulation = "float
 
     :math:`\sum_i (\eta_i y_i + \lambda) \le \gamma_{D + 10 + 2\ln D} + D\lambda`, using
     :math:`\sum_i y_i t_i \le \ln D`; plus :math:`\gamma_{D}` in float64 for the check's own
-    sum (the check adds in float64).
+    sum (the check adds in float64). Under the probabilistic model (``sum_relative_error``
+    :math:`\Phi`): :math:`\sum_i y_i (\gamma_{7 + t_i} + \Phi)/(1 - \Phi)`, where
+    :math:`\gamma_{7 + t_i} \le 2(7 + t_i)u` wherever it is not vacuous (:math:`nu < 1/2`), so
+    :math:`(2(7 + \ln D)u + \Phi)/(1 - \Phi)`.
     """
-    bound = (
-        chain(d + 10 + 2 * math.log(d), dtype, accumulate)
-        + d * _tiny(dtype, accumulate)
-        + gamma(d, np.float64)
-    )
-    return float(bound)
+    phi = sum_relative_error(d, dtype, accumulate=accumulate)
+    if is_probabilistic(dtype, accumulate):
+        u = unit_roundoff(dtype)
+        relative = (2 * (7 + math.log(d)) * u + phi) / (1 - phi) if phi < 0.5 else VACUOUS
+    else:
+        relative = float(chain(d + 10 + 2 * math.log(d), dtype, accumulate))
+    return float(relative + d * _tiny(dtype, accumulate) + gamma(d, np.float64))
 
 
 def unit_interval_slack(dtype: DTypeLike) -> float:

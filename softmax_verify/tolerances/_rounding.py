@@ -15,6 +15,7 @@ from numpy.typing import DTypeLike, NDArray
 from softmax_verify.core.dtypes import finfo, is_half
 from softmax_verify.core.options import ACCUMULATIONS, Accumulation
 from softmax_verify.core.validate import resolve_dtype
+from softmax_verify.tolerances._probabilistic import false_alarm_probability, gamma_tilde
 
 __all__ = [
     "ACCUMULATIONS",
@@ -23,6 +24,7 @@ __all__ = [
     "describe_accumulation",
     "dot_rounding",
     "gamma",
+    "is_probabilistic",
     "unit_roundoff",
 ]
 
@@ -41,7 +43,13 @@ _NEGLIGIBLE_GAP = 746.0
 def describe_accumulation(model: str) -> str:
     """The model in words, for a report header."""
     if model == "input":
-        return "the input dtype (--accumulate input)"
+        chance = false_alarm_probability(unit_roundoff(np.float16))
+        return (
+            "the input dtype, independent rounding errors (--accumulate input: a false alarm "
+            f"on a correct kernel has a chance below {chance:.0e} per ci run)"
+        )
+    if model == "input-worst-case":
+        return "the input dtype, worst case (--accumulate input-worst-case)"
     return "float32 or wider, rounded once to the output dtype (--accumulate float32)"
 
 
@@ -55,8 +63,8 @@ def _model(dtype: DTypeLike, accumulate: Accumulation) -> tuple[float, float]:
     rounding to the output dtype when it is a separate step (else 0), under the
     ``accumulate`` model (``ACCUMULATIONS``; ValueError for any other).
 
-    float32/float64, and half under ``"input"``: ``(u, 0)``. Half under ``"float32"``:
-    ``(2**-24, u_h)``.
+    float32/float64, and half under ``"input"`` and ``"input-worst-case"``: ``(u, 0)``.
+    Half under ``"float32"``: ``(2**-24, u_h)``.
     """
     if accumulate not in ACCUMULATIONS:
         raise ValueError(
@@ -69,13 +77,36 @@ def _model(dtype: DTypeLike, accumulate: Accumulation) -> tuple[float, float]:
     return u, 0.0
 
 
-def chain(n: float | Float64Array, dtype: DTypeLike, accumulate: Accumulation) -> Float64Array:
+def is_probabilistic(dtype: DTypeLike, accumulate: Accumulation) -> bool:
+    """Whether ``dtype`` is judged by the probabilistic bounds (``_probabilistic``): a half
+    dtype under the ``"input"`` model."""
+    _model(dtype, accumulate)  # validates the model
+    return accumulate == "input" and is_half(resolve_dtype(dtype))
+
+
+def chain(
+    n: float | Float64Array, dtype: DTypeLike, accumulate: Accumulation, *, terms: int = 0
+) -> Float64Array:
     r"""Relative error bound of n chained roundings for ``dtype`` under the ``accumulate`` model.
 
     :math:`u_{out} + (1 + u_{out})\gamma^{acc}_n` (``_model``): :math:`\gamma_n` itself for
     float32 and float64. ``VACUOUS`` where :math:`n u_{acc} \ge 1/2` (no useful bound).
+
+    ``terms``: how many of the n roundings are those of one sum or inner product of ``terms``
+    terms (its additions and products, on the path of any one term). Under the probabilistic
+    model (``is_probabilistic``) they are bounded by Higham and Mary's :math:`\tilde\gamma`
+    (``_probabilistic.gamma_tilde``) and the rest worst case:
+    :math:`(1 + \tilde\gamma_s)(1 + \gamma_{n - s}) - 1`, s = min(terms, n); ``VACUOUS``
+    where that reaches 1/2. The other models ignore it.
     """
     u_acc, u_out = _model(dtype, accumulate)
+    if is_probabilistic(dtype, accumulate) and terms:
+        nn = np.asarray(n, dtype=np.float64)
+        summed = np.minimum(float(terms), nn)
+        with np.errstate(over="ignore", invalid="ignore"):
+            bound = (1 + gamma_tilde(summed, u_acc)) * (1 + gamma(nn - summed, dtype)) - 1
+        vacuous: Float64Array = np.where(bound < 0.5, bound, VACUOUS)
+        return vacuous
     nu = np.asarray(n, dtype=np.float64) * u_acc
     g = np.where(nu < 0.5, nu / np.maximum(1 - nu, 0.5), VACUOUS)
     out: Float64Array = np.minimum(u_out + (1 + u_out) * g, VACUOUS)
@@ -103,11 +134,19 @@ def _tiny(dtype: DTypeLike, accumulate: Accumulation) -> float:
     :math:`\sigma_h`. The allowance is :math:`\lambda_{32} + \sigma_h`: about 6e-8 for
     float16, where its :math:`\lambda` of 6.1e-5 would hide a 50 % error in an entry
     of a 8192-wide row (each near 1.2e-4).
+
+    Under the probabilistic ``"input"`` model the half dtype's own arithmetic keeps its
+    subnormals too (numpy's float16, ml_dtypes, jax on CPU and CUDA's half arithmetic all
+    do): a rounding errs by at most :math:`\sigma_h/2`, and the allowance is :math:`\sigma_h`.
+    A kernel that flushes half subnormals to zero is judged by ``"input-worst-case"``, whose
+    allowance stays the half dtype's :math:`\lambda`.
     """
     resolved = resolve_dtype(dtype)
     info = finfo(resolved)
     if _model(resolved, accumulate)[1]:
         return float(np.finfo(np.float32).smallest_normal) + float(info.smallest_subnormal)
+    if is_probabilistic(resolved, accumulate):
+        return float(info.smallest_subnormal)
     return float(info.smallest_normal)
 
 

@@ -19,10 +19,23 @@ from typing import Any
 
 import mpmath
 import numpy as np
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from numpy.typing import NDArray
+from mp_oracle import (
+    BY_DTYPE,
+    DPS,
+    SMALL,
+    FloatArray,
+    MpRows,
+    assert_within,
+    errors,
+    exact_log_softmax,
+    exact_shift_and_lse,
+    exact_softmax,
+    exact_vjp,
+    mp_rows,
+    to_float64,
+)
 
 from softmax_verify.bundled.reference import (
     log_softmax,
@@ -31,7 +44,7 @@ from softmax_verify.bundled.reference import (
     softmax_backward,
     softmax_jvp,
 )
-from softmax_verify.strategies import DTYPES, directions, logits, shapes, upstreams
+from softmax_verify.strategies import directions, logits, upstreams
 from softmax_verify.tolerances import (
     backward_error_bound,
     forward_error_bound,
@@ -40,71 +53,7 @@ from softmax_verify.tolerances import (
     unit_interval_slack,
 )
 
-FloatArray = NDArray[np.floating[Any]]
-Float64Array = NDArray[np.float64]
-MpRows = list[list[Any]]  # rows of mpmath.mpf
-
-DPS = 50
-SMALL = shapes(max_rows=4, max_cols=8)
-BY_DTYPE = pytest.mark.parametrize("dtype", DTYPES, ids=str)
-
-
 # --- the oracle -------------------------------------------------------------------------------
-
-
-def _mp_rows(a: FloatArray) -> MpRows:
-    """Every entry as an exact mpf (float32 and float64 values are exact binary fractions)."""
-    return [[mpmath.mpf(float(v)) for v in row] for row in np.asarray(a)]
-
-
-def _exact_softmax(x: FloatArray) -> MpRows:
-    """Exact softmax rows: exp(x_i - m) / sum_j exp(x_j - m), at DPS digits."""
-    with mpmath.workdps(DPS):
-        rows = []
-        for row in _mp_rows(x):
-            m = max(row)
-            exps = [mpmath.exp(v - m) for v in row]
-            total = mpmath.fsum(exps)
-            rows.append([e / total for e in exps])
-        return rows
-
-
-def _exact_shift_and_lse(x: FloatArray) -> tuple[MpRows, list[Any]]:
-    """Exact ``t_i = m - x_i`` per entry and ``l = log sum_j exp(x_j - m)`` per row."""
-    with mpmath.workdps(DPS):
-        shifts, lses = [], []
-        for row in _mp_rows(x):
-            m = max(row)
-            shifts.append([m - v for v in row])
-            lses.append(mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in row)))
-        return shifts, lses
-
-
-def _to_float64(rows: MpRows) -> Float64Array:
-    return np.array([[float(v) for v in row] for row in rows], dtype=np.float64)
-
-
-def _errors(computed: FloatArray, exact: MpRows) -> Float64Array:
-    """``|computed - exact|`` evaluated exactly, then rounded once to float64."""
-    with mpmath.workdps(DPS):
-        return np.array(
-            [
-                [float(abs(mpmath.mpf(float(c)) - e)) for c, e in zip(crow, erow, strict=True)]
-                for crow, erow in zip(np.asarray(computed), exact, strict=True)
-            ],
-            dtype=np.float64,
-        )
-
-
-def _assert_within(err: Float64Array, bound: Float64Array, what: str, x: FloatArray) -> None:
-    assert err.shape == bound.shape
-    bad = ~(err <= bound)
-    if bad.any():
-        i = tuple(int(k) for k in np.argwhere(bad)[0])
-        raise AssertionError(
-            f"{what}: error {float(err[i])!r} exceeds the bound {float(bound[i])!r} at {i} "
-            f"({int(bad.sum())} entries); x row = {np.asarray(x)[i[0]]!r}"
-        )
 
 
 @st.composite
@@ -135,9 +84,9 @@ def _directions(shape: tuple[int, int], dtype: np.dtype[Any]) -> st.SearchStrate
 def test_softmax_within_forward_error_bound(dtype: np.dtype[Any], data: st.DataObject) -> None:
     x = data.draw(logits(dtype, shape=SMALL), label="x")
     y_hat = softmax(x)
-    exact = _exact_softmax(x)
-    bound = forward_error_bound(x, _to_float64(exact), dtype)
-    _assert_within(_errors(y_hat, exact), bound, "softmax", x)
+    exact = exact_softmax(x)
+    bound = forward_error_bound(x, to_float64(exact), dtype)
+    assert_within(errors(y_hat, exact), bound, "softmax", x)
 
 
 EDGE_ROWS: list[list[float]] = [
@@ -157,9 +106,9 @@ def test_softmax_within_forward_error_bound_on_edge_rows(dtype: np.dtype[Any]) -
     # Rows far apart: one array holds rows whose maxima differ by ~1e300 (float64) / 1e38.
     x = np.vstack([rows, [[float(finfo.max), 0.0, float(-finfo.max), 1.0]]]).astype(dtype)
     y_hat = softmax(x)
-    exact = _exact_softmax(x)
-    bound = forward_error_bound(x, _to_float64(exact), dtype)
-    _assert_within(_errors(y_hat, exact), bound, "softmax on edge rows", x)
+    exact = exact_softmax(x)
+    bound = forward_error_bound(x, to_float64(exact), dtype)
+    assert_within(errors(y_hat, exact), bound, "softmax on edge rows", x)
 
 
 @BY_DTYPE
@@ -181,16 +130,6 @@ def test_softmax_finite_and_rows_sum_to_one_up_to_dtype_max(
 # --- softmax backward and JVP -----------------------------------------------------------------
 
 
-def _exact_vjp(exact_y: MpRows, g: FloatArray) -> MpRows:
-    """Exact ``y_i (g_i - sum_j g_j y_j)`` from exact y and the (exact) entries of g."""
-    with mpmath.workdps(DPS):
-        out = []
-        for yrow, grow in zip(exact_y, _mp_rows(g), strict=True):
-            inner = mpmath.fsum(gj * yj for gj, yj in zip(grow, yrow, strict=True))
-            out.append([yi * (gi - inner) for yi, gi in zip(yrow, grow, strict=True)])
-        return out
-
-
 @BY_DTYPE
 @given(data=st.data())
 def test_softmax_backward_within_backward_error_bound(
@@ -200,9 +139,9 @@ def test_softmax_backward_within_backward_error_bound(
     # The whole pipeline in dtype: y_hat = softmax(x), then the VJP at y_hat;
     # backward_error_bound accounts for the forward's error in y_hat.
     dx_hat = softmax_backward(dout, softmax(x))
-    exact_y = _exact_softmax(x)
-    bound = backward_error_bound(x, _to_float64(exact_y), dout, dtype)
-    _assert_within(_errors(dx_hat, _exact_vjp(exact_y, dout)), bound, "softmax_backward", x)
+    exact_y = exact_softmax(x)
+    bound = backward_error_bound(x, to_float64(exact_y), dout, dtype)
+    assert_within(errors(dx_hat, exact_vjp(exact_y, dout)), bound, "softmax_backward", x)
 
 
 @BY_DTYPE
@@ -210,11 +149,11 @@ def test_softmax_backward_within_backward_error_bound(
 def test_softmax_jvp_within_backward_error_bound(dtype: np.dtype[Any], data: st.DataObject) -> None:
     x, tangent = data.draw(_logits_and(dtype, _directions), label="x, tangent")
     jt_hat = softmax_jvp(tangent, softmax(x))
-    exact_y = _exact_softmax(x)
+    exact_y = exact_softmax(x)
     # J is symmetric, so J t = y * (t - <t, y>) is the VJP formula with dout := t, and the
     # JVP performs exactly the same floating-point operations: the same bound applies.
-    bound = backward_error_bound(x, _to_float64(exact_y), tangent, dtype)
-    _assert_within(_errors(jt_hat, _exact_vjp(exact_y, tangent)), bound, "softmax_jvp", x)
+    bound = backward_error_bound(x, to_float64(exact_y), tangent, dtype)
+    assert_within(errors(jt_hat, exact_vjp(exact_y, tangent)), bound, "softmax_jvp", x)
 
 
 # --- log-softmax ------------------------------------------------------------------------------
@@ -242,19 +181,13 @@ def test_softmax_jvp_within_backward_error_bound(dtype: np.dtype[Any], data: st.
 def _log_softmax_bounds(x: FloatArray, dtype: np.dtype[Any]) -> MpRows:
     d = x.shape[1]
     g = mpmath.mpf(float(gamma(d + 10 + math.log(d), dtype)))
-    shifts, lses = _exact_shift_and_lse(x)
+    shifts, lses = exact_shift_and_lse(x)
     with mpmath.workdps(DPS):
         return [[g * (1 + t + lse) for t in trow] for trow, lse in zip(shifts, lses, strict=True)]
 
 
-def _exact_log_softmax(x: FloatArray) -> MpRows:
-    shifts, lses = _exact_shift_and_lse(x)
-    with mpmath.workdps(DPS):
-        return [[-t - lse for t in trow] for trow, lse in zip(shifts, lses, strict=True)]
-
-
 def _check_log_softmax(z_hat: FloatArray, x: FloatArray, dtype: np.dtype[Any]) -> None:
-    exact = _exact_log_softmax(x)
+    exact = exact_log_softmax(x)
     bounds = _log_softmax_bounds(x, dtype)
     big = float(np.finfo(dtype).max)
     with mpmath.workdps(DPS):
@@ -285,7 +218,7 @@ def test_log_softmax_within_derived_bound(dtype: np.dtype[Any], data: st.DataObj
 def test_log_softmax_bound_needs_its_absolute_term(dtype: np.dtype[Any]) -> None:
     x = np.array([[0.0, -50.0]], dtype=dtype)
     z_hat = log_softmax(x)
-    exact = _exact_log_softmax(x)
+    exact = exact_log_softmax(x)
     err = float(abs(mpmath.mpf(float(z_hat[0, 0])) - exact[0][0]))
     # log(1 + e^-50) = 1.9e-22 is lost when 1 + e^-50 rounds to 1: this error is allowed,
     # yet it exceeds a purely relative bound gamma * (t_0 + l) = gamma * 1.9e-22.
@@ -319,11 +252,11 @@ def test_log_softmax_backward_within_derived_bound(
     gamma_1 = mpmath.mpf(float(gamma(1, dtype)))
     lam = mpmath.mpf(float(finfo.smallest_normal))
     sigma = mpmath.mpf(float(finfo.smallest_subnormal))
-    exact_y = _exact_softmax(x)
+    exact_y = exact_softmax(x)
     log_bounds = _log_softmax_bounds(x, dtype)
     with mpmath.workdps(DPS):
         for i, (yrow, grow, erow) in enumerate(
-            zip(exact_y, _mp_rows(dout), log_bounds, strict=True)
+            zip(exact_y, mp_rows(dout), log_bounds, strict=True)
         ):
             total = mpmath.fsum(grow)
             abs_total = mpmath.fsum(abs(gj) for gj in grow)

@@ -132,8 +132,10 @@ def check_schema(doc: Any) -> None:
     assert isinstance(doc["diagnosis"], list)
     for entry in doc["diagnosis"]:
         assert set(entry) == {"id", "kind", "summary", "fix", "evidence"}
-        assert entry["kind"] in ("formula", "region", "mutation")
-        assert all(isinstance(value, str) and value for value in entry.values())
+        assert entry["kind"] in ("formula", "region", "mutation", "model")
+        assert all(isinstance(value, str) for value in entry.values())
+        # The fix is "" where the evidence supports none (a region whose threshold does not).
+        assert all(entry[k] for k in ("id", "kind", "summary", "evidence"))
     assert isinstance(doc["notes"], list)
     assert all(isinstance(n, str) for n in doc["notes"])
     for result in doc["results"]:

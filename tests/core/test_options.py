@@ -14,7 +14,8 @@ from conftest import cli, require
 
 from softmax_verify import Domain, Options, softmax, softmax_backward, verify
 from softmax_verify.cli import _parser, options_argv, options_from
-from softmax_verify.isolation.remote import RemoteImplementation
+from softmax_verify.core.options import LossOptions
+from softmax_verify.isolation.channel import ChildTarget
 from softmax_verify.run.plan import RunPlan
 from softmax_verify.testing import SoftmaxContract
 
@@ -55,6 +56,15 @@ def parsed(*argv: str) -> Options:
         ({"rank": 5}, ValueError, "rank"),
         ({"autodiff": "tensorflow2"}, ValueError, "autodiff"),
         ({"device": 0}, TypeError, "device"),
+        ({"kind": "cross_entropy", "labels": "soft"}, ValueError, "labels"),
+        ({"kind": "cross_entropy", "reduction": "max"}, ValueError, "reduction"),
+        # a field that does not apply to the kind is named, not silently ignored
+        ({"labels": "probs"}, ValueError, "labels"),
+        ({"kind": "log_softmax", "reduction": "sum"}, ValueError, "reduction"),
+        ({"kind": "cross_entropy", "masked": True}, ValueError, "masked"),
+        ({"kind": "cross_entropy", "grad": "vjp"}, ValueError, "grad"),
+        ({"kind": "cross_entropy", "grad_at": "y", "grad": "jacobian"}, ValueError, "grad"),
+        ({"kind": "cross_entropy", "rowwise": True}, ValueError, "rowwise"),
     ],
 )
 def test_each_bad_option_is_named(changes: dict[str, Any], error: type, named: str) -> None:
@@ -69,6 +79,9 @@ def test_options_are_stored_in_one_normal_form() -> None:
     assert Options(timeout=math.inf).timeout is None  # inf: no limit
     assert Options(timeout=3).timeout == 3.0
     assert Options().read.axis == -1
+    assert Options(kind="cross_entropy", labels="probs", reduction="none").loss == LossOptions(
+        "probs", "none"
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         Options().kind = "log_softmax"  # type: ignore[misc]  # frozen is the point
 
@@ -158,6 +171,12 @@ def _flags() -> list[Any]:
         ("rank", [f"{STYLES}:AttentionSoftmax"], ["--rank", "4"], {"rank": 4}),
         ("autodiff", ["tests/torch_targets.py:torch_softmax"], ["--autodiff", "torch"],
          {"autodiff": "torch"}),
+        ("labels", ["tests/ce_styles.py:softmax_loss"],
+         ["--kind", "cross_entropy", "--labels", "onehot"],
+         {"kind": "cross_entropy", "labels": "onehot"}),
+        ("reduction", ["tests/ce_styles.py:sum_loss"],
+         ["--kind", "cross_entropy", "--reduction", "sum"],
+         {"kind": "cross_entropy", "reduction": "sum"}),
     ]  # fmt: skip
     return [pytest.param(*case[1:], id=case[0]) for case in cases]
 
@@ -174,13 +193,13 @@ def test_each_flag_reaches_the_child_and_the_report(
     if "--autodiff" in flags:
         require("torch")
     children: list[dict[str, Any]] = []
-    real_load = RemoteImplementation.load
+    real_load = ChildTarget.load
 
-    def load(self: RemoteImplementation) -> None:
+    def load(self: ChildTarget) -> None:
         real_load(self)
         children.append(self.child_options)
 
-    monkeypatch.setattr(RemoteImplementation, "load", load)
+    monkeypatch.setattr(ChildTarget, "load", load)
     few = ["--max-examples", "1"] if "--max-examples" not in flags else []
     argv = ["check", *target, *flags, *few, "--jobs", "1", "--format", "json"]
     code, out, err = cli(capsys, *argv)
@@ -210,6 +229,8 @@ def test_the_reproduce_line_parses_back_to_the_same_options() -> None:
         ["--kind", "log_softmax", "--masked", "--invariant", "matches_reference"],
         ["--grad", "jacobian", "--grad-at", "y", "--axis", "0", "--rank", "3"],
         ["--autodiff", "jax", "--device", "cuda:1", "--profile", "thorough", "--seed", "9"],
+        ["--kind", "cross_entropy", "--labels", "probs", "--reduction", "none"],
+        ["--kind", "cross_entropy", "--reduction", "sum", "--axis", "1", "--rank", "3"],
     ):
         if "all-half" in flags:
             require("ml_dtypes")

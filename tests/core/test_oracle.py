@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_accuracy import (
+from mp_oracle import (
     BY_DTYPE,
     SMALL,
-    _assert_within,
-    _errors,
-    _exact_log_softmax,
-    _exact_softmax,
-    _exact_vjp,
-    _to_float64,
+    assert_within,
+    errors,
+    exact_log_softmax,
+    exact_softmax,
+    exact_vjp,
+    to_float64,
 )
 
 import softmax_verify.bundled.reference as reference
@@ -51,12 +51,12 @@ def test_oracle_softmax_and_vjp_within_the_float64_bound(
     dout = data.draw(upstreams((int(x.shape[0]), int(x.shape[1])), dtype), label="dout")
     y = oracle.softmax(x)
     assert y.dtype == F64
-    exact_y = _exact_softmax(x)
-    exact = _to_float64(exact_y)
-    _assert_within(_errors(y, exact_y), forward_error_bound(x, exact, F64), "oracle softmax", x)
+    exact_y = exact_softmax(x)
+    exact = to_float64(exact_y)
+    assert_within(errors(y, exact_y), forward_error_bound(x, exact, F64), "oracle softmax", x)
     dx = oracle.softmax_vjp(dout, y)
     bound = backward_error_bound(x, exact, dout, F64)
-    _assert_within(_errors(dx, _exact_vjp(exact_y, dout)), bound, "oracle softmax_vjp", x)
+    assert_within(errors(dx, exact_vjp(exact_y, dout)), bound, "oracle softmax_vjp", x)
 
 
 @BY_DTYPE
@@ -66,9 +66,9 @@ def test_oracle_log_softmax_within_the_float64_bound(
 ) -> None:
     x = data.draw(logits(dtype, shape=SMALL), label="x")
     z = oracle.log_softmax(x)
-    exact_z = _exact_log_softmax(x)
-    bound = log_softmax_error_bound(x, _to_float64(exact_z), F64)
-    _assert_within(_errors(z, exact_z), bound, "oracle log_softmax", x)
+    exact_z = exact_log_softmax(x)
+    bound = log_softmax_error_bound(x, to_float64(exact_z), F64)
+    assert_within(errors(z, exact_z), bound, "oracle log_softmax", x)
 
 
 def test_oracle_follows_ieee_on_non_finite_rows() -> None:

@@ -43,6 +43,7 @@ FORMULA_IDS = {
     "sum_sign_flipped",
     "unweighted_sum",
     "upstream_missing_in_sum",
+    "sum_term_missing",
     "log_softmax_backward",
     "batch_axis_reduction",
     "uses_input_not_output",
@@ -254,6 +255,13 @@ REGIONS = [
         "matches_reference",
         "only_when_d_not_multiple_of_block",
     ),
+    (
+        "dropped_tail_block",
+        di.dropped_tail_block,
+        None,
+        "matches_reference",
+        "only_when_d_not_multiple_of_block",
+    ),
     ("no_max_shift", di.no_max_shift, None, "finite_for_finite_input", "only_for_large_logits"),
     (
         "doubled_in_float32",
@@ -279,7 +287,9 @@ def test_each_region_is_found_on_a_bug_that_has_it(
     regions = {d.id: d for d in report.diagnosis if d.kind == "region"}
     assert set(regions) == {region}
     assert regions[region].summary.startswith(invariant)
-    assert regions[region].fix
+    # "only when D > 1" names no cause (most mistakes are invisible on a row of one entry),
+    # so it has no fix; every other region's fix follows from the region.
+    assert bool(regions[region].fix) is (region != "only_when_d_gt_1")
 
 
 def test_region_parameters_are_reported() -> None:
@@ -293,6 +303,37 @@ def test_region_parameters_are_reported() -> None:
     thresholds = {dt: value for value, dt in re.findall(r"([\d.]+) at (float\d\d)", summary)}
     assert float(thresholds["float64"]) == pytest.approx(np.log(np.finfo(np.float64).max), 1e-3)
     assert float(thresholds["float32"]) == pytest.approx(np.log(np.finfo(np.float32).max), 1e-3)
+
+
+def test_a_dropped_tail_block_is_named_with_its_block_size() -> None:
+    report = verify(di.dropped_tail_block, dtypes=BOTH, invariants=["matches_reference"], seed=1)
+    region = by_id(report.diagnosis)["only_when_d_not_multiple_of_block"]
+    assert "not a multiple of 16 (block size 16)" in region.summary
+    assert "D % 16 != 0 and D > 16" in region.evidence
+
+
+def test_a_large_logit_region_fix_follows_its_threshold() -> None:
+    """A fix only where the threshold says what overflows: exp's limit (no max shift), or
+    float32's largest value (float64 code computing in float32, which does shift)."""
+    report = verify(di.no_max_shift, dtypes=BOTH, invariants=["finite_for_finite_input"], seed=1)
+    assert "subtract the row maximum" in by_id(report.diagnosis)["only_for_large_logits"].fix
+    report = verify(di.float32_inside, dtypes=("float64",), seed=1)
+    found = by_id(report.diagnosis)
+    # Named although finite_for_finite_input's counterexample (logits near 1e308) gives NaN.
+    assert found["reduced_precision"].kind == "formula"
+    large = found["only_for_large_logits"]
+    assert "3.403e+38" in large.summary
+    assert "subtract the row maximum" not in large.fix
+    assert "float32's largest value" in large.fix
+    report = verify(di.row_max_column_sum, dtypes=BOTH, seed=1)
+    found = by_id(report.diagnosis)
+    assert found["wrong_normalization_axis"].summary.startswith(
+        "the forward subtracts each row's maximum"
+    )
+    assert found["only_for_large_logits"].fix == ""  # a threshold of no known limit
+    lines = describe(report.diagnosis, [(r.invariant, r.dtype) for r in report.failures])
+    (at,) = [i for i, line in enumerate(lines) if "only_for_large_logits (region)" in line]
+    assert lines[at + 1].startswith("    evidence: ")  # no fix line printed
 
 
 def test_probing_stops_at_its_budget() -> None:

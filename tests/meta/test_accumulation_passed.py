@@ -7,7 +7,8 @@ such a function (and of a gradient check) in ``softmax_verify/invariants/`` and
 ``softmax_verify/gradcheck/`` must pass ``accumulate=`` a value that is not a literal.
 
 Which tolerances depend on the model is read off the source, as a static call graph: those
-that call ``_model``, ``chain`` or ``_tiny`` (the three that read the model), and those that
+that call ``_model``, ``chain``, ``_tiny`` or ``is_probabilistic`` (the four that read the
+model), and those that
 call one that does. Then a behavioural check: a float16 kernel that accumulates in float16
 passes under ``"input"`` and fails under ``"float32"``, through ``verify``.
 """
@@ -28,9 +29,16 @@ from softmax_verify.core.options import Accumulation, Options
 PACKAGE = Path(tolerances.__file__).resolve().parents[1]
 ROOT = PACKAGE.parent
 #: The functions that read the model itself (each takes it as a required argument).
-READERS = frozenset({"_model", "chain", "_tiny"})
+READERS = frozenset({"_model", "chain", "_tiny", "is_probabilistic"})
 #: The gradient checks, which pass the model on to their tolerances.
-GRADCHECKS = frozenset({"numerical_vjp_check", "directional_check", "full_jacobian_check"})
+GRADCHECKS = frozenset(
+    {
+        "numerical_vjp_check",
+        "directional_check",
+        "full_jacobian_check",
+        "log_softmax_directional_check",
+    }
+)
 #: The model-dependent tolerances as the task stated them (a static call graph).
 STATED = frozenset(
     {
@@ -48,12 +56,23 @@ STATED = frozenset(
         "forward_relative_bound",
         "reference_forward_bound",
         "row_sum_bound",
+        "sum_relative_error",
         "log_probability_slack",
         "log_softmax_backward_bound",
+        "log_softmax_directional_bound",
         "log_softmax_error_bound",
+        "log_softmax_weight_error",
         "logsumexp_bound",
         "reference_log_softmax_backward_bound",
         "reference_log_softmax_bound",
+        "cross_entropy_row_bound",
+        "cross_entropy_loss_bound",
+        "reference_cross_entropy_loss_bound",
+        "cross_entropy_backward_bound",
+        "reference_cross_entropy_backward_bound",
+        "cross_entropy_nonnegative_slack",
+        "cross_entropy_batch_bound",
+        "cross_entropy_alone_bound",
     }
 )
 
@@ -164,7 +183,7 @@ def test_the_tolerances_pass_the_model_on_to_each_other() -> None:
 
 
 def test_the_diagnoses_state_their_model() -> None:
-    """The catalogue's probes are judged under the default model, stated at every call."""
+    """The catalogue's probes are judged under a model stated at every call (the loosest)."""
     offences, seen = _offences(_modules("diagnosis"), STATED, literal_ok=True)
     assert not offences, "a diagnosis leaves the model out:\n" + "\n".join(offences)
     assert seen > 10  # 14 today

@@ -9,30 +9,59 @@ import pytest
 
 import softmax_verify.invariants.readme as _docs
 from softmax_verify.core.kinds import KINDS
-from softmax_verify.invariants import ALL_IDS, NOTATION, REGISTRY, SUMMARIES, Invariant
+from softmax_verify.invariants import (
+    ALL_IDS,
+    CROSS_ENTROPY_REGISTRY,
+    NOTATION,
+    NOTATION_CE,
+    REGISTRY,
+    SOFTMAX_REGISTRY,
+    SUMMARIES,
+    Invariant,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-REGENERATE = "python -m softmax_verify.invariants.readme README.md"
+CROSS_ENTROPY = ROOT / "docs" / "cross_entropy.md"
+REGENERATE = "python -m softmax_verify.invariants.readme"
 
 
-def _block(text: str) -> str:
-    start = text.index(_docs.TABLE_START) + len(_docs.TABLE_START)
-    return text[start : text.index(_docs.TABLE_END)].strip("\n")
+def _block(text: str, first: str = _docs.TABLE_START, last: str = _docs.TABLE_END) -> str:
+    start = text.index(first) + len(first)
+    return text[start : text.index(last)].strip("\n")
 
 
 def test_the_readme_table_is_what_the_registry_generates() -> None:
     readme = README.read_text(encoding="utf-8")
     assert _block(readme) == _docs.invariants_table(), (
         f"README.md's invariants table differs from the registry's summary/math fields; "
-        f"regenerate it with: {REGENERATE}"
+        f"regenerate it with: {REGENERATE} README.md"
     )
 
 
-def test_the_table_has_one_row_per_id_in_report_order() -> None:
-    rows = [line for line in _docs.invariants_table().splitlines() if line.startswith("| ")]
-    ids = [row.split(" | ")[0].removeprefix("| ") for row in rows[1:]]  # after the header
-    assert ids == list(ALL_IDS)
+def test_the_cross_entropy_table_is_what_the_registry_generates() -> None:
+    page = CROSS_ENTROPY.read_text(encoding="utf-8")
+    block = _block(page, _docs.CE_TABLE_START, _docs.CE_TABLE_END)
+    assert block == _docs.invariants_table(("cross_entropy",)), (
+        f"docs/cross_entropy.md's invariants table differs from the registry; regenerate it "
+        f"with: {REGENERATE} docs/cross_entropy.md"
+    )
+    assert _docs.TABLE_START not in page
+
+
+def _ids(table: str) -> list[str]:
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    return [row.split(" | ")[0].removeprefix("| ") for row in rows[1:]]  # after the header
+
+
+def test_the_tables_have_one_row_per_id_of_their_kinds_in_report_order() -> None:
+    softmax = _ids(_docs.invariants_table())
+    loss = _ids(_docs.invariants_table(("cross_entropy",)))
+    assert softmax == list(dict.fromkeys(inv.id for inv in SOFTMAX_REGISTRY))
+    assert loss == [inv.id for inv in CROSS_ENTROPY_REGISTRY]
+    assert set(softmax) | set(loss) == set(ALL_IDS)
+    assert "loss_nonnegative" not in softmax
+    assert "jacobian_psd" not in loss
 
 
 def test_an_entry_that_changes_makes_the_readme_stale(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,7 +84,7 @@ def test_each_entry_states_its_property_in_one_printable_line() -> None:
             assert field.isprintable(), (inv.id, field)
             assert field == field.strip(), (inv.id, field)
         assert set(inv.kinds) <= set(KINDS), inv.id
-    for line in NOTATION:
+    for line in (*NOTATION, *NOTATION_CE):
         assert line.isascii(), line
         assert line.isprintable(), line
 
@@ -97,6 +126,7 @@ def test_the_command_rewrites_a_file_and_prints_without_one(
         f"# title\n{_docs.TABLE_START}\n{_docs.invariants_table()}\n{_docs.TABLE_END}\nafter\n"
     )
     assert _docs.main([]) == 0
-    assert capsys.readouterr().out == _docs.invariants_table() + "\n"
+    both = _docs.invariants_table() + "\n\n" + _docs.invariants_table(("cross_entropy",))
+    assert capsys.readouterr().out == both + "\n"
     assert _docs.main(["a", "b"]) == 2
     assert "usage" in capsys.readouterr().err

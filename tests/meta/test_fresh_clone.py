@@ -8,6 +8,7 @@ committed HEAD, as a newcomer's is.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import venv
 from pathlib import Path
@@ -18,13 +19,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
-#: What a newcomer's shell has: none of the suite's Hypothesis or CI settings.
+#: Variables the Makefile reads (``EXTRAS ?= dev``...): make exports the ones given on its
+#: command line to every recipe, so CI's ``make verify EXTRAS=dev,torch,...`` would reach
+#: the clone's ``make check`` and install the frameworks a newcomer does not have.
+_MAKE_VARIABLES = frozenset(
+    re.findall(r"^([A-Za-z_]+)\s*[?:]?=", (ROOT / "Makefile").read_text(), flags=re.MULTILINE)
+)
+
+#: What a newcomer's shell has: none of the suite's Hypothesis, make or CI settings.
 _ENV = {
     k: v
     for k, v in os.environ.items()
-    if not k.startswith(("HYPOTHESIS_", "PYTEST_", "VIRTUAL_ENV")) and k not in ("CI", "MAKEFLAGS")
+    if not k.startswith(("HYPOTHESIS_", "PYTEST_", "VIRTUAL_ENV", "MAKE", "MFLAGS"))
+    and k not in {"CI", "PYTHONPATH", *_MAKE_VARIABLES}
 }
-_ENV.pop("PYTHONPATH", None)
 
 
 def _run(argv: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:

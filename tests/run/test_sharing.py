@@ -34,13 +34,16 @@ def _bad(name: str) -> Bad:
     return next(bad for bad in BAD if bad.name == name)
 
 
-def _fake(name: str, check: Any) -> Invariant:
-    return Invariant(
-        name, needs_backward=False, summary=name, math="-", check=check, build=_cases.logits_case
-    )
+def _logits(dtype: Any, shape: Any, loss: Any) -> Any:
+    """One builder for every fake: its invariants share their cases."""
+    return _cases.logits_case(dtype, shape)
 
 
-def _run(*invariants: Invariant, **options: Any) -> list[Result]:
+def _fake(name: str, check: Any) -> Invariant[Any]:
+    return Invariant(name, needs_backward=False, summary=name, math="-", check=check, build=_logits)
+
+
+def _run(*invariants: Invariant[Any], **options: Any) -> list[Result]:
     plan = RunPlan.build(Options(dtypes=("float64",), **options))
     mine = dataclasses.replace(plan, invariants=invariants)
     results, _ = run_pairs(LocalImplementation(softmax), mine, diagnose_failures=False)

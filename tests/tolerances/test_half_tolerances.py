@@ -28,7 +28,7 @@ U32 = 2.0**-24
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("model", ["float32", "input"])
+@pytest.mark.parametrize("model", ["float32", "input", "input-worst-case"])
 def test_float32_and_float64_keep_the_one_model(dtype: type, model: Accumulation) -> None:
     n = np.array([1.0, 70.0, 8200.0])
     assert np.array_equal(chain(n, dtype, model), gamma(n, dtype))
@@ -45,14 +45,14 @@ def test_float32_model_for_half_is_float32_roundings_then_one_half_rounding() ->
         assert eta[0, i] == pytest.approx(U16 + (1 + U16) * nu / (1 - nu), rel=1e-12)
     # Informative at 4096: about 1.5 u_h, where the input-dtype model is vacuous.
     assert eta.max() < 1.6 * U16
-    assert (forward_relative_bound(x, np.float16, accumulate="input") == VACUOUS).all()
+    assert (forward_relative_bound(x, np.float16, accumulate="input-worst-case") == VACUOUS).all()
     # Without the keyword: the default model, float32.
     assert np.array_equal(forward_relative_bound(x, np.float16), eta)
 
 
-def test_input_model_is_gamma_of_the_half_dtype_on_short_rows() -> None:
+def test_worst_case_input_model_is_gamma_of_the_half_dtype_on_short_rows() -> None:
     x = np.array([[0.0, -2.0, -3.5, 1.0]])
-    eta = forward_relative_bound(x, np.float16, accumulate="input")
+    eta = forward_relative_bound(x, np.float16, accumulate="input-worst-case")
     nu = (4 + 10 + math.log(4) + (1.0 - x[0])) * U16
     assert np.allclose(eta[0], nu / (1 - nu), rtol=1e-12)
 
@@ -60,22 +60,22 @@ def test_input_model_is_gamma_of_the_half_dtype_on_short_rows() -> None:
 def test_vacuous_bound_still_zero_where_the_probability_is_zero() -> None:
     """t >= 746: y_i = 0 in float64, so eta_i y_i must be 0, not VACUOUS * 0 = NaN issues."""
     x = np.array([[0.0] * 2000 + [-800.0]])
-    eta = forward_relative_bound(x, np.float16, accumulate="input")
-    bound = forward_error_bound(x, softmax(x), np.float16, accumulate="input")
+    eta = forward_relative_bound(x, np.float16, accumulate="input-worst-case")
+    bound = forward_error_bound(x, softmax(x), np.float16, accumulate="input-worst-case")
     assert eta[0, -1] == 0.0
     assert eta[0, 0] == VACUOUS
     assert np.isfinite(bound).all()
 
 
 def test_row_sum_bound_for_half() -> None:
-    # float32 model: a few u_h even at 8192; input model: gamma_D of the half dtype.
+    # float32 model: a few u_h even at 8192; input-worst-case: gamma_D of the half dtype.
     assert row_sum_bound(8192, np.float16, accumulate="float32") < 4 * U16
-    assert row_sum_bound(64, np.float16, accumulate="input") == pytest.approx(
+    assert row_sum_bound(64, np.float16, accumulate="input-worst-case") == pytest.approx(
         float(gamma(64 + 10 + 2 * math.log(64), np.float16))
         + 64 * float(np.finfo(np.float16).smallest_normal)
         + float(gamma(64, np.float64))
     )
-    assert row_sum_bound(4096, np.float16, accumulate="input") >= VACUOUS
+    assert row_sum_bound(4096, np.float16, accumulate="input-worst-case") >= VACUOUS
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32])
@@ -91,7 +91,7 @@ def test_accumulation_rejects_unknown_models(dtype: type) -> None:
 
 def test_the_model_reaches_the_worker_threads() -> None:
     blocks = [(i, i + 1) for i in range(8)]
-    seen = map_blocks(lambda _block: _model(np.float16, "input"), blocks)
+    seen = map_blocks(lambda _block: _model(np.float16, "input-worst-case"), blocks)
     assert set(seen) == {(U16, 0.0)}
     assert set(map_blocks(lambda _block: _model(np.float16, "float32"), blocks)) == {(U32, U16)}
 

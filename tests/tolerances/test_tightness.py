@@ -21,9 +21,10 @@ Where a tight test is not possible, and why:
   counted in ulps: 1 + 2u passes, the next float (1 + 4u) fails.
 - ``jacobian_psd`` is one-sided: only a quadratic form near 0 can be pushed just below
   it, so it is tested at a constant upstream (variance 0).
-- ``central_differences`` on rows longer than 64 (the directional check) has a bound
-  made mostly of worst-case truncation and the forward's bound over the step; its
-  formula is tested in tests/gradcheck/test_gradcheck.py, not here.
+- softmax's ``central_differences`` on rows longer than 64 (the directional check) has a
+  bound made mostly of worst-case truncation and the forward's bound over the step; its
+  formula is tested in tests/gradcheck/test_gradcheck.py, not here. log_softmax's (through
+  softmax's symmetric diag(y) J) is written out and tested here, on rows of 100.
 - The exact invariants (``finite_for_finite_input``, ``dtype_preserved``,
   ``input_not_mutated``, ``masked_entries_exactly_zero``, ``fully_masked_rows``) have
   no tolerance to be tight about.
@@ -654,3 +655,54 @@ def test_temperature_pair_passes_central_differences_and_fails_matches_reference
     impl = _tempered(1.01)
     _backward.central_differences(impl, case)
     assert not _verdict(_forward.matches_reference, impl, case)
+
+
+# --- log_softmax's central_differences along random directions (rows longer than 64) --------
+
+
+def _log_directional_tol(x: A, u: A, h: float, dtype: np.dtype[Any]) -> A:
+    """docs/tolerances.md, "log_softmax along random directions", at a point on the step grid
+    (delta = 0): tau at the largest upstream a correct forward's weights give, the weights'
+    error rho, the rounding of g, and the difference quotient's epsilon, all times y."""
+    d, ug = x.shape[1], _u(dtype)
+    sigma = 2.0**-149 if dtype == np.float32 else 2.0**-1074
+    z = oracle.log_softmax(x)
+    y = np.exp(z)
+    a = _log_a(x, z, dtype)
+    b = (y * np.expm1(a)).sum(axis=1, keepdims=True)
+    rho = np.exp(a) / (1 - b) - 1 + 2 * _gamma(d + 4, F64)
+    spread = (u.max(axis=1) - u.min(axis=1))[:, None]
+    g1, g2 = float(_gamma(1, F64)), float(_gamma(2, F64))
+    eps = h**2 * spread**3 / 24 + g1 * spread + (1 + g1) * _log_a(x, z, dtype, moved=h) / h
+    eps = eps + g2 * (spread + eps)
+    au = np.abs(u)
+    p = (y * au).sum(axis=1, keepdims=True)
+    q = (y * rho * au).sum(axis=1, keepdims=True)
+    g_bound = y * (1 + rho) * au * (1 + ug) + sigma / 2
+    out: A = (
+        _log_bwd(x, z, g_bound, dtype)
+        + y * ((1 + rho) * (ug * au + eps) + rho * p + q + ug * (p + q))
+        + sigma * (1 + d * y) / 2
+        + _lam(F64) * (d + 2 + spread + eps)
+    )
+    return out
+
+
+@BY_DTYPE
+@BY_K
+def test_log_central_differences_along_directions(dtype: np.dtype[Any], k: float) -> None:
+    """Rows of 100 columns: two random directions (seeded from x), each compared entry by
+    entry; the backward is wrong by k times the smaller of the two bounds at one entry."""
+    from softmax_verify.gradcheck._directions import _draw_eighths
+    from softmax_verify.invariants._backward import seed_of
+
+    rng = np.random.default_rng(5)
+    x = _grid(rng, 3, (N, 100)).astype(dtype)  # on the 2**-8 grid: x' = x, delta = 0
+    h = float(2.0 ** round(math.log2((24 * (100 + 10) * _u(dtype)) ** (1 / 3))))
+    draws = np.random.default_rng(seed_of(x))
+    tol = np.minimum(
+        *(_log_directional_tol(x, _draw_eighths(draws, x.shape) / 8.0, h, dtype) for _ in "uv")
+    )
+    case: Case = {"x": x, "dout": _grid(rng, 1, (N, 100)).astype(dtype)}
+    impl = _log_impl(dtype, dx_error=lambda xx, gg: _bump(np.zeros(xx.shape), k * tol))
+    _expect(k, _verdict(_log_backward.central_differences, impl, case), "log directional")

@@ -6,8 +6,8 @@ handlers, the working directory) and its caches. The verifier (``_remote``) send
 request at a time and reads one reply:
 
 - ``("load", release, TargetSpec, sys_path)`` ->
-  ``("loaded", has_backward, name, reading, options)`` (the options as the child read
-  them, as plain data), or
+  ``("loaded", has_backward, name, reading, options, takes_upstream)`` (the options as the
+  child read them, as plain data; ``takes_upstream``: a cross-entropy gradient's), or
   ``("target_error", message)`` for a target that cannot be read (a usage error), or
   ``("exited", status, location)`` for a ``sys.exit`` while the module was imported;
 - ``("forward", release, x, want_x)`` -> ``("ok", y, handle, x_after | None)``;
@@ -20,6 +20,10 @@ request at a time and reads one reply:
 - ``("source", release, stage)`` -> ``("ok", "file:line: text" | None)``;
 - ``("reading", release)`` -> ``("ok", reading)``: the reading as the calls have taught
   it (which other libraries' arrays the code returned, ``target.arrays``);
+- for the ``cross_entropy`` kind: ``("loss", release, x, labels)`` ->
+  ``("ok", loss, x_written, labels_written)``; ``("grad", release, x, labels, upstream)``
+  -> ``("ok", dx, x_written, labels_written, upstream_written, cache_written)``;
+  ``("loss_each", release, [(x, labels), ...])`` -> ``("ok", [loss, ...])``;
 - any call may instead reply ``("error", role, reason, location)`` or
   ``("timeout", role, seconds)``.
 
@@ -85,7 +89,11 @@ def main() -> None:
             sys.stdout.flush()
             sys.stderr.flush()
             real_exit(0)  # no interpreter shutdown: the user's threads and atexit hooks
-        conn.send_bytes(pickle.dumps(server.handle(request), protocol=5))
+        reply = pickle.dumps(server.handle(request), protocol=5)
+        try:
+            conn.send_bytes(reply)
+        except OSError:  # the verifier died while the call ran: no one to answer, or to tell
+            real_exit(0)
 
 
 if __name__ == "__main__":  # pragma: no cover - run by the verifier as a child process

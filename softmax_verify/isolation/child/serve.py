@@ -1,5 +1,6 @@
-"""The child's side of each request (see ``_child`` for the protocol): calls of the
-Implementation the target names, with their results as builtins and encoded arrays."""
+"""The child's side of each request (see ``main`` for the protocol): calls of the
+Implementation (or, for the ``cross_entropy`` kind, the LossImplementation) the target
+names, with their results as builtins and encoded arrays."""
 
 from __future__ import annotations
 
@@ -12,15 +13,11 @@ import numpy as np
 
 from softmax_verify.core.errors import CallTimeout, ImplementationError
 from softmax_verify.core.implementation import BackwardCall, ForwardCall, Implementation, lookup
+from softmax_verify.core.loss_implementation import LossImplementation
 from softmax_verify.core.messages import describe_exception, one_line
 from softmax_verify.isolation.wire import decode_array, encode_array
 from softmax_verify.target.conventions import Reading
-from softmax_verify.target.load import (
-    TargetError,
-    TargetSpec,
-    load_implementation,
-    with_outputs_read,
-)
+from softmax_verify.target.load import TargetError, TargetSpec, load_target, with_outputs_read
 from softmax_verify.target.sandbox import user_location
 
 __all__ = ["Server"]
@@ -33,7 +30,7 @@ class Server:
     """The loaded target and the caches of its forward calls, by handle."""
 
     def __init__(self) -> None:
-        self.impl: Implementation | None = None
+        self.impl: Implementation | LossImplementation | None = None
         self.reading: Reading | None = None
         self.caches: dict[int, object] = {}
         self.next_handle = 0
@@ -43,7 +40,7 @@ class Server:
         op, release, args = request[0], request[1], request[2:]
         for handle in release:
             self.caches.pop(handle, None)
-        role = "backward" if op in ("backward", "vjp") else "forward"
+        role = "backward" if op in ("backward", "vjp", "grad") else "forward"
         try:
             if op == "load":
                 return self._load(*args)
@@ -61,7 +58,7 @@ class Server:
         # process's own entries, which come from the same environment.
         sys.path.extend(p for p in path if p not in sys.path)
         try:
-            self.impl, reading = load_implementation(spec)
+            self.impl, reading = load_target(spec)
         except TargetError as exc:
             cause = exc.__context__  # the loader reports a sys.exit() at import as a TargetError
             if isinstance(cause, SystemExit):
@@ -70,17 +67,24 @@ class Server:
         self.reading = reading
         # The options as the child read them, echoed: the verifier can see they arrived.
         echoed = dataclasses.asdict(spec.options)
+        upstream = isinstance(self.impl, LossImplementation) and self.impl.takes_upstream
         return (
             "loaded",
             self.impl.has_backward,
             one_line(self.impl.name),
             reading.to_dict(),
             echoed,
+            upstream,
         )
 
     def _loaded(self) -> Implementation:
-        if self.impl is None:
-            raise RuntimeError("no target loaded")
+        if not isinstance(self.impl, Implementation):
+            raise RuntimeError("no softmax target loaded")
+        return self.impl
+
+    def _loaded_loss(self) -> LossImplementation:
+        if not isinstance(self.impl, LossImplementation):
+            raise RuntimeError("no cross-entropy target loaded")
         return self.impl
 
     def _forward(self, encoded: Encoded, want_x: bool) -> Reply:
@@ -130,11 +134,27 @@ class Server:
     def _reading(self) -> Reply:
         if self.reading is None:
             raise RuntimeError("no target loaded")
-        return ("ok", with_outputs_read(self.reading, self._loaded()).to_dict())
+        return ("ok", with_outputs_read(self.reading, self.impl).to_dict())
 
     def _source(self, stage: str) -> Reply:
         found = self._loaded().source_of(stage)
         return ("ok", None if found is None else one_line(found))
+
+    def _loss(self, x: Encoded, labels: Encoded) -> Reply:
+        call = self._loaded_loss().loss(_decoded(x), _decoded(labels))
+        return ("ok", encode_array(call.loss), call.mutated_x, call.mutated_labels)
+
+    def _grad(self, x: Encoded, labels: Encoded, upstream: Encoded) -> Reply:
+        call = self._loaded_loss().grad(_decoded(x), _decoded(labels), _decoded(upstream))
+        flags = (call.mutated_x, call.mutated_labels, call.mutated_upstream, call.mutated_cache)
+        return ("ok", encode_array(call.dx), *(bool(flag) for flag in flags))
+
+    def _loss_each(self, pairs: list[tuple[Encoded, Encoded]]) -> Reply:
+        impl = self._loaded_loss()
+        return (
+            "ok",
+            [encode_array(impl.loss(_decoded(x), _decoded(lab)).loss) for x, lab in pairs],
+        )
 
 
 def _decoded(encoded: Encoded) -> np.ndarray[Any, Any]:

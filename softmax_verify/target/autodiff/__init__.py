@@ -41,8 +41,10 @@ from softmax_verify.target.autodiff._base import (
     AutodiffForward,
     Library,
     module_roots,
+    target_name,
 )
-from softmax_verify.target.autodiff._jax import compiled_per_shape
+from softmax_verify.target.autodiff._jax import compiled_per_shape, jax_kind
+from softmax_verify.target.autodiff._torch import check_device, torch_callable, torch_kind
 
 __all__ = [
     "AUTODIFF",
@@ -52,9 +54,14 @@ __all__ = [
     "AutodiffForward",
     "Library",
     "adapt",
+    "check_device",
     "compiled_per_shape",
     "detect",
+    "jax_kind",
     "library_of_module",
+    "target_name",
+    "torch_callable",
+    "torch_kind",
     "uses",
 ]
 

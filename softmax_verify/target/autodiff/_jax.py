@@ -22,10 +22,11 @@ from softmax_verify.target.autodiff._base import (
 )
 from softmax_verify.target.jax_buckets import BucketedJit
 
-__all__ = ["LIBRARY", "compiled_per_shape"]
+__all__ = ["LIBRARY", "compiled_per_shape", "jax_kind"]
 
 
-def _kind(target: object) -> str | None:
+def jax_kind(target: object) -> str | None:
+    """``"custom_vjp"`` or ``"custom_jvp"`` for such a jax function, else None."""
     jax = sys.modules.get("jax")
     if jax is None:
         return None
@@ -47,7 +48,7 @@ def compiled_per_shape(forward: object) -> bool:
 def _adapt(target: Any, device: str) -> Adapted:
     jax = import_library("jax")
     jax.config.update("jax_enable_x64", True)  # float64 must really be float64
-    kind = _kind(target)
+    kind = jax_kind(target)
     what = f"jax function {target_name(target)}" + (f" with jax.{kind}" if kind else "")
     bucketed = BucketedJit(target)
     how = f"{what}; backward by jax.vjp; compiled by jax.jit once per column count, rows in blocks"
@@ -55,4 +56,4 @@ def _adapt(target: Any, device: str) -> Adapted:
     return Adapted(forward, bucketed.backward, how)
 
 
-LIBRARY = Library("jax", ("jax", "jaxlib"), _kind, _adapt)
+LIBRARY = Library("jax", ("jax", "jaxlib"), jax_kind, _adapt)

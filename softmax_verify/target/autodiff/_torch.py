@@ -27,10 +27,12 @@ from softmax_verify.target.autodiff._base import (
     target_name,
 )
 
-__all__ = ["LIBRARY"]
+__all__ = ["LIBRARY", "check_device", "torch_callable", "torch_kind"]
 
 
-def _kind(target: object) -> str | None:
+def torch_kind(target: object) -> str | None:
+    """``"function"`` (an autograd.Function subclass), ``"module class"``, ``"module"``
+    (an nn.Module instance), or None."""
     torch = sys.modules.get("torch")
     if torch is None:
         return None
@@ -43,7 +45,8 @@ def _kind(target: object) -> str | None:
     return None
 
 
-def _check_device(torch: Any, device: str) -> Any:
+def check_device(torch: Any, device: str) -> Any:
+    """``torch.device(device)``; AutodiffError for CUDA without a GPU or a bad name."""
     if not isinstance(device, str):
         raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -57,8 +60,10 @@ def _check_device(torch: Any, device: str) -> Any:
         raise AutodiffError(f"device must be 'cpu' or 'cuda[:N]'; got {device!r} ({exc})") from None
 
 
-def _callable(target: Any) -> tuple[Callable[[Any], Any], str]:
-    kind = _kind(target)
+def torch_callable(torch: Any, target: Any) -> tuple[Callable[..., Any], str]:
+    """What to call for a torch target (``.apply`` of an autograd.Function, a module built
+    with no arguments, the target itself) and how it was read."""
+    kind = torch_kind(target)
     if kind == "function":
         how = f"torch.autograd.Function subclass {target_name(target)}, called via .apply"
         return target.apply, how
@@ -78,9 +83,9 @@ def _callable(target: Any) -> tuple[Callable[[Any], Any], str]:
 
 def _adapt(target: Any, device: str) -> Adapted:
     torch = import_library("torch")
-    dev = _check_device(torch, device)
+    dev = check_device(torch, device)
     fn: Any
-    fn, what = _callable(target)
+    fn, what = torch_callable(torch, target)
     is_module = isinstance(fn, torch.nn.Module)
     if is_module:
         fn = fn.to(dev)
@@ -104,4 +109,4 @@ def _adapt(target: Any, device: str) -> Adapted:
     return Adapted(AutodiffForward(forward, how, target_name(target)), backward, how)
 
 
-LIBRARY = Library("torch", ("torch",), _kind, _adapt, devices=True)
+LIBRARY = Library("torch", ("torch",), torch_kind, _adapt, devices=True)

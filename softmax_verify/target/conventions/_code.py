@@ -19,7 +19,17 @@ from softmax_verify.core.errors import ImplementationError
 from softmax_verify.core.implementation import lookup
 from softmax_verify.target.arrays import is_array
 
-__all__ = ["GRAD_NAMES", "OUTPUT_NAMES", "Code", "FunctionCode", "LayerCode"]
+__all__ = [
+    "GRAD_NAMES",
+    "OUTPUT_NAMES",
+    "Code",
+    "FunctionCode",
+    "LayerCode",
+    "attribute_ids",
+    "dx_of",
+    "fresh",
+    "stored_name",
+]
 
 A = NDArray[Any]
 
@@ -50,7 +60,7 @@ class Code:
         return y if self.grad_at == "y" else x
 
 
-def _dx_of(result: object) -> object:
+def dx_of(result: object) -> object:
     """dx from what a vjp backward returned: the array, or the 'dx' of a mapping/object."""
     if is_array(result):
         return result
@@ -87,11 +97,11 @@ class FunctionCode(Code):
         assert self._backward is not None
         if self.backward_kind == "vjp":
             args = (state, dout) if self.cache_first else (dout, state)
-            return _dx_of(self._backward(*args))
+            return dx_of(self._backward(*args))
         return self._backward(self._at(x, y))
 
 
-def _stored(
+def stored_name(
     obj: object, before: dict[str, int], shape: tuple[int, ...], names: Sequence[str]
 ) -> str:
     """The attribute of ``obj`` holding the call's array: one it bound during the call, of
@@ -113,7 +123,7 @@ def _shaped(value: object, shape: tuple[int, ...]) -> bool:
     return is_array(value) and tuple(getattr(value, "shape", ())) == shape
 
 
-def _ids(obj: object) -> dict[str, int]:
+def attribute_ids(obj: object) -> dict[str, int]:
     return {k: id(v) for k, v in getattr(obj, "__dict__", {}).items()}
 
 
@@ -143,7 +153,7 @@ class LayerCode(Code):
 
     def forward(self, x: A) -> tuple[object, object]:
         layer = self._make()
-        before = _ids(layer)
+        before = attribute_ids(layer)
         result = getattr(layer, self._fwd)(x)
         if isinstance(result, tuple) and len(result) == 2 and is_array(result[0]):
             result = result[0]  # (y, cache): the layer itself is the cache
@@ -163,8 +173,8 @@ class LayerCode(Code):
         method = getattr(layer, self._bwd)
         if self.backward_kind == "at":
             return method(self._at(x, y)) if self._grad_takes_arg else method()
-        before = _ids(layer)
-        result = _dx_of(method(dout))
+        before = attribute_ids(layer)
+        result = dx_of(method(dout))
         if result is None:
             name = self._read_name(layer, self.dx, before, dout.shape, GRAD_NAMES)
             if not name:
@@ -184,7 +194,7 @@ class LayerCode(Code):
         value = getattr(layer, preferred, None) if preferred else None
         if _shaped(value, shape):
             return preferred
-        return _stored(layer, before, shape, names)
+        return stored_name(layer, before, shape, names)
 
 
 def fresh(target: object) -> Callable[[], object]:

@@ -14,9 +14,11 @@ __all__ = [
     "ConventionError",
     "binds",
     "did_you_mean",
+    "function_node",
     "output_first",
     "required_names",
     "returns_value",
+    "signature_text",
     "stored_attributes",
 ]
 
@@ -112,7 +114,7 @@ def signature_text(func: Callable[..., Any], name: str) -> str:
     return f"{name}{params}"
 
 
-def _function_node(func: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+def function_node(func: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     try:
         source = textwrap.dedent(inspect.getsource(inspect.unwrap(func)))
         tree = ast.parse(source)
@@ -126,7 +128,7 @@ def _function_node(func: Callable[..., Any]) -> ast.FunctionDef | ast.AsyncFunct
 
 def returns_value(func: Callable[..., Any]) -> bool | None:
     """Whether the function's source has a ``return`` of something other than None."""
-    node = _function_node(func)
+    node = function_node(func)
     if node is None:
         return None
     for sub in ast.walk(node):
@@ -138,7 +140,7 @@ def returns_value(func: Callable[..., Any]) -> bool | None:
 
 def stored_attributes(func: Callable[..., Any]) -> list[str]:
     """The attributes the method binds on its first parameter (``self.x = ...``), in order."""
-    node = _function_node(func)
+    node = function_node(func)
     if node is None or not node.args.args:
         return []
     owner = node.args.args[0].arg

@@ -1,0 +1,215 @@
+r"""The catalogue of known-wrong log_softmax backward formulas, and how each is tested.
+
+Every formula is evaluated in float64 at the implementation's own forward output
+:math:`\hat z` (what its backward receives), :math:`y = e^{\hat z}`, and upstream g; the
+correct one is :math:`C = g - y \sum_j g_j`. The proof standard is the softmax catalogue's
+(``_match``): named only when it matches on every probe and differs from C on three.
+
+Tolerance, per entry, for a formula F built from y, g, z and x by products and sums: the
+softmax catalogue's (tolerances.formula_bound, Higham's bound on :math:`|F|_{abs}` with
+:math:`8\eta`), plus :math:`2(e^{a} - 1)|F|_{abs}` with a the row's largest
+tolerances.log_softmax_error_bound: the backward may take y from its own cache, where the
+forward's output (its exponent, absolutely within a of the exact) was rounded to the dtype,
+so its y and ours are each within a factor :math:`e^{\pm a}` of the exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from softmax_verify.core.options import Accumulation
+from softmax_verify.core.oracle import log_softmax
+from softmax_verify.diagnosis._match import Tally, shortest
+from softmax_verify.diagnosis._probes import Observation
+from softmax_verify.tolerances import formula_bound, log_softmax_error_bound
+
+__all__ = ["LOG_BACKWARD_FIX", "LOG_CATALOGUE", "backward_findings", "consistent", "correct"]
+
+F64 = NDArray[np.float64]
+#: The loosest model, as in the softmax catalogue (its ``_MODEL``).
+_MODEL: Accumulation = "input-worst-case"
+LOG_BACKWARD_FIX = "dx = dout - np.exp(z) * dout.sum(axis=-1, keepdims=True)"
+#: (value, absolute-value form) of a formula at x, z, g.
+Formula = Callable[[F64, F64, F64], tuple[F64, F64]]
+
+
+def _rs(a: F64) -> F64:
+    out: F64 = a.sum(axis=1, keepdims=True)
+    return out
+
+
+def correct(x: F64, z: F64, g: F64) -> tuple[F64, F64]:
+    """:math:`g - e^z \\sum g` and its absolute-value form."""
+    y = np.exp(z)
+    return g - y * _rs(g), np.abs(g) + y * _rs(np.abs(g))
+
+
+def tolerance(abs_form: F64, x: NDArray[Any], g: F64, dtype: np.dtype[Any]) -> F64:
+    """The module docstring's tolerance."""
+    x64 = np.asarray(x, dtype=np.float64)
+    a = log_softmax_error_bound(x64, log_softmax(x64), dtype, accumulate=_MODEL)
+    spread = 2 * np.expm1(np.minimum(a.max(axis=1, keepdims=True), 700.0))
+    out: F64 = formula_bound(abs_form, x, g, dtype, accumulate=_MODEL) + spread * abs_form
+    return out
+
+
+def _batch(axis: int | None) -> Formula:
+    def formula(x: F64, z: F64, g: F64) -> tuple[F64, F64]:
+        y = np.exp(z)
+        return g - y * g.sum(axis=axis, keepdims=True), np.abs(g) + y * np.abs(g).sum(
+            axis=axis, keepdims=True
+        )
+
+    return formula
+
+
+def _softmax_vjp(x: F64, z: F64, g: F64) -> tuple[F64, F64]:
+    y = np.exp(z)
+    return y * (g - _rs(g * y)), y * (np.abs(g) + _rs(np.abs(g) * y))
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """A known-wrong log_softmax backward: id, what the code does, and the formula."""
+
+    id: str
+    summary: str
+    formula: Formula
+    fix: str = LOG_BACKWARD_FIX
+
+
+LOG_CATALOGUE: tuple[LogEntry, ...] = (
+    LogEntry(
+        "diagonal_only",
+        "the backward keeps only the Jacobian's diagonal, dx = dout * (1 - y) with y = exp(z), "
+        "and drops the cross terms -y_j that the row's log-sum-exp brings in",
+        lambda x, z, g: (g * (1 - np.exp(z)), np.abs(g) * (1 + np.exp(z))),
+    ),
+    LogEntry(
+        "identity_backward",
+        "the backward returns dout unchanged (dx = dout): the term -exp(z) * sum(dout) that "
+        "the row's log-sum-exp brings in is missing",
+        lambda x, z, g: (g.copy(), np.abs(g)),
+    ),
+    LogEntry(
+        "sum_sign_flipped",
+        "the backward adds the row sum instead of subtracting it: dx = dout + exp(z) * sum(dout)",
+        lambda x, z, g: (g + np.exp(z) * _rs(g), np.abs(g) + np.exp(z) * _rs(np.abs(g))),
+    ),
+    LogEntry(
+        "upstream_missing_in_sum",
+        "the backward leaves dout out of its sum: dx = dout - exp(z), where "
+        "dout - exp(z) * sum(dout) belongs",
+        lambda x, z, g: (g - np.exp(z), np.abs(g) + np.exp(z)),
+    ),
+    LogEntry(
+        "softmax_backward",
+        "the backward is softmax's, dx = y * (dout - sum(dout * y)) with y = exp(z), applied "
+        "to a log_softmax",
+        _softmax_vjp,
+    ),
+    LogEntry(
+        "batch_axis_reduction",
+        "the backward takes the sum of dout over the batch axis (each column) instead of "
+        "along each row",
+        _batch(0),
+    ),
+    LogEntry(
+        "batch_axis_reduction",
+        "the backward takes the sum of dout over the whole batch instead of along each row",
+        _batch(None),
+    ),
+    LogEntry(
+        "log_output_not_exponentiated",
+        "the backward uses the log-probabilities z where the probabilities exp(z) belong: "
+        "dx = dout - z * sum(dout)",
+        lambda x, z, g: (g - z * _rs(g), np.abs(g) + np.abs(z) * _rs(np.abs(g))),
+    ),
+)
+
+
+def _usable(observations: list[Observation]) -> list[tuple[Observation, F64, F64]]:
+    """(observation, x, g) of the probes a backward can be judged on."""
+    return [
+        (obs, obs.probe.x.astype(np.float64), obs.probe.dout.astype(np.float64))
+        for obs in observations
+        if obs.y is None or obs.finite_y
+    ]
+
+
+def _tally(formula: Formula, observations: list[Observation]) -> Tally:
+    """Match one fixed formula against the backward on every usable probe."""
+    tally = Tally()
+    for obs, x, g in _usable(observations):
+        if obs.dx is None or obs.y is None:
+            tally.fail()
+            continue
+        dt = obs.probe.x.dtype
+        with np.errstate(all="ignore"):
+            value, abs_form = formula(x, obs.y, g)
+            c, c_abs = correct(x, obs.y, g)
+        tally.add(
+            obs.probe.label,
+            obs.dx,
+            value,
+            tolerance(abs_form, obs.probe.x, g, dt),
+            c,
+            tolerance(c_abs, obs.probe.x, g, dt),
+        )
+    return tally
+
+
+def _scaled(observations: list[Observation]) -> tuple[Tally, float, float]:
+    """``k * C`` with k the least-squares estimate (as ``_backward.tally_scaled``)."""
+    tally = Tally()
+    rows = []
+    for obs, x, g in _usable(observations):
+        if obs.dx is None or obs.y is None:
+            tally.fail()
+            continue
+        with np.errstate(all="ignore"):
+            c, c_abs = correct(x, obs.y, g)
+        rows.append((obs, c, tolerance(c_abs, obs.probe.x, g, obs.probe.x.dtype)))
+    with np.errstate(all="ignore"):
+        norm = sum(float((c * c).sum()) for _, c, _ in rows)
+        signal = sum(float((np.abs(c) * tol).sum()) for _, c, tol in rows)
+        k = sum(float((obs.dx * c).sum()) for obs, c, _ in rows if obs.dx is not None)
+    if not (norm > 0 and np.isfinite(k)):
+        tally.fail()
+        return tally, float("nan"), float("inf")
+    k /= norm
+    delta = max(abs(k), 1.0) * signal / norm
+    for obs, c, tol_c in rows:
+        assert obs.dx is not None
+        with np.errstate(all="ignore"):
+            tol_f = abs(k) * tol_c + 2 * np.abs(c) * delta
+        tally.add(obs.probe.label, obs.dx, k * c, tol_f, c, tol_c)
+    return tally, k, delta / abs(k) if k else float("inf")
+
+
+def backward_findings(observations: list[Observation]) -> list[tuple[str, str, str, Tally]]:
+    """(id, summary, fix, tally) of every log_softmax backward catalogue entry."""
+    out = [(e.id, e.summary, e.fix, _tally(e.formula, observations)) for e in LOG_CATALOGUE]
+    scaled, k, delta = _scaled(observations)
+    flip = " (a sign flip)" if abs(k + 1) <= delta else ""
+    out.append(
+        (
+            "scaled_backward",
+            f"the backward returns k = {shortest(k, delta)} times the true vector-Jacobian "
+            f"product{flip}",
+            LOG_BACKWARD_FIX,
+            scaled,
+        )
+    )
+    return out
+
+
+def consistent(observations: list[Observation]) -> bool:
+    """The backward matches the correct VJP at its own forward's output on every probe."""
+    tally = _tally(correct, observations)
+    return tally.matched and tally.probes > 0

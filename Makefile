@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Extras to install; CI adds the frameworks and ml_dtypes: make verify EXTRAS=dev,scipy,torch,jax,half
+# Extras to install; CI adds every framework and library and ml_dtypes:
+# make verify EXTRAS=dev,scipy,torch,jax,half,tensorflow,autograd,mygrad,thinc,sklearn
 EXTRAS ?= dev
+ALL_EXTRAS := dev,scipy,torch,jax,half,tensorflow,autograd,mygrad,thinc,sklearn
 TARGET ?=
 # The kind checked (softmax, log_softmax); without TARGET, its bundled reference.
 KIND ?=
@@ -60,7 +62,7 @@ soak: install
 
 bench: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(MAKE) --no-print-directory install EXTRAS=dev,scipy,torch,jax,half
+	$(MAKE) --no-print-directory install EXTRAS=$(ALL_EXTRAS)
 	$(BIN)/python bench/bench.py
 
 clean:

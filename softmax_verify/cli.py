@@ -11,7 +11,8 @@
                          [--rowwise] [--axis K] [--rank 2|3|4]
                          [--kind softmax|log_softmax|cross_entropy] [--masked]
                          [--labels index|onehot|probs] [--reduction mean|sum|none]
-                         [--autodiff torch|jax] [--device cpu|cuda[:N]]
+                         [--autodiff torch|jax|tensorflow|autograd|mygrad]
+                         [--device cpu|cuda[:N]]
     softmax-verify list [--format text|json] [--kind softmax|log_softmax|cross_entropy]
                         [--masked]
     softmax-verify --version
@@ -299,15 +300,16 @@ def _add_jobs_option(check: argparse.ArgumentParser) -> None:
 
 
 def _add_framework_options(check: argparse.ArgumentParser) -> None:
-    """``--autodiff`` and ``--device``: targets written with torch or jax ops."""
-    frameworks = check.add_argument_group("targets written with torch or jax ops")
+    """``--autodiff`` and ``--device``: targets written with a library's ops."""
+    frameworks = check.add_argument_group("targets written with a library's ops")
     frameworks.add_argument(
         "--autodiff",
         choices=AUTODIFF,
         default=None,
-        help="the target is a torch/jax function, nn.Module or autograd.Function; its "
-        "backward is the framework's autodiff (detected without the flag for an "
-        "autograd.Function, an nn.Module or a jax.custom_vjp function) (default: none)",
+        help="the target is written with this library's ops; its backward is the library's "
+        "autodiff (detected without the flag where the target's type or module says so: "
+        "tf.nn.softmax, jax.nn.softmax, mygrad's and keras's functions, a tf.function, "
+        "an autograd.Function, an nn.Module, a jax.custom_vjp function) (default: none)",
     )
     frameworks.add_argument(
         "--device",

@@ -163,6 +163,49 @@ def softmax_derivative(s: A) -> A:
     return np.asarray(s * (1 - s))
 
 
+# --- a backward whose parameter names say the order (thinc's backprop_softmax) -----------
+
+
+def backprop_softmax(Y: A, dY: A) -> A:
+    """The output first, the upstream second, as thinc's Ops write it."""
+    return np.asarray(Y * (dY - (dY * Y).sum(axis=-1, keepdims=True)))
+
+
+def backprop_softmax_diagonal(Y: A, dY: A) -> A:
+    """The same order, the Jacobian's diagonal alone."""
+    return np.asarray(Y * (1 - Y) * dY)
+
+
+# --- arrays of another library: only the __array__ protocol ------------------------------
+
+
+class Wrapped:
+    """An array type numpy reads through ``__array__`` alone, as other libraries' are."""
+
+    def __init__(self, data: A) -> None:
+        self._data = data
+        self.shape = data.shape
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> A:
+        view: A = self._data.view()
+        view.flags.writeable = False  # read-only, as TensorFlow's and jax's are
+        return view if dtype is None else np.asarray(view, dtype=dtype)
+
+
+def wrapped_softmax(x: A) -> Wrapped:
+    return Wrapped(softmax_rows(x))
+
+
+def wrapped_backward(dout: A, y: Wrapped) -> Wrapped:
+    s = np.asarray(y)
+    return Wrapped(s * (dout - (dout * s).sum(axis=-1, keepdims=True)))
+
+
+def wrapped_naive_softmax(x: A) -> Wrapped:
+    e = np.exp(x)
+    return Wrapped(e / e.sum(axis=-1, keepdims=True))
+
+
 # --- Jacobian functions ------------------------------------------------------------------
 
 
@@ -369,6 +412,17 @@ STYLES: tuple[Style, ...] = (
         softmax_1d,
         None,
         fails=("rows_sum_to_one", "row_independence"),
+    ),
+    Style("output_first_backward", softmax_rows, backprop_softmax),
+    Style(
+        "output_first_backward_diagonal", softmax_rows, backprop_softmax_diagonal, fails=DIAGONAL
+    ),
+    Style("another_librarys_arrays", wrapped_softmax, wrapped_backward),
+    Style("another_librarys_arrays_per_row", wrapped_softmax, wrapped_backward, {"rowwise": True}),
+    Style(
+        "another_librarys_arrays_naive",
+        wrapped_naive_softmax,
+        fails=("finite_for_finite_input", "matches_reference"),
     ),
     Style("columns", softmax_columns, softmax_columns_backward, {"axis": 0}),
     Style(

@@ -17,6 +17,12 @@ EXTRA_OF: dict[str, str] = {
     "jaxlib": "jax",
     "optax": "jax",
     "ml_dtypes": "half",
+    "tensorflow": "tensorflow",
+    "keras": "tensorflow",  # keras 3 comes with TensorFlow, its default backend
+    "autograd": "autograd",
+    "mygrad": "mygrad",
+    "thinc": "thinc",
+    "sklearn": "sklearn",
     "pytest": "pytest",
     "mpmath": "dev",
 }

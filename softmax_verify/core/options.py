@@ -57,8 +57,8 @@ DEFAULT_DTYPES: tuple[str, ...] = ("float32", "float64")
 #: the half dtype, worst case (every rounding error of one sign, subnormals flushed).
 Accumulation = Literal["float32", "input", "input-worst-case"]
 ACCUMULATIONS: tuple[Accumulation, ...] = ("float32", "input", "input-worst-case")
-#: The frameworks whose autodiff can supply the backward (``target.autodiff``).
-AUTODIFF: tuple[str, ...] = ("torch", "jax")
+#: The libraries whose autodiff can supply the backward (``target.autodiff``, a module each).
+AUTODIFF: tuple[str, ...] = ("torch", "jax", "tensorflow", "autograd", "mygrad")
 #: What a backward computes: a vector-Jacobian product, an elementwise derivative g with
 #: dx = dout * g, or the Jacobian J with dx = J^T dout per row.
 GRADS: tuple[str, ...] = ("vjp", "elementwise", "jacobian")

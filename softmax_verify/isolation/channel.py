@@ -70,6 +70,7 @@ _REPLY_LENGTHS = {
     "loss": 4,
     "grad": 6,
     "loss_each": 2,
+    "reading": 2,
 }
 
 _SERVING = tuple(
@@ -203,6 +204,18 @@ class ChildTarget:
             raise LoadFailed("sent an unexpected reply while loading", None) from None
         self._has_backward = reply[1] is True
         self._takes_upstream = reply[5] is True
+
+    def read_again(self) -> None:
+        """``reading`` as the child now states it, having called the target: which other
+        libraries' arrays its code returned. Kept as it was when the child is gone (a
+        new one is not started for it) or does not answer."""
+        if self._child is None or self._interrupted:
+            return
+        try:
+            reply = self._request("forward", ("reading",), 0)
+            self.reading = Reading.from_dict(reply[1])
+        except (ImplementationError, TypeError, KeyError, ValueError):
+            return
 
     def close(self) -> None:
         """Stop the child and whatever it left running (their pids go to ``leftovers``)."""

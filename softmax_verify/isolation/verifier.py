@@ -42,7 +42,7 @@ from softmax_verify.run.plan import RunPlan, unchecked
 from softmax_verify.run.report import Report
 from softmax_verify.run.runner import run_pairs
 from softmax_verify.target.conventions import Reading
-from softmax_verify.target.load import TargetSpec, load_target
+from softmax_verify.target.load import TargetSpec, load_target, with_outputs_read
 
 __all__ = [
     "Outcome",
@@ -133,6 +133,7 @@ def verify_isolated(
     if not isolate:
         impl, reading = load_target(spec)
         results, found = run_pairs(impl, plan)
+        reading = with_outputs_read(reading, impl)
         return plan.report(name, backward, results, found, reading=reading)
     lanes = lane_dtypes(plan.dtypes, jobs)
     outcome = _in_lanes(spec, plan, lanes) if len(lanes) > 1 else in_child(spec, plan)
@@ -161,6 +162,7 @@ def in_child(spec: TargetSpec, plan: RunPlan, *, diagnose: bool = True) -> Outco
     with _stopped_on_signals(remote):
         try:
             outcome = Outcome(*_run_remote(remote, plan, diagnose))
+            remote.read_again()  # what its calls taught: the libraries' arrays it returned
         finally:
             remote.close()
     outcome.leftovers, outcome.reading = remote.leftovers, remote.reading

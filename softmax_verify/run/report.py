@@ -32,6 +32,7 @@ _READING_KEYS = (
     "layout",
     "notes",
     "autodiff",
+    "arrays",
     "text",
 )
 

@@ -52,7 +52,7 @@ from softmax_verify.target.conventions import (
     implementation_from,
     loss_implementation_from,
 )
-from softmax_verify.target.load import with_autodiff_note
+from softmax_verify.target.load import with_autodiff_note, with_code_hints, with_outputs_read
 
 __all__ = ["Target", "run_invariant", "run_pairs", "verify"]
 
@@ -309,7 +309,7 @@ def verify(
 
     ``forward``: a function, a layer class (a fresh instance per call) or a layer instance (a
     deep copy per call), read as ``options`` say (``Options``: the reading options of
-    docs/conventions.md, ``autodiff`` for code written with torch or jax ops, the
+    docs/conventions.md, ``autodiff`` for code written with a library's ops, the
     half-precision ``accumulate`` model, ``masked``, the ``timeout`` of each call); code that
     fits no convention raises ``ConventionError`` (a TypeError and a ValueError) saying what
     was tried.
@@ -339,6 +339,7 @@ def verify(
     impl, reading, backward_name, per_shape = _read_target(forward, backward, chosen, name=target)
     plan = plan.for_target(per_shape)  # a jax target: recurring row lengths
     results, found = run_pairs(impl, plan)
+    reading = with_outputs_read(reading, impl)  # the libraries' arrays it returned, if any
     return plan.report(target or impl.name, backward_name, results, found, reading=reading)
 
 
@@ -366,7 +367,8 @@ def _read_target(
     )
     own = backward is not None and adapted is None  # autodiff's backward is not the user's
     backward_name = str(getattr(backward, "__qualname__", backward)) if own else None
-    return impl, with_autodiff_note(reading, forward), backward_name, compiled_per_shape(forward)
+    reading = with_code_hints(with_autodiff_note(reading, forward), forward)
+    return impl, reading, backward_name, compiled_per_shape(forward)
 
 
 def _read_loss(

@@ -47,6 +47,8 @@ from softmax_verify.target.jax_buckets import compiler_options, configure_child
 __all__ = ["AutodiffLoss", "adapt_loss", "from_torch", "to_numpy", "to_torch"]
 
 A = NDArray[Any]
+#: The libraries whose autodiff a cross_entropy target is read through.
+_LOSS_LIBRARIES = ("torch", "jax")
 
 
 def _import(name: str) -> Any:
@@ -201,6 +203,11 @@ def adapt_loss(
         return None
     if not callable(target):
         raise AutodiffError(f"an autodiff target must be callable, got {type(target).__name__}")
+    if framework not in _LOSS_LIBRARIES:
+        raise AutodiffError(
+            f"a cross_entropy target is read through torch or jax autodiff only; "
+            f"this one is {framework}'s"
+        )
     options = loss or LossOptions()
     if framework == "torch":
         return torch_loss(target, device, options)

@@ -8,14 +8,19 @@
 - ``scipy``, ``torch``, ``jax``: the built-in framework adapters.
 - ``reference`` (or no target): the bundled reference.
 
-A target written with torch or jax ops (``autodiff="torch"|"jax"``, or detected: a
-``torch.autograd.Function`` subclass, an ``nn.Module``, a ``jax.custom_vjp`` function)
-is read by softmax_verify.target.autodiff, whose backward is the framework's autodiff.
+A target written with a library's ops (``autodiff`` one of ``core.options.AUTODIFF``, or
+detected by its type or module: ``tf.nn.softmax``, ``jax.nn.softmax``, a mygrad op, a
+keras function or layer, a ``torch.autograd.Function`` subclass, an ``nn.Module``, a
+``jax.custom_vjp`` function) is read by softmax_verify.target.autodiff, whose backward
+is the library's autodiff. What the code returns may be another library's array
+(softmax_verify.target.arrays); the reading names it once the code has been called
+(``with_outputs_read``).
 
 For the ``cross_entropy`` kind (``load_loss_implementation``) the same spellings name a
 loss: ``FILE.py`` alone its ``cross_entropy``/``cross_entropy_backward``,
 ``softmax_loss`` or ``forward``/``backward``; ``torch`` and ``jax`` the built-in peers
-(``frameworks.loss_peer``); a framework target is read by ``target.autodiff_loss``.
+(``frameworks.loss_peer``); a framework target (torch or jax) is read by
+``target.autodiff_loss``.
 """
 
 from __future__ import annotations
@@ -45,7 +50,14 @@ from softmax_verify.core.kinds import Kind
 from softmax_verify.core.loss_implementation import LossImplementation
 from softmax_verify.core.messages import describe_exception
 from softmax_verify.core.options import LossOptions, Options
-from softmax_verify.target.autodiff import AutodiffError, AutodiffForward, adapt
+from softmax_verify.target.arrays import ArrayLog
+from softmax_verify.target.autodiff import (
+    AutodiffError,
+    AutodiffForward,
+    adapt,
+    library_of_module,
+    uses,
+)
 from softmax_verify.target.autodiff_loss import AutodiffLoss, adapt_loss
 from softmax_verify.target.conventions import (
     ConventionError,
@@ -70,6 +82,9 @@ __all__ = [
     "resolve_callable",
     "resolve_loss_target",
     "resolve_target",
+    "with_autodiff_note",
+    "with_code_hints",
+    "with_outputs_read",
 ]
 
 _PAIRS = (("forward", "backward"), ("softmax_forward", "softmax_backward"))
@@ -211,7 +226,7 @@ def resolve_callable(spec: str, instances: Instances | None = None) -> Callable[
 
 def _autodiff(
     found: Any, autodiff: str | None, device: str
-) -> tuple[Callable[..., Any], Callable[..., Any]] | None:
+) -> tuple[Callable[..., Any], Callable[..., Any] | None] | None:
     """The hook to softmax_verify.target.autodiff: the numpy pair of a framework target, or None."""
     try:
         adapted = adapt(found, autodiff, device=device)
@@ -294,10 +309,16 @@ class TargetSpec:
 
     @property
     def compiled_per_shape(self) -> bool:
-        """Whether the target is compiled once per shape: the built-in ``jax`` or
-        ``--autodiff jax``, as the command line says (its verifier never loads the
-        target, so a jax target detected in the child is not known here)."""
-        return self.target == "jax" or self.options.autodiff == "jax"
+        """Whether the target is compiled once per shape: the built-in ``jax``, ``--autodiff
+        jax``, or a function of jax's own named by its module (``jax.nn:softmax``), as the
+        command line says (its verifier never loads the target, so a jax target
+        detected in the child by its type is not known here)."""
+        if self.target == "jax" or self.options.autodiff == "jax":
+            return True
+        module, _, attr = (self.target or "").rpartition(":")
+        is_file = module.endswith(".py") or "/" in module or os.sep in module
+        own = bool(attr) and not is_file and module.split(".")[0] == "jax"
+        return own and self.options.autodiff is None
 
 
 def load_implementation(spec: TargetSpec) -> tuple[Implementation, Reading]:
@@ -315,7 +336,10 @@ def load_implementation(spec: TargetSpec) -> tuple[Implementation, Reading]:
     )
     if spec.backward:
         if isinstance(forward, AutodiffForward):
-            raise TargetError("--backward cannot be given for an autodiff target: autodiff is it")
+            raise TargetError(
+                f"--backward cannot be given for an autodiff target ({forward.interpretation}): "
+                f"autodiff is it"
+            )
         found_backward = resolve_callable(spec.backward, instances)
     try:
         impl, reading = implementation_from(
@@ -330,7 +354,7 @@ def load_implementation(spec: TargetSpec) -> tuple[Implementation, Reading]:
     notes = tuple(filter(None, (_method_note(f, instances) for f in (forward, found_backward))))
     if notes:
         reading = dataclasses.replace(reading, notes=(*reading.notes, *notes))
-    return impl, with_autodiff_note(reading, forward)
+    return impl, with_code_hints(with_autodiff_note(reading, forward), forward)
 
 
 def _method_note(function: object, instances: Instances) -> str:
@@ -346,6 +370,45 @@ def with_autodiff_note(reading: Reading, forward: object) -> Reading:
     """``reading``, saying how a framework target was read (softmax_verify.target.autodiff)."""
     how = getattr(forward, "interpretation", None) if isinstance(forward, AutodiffForward) else None
     return dataclasses.replace(reading, autodiff=str(how)) if how else reading
+
+
+def _hinted(reading: Reading, found: list[tuple[str, str]]) -> Reading:
+    """``reading`` with a note for each ``(library, why)`` in ``found``: a forward read without
+    autodiff and without a backward has its gradient checked by ``--autodiff LIBRARY``."""
+    if reading.autodiff is not None or reading.backward is not None:
+        return reading
+    notes = list(reading.notes)
+    for library, why in found:
+        flag = f"--autodiff {library}"
+        if not any(flag + " " in note for note in notes):
+            notes.append(
+                f"the forward alone is checked (no backward): it {why}; {flag} would also "
+                f"check its gradient"
+            )
+    return dataclasses.replace(reading, notes=tuple(notes))
+
+
+def with_code_hints(reading: Reading, forward: object) -> Reading:
+    """``reading``, with the ``--autodiff`` that would check the gradient of a forward
+    whose code calls a library that has one (``autodiff.uses``: read, never called)."""
+    if isinstance(forward, AutodiffForward):
+        return reading
+    return _hinted(reading, [(library, f"calls {library}") for library in uses(forward)])
+
+
+def with_outputs_read(reading: Reading, impl: object) -> Reading:
+    """``reading`` after the calls of ``impl``: which other libraries' arrays its code
+    returned (``target.arrays``), and the ``--autodiff`` that would check the gradient
+    of a forward read without one."""
+    log = getattr(impl, "arrays", None)
+    if not isinstance(log, ArrayLog) or not log.read:
+        return reading
+    found = []
+    for name in log.read:
+        library = library_of_module(name.split(" ")[0])
+        if library is not None:
+            found.append((library, f"returns a {name}"))
+    return _hinted(dataclasses.replace(reading, arrays=log.describe()), found)
 
 
 def _loss_autodiff(found: Any, options: Options) -> AutodiffLoss | None:

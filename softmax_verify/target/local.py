@@ -38,6 +38,7 @@ from softmax_verify.core.implementation import (
     checked_array,
     lookup,
 )
+from softmax_verify.target.arrays import ArrayLog, is_array
 from softmax_verify.target.mutation import same_bits, snapshot, unchanged
 from softmax_verify.target.sandbox import call_limited
 
@@ -54,6 +55,7 @@ class LocalImplementation(Implementation):
         *,
         timeout: float | None = 10.0,
         name: str | None = None,
+        arrays: ArrayLog | None = None,
     ) -> None:
         if not callable(forward):
             raise TypeError(f"forward must be callable, got {type(forward).__name__}")
@@ -67,6 +69,9 @@ class LocalImplementation(Implementation):
         self._backward = backward
         self.timeout = None if timeout is None else float(timeout)
         self.name: str = name or str(getattr(forward, "__qualname__", repr(forward)))
+        #: Reads the outputs that are other libraries' arrays (``target.arrays``); the
+        #: conventions' reader shares it when it reads the code.
+        self.arrays = arrays if arrays is not None else ArrayLog()
 
     @property
     def has_backward(self) -> bool:
@@ -111,7 +116,8 @@ class LocalImplementation(Implementation):
             y_raw, cache = result
         else:
             y_raw, cache = result, None
-        y = checked_array("forward", "y", y_raw, given.shape, copy=copy)
+        y_read = self.arrays.numpy("forward", "y", y_raw)  # another library's array: a copy
+        y = checked_array("forward", "y", y_read, given.shape, copy=copy and y_read is y_raw)
         if cache is None:
             cache = y_raw  # the convention: backward(dout, y) when the forward returned only y
         return ForwardCall(y=y, cache=cache, mutated_input=False)
@@ -124,7 +130,7 @@ class LocalImplementation(Implementation):
         cache_before = snapshot(cache) if watch_cache else []
         result = call_limited("backward", self._backward, given, cache, timeout=self.timeout)
         stages: dict[str, FloatArray] = {}
-        if isinstance(result, np.ndarray):
+        if is_array(result):
             dx_raw: object = result
         elif isinstance(result, Mapping) or hasattr(result, "dx"):
             dx_raw = lookup(result, "dx")
@@ -134,11 +140,13 @@ class LocalImplementation(Implementation):
                 )
             for stage in STAGE_NAMES:
                 value = lookup(result, stage)
-                if isinstance(value, np.ndarray):
-                    stages[stage] = value.copy() if copy else value
+                read = self.arrays.numpy("backward", stage, value)
+                if isinstance(read, np.ndarray):
+                    stages[stage] = read.copy() if copy and read is value else read
         else:
             dx_raw = result
-        dx = checked_array("backward", "dx", dx_raw, given.shape, copy=copy)
+        dx_read = self.arrays.numpy("backward", "dx", dx_raw)
+        dx = checked_array("backward", "dx", dx_read, given.shape, copy=copy and dx_read is dx_raw)
         return BackwardCall(
             dx=dx, stages=stages, mutated_cache=watch_cache and not unchanged(cache_before)
         )

@@ -70,16 +70,37 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
     raise _Alarm
 
 
+#: Where each warning already shown was issued: (category, file, line).
+_shown: set[tuple[type[Warning], str, int]] = set()
+
+
 def call_limited(role: str, func: Callable[..., T], *args: Any, timeout: float | None) -> T:
     """Call ``func(*args)``; any exception or overrun becomes an ImplementationError.
 
     Floating-point warnings from the code under test (overflow in exp, 0/0) are
     silenced: the verdict is on the values it returns, which the invariants judge,
     and a test suite running with warnings as errors must not turn them into crashes.
+    Its other warnings (a library's ``UserWarning`` about a row of length 1, say) are
+    shown once per place that issues them, not on each of the thousands of calls a run
+    makes, and never raised.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return _call(role, func, args, timeout)
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return _call(role, func, args, timeout)
+    finally:
+        _show_once(caught)
+
+
+def _show_once(caught: list[warnings.WarningMessage]) -> None:
+    for message in caught:
+        where = (message.category, message.filename, message.lineno)
+        if where not in _shown:
+            _shown.add(where)
+            warnings.showwarning(message.message, message.category, message.filename,
+                                 message.lineno)  # fmt: skip
 
 
 def _call(role: str, func: Callable[..., T], args: tuple[Any, ...], timeout: float | None) -> T:

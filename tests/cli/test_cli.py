@@ -68,6 +68,7 @@ TARGET_KEYS = {
     "layout",
     "notes",
     "autodiff",
+    "arrays",
     "text",
 }
 RESULT_KEYS = {

@@ -404,3 +404,20 @@ def test_prints_of_the_code_under_test_go_to_stderr(tmp_path: Path, isolate: boo
     assert doc["passed"] is True
     assert "debug: forward called" in done.stderr
     assert ("debug: from C-level stdout" in done.stderr) is isolate
+
+
+def test_the_child_of_a_numpy_target_imports_no_framework(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The libraries are imported when a target needs them, never at the child's start:
+    the target raises if one is there (tests/lean_target.py)."""
+    code, out, _ = cli(
+        capsys,
+        "check",
+        str(ROOT / "tests" / "lean_target.py") + ":softmax",
+        "--invariant",
+        "rows_sum_to_one",
+        "--max-examples",
+        "3",
+    )
+    assert code == 0, out

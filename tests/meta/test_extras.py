@@ -43,8 +43,8 @@ def test_each_module_maps_to_a_declared_extra() -> None:
 
 
 def test_an_unknown_module_is_named() -> None:
-    with pytest.raises(ValueError, match=r"module must be one of .*got 'tensorflow'"):
-        extra_of("tensorflow")
+    with pytest.raises(ValueError, match=r"module must be one of .*got 'cupy'"):
+        extra_of("cupy")
 
 
 def test_every_hint_in_the_repository_names_a_declared_extra() -> None:
@@ -70,3 +70,16 @@ def test_in_ci_a_missing_module_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("conftest.IN_CI", True)
     with pytest.raises(ImportError):
         require("ml_dtypes")
+
+
+def test_ci_and_the_bench_install_every_extra() -> None:
+    """So that nothing is skipped in CI: .ci/run's full run, and make bench (ALL_EXTRAS),
+    install every extra (pytest's is in dev's); the Makefile's comment says the same."""
+    every = _declared() - {"pytest"}
+    (ci,) = re.findall(r"^make verify EXTRAS=(\S+)$", (ROOT / ".ci" / "run").read_text(), re.M)
+    makefile = (ROOT / "Makefile").read_text()
+    (bench,) = re.findall(r"^ALL_EXTRAS := (\S+)$", makefile, re.M)
+    (comment,) = re.findall(r"^# make verify EXTRAS=(\S+)$", makefile, re.M)
+    assert "install EXTRAS=$(ALL_EXTRAS)" in makefile
+    for listed in (ci, bench, comment):
+        assert set(listed.split(",")) == every

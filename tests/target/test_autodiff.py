@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import types
 from typing import Any
 
 import numpy as np
@@ -175,8 +177,8 @@ def test_autodiff_cli_reads_and_reports_the_target(capsys: pytest.CaptureFixture
 def test_autodiff_needs_a_target_of_the_users() -> None:
     with pytest.raises(TargetError, match="need a target of yours"):
         resolve("torch", autodiff="torch")
-    with pytest.raises(ValueError, match="autodiff must be one of torch, jax"):
-        adapt(np.exp, "tensorflow")
+    with pytest.raises(ValueError, match="autodiff must be one of torch, jax, tensorflow"):
+        adapt(np.exp, "tinygrad")
 
 
 def test_jax_batches_run_in_blocks_of_rows_with_columns_as_drawn() -> None:
@@ -194,6 +196,7 @@ def test_jax_batches_run_in_blocks_of_rows_with_columns_as_drawn() -> None:
 
     ad = adapt(spy, "jax")
     assert ad is not None
+    assert ad.backward is not None
     x = np.linspace(-20.0, 20.0, 70 * 13).reshape(70, 13)
     g = np.cos(np.arange(70 * 13, dtype=np.float64)).reshape(70, 13)
     y, cache = ad.forward(x)
@@ -240,3 +243,70 @@ def test_jax_disk_cache_is_set_only_where_asked() -> None:
 
 def targets_jitted() -> Any:
     return _jax().jitted
+
+
+def test_one_module_per_library_is_behind_each_autodiff_name() -> None:
+    from softmax_verify.core.options import AUTODIFF
+    from softmax_verify.target.autodiff import LIBRARIES
+
+    assert tuple(LIBRARIES) == AUTODIFF
+    for name, library in LIBRARIES.items():
+        assert library.name == name
+        assert library.adapt.__module__ == f"softmax_verify.target.autodiff._{name}"
+        assert library.kind(object()) is None  # nothing of theirs, and nothing imported
+
+
+def test_a_librarys_objects_are_recognised_by_type_or_module() -> None:
+    """The module rule, on stand-ins: functions and instances whose module is a library's."""
+
+    def stand_in(module: str) -> Any:
+        def softmax(x: Any) -> Any:
+            return x
+
+        softmax.__module__ = module
+        return softmax
+
+    assert detect(stand_in("tensorflow.python.ops.nn_ops")) == "tensorflow"
+    assert detect(stand_in("mygrad.nnet.activations.softmax")) == "mygrad"
+    assert detect(stand_in("keras.src.ops.nn")) == "keras"
+    assert detect(stand_in("jax._src.nn.functions")) == "jax"
+    assert detect(stand_in("autograd.tracer")) == "autograd"
+    assert detect(stand_in("numpy")) is None
+    assert detect(stand_in("thinc.backends.ops")) is None  # numpy in, numpy out
+    assert detect(functools.partial(stand_in("mygrad.nnet"), axis=-1)) == "mygrad"
+
+
+def test_the_libraries_a_users_function_calls_are_read_from_its_code() -> None:
+    import styles
+
+    from softmax_verify.target.autodiff import uses
+
+    assert uses(styles.softmax_rows) == ()  # numpy alone
+    assert uses(_calls_torch_through_a_helper) == ("torch",)
+    assert uses(functools.partial) == ()  # no code to read
+
+
+#: A stand-in for ``import torch``: only the module's name is read, never the module called.
+_TORCH = types.ModuleType("torch")
+
+
+def _torch_helper(x: Any) -> Any:
+    return _TORCH.softmax(_TORCH.from_numpy(x), dim=1)
+
+
+def _calls_torch_through_a_helper(x: Any) -> Any:
+    return _torch_helper(x)
+
+
+def test_device_applies_to_torch_alone() -> None:
+    with pytest.raises(AutodiffError, match="applies to torch targets only, not mygrad"):
+        adapt(np.exp, "mygrad", device="cuda")
+
+
+def test_backward_cannot_be_given_for_a_recognised_library_function() -> None:
+    require("jax")
+    from softmax_verify.target.load import TargetSpec, load_implementation
+
+    spec = TargetSpec("jax.nn:softmax", backward="tests/styles.py:backprop_softmax")
+    with pytest.raises(TargetError, match=r"autodiff target \(jax function softmax; "):
+        load_implementation(spec)

@@ -305,3 +305,49 @@ def test_a_method_without_parameters_reads_the_state() -> None:
         "(dx = J^T dout); grad elementwise or jacobian, by the returned shape; axis -1"
     )
     assert [r.status for r in report.results] == ["failed", "failed"]  # float32, float64
+
+
+def _y_dy(Y: A, dY: A) -> A:
+    return Y
+
+
+def _dy_y(dY: A, Y: A) -> A:
+    return Y
+
+
+def _probs_grad_output(probs: A, grad_output: A, *, axis: int = -1) -> A:
+    return probs
+
+
+def _dout_cache(dout: A, cache: A) -> A:
+    return dout
+
+
+def _a_b(a: A, b: A) -> A:
+    return a
+
+
+def _z_dz(z: A, dz: A) -> A:
+    return z
+
+
+@pytest.mark.parametrize(
+    ("backward", "swapped"),
+    [
+        (_y_dy, True),  # thinc's backprop_softmax(Y, dY)
+        (_probs_grad_output, True),
+        (_z_dz, True),
+        (_dy_y, False),  # thinc's backprop_softmax_sequences(dY, Y, lengths)
+        (_dout_cache, False),
+        (_a_b, False),  # the names say nothing: the usual order
+        (styles.softmax_columns_backward, False),  # (da, a)
+    ],
+)
+def test_the_backwards_parameter_names_say_the_order(backward: Any, swapped: bool) -> None:
+    from softmax_verify.target.conventions._signatures import output_first
+
+    assert output_first(backward) is swapped
+    _, _, reading = read(styles.softmax_rows, backward)
+    assert reading.backward is not None
+    assert reading.backward.startswith(f"{backward.__name__}(cache, dout)" if swapped else
+                                       f"{backward.__name__}(dout, cache)")  # fmt: skip

@@ -11,7 +11,9 @@ import pytest
 from conftest import cli, require
 
 from softmax_verify import verify
-from softmax_verify.core.options import Options
+from softmax_verify.core.options import AUTODIFF, Options
+from softmax_verify.target.autodiff import AutodiffError
+from softmax_verify.target.autodiff_loss import adapt_loss
 
 # Few examples: the invariants are tested in tests/invariants/test_cross_entropy.py; here
 # the reading and the verdict are.
@@ -78,6 +80,17 @@ def test_a_jax_loss_through_autodiff_passes() -> None:
     report = _verify(_jax().log_softmax_loss, "float32", autodiff="jax")
     assert report.passed, report.to_text()
     assert "jax.vjp" in report.interpretation, report.interpretation
+
+
+@pytest.mark.parametrize("library", [name for name in AUTODIFF if name not in ("torch", "jax")])
+def test_a_loss_through_another_librarys_autodiff_is_refused_by_name(library: str) -> None:
+    def loss(x: Any, labels: Any) -> Any:
+        return x.sum()
+
+    # The softmax kinds take every --autodiff library; a loss is read through torch or jax
+    # only: the others are named, not read as jax.
+    with pytest.raises(AutodiffError, match=f"torch or jax autodiff only; this one is {library}'s"):
+        adapt_loss(loss, library)
 
 
 CHECKED = (

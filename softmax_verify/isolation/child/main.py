@@ -18,6 +18,8 @@ request at a time and reads one reply:
 - ``("vjp", release, x, dout)`` -> ``("ok", dx)``: a forward and its backward, in one trip;
 - ``("cache", release, handle, name)`` -> ``("ok", array | None)``: a named cache array;
 - ``("source", release, stage)`` -> ``("ok", "file:line: text" | None)``;
+- ``("reading", release)`` -> ``("ok", reading)``: the reading as the calls have taught
+  it (which other libraries' arrays the code returned, ``target.arrays``);
 - for the ``cross_entropy`` kind: ``("loss", release, x, labels)`` ->
   ``("ok", loss, x_written, labels_written)``; ``("grad", release, x, labels, upstream)``
   -> ``("ok", dx, x_written, labels_written, upstream_written, cache_written)``;
@@ -74,8 +76,10 @@ def main() -> None:
     transport = Transport(conn_fd)
     from softmax_verify.isolation.child.serve import Server  # after the above: imports take time
     from softmax_verify.target.jax_buckets import persistent_cache
+    from softmax_verify.target.quiet import quiet_imports
 
     persistent_cache()  # jax programs compiled here are kept for the next run
+    quiet_imports()  # TensorFlow's import-time log lines stay off the user's stderr
 
     server = Server(transport)
     while True:

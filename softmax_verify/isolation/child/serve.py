@@ -18,7 +18,8 @@ from softmax_verify.core.implementation import BackwardCall, ForwardCall, Implem
 from softmax_verify.core.loss_implementation import LossImplementation
 from softmax_verify.core.messages import describe_exception, one_line
 from softmax_verify.isolation.child.transport import Encoded, Transport
-from softmax_verify.target.load import TargetError, TargetSpec, load_target
+from softmax_verify.target.conventions import Reading
+from softmax_verify.target.load import TargetError, TargetSpec, load_target, with_outputs_read
 from softmax_verify.target.sandbox import user_location
 
 __all__ = ["Server"]
@@ -35,6 +36,7 @@ class Server:
         self.encode = transport.encode
         self.decode = transport.decode
         self.impl: Implementation | LossImplementation | None = None
+        self.reading: Reading | None = None
         self.caches: dict[int, object] = {}
         self.next_handle = 0
 
@@ -71,6 +73,7 @@ class Server:
             if isinstance(cause, SystemExit):
                 return ("exited", one_line(repr(cause.code)), _where(cause))
             return ("target_error", one_line(str(exc)))
+        self.reading = reading
         # The options as the child read them, echoed: the verifier can see they arrived.
         echoed = dataclasses.asdict(spec.options)
         upstream = isinstance(self.impl, LossImplementation) and self.impl.takes_upstream
@@ -136,6 +139,11 @@ class Server:
         if not isinstance(value, np.ndarray) or value.dtype.hasobject:
             return ("ok", None)
         return ("ok", self.encode(value))
+
+    def _reading(self) -> Reply:
+        if self.reading is None:
+            raise RuntimeError("no target loaded")
+        return ("ok", with_outputs_read(self.reading, self.impl).to_dict())
 
     def _source(self, stage: str) -> Reply:
         found = self._loaded().source_of(stage)

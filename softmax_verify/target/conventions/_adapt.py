@@ -16,6 +16,7 @@ from typing import Any
 
 from softmax_verify.core.implementation import Implementation
 from softmax_verify.core.options import ReadOptions
+from softmax_verify.target.arrays import ArrayLog
 from softmax_verify.target.conventions._code import (
     GRAD_NAMES,
     OUTPUT_NAMES,
@@ -31,6 +32,7 @@ from softmax_verify.target.conventions._signatures import (
     ConventionError,
     binds,
     did_you_mean,
+    output_first,
     required_names,
     returns_value,
     signature_text,
@@ -212,8 +214,13 @@ def _functions(
     vjp_ok, at_ok = binds(backward, 2), binds(backward, 1)
     grad = options.grad or ("vjp" if vjp_ok else None)
     if grad == "vjp" and vjp_ok:
-        code = None if _native(options) else FunctionCode(forward, backward, "vjp", "x")
+        swapped = output_first(backward)  # backprop_softmax(Y, dY): its names say the order
+        native = _native(options) and not swapped
+        code = None if native else FunctionCode(forward, backward, "vjp", "x", cache_first=swapped)
         bwd_text = f"{bname}(dout, cache) -> dx"
+        if swapped:
+            said = signature_text(backward, bname)
+            bwd_text = f"{bname}(cache, dout) -> dx, the order {said} says"
         return code, Reading(name, kind, fwd_text, bwd_text, "vjp", None, _layout_text(options))
     if grad != "vjp" and at_ok:
         grad_at = options.grad_at or "x"
@@ -238,10 +245,13 @@ def read(
     options: ReadOptions | None = None,
     *,
     name: str | None = None,
+    arrays: ArrayLog | None = None,
 ) -> Canonical:
     """``(forward, backward, reading)``: the canonical pair for ``forward`` (a function, a
     layer class or instance, or an object with forward/backward functions) and
-    ``backward``, read as ``options`` says. Raises ``ConventionError`` when nothing fits."""
+    ``backward``, read as ``options`` says. Raises ``ConventionError`` when nothing fits.
+    ``arrays`` reads the code's outputs that are other libraries' arrays (its own log
+    when None; a canonical pair that is the code itself leaves them to the caller)."""
     options = options or ReadOptions()
     if not isinstance(options, ReadOptions):
         raise TypeError(f"options must be a ReadOptions, got {type(options).__name__}")
@@ -253,7 +263,7 @@ def read(
         if not isinstance(forward, type):
             pair = _namespace_pair(forward)
             if pair is not None:
-                return read(pair[0], pair[1], options, name=label)
+                return read(pair[0], pair[1], options, name=label, arrays=arrays)
         code, reading = _layer(forward, options, label)
     elif callable(forward) and not isinstance(forward, type):
         code, reading = _functions(forward, backward, options, label)
@@ -265,7 +275,7 @@ def read(
             f"got {type(forward).__name__}"
         )
     reader = Reader(code, Layout(options.rank, options.axis), rowwise=options.rowwise,
-                    grad=options.grad)  # fmt: skip
+                    grad=options.grad, arrays=arrays or ArrayLog())  # fmt: skip
     return reader.forward, (reader.backward if reading.backward else None), reading
 
 
@@ -295,7 +305,9 @@ def implementation_from(
         described = Reading(label, "implementation", "as built", "as built" if forward.has_backward
                             else None, None, None, "axis -1")  # fmt: skip
         return forward, described
-    fwd, bwd, reading = read(forward, backward, options, name=name)
+    arrays = ArrayLog()  # one log: the reader's and the implementation's reads
+    fwd, bwd, reading = read(forward, backward, options, name=name, arrays=arrays)
     if wrap is not None:
         fwd, bwd = wrap(fwd), None if bwd is None else wrap(bwd)
-    return LocalImplementation(fwd, bwd, timeout=timeout, name=reading.name), reading
+    impl = LocalImplementation(fwd, bwd, timeout=timeout, name=reading.name, arrays=arrays)
+    return impl, reading

@@ -13,11 +13,11 @@ import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 from numpy.typing import NDArray
 
 from softmax_verify.core.errors import ImplementationError
 from softmax_verify.core.implementation import lookup
+from softmax_verify.target.arrays import is_array
 
 __all__ = [
     "GRAD_NAMES",
@@ -62,7 +62,7 @@ class Code:
 
 def dx_of(result: object) -> object:
     """dx from what a vjp backward returned: the array, or the 'dx' of a mapping/object."""
-    if isinstance(result, np.ndarray):
+    if is_array(result):
         return result
     if isinstance(result, Mapping) or hasattr(result, "dx"):
         return lookup(result, "dx")
@@ -70,7 +70,8 @@ def dx_of(result: object) -> object:
 
 
 class FunctionCode(Code):
-    """``forward(x) -> y | (y, cache)``; ``backward(dout, cache)`` or ``grad(x or y)``."""
+    """``forward(x) -> y | (y, cache)``; ``backward(dout, cache)`` (``backward(cache, dout)``
+    when ``cache_first``: its parameter names say so) or ``grad(x or y)``."""
 
     def __init__(
         self,
@@ -78,9 +79,12 @@ class FunctionCode(Code):
         backward: Callable[..., Any] | None,
         backward_kind: str,
         grad_at: str,
+        *,
+        cache_first: bool = False,
     ) -> None:
         self._forward, self._backward = forward, backward
         self.backward_kind, self.grad_at = backward_kind, grad_at
+        self.cache_first = cache_first
 
     def forward(self, x: A) -> tuple[object, object]:
         result = self._forward(x)
@@ -92,7 +96,8 @@ class FunctionCode(Code):
     def backward(self, dout: A, x: A, y: A, state: object) -> object:
         assert self._backward is not None
         if self.backward_kind == "vjp":
-            return dx_of(self._backward(dout, state))
+            args = (state, dout) if self.cache_first else (dout, state)
+            return dx_of(self._backward(*args))
         return self._backward(self._at(x, y))
 
 
@@ -102,7 +107,7 @@ def stored_name(
     """The attribute of ``obj`` holding the call's array: one it bound during the call, of
     ``shape``, a known name first; else a known name holding such an array; else ''."""
     state: dict[str, object] = getattr(obj, "__dict__", {})
-    fits = {k for k, v in state.items() if isinstance(v, np.ndarray) and v.shape == shape}
+    fits = {k for k, v in state.items() if _shaped(v, shape)}
     bound = [k for k in state if k in fits and before.get(k) != id(state[k])]
     for group in (bound, list(fits)):
         for name in names:
@@ -111,6 +116,11 @@ def stored_name(
         if group:
             return group[-1]
     return ""
+
+
+def _shaped(value: object, shape: tuple[int, ...]) -> bool:
+    """An array (numpy's or another library's) of ``shape``."""
+    return is_array(value) and tuple(getattr(value, "shape", ())) == shape
 
 
 def attribute_ids(obj: object) -> dict[str, int]:
@@ -145,7 +155,7 @@ class LayerCode(Code):
         layer = self._make()
         before = attribute_ids(layer)
         result = getattr(layer, self._fwd)(x)
-        if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], np.ndarray):
+        if isinstance(result, tuple) and len(result) == 2 and is_array(result[0]):
             result = result[0]  # (y, cache): the layer itself is the cache
         if result is None:
             name = self._read_name(layer, self.output, before, x.shape, OUTPUT_NAMES)
@@ -182,7 +192,7 @@ class LayerCode(Code):
         names: Sequence[str],
     ) -> str:  # fmt: skip
         value = getattr(layer, preferred, None) if preferred else None
-        if isinstance(value, np.ndarray) and value.shape == shape:
+        if _shaped(value, shape):
             return preferred
         return stored_name(layer, before, shape, names)
 

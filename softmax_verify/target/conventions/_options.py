@@ -26,8 +26,11 @@ class Reading:
     grad_at: str | None
     layout: str
     notes: tuple[str, ...] = field(default_factory=tuple)
-    #: How a target written with torch or jax ops was read (softmax_verify.target.autodiff).
+    #: How a target written with a library's ops was read (softmax_verify.target.autodiff).
     autodiff: str | None = None
+    #: Which other libraries' arrays the code returned, read as numpy arrays
+    #: (softmax_verify.target.arrays): known once the code has been called.
+    arrays: str | None = None
 
     def describe(self) -> str:
         """One line: "Softmax: class, ...; forward ...; backward ...; grad vjp; axis -1"."""
@@ -40,6 +43,8 @@ class Reading:
             parts.append(f"backward {self.backward}")
             parts.append(f"grad {self.grad}" + (f" at {self.grad_at}" if self.grad_at else ""))
         parts.append(self.layout)
+        if self.arrays:
+            parts.append(self.arrays)
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,6 +58,7 @@ class Reading:
             "layout": self.layout,
             "notes": list(self.notes),
             "autodiff": self.autodiff,
+            "arrays": self.arrays,
             "text": self.describe(),
         }
 
@@ -69,4 +75,5 @@ class Reading:
             layout=str(data["layout"]),
             notes=tuple(str(n) for n in data["notes"]),
             autodiff=None if data.get("autodiff") is None else str(data["autodiff"]),
+            arrays=None if data.get("arrays") is None else str(data["arrays"]),
         )

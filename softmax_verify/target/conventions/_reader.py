@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from softmax_verify.core.errors import ImplementationError
+from softmax_verify.target.arrays import ArrayLog
 from softmax_verify.target.conventions._code import Code
 from softmax_verify.target.conventions._layout import Layout
 
@@ -40,6 +41,7 @@ class ReadCache:
 def _array(
     role: str, what: str, value: object, shape: tuple[int, ...], expected: str = "the input's shape"
 ) -> A:
+    """``value``, a numpy array of ``shape`` (another library's array already read)."""
     if not isinstance(value, np.ndarray):
         got = "None" if value is None else type(value).__name__
         raise ImplementationError(role, f"returned {got} for {what}; expected a numpy array")
@@ -51,10 +53,14 @@ def _array(
 
 
 class Reader:
-    """Canonical forward/backward over ``code``, laid out by ``layout`` or row by row."""
+    """Canonical forward/backward over ``code``, laid out by ``layout`` or row by row;
+    ``arrays`` reads what the code returns when it is another library's array."""
 
-    def __init__(self, code: Code, layout: Layout, *, rowwise: bool, grad: str | None) -> None:
+    def __init__(
+        self, code: Code, layout: Layout, *, rowwise: bool, grad: str | None, arrays: ArrayLog
+    ) -> None:
         self.code, self.layout, self.rowwise, self.grad = code, layout, rowwise, grad
+        self.arrays = arrays
 
     def _units(self, a: A) -> list[A]:
         return list(a) if self.rowwise else [self.layout.to_code(a)]
@@ -71,14 +77,14 @@ class Reader:
         states: list[object] = []
         for unit in units:
             y, state = self.code.forward(unit)
-            ys.append(_array("forward", "y", y, unit.shape))
+            ys.append(_array("forward", "y", self.arrays.numpy("forward", "y", y), unit.shape))
             states.append(state)
         return self._join(ys), ReadCache(copies, ys, states)
 
     def backward(self, dout: A, cache: ReadCache) -> A:
         parts = []
         for unit, x, y, state in zip(self._units(dout), cache.x, cache.y, cache.state, strict=True):
-            out = self.code.backward(unit, x, y, state)
+            out = self.arrays.numpy("backward", "dx", self.code.backward(unit, x, y, state))
             parts.append(self._dx(unit, out))
         return self._join(parts)
 

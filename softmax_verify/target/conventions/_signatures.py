@@ -10,15 +10,27 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = [
+    "UPSTREAM_NAMES",
     "ConventionError",
     "binds",
     "did_you_mean",
     "function_node",
+    "output_first",
     "required_names",
     "returns_value",
     "signature_text",
     "stored_attributes",
 ]
+
+#: Parameter names of an upstream gradient (of the loss with respect to the output), in
+#: lower case; ``d`` + the other parameter's name (``dY`` beside ``Y``) is one too.
+UPSTREAM_NAMES = frozenset(
+    {
+        "dout", "d_out", "dy", "dys", "gy", "grad", "grads", "g", "upstream", "grad_output",
+        "grad_out", "grad_y", "output_grad", "grad_outputs", "dvalues", "delta", "dl_dy",
+        "dloss", "top_diff", "dtop",
+    }
+)  # fmt: skip
 
 
 class ConventionError(ValueError, TypeError):
@@ -67,6 +79,27 @@ def required_names(func: Callable[..., Any]) -> list[str]:
         for p in sig.parameters.values()
         if p.default is inspect.Parameter.empty and p.kind not in kinds
     ]
+
+
+def _is_upstream(name: str, other: str) -> bool:
+    low, other = name.lower(), other.lower()
+    return low in UPSTREAM_NAMES or low in (f"d{other}", f"d_{other}", f"grad_{other}")
+
+
+def output_first(func: Callable[..., Any]) -> bool:
+    """Whether a backward's first two positional parameters, by their names, take the
+    output (or cache) first and the upstream second: ``backprop_softmax(Y, dY)``,
+    ``backward(probs, grad_output)``. False when the names say the usual order
+    (``backward(dout, cache)``), say nothing, or cannot be read."""
+    sig = _signature(func)
+    if sig is None:
+        return False
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    names = [p.name for p in sig.parameters.values() if p.kind in kinds][:2]
+    if len(names) < 2:
+        return False
+    first, second = names
+    return _is_upstream(second, first) and not _is_upstream(first, second)
 
 
 def signature_text(func: Callable[..., Any], name: str) -> str:

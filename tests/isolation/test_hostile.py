@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from conftest import cli
-from test_cli import ROOT, check_schema, strict_json
+from report_schema import ROOT, check_schema, strict_json
 
 import softmax_verify.isolation.channel as _channel
 import softmax_verify.isolation.remote as _remote

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import cli
-from test_cli import BUGGY, ROOT, check_schema, strict_json
+from report_schema import BUGGY, ROOT, check_schema, strict_json
 
 import softmax_verify.isolation.remote as _remote
 from softmax_verify.isolation.remote import crash_location

@@ -16,7 +16,6 @@ so its y and ours are each within a factor :math:`e^{\pm a}` of the exact.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,6 +23,7 @@ from numpy.typing import NDArray
 
 from softmax_verify.core.options import Accumulation
 from softmax_verify.core.oracle import log_softmax
+from softmax_verify.diagnosis._backward import BackwardEntry
 from softmax_verify.diagnosis._match import Tally, shortest
 from softmax_verify.diagnosis._probes import Observation
 from softmax_verify.tolerances import formula_bound, log_softmax_error_bound
@@ -73,58 +73,53 @@ def _softmax_vjp(x: F64, z: F64, g: F64) -> tuple[F64, F64]:
     return y * (g - _rs(g * y)), y * (np.abs(g) + _rs(np.abs(g) * y))
 
 
-@dataclass(frozen=True)
-class LogEntry:
-    """A known-wrong log_softmax backward: id, what the code does, and the formula."""
-
-    id: str
-    summary: str
-    formula: Formula
-    fix: str = LOG_BACKWARD_FIX
+def _entry(id_: str, summary: str, formula: Formula) -> BackwardEntry:
+    """A known-wrong log_softmax backward: as softmax's entries, with log_softmax's fix."""
+    return BackwardEntry(id_, summary, formula, LOG_BACKWARD_FIX)
 
 
-LOG_CATALOGUE: tuple[LogEntry, ...] = (
-    LogEntry(
+LOG_CATALOGUE: tuple[BackwardEntry, ...] = (
+    _entry(
         "diagonal_only",
         "the backward keeps only the Jacobian's diagonal, dx = dout * (1 - y) with y = exp(z), "
         "and drops the cross terms -y_j that the row's log-sum-exp brings in",
         lambda x, z, g: (g * (1 - np.exp(z)), np.abs(g) * (1 + np.exp(z))),
     ),
-    LogEntry(
+    _entry(
         "identity_backward",
         "the backward returns dout unchanged (dx = dout): the term -exp(z) * sum(dout) that "
         "the row's log-sum-exp brings in is missing",
         lambda x, z, g: (g.copy(), np.abs(g)),
     ),
-    LogEntry(
+    _entry(
         "sum_sign_flipped",
         "the backward adds the row sum instead of subtracting it: dx = dout + exp(z) * sum(dout)",
         lambda x, z, g: (g + np.exp(z) * _rs(g), np.abs(g) + np.exp(z) * _rs(np.abs(g))),
     ),
-    LogEntry(
+    _entry(
         "upstream_missing_in_sum",
         "the backward leaves dout out of its sum: dx = dout - exp(z), where "
         "dout - exp(z) * sum(dout) belongs",
         lambda x, z, g: (g - np.exp(z), np.abs(g) + np.exp(z)),
     ),
-    LogEntry(
+    _entry(
         "softmax_backward",
         "the backward is softmax's, dx = y * (dout - sum(dout * y)) with y = exp(z), applied "
         "to a log_softmax",
         _softmax_vjp,
     ),
-    LogEntry(
+    _entry(
         "batch_axis_reduction",
         "the backward takes the sum of dout over the batch axis (each column) instead of "
         "along each row",
         _batch(0),
     ),
-    LogEntry(
+    _entry(
         "batch_axis_reduction",
         "the backward takes the sum of dout over the whole batch instead of along each row",
         _batch(None),
     ),
-    LogEntry(
+    _entry(
         "log_output_not_exponentiated",
         "the backward uses the log-probabilities z where the probabilities exp(z) belong: "
         "dx = dout - z * sum(dout)",

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import require
 from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -59,6 +60,7 @@ def test_probability_rows_are_exact_and_sum_to_one(dtype: np.dtype[Any], data: A
 
 
 def test_bfloat16_probability_rows_fit_its_significand() -> None:
+    require("ml_dtypes")  # bfloat16 is ml_dtypes' (the half extra)
     bf16 = named_dtype("bfloat16")
     q = find(probability_labels(3, 7, bf16), lambda a: (a.astype(np.float64) > 0).sum() > 3)
     q64 = q.astype(np.float64)

@@ -72,6 +72,15 @@ def test_near_misses_get_no_formula(impl: Impl, dtype: str) -> None:
     assert named(diagnosed(impl, dtype)) == set()
 
 
+def test_the_maximum_added_back_before_subtracting_is_caught() -> None:
+    """``x - (m + log s)``: correct in exact arithmetic, it cancels at m's scale. Found by a
+    thorough run when it stood among the correct styles; the ci profile fails it too."""
+    (impl,) = [i for i in LOG_NO_FORMULA if i.name == "logsumexp_then_subtract"]
+    report = verify(impl.forward, impl.backward, dtypes=("float32",), kind="log_softmax")
+    failed = {r.invariant for r in report.results if r.status == "failed"}
+    assert {"matches_reference", "shift_invariance"} <= failed, report.to_text()
+
+
 @pytest.mark.parametrize("dtype", BOTH)
 @pytest.mark.parametrize("impl", LOG_CORRECT, ids=lambda i: i.name)
 def test_correct_code_gets_no_diagnosis(impl: Impl, dtype: str) -> None:

@@ -15,7 +15,12 @@ user's module, by keras, inside a call: whenever), that import runs with file
 descriptor 2 sent to a temporary file; then the file's lines go to the real stderr,
 except TensorFlow's informational and warning log lines (glog's format, ``I0000
 00:00:00.000000  123 port.cc:153] ...``, and ``W...``), absl's notice and the second
-line of cpu_feature_guard's. Its error lines (``E``, ``F``) and anything else written
+line of cpu_feature_guard's. The full ``tensorflow`` wheel on a machine without a GPU
+also reports ``E... cuda_platform.cc:52] failed call to cuInit: ...`` when its devices are
+first listed (at the first operation, not at import): the import lists them while
+quieted, and that line, which says no more than the dropped ``Could not find cuda
+drivers on your machine, GPU will not be used``, is dropped too. Its other error lines
+(``E``, ``F``) and anything else written
 meanwhile (the user's prints, Python's warnings) still reach stderr, in their order,
 once the import is done: lost only if the import crashes the process. Installing the
 finder imports nothing.
@@ -41,6 +46,7 @@ QUIETED: tuple[str, ...] = ("tensorflow",)
 
 _NOISE = re.compile(
     rb"[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w./-]+:\d+\] .*"
+    rb"|E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ cuda_platform\.cc:\d+\] failed call to cuInit: .*"
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     rb"|To enable the following instructions: .*rebuild TensorFlow with the appropriate "
     rb"compiler flags\."
@@ -73,6 +79,15 @@ def _stderr_filtered() -> Iterator[None]:
                 os.write(2, b"".join(kept))
 
 
+def _list_devices(module: ModuleType) -> None:
+    """TensorFlow's devices listed now, so that their first listing's log lines (module
+    doc) are filtered too; it would happen at the target's first operation anyway."""
+    config = getattr(module, "config", None)
+    list_devices = getattr(config, "list_physical_devices", None)
+    if callable(list_devices):
+        list_devices()
+
+
 class _QuietLoader(importlib.abc.Loader):
     """A module's own loader, its ``exec_module`` run with stderr filtered."""
 
@@ -86,6 +101,7 @@ class _QuietLoader(importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         with _stderr_filtered():
             self._loader.exec_module(module)
+            _list_devices(module)
 
     def __getattr__(self, name: str) -> Any:  # get_source, get_resource_reader, ...
         return getattr(self._loader, name)

@@ -18,9 +18,12 @@ NOISE = [
     b"To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild "
     b"TensorFlow with the appropriate compiler flags.",
     b"W0000 00:00:1796591227.1   23765 some_file.cc:12] a warning line\n",
+    b"E0000 00:00:1796603985.415212    1407 cuda_platform.cc:52] failed call to cuInit: "
+    b"INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)",
 ]
 KEPT = [
     b"E0000 00:00:1796591227.572174   23765 port.cc:153] an error line is kept",
+    b"E0000 00:00:1796591227.572174   23765 cuda_platform.cc:52] another CUDA error is kept",
     b"hello from the user's module",
     b"/x.py:3: UserWarning: the user's warning",
     b"",

@@ -20,6 +20,13 @@ takes ``copy=`` only from numpy 2.1 (this package supports 1.24), TensorFlow's e
 refuses ``copy=True``, and mygrad's Tensor and ``tf.Variable`` have no ``__dlpack__``.
 One copy either way.
 
+The numpy functions this reading uses are bound when this module is imported, which in
+the child of ``softmax-verify check`` is before the target is (``isolation.child.serve``
+imports it): a target that rebinds ``numpy.asarray``, ``numpy.from_dlpack`` or
+``numpy.array`` in its process cannot swap what its array is read as (as
+``isolation.child.transport`` holds the channel's functions). The builtins used only pick
+the path; the values come from the bound functions and the array itself.
+
 The dtype and shape are then checked as a numpy array's are
 (``core.implementation.checked_array``); anything else (a list, None, a number) is left
 as it is, for those checks to refuse. The log records which library's arrays were read
@@ -28,6 +35,7 @@ and how, for the report's ``read as:`` line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -40,11 +48,17 @@ __all__ = ["ArrayLog", "array_name", "is_array"]
 
 _NUMPY_PROTOCOLS = ("__array__", "__array_interface__", "__array_struct__")
 
+# Bound at import, before the target's module is imported (see the module docstring).
+_ndarray = np.ndarray
+_asarray: Callable[..., NDArray[Any]] = np.asarray
+_from_dlpack: Callable[..., NDArray[Any]] = np.from_dlpack
+_array: Callable[..., NDArray[Any]] = np.array
+
 
 def is_array(value: object) -> bool:
     """A numpy array, or an array of another library that numpy can read (see the module
     docstring)."""
-    if isinstance(value, np.ndarray):
+    if isinstance(value, _ndarray):
         return True
     if isinstance(value, (type, str, bytes)):
         return False
@@ -63,12 +77,12 @@ def _read(value: object) -> tuple[NDArray[Any], str]:
     """``value`` as numpy reads it (a view, maybe read-only), and the path taken."""
     kind = type(value)
     if any(hasattr(kind, name) for name in _NUMPY_PROTOCOLS):
-        return np.asarray(value), "numpy.asarray"
+        return _asarray(value), "numpy.asarray"
     producer: Any = value  # its type has __dlpack__
     if hasattr(kind, "__dlpack__"):
-        return np.from_dlpack(producer), "numpy.from_dlpack"
+        return _from_dlpack(producer), "numpy.from_dlpack"
     if callable(getattr(kind, "numpy", None)):
-        return np.asarray(producer.numpy()), ".numpy()"
+        return _asarray(producer.numpy()), ".numpy()"
     raise TypeError(f"{kind.__qualname__} has neither __array__, __dlpack__ nor .numpy()")
 
 
@@ -82,12 +96,12 @@ class ArrayLog:
     def numpy(self, role: str, what: str, value: object) -> object:
         """``value`` as an owned numpy array if it is another library's array; else
         ``value`` itself. An array numpy cannot read is the code's error (``role``)."""
-        if isinstance(value, np.ndarray) or not is_array(value):
+        if isinstance(value, _ndarray) or not is_array(value):
             return value
         name = array_name(value)
         try:
             array, how = _read(value)
-            array = np.array(array, copy=True)
+            array = _array(array, copy=True)
         except Exception as exc:
             raise ImplementationError(
                 role,

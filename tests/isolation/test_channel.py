@@ -86,6 +86,24 @@ def test_a_wrong_forward_that_patches_numpy_fails(tmp_path: Path) -> None:
     assert run.result("matches_reference")["status"] == "failed"
 
 
+CONVERSION = "cheats_through_conversion.py"
+
+
+@pytest.mark.parametrize("patch", list(runpy.run_path(str(HOSTILE / CONVERSION))["PATCHES"]))
+def test_a_patched_numpy_cannot_forge_a_framework_arrays_conversion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, patch: str
+) -> None:
+    """Uniform rows returned as another library's array, read by ``numpy.asarray``,
+    ``numpy.from_dlpack`` or ``.numpy()`` and copied by ``numpy.array``: a target that
+    patches the one its output goes through, to give the right rows instead, still fails
+    (``target.arrays`` binds them before the target is imported)."""
+    monkeypatch.setenv("SOFTMAX_VERIFY_TEST_PATCH", patch)
+    argv = (*only("matches_reference"), "--dtype", "float64", "--max-examples", "10")
+    run = check(tmp_path, CONVERSION, *argv)
+    assert run.code == 1, run.err
+    assert run.result("matches_reference")["status"] == "failed"
+
+
 # --- frames --------------------------------------------------------------------------------
 
 

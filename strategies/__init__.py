@@ -12,7 +12,8 @@ requested dtype.
   block boundaries (``BOUNDARY_COLS``), inside a declared domain; with
   ``recurring_cols=True``, row lengths from a palette (``RECURRING_SHORT_COLS``,
   ``RECURRING_ARBITRARY_COLS``), for code compiled once per shape.
-* ``shapes_in`` -- ``kernel_shapes`` inside a declared ``softmax_verify.Domain``.
+* ``shapes_in`` -- ``kernel_shapes`` inside a declared ``softmax_verify.Domain``;
+  ``largest_shape_in`` -- a shape with as many entries as the largest it draws.
 * ``masked_logits`` -- logits with ``-inf`` (masked) entries, for ``--masked``.
 * ``logits`` -- adversarial logits: ties, constant rows, dominant entries,
   masked entries, rows far apart, magnitudes near overflow and underflow.
@@ -39,6 +40,7 @@ from ._shapes import (
     RECURRING_ARBITRARY_COLS,
     RECURRING_SHORT_COLS,
     kernel_shapes,
+    largest_shape_in,
     shapes,
     shapes_in,
 )
@@ -57,6 +59,7 @@ __all__ = [
     "directions",
     "kernel_shapes",
     "labels",
+    "largest_shape_in",
     "logits",
     "masked_logits",
     "one_hot",

@@ -24,6 +24,7 @@ __all__ = [
     "RECURRING_ARBITRARY_COLS",
     "RECURRING_SHORT_COLS",
     "kernel_shapes",
+    "largest_shape_in",
     "resolve_shape",
     "shapes",
     "shapes_in",
@@ -316,3 +317,29 @@ def shapes_in(domain: Domain) -> SearchStrategy[tuple[int, int]]:
         cols_multiple_of=domain.cols_multiple_of,
         recurring_cols=domain.recurring_cols,
     )
+
+
+def largest_shape_in(domain: Domain) -> tuple[int, int]:
+    """A shape with at least as many entries as any ``shapes_in(domain)`` draws: what the
+    verifier must be able to hold (``softmax_verify.run.memory``).
+
+    A short example has at most the short rows' top times the short columns' top (snapped
+    to the multiple: a square's side is no more). A long one of ``c`` columns (at most C,
+    the widest multiple inside the bounds) has ``max(r0, min(r1, 2**15 // c))`` rows, so
+    ``c`` times that is at most ``max(r0 C, min(r1 C, 2**15))``: the shape returned for
+    the long rows, ``(max(r0, min(r1, ceil(2**15 / C))), C)``, has at least as many. It is
+    exact when the fewest rows decide (``r0 C > 2**15``, the declared shapes a machine may
+    not hold) and for a single shape. ``recurring_cols`` maps lengths into the same bounds.
+    """
+    if not isinstance(domain, Domain):
+        raise TypeError(f"domain must be a softmax_verify.Domain, got domain={domain!r}")
+    min_rows, max_rows = domain.rows or (1, 1 << 20)
+    low, high = domain.cols or (1, max(LONG_MAX_COLS, domain.cols_multiple_of))
+    k = _KernelShapes((min_rows, max_rows), (low, high), domain.cols_multiple_of)
+    shapes: list[tuple[int, int]] = []
+    if k.can_small:
+        shapes.append((k.short_rows[1], _snap(k.short_cols[1], k.multiple, low, high)))
+    if k.can_long or not k.can_small:
+        widest = high // k.multiple * k.multiple
+        shapes.append((max(min_rows, min(max_rows, -(-_LONG_ENTRIES // widest))), widest))
+    return max(shapes, key=lambda shape: shape[0] * shape[1])

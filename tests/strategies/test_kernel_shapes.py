@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import Phase, find, given, settings
+from hypothesis import Phase, assume, find, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 
@@ -190,3 +191,58 @@ def test_recurring_cols_must_be_a_bool() -> None:
         sv_st.kernel_shapes(recurring_cols=1)  # type: ignore[arg-type]  # a wrong type, tested
     with pytest.raises(TypeError, match="recurring_cols must be a bool"):
         Domain(recurring_cols="yes")  # type: ignore[arg-type]  # a wrong type, tested
+
+
+@pytest.mark.parametrize(
+    ("domain", "largest"),
+    [
+        (Domain(), (4, 8192)),  # 2**15 entries: a long row's budget
+        (Domain(rows=(3000, 3000), cols=(5000, 5000)), (3000, 5000)),  # one shape: exact
+        (Domain(rows=(100, 200), cols=(1000, 1000)), (100, 1000)),  # the fewest rows decide
+        (Domain(rows=(1, 1), cols=(1, 16), cols_multiple_of=8), (1, 16)),
+        (Domain(rows=(2, 5), cols=(100, 300)), (5, 300)),  # the rows' top, under the budget
+        (Domain(cols=(10, 20)), (24, 20)),  # short rows only
+        (Domain(cols=(128, 4096), cols_multiple_of=128), (8, 4096)),
+        (Domain(rows=(64, 64), cols=(512, 512), recurring_cols=True), (64, 512)),
+    ],
+    ids=repr,
+)
+def test_no_drawn_shape_has_more_entries_than_the_largest(
+    domain: Domain, largest: tuple[int, int]
+) -> None:
+    """``largest_shape_in`` bounds what ``shapes_in`` draws (the memory check rests on it),
+    and is exact where a declaration decides."""
+    assert sv_st.largest_shape_in(domain) == largest
+    bound = largest[0] * largest[1]
+    shapes = _drawn(sv_st.shapes_in(domain), 300)
+    assert max(r * c for r, c in shapes) <= bound
+
+
+@given(
+    st.integers(1, 40),
+    st.integers(0, 3000),
+    st.integers(1, 9000),
+    st.integers(0, 9000),
+    st.integers(1, 200),
+    st.booleans(),
+    st.data(),
+)
+@settings(max_examples=100, deadline=None, database=None)
+def test_the_largest_shape_bounds_any_domain(
+    min_rows: int,
+    more_rows: int,
+    min_cols: int,
+    more_cols: int,
+    multiple: int,
+    recurring: bool,
+    data: st.DataObject,
+) -> None:
+    cols = (min_cols, min_cols + more_cols)
+    assume(-(-cols[0] // multiple) * multiple <= cols[1])
+    domain = Domain((min_rows, min_rows + more_rows), cols, multiple, recurring)
+    rows, width = sv_st.largest_shape_in(domain)
+    assert domain.rows is not None
+    assert domain.rows[0] <= rows <= domain.rows[1]
+    for _ in range(20):
+        r, c = data.draw(sv_st.shapes_in(domain))
+        assert r * c <= rows * width

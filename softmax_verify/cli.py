@@ -64,8 +64,10 @@ from softmax_verify.core.options import (
 )
 from softmax_verify.core.result import Result
 from softmax_verify.invariants import ALL_IDS, NOTATION, NOTATION_CE, invariants_for
+from softmax_verify.isolation.lanes import lane_dtypes
 from softmax_verify.isolation.verifier import verify_isolated
 from softmax_verify.run.formats import to_github, to_junit
+from softmax_verify.run.memory import MemoryShortage, check_memory
 from softmax_verify.run.plan import RunPlan
 from softmax_verify.run.profiles import PROFILES
 from softmax_verify.run.report import Report
@@ -507,6 +509,21 @@ def _usage_error(message: str) -> int:
     return EXIT_USAGE
 
 
+def _declared_shapes(args: argparse.Namespace) -> str:
+    """``--rows 100000:100000 --cols 100000:100000``: the options that set the shapes, as
+    given (the default shapes, if none was)."""
+    given = [
+        f"{option} {value}"
+        for option, value in (
+            ("--rows", args.rows),
+            ("--cols", args.cols),
+            ("--cols-multiple-of", args.cols_multiple_of),
+        )
+        if value is not None
+    ]
+    return " ".join(given) or "the default shapes"
+
+
 def _check(args: argparse.Namespace) -> int:
     if args.dtype in ("bfloat16", "all-half") and bfloat16() is None:
         return _usage_error(
@@ -515,6 +532,10 @@ def _check(args: argparse.Namespace) -> int:
     try:
         options = options_from(args)
         plan = RunPlan.build(options, progress=_progress if sys.stderr.isatty() else None)
+        if args.isolate:  # lanes check dtypes side by side: their memory adds up
+            check_memory(plan.domain, lane_dtypes(plan.dtypes, args.jobs))
+    except MemoryShortage as exc:
+        return _usage_error(exc.explain(_declared_shapes(args)))
     except (TypeError, ValueError) as exc:  # an id of another kind is a usage error too
         return _usage_error(str(exc))
     try:

@@ -56,6 +56,7 @@ from softmax_verify.core.options import (
 from softmax_verify.core.validate import resolve_dtype
 from softmax_verify.diagnosis import describe, diagnose
 from softmax_verify.invariants import ALL_IDS, REGISTRY, get_invariant, invariants_for
+from softmax_verify.run.memory import MemoryShortage, check_memory
 from softmax_verify.run.runner import run_invariant
 from softmax_verify.run.text import failure_text
 from softmax_verify.target.conventions import implementation_from, loss_implementation_from
@@ -72,6 +73,10 @@ def _contract_test(invariant_id: str) -> Callable[[Any, str], None]:
         # The active profile (the user's), with the command's shrinking: one bug, no explain.
         cls = type(self)
         options = cls.options()
+        try:  # a domain whose cases cannot be held: the class's declaration, said so
+            check_memory(options.domain, [[resolve_dtype(dtype, "dtypes")]])
+        except MemoryShortage as exc:
+            pytest.fail(exc.explain(f"{cls.__name__}.domain"), pytrace=False)
         result = run_invariant(
             inv,
             impl,

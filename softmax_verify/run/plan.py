@@ -3,7 +3,8 @@
 ``verify``, the command (through ``isolation.verifier.verify_isolated``) and ``run_pairs``
 all take a ``RunPlan``. ``Options`` validated each option when it was built;
 ``RunPlan.build`` adds what needs the engine: the invariant ids of the kind, the
-Hypothesis profile, and a seed drawn for a random profile. How the target is read and
+Hypothesis profile, a seed drawn for a random profile, and that the largest case the
+domain allows fits in the memory available (``run.memory``). How the target is read and
 called comes from the same ``Options`` (``target.load.TargetSpec``).
 """
 
@@ -26,6 +27,7 @@ from softmax_verify.core.result import Result
 from softmax_verify.core.validate import resolve_dtype
 from softmax_verify.diagnosis import Diagnosis
 from softmax_verify.invariants import Invariant, get_invariant, invariants_for
+from softmax_verify.run.memory import check_memory
 from softmax_verify.run.report import Report
 from softmax_verify.run.settings import registered_profile, verdict_settings
 from softmax_verify.target.conventions import Reading
@@ -54,7 +56,8 @@ class RunPlan:
         cls, options: Options | None = None, *, progress: Callable[[Result], None] | None = None
     ) -> RunPlan:
         """The plan of ``options`` (default: ``Options()``); ValueError for an invariant id
-        the kind does not have, or a profile Hypothesis does not know."""
+        the kind does not have, or a profile Hypothesis does not know; MemoryShortage (a
+        ValueError naming ``domain``) for a domain whose largest case cannot be held."""
         options = Options() if options is None else options
         if not isinstance(options, Options):
             raise TypeError(f"options must be a softmax_verify.Options, got {options!r}")
@@ -63,10 +66,12 @@ class RunPlan:
         else:
             selected = tuple(get_invariant(i, options.kind) for i in options.invariants)
         run_settings(options.profile, options.max_examples, options.seed)  # the profile exists
+        dtypes = tuple(resolve_dtype(d, "dtypes") for d in options.dtypes)
+        check_memory(options.domain, [dtypes])  # one lane: the dtypes one after the other
         return cls(
             options=options,
             invariants=selected,
-            dtypes=tuple(resolve_dtype(d, "dtypes") for d in options.dtypes),
+            dtypes=dtypes,
             seed=draw_seed(options.profile, options.seed),
             progress=progress,
         )

@@ -267,7 +267,20 @@ def _failure(invariant: str, dtype: str, exc: Exception, state: _State, seconds:
         first = state.first_failure
         case = None if first is None else first[0]
         return result("failed", _nondeterministic(exc, state), case, minimal=False)
+    if isinstance(exc, MemoryError):  # the code's own come as ImplementationError
+        return result("error", _out_of_memory(exc), None, minimal=False)
     return result("error", describe_exception(exc), None)  # Hypothesis's own verdicts
+
+
+def _out_of_memory(exc: MemoryError) -> str:
+    """The message of a MemoryError of the verifier's own (not the code under test's,
+    whose errors are ImplementationErrors): the run's shapes fitted when it started
+    (``run.memory``), so other processes took the memory since, or it ran short."""
+    return (
+        f"the verifier ran out of memory for its own arrays ({describe_exception(exc)}); "
+        "not an error of the code under test: free memory, or declare smaller shapes "
+        "(--rows/--cols, domain=)"
+    )
 
 
 def _nondeterministic(exc: Flaky, state: _State) -> str:

@@ -1,4 +1,6 @@
-"""Shapes whose cases cannot be held are refused before the run, at every entry point.
+"""Shapes whose cases cannot be held are refused before the run, at every entry point, and
+a MemoryError of the verifier's own during a run is reported as the verifier's, not as an
+error of the code under test.
 
 ``run.memory.check_memory`` takes the memory available as an argument, and the entry
 points ask ``run.memory.available_memory``, replaced here: no test depends on the
@@ -13,7 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import cli
+from numpy.typing import NDArray
 
+import softmax_verify.invariants._forward as forward_invariants
 import softmax_verify.run.memory as memory
 from softmax_verify import Domain, softmax, verify
 from softmax_verify.run.memory import (
@@ -200,3 +204,34 @@ def test_the_contract_near_the_bound(machine: Any) -> None:
     machine(32 * bytes_per_entry(F32))
     TestSmall().test_rows_sum_to_one("float32")  # type: ignore[attr-defined]  # generated
 
+
+# --- a MemoryError during the run ---------------------------------------------------------
+
+
+def test_the_verifiers_own_memory_error_is_not_the_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory taken by others after the check: the reference cannot allocate. The error
+    says it is the verifier's, not an error of the code under test."""
+
+    def no_memory(x: NDArray[Any]) -> NDArray[Any]:
+        raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100000, 100000)")
+
+    monkeypatch.setattr(forward_invariants, "exact", no_memory)
+    report = verify(softmax, dtypes=("float64",), invariants=["matches_reference"])
+    (result,) = report.results
+    assert result.status == "error"
+    assert result.message.startswith(
+        "the verifier ran out of memory for its own arrays (MemoryError: Unable to allocate "
+        "74.5 GiB"
+    )
+    assert "not an error of the code under test" in result.message
+
+
+def test_the_codes_own_memory_error_stays_the_codes() -> None:
+    def greedy(x: NDArray[Any]) -> NDArray[Any]:
+        raise MemoryError("Unable to allocate 1 TiB")
+
+    report = verify(greedy, dtypes=("float64",), invariants=["matches_reference"])
+    (result,) = report.results
+    assert result.status == "error"
+    assert "raised MemoryError: Unable to allocate 1 TiB" in result.message
+    assert "the verifier ran out of memory" not in result.message

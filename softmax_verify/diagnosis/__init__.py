@@ -30,6 +30,7 @@ import numpy as np
 
 from softmax_verify.core.errors import CallTimeout
 from softmax_verify.core.implementation import Implementation
+from softmax_verify.core.kinds import Kind as FunctionKind
 from softmax_verify.core.kinds import check_kind
 from softmax_verify.core.loss_implementation import LossImplementation
 from softmax_verify.core.options import Accumulation
@@ -216,12 +217,28 @@ def diagnose(
     catalogue and invariants (``"softmax"``, ``"log_softmax"``, or ``"cross_entropy"`` with a
     ``LossImplementation``, whose catalogue has formulas only); ``accumulate``: the run's
     half-precision accumulation model, under which the regions re-run its checks. Only
-    called after a failure; a passing run is never probed.
+    called after a failure; a passing run is never probed. With no memory left for the
+    probes (the verifier's MemoryError, or the child's), nothing can be proven: none.
     """
     failed = [r for r in results if r.status in ("failed", "error")]
     if not failed:
         return ()
-    resolved_kind = check_kind(kind)
+    try:
+        return _diagnose(impl, results, failed, dtypes, budget, accumulate, check_kind(kind))
+    except MemoryError:
+        return ()
+
+
+def _diagnose(
+    impl: Implementation | LossImplementation,
+    results: Sequence[Result],
+    failed: list[Result],
+    dtypes: Iterable[Any] | None,
+    budget: float,
+    accumulate: Accumulation,
+    resolved_kind: FunctionKind,
+) -> tuple[Diagnosis, ...]:
+    """``diagnose`` of the ``failed`` results among ``results``."""
     start = time.monotonic()
     names = [r.dtype for r in results] if dtypes is None else list(dtypes)
     resolved = list(dict.fromkeys(resolve_dtype(d, "dtypes") for d in names))

@@ -282,6 +282,11 @@ class ChildTarget:
         if reply[0] == "timeout":
             said = reply[1] if reply[1] in ("forward", "backward") else role
             raise CallTimeout(said, self.timeout or 0.0)
+        if reply[0] == "memory" and len(reply) == 2:  # the child's own arrays, not the code's
+            raise MemoryError(
+                "the child ran out of memory for the arrays it was sent or read, outside the "
+                f"code's calls: {text_reply(reply[1])}"
+            )
         if reply[0] == "error" and len(reply) == 4:
             said = reply[1] if reply[1] in ("forward", "backward") else role  # vjp: either
             raise ImplementationError(

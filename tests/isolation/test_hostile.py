@@ -329,3 +329,18 @@ def test_an_interrupt_at_import_names_the_exception_and_its_line(tmp_path: Path)
         "before checking rows_sum_to_one at float64"
     )
     assert result["location"] == f"{here('interrupt_at_import.py')} in <module>"
+
+
+def test_the_childs_own_memory_error_is_not_the_codes(tmp_path: Path) -> None:
+    """The child cannot allocate an input it is sent (outside the code's calls): each
+    invariant is an error saying the verifier ran out of memory, not that the code raised."""
+    run = check(tmp_path, "child_out_of_memory.py", *only("matches_reference"))
+    assert run.code == 1
+    message = run.result("matches_reference")["message"]
+    assert message.startswith(
+        "the verifier ran out of memory for its own arrays (MemoryError: the child ran out of "
+        "memory for the arrays it was sent or read, outside the code's calls: MemoryError: "
+        "Unable to allocate 74.5 GiB"
+    )
+    assert "not an error of the code under test" in message
+    assert "raised" not in message

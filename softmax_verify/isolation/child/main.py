@@ -24,8 +24,10 @@ request at a time and reads one reply:
   ``("ok", loss, x_written, labels_written)``; ``("grad", release, x, labels, upstream)``
   -> ``("ok", dx, x_written, labels_written, upstream_written, cache_written)``;
   ``("loss_each", release, [(x, labels), ...])`` -> ``("ok", [loss, ...])``;
-- any call may instead reply ``("error", role, reason, location)`` or
-  ``("timeout", role, seconds)``.
+- any call may instead reply ``("error", role, reason, location)``,
+  ``("timeout", role, seconds)``, or ``("memory", message)`` when this process ran out of
+  memory for the arrays outside the code's calls (decoding, reading or encoding them: the
+  verifier's error, not the code's).
 
 Caches stay here, keyed by handle; ``release`` lists the handles the verifier no longer
 holds. Replies are builtins and encoded arrays only, sent through a ``Transport`` bound
@@ -93,7 +95,10 @@ def main() -> None:
             real_exit(0)  # no interpreter shutdown: the user's threads and atexit hooks
         reply = server.handle(request)
         try:
-            transport.send(reply)
+            try:
+                transport.send(reply)
+            except MemoryError as exc:  # pickling the reply, before a byte of it is written
+                transport.send(("memory", f"{type(exc).__name__}: {exc}"))
         except OSError:  # the verifier died while the call ran: no one to answer, or to tell
             real_exit(0)
 

@@ -55,6 +55,8 @@ class Server:
             return ("timeout", exc.role, exc.seconds)
         except ImplementationError as exc:
             return ("error", exc.role, one_line(exc.reason), exc.location)
+        except MemoryError as exc:  # the child's own arrays, outside a call: not the code's
+            return ("memory", describe_exception(exc))
         except BaseException as exc:  # the user's code, outside a call (a cache's __getattr__)
             return ("error", role, "raised " + describe_exception(exc), _where(exc))
 

@@ -91,6 +91,7 @@ def test_public_api() -> None:
         "directions",
         "kernel_shapes",
         "labels",
+        "largest_shape_in",
         "logits",
         "masked_logits",
         "one_hot",

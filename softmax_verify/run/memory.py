@@ -24,8 +24,9 @@ invariant, 1000 x 1000 cases (``--rows 1000:1000 --cols 1000:1000``), less that 
 10 x 10 run, per process: the verifier 175 bytes an entry at float32 and 216 at float64
 (17 float64 arrays and 10 at the dtype), the child 35 and 87 (9 to 11 at the dtype).
 Rounded up to 20, 12 and 12: 352 bytes an entry at float64, 256 at float32, 208 at
-float16. The code under test's own temporaries come on top, and differ by code: the
-figure is what the verifier needs, so a shape it rejects cannot be checked at all.
+float16, a sixth to a fifth over what was measured. The code under test's own
+temporaries come on top, and differ by code: the figure is what the verifier itself
+needs, so a shape it refuses could not be checked in the memory there is, or only just.
 
 Lanes (``--jobs``) check dtypes side by side, each in a verifier process and child of
 its own: their needs add up; the dtypes of one lane are checked one after the other.

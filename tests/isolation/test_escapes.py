@@ -187,3 +187,39 @@ def test_a_watcher_cannot_rewrite_the_output_file(tmp_path: Path) -> None:
     assert report["passed"] is False
     assert "forged" not in report
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report")] == []
+
+
+# --- the verifier's own waits ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("interrupted", [False, True], ids=["waits", "ctrl-c"])
+def test_a_child_that_closes_its_channel_and_lives_on_is_stopped(
+    tmp_path: Path, interrupted: bool
+) -> None:
+    """The verifier waited for such a child's exit without a limit; a Ctrl-C in that wait
+    stopped the child from the signal handler, which waited for the same lock: a deadlock."""
+    env, mark, note = leaver(tmp_path)
+    proc = subprocess.Popen(
+        [*COMMAND, str(HOSTILE / "closes_channel.py"), *SHORT],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60.0
+        while not note.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert note.exists(), "the target was not loaded"
+        if interrupted:
+            time.sleep(0.5)  # the verifier waits for the child's exit now
+            os.kill(verifier_of(proc.pid), signal.SIGINT)
+        out, err = proc.communicate(timeout=30)  # the child lives 60 s
+        assert "Traceback" not in err, err
+        if interrupted:
+            assert proc.returncode == 130, err
+            assert "softmax-verify: interrupted" in err
+        else:
+            assert proc.returncode == 1, err
+            assert "while being loaded" in out
+        assert marked(mark) == []
+    finally:
+        proc.kill()
+        kill_marked(mark)

@@ -58,10 +58,14 @@ def verifier_code(supervisor: int, module: str = COMMAND_MODULE) -> str:
     unblocked = [int(s) for s in (*_PASSED_ON, signal.SIGCHLD)]
     return f"""import signal, sys
 sys.path[:] = {sys.path!r}
-signal.pthread_sigmask(signal.SIG_UNBLOCK, {unblocked!r})
 from softmax_verify.isolation.linux import die_with_parent
 die_with_parent({supervisor}, signal.SIGTERM)
-from {module} import main
+try:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {unblocked!r})
+    from {module} import main
+except KeyboardInterrupt:  # Ctrl-C while the engine is imported: as main's own
+    sys.stderr.write("softmax-verify: interrupted\\n")
+    sys.exit(130)
 sys.exit(main())
 """
 

@@ -35,6 +35,9 @@ so above 1 means softmax-verify is faster, except "ref / exp": the reference ove
     TensorFlow, keras): each one's child start and load, its first and later forward and
     vjp calls through the child, against the reference's; and reading each library's
     arrays as numpy arrays, against numpy's own copy.
+11. The cost of stopping every process the target started: the reference's verdict by
+    ``softmax-verify check``, this checkout (supervisor, subreapers, sweeps) against the
+    ``main`` branch's code, side by side (``--only supervision``).
 
 ``--quick`` is a smoke run: fewer repeats, no 4096x4096 shapes, no torch gradcheck at
 128x128, and verdicts capped at 20 examples per invariant. The tables are printed as
@@ -43,8 +46,8 @@ markdown and written to bench/results.md (``--output`` to change it).
 This file is the entry point: the command line, the page and its order (``main``). Each
 part measured is a module of its own beside it, a function per section returning its
 ``Section`` tables: kernels.py (1), gradchecks.py (2, 3), verdicts.py (4, 5), kinds.py (6),
-jax_verdicts.py (7), cross_entropy.py (8, 9), libraries.py (10); _common.py holds the
-timing loops, the table and the cell formats.
+jax_verdicts.py (7), cross_entropy.py (8, 9), libraries.py (10), supervision.py (11);
+_common.py holds the timing loops, the table and the cell formats.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ from jax_verdicts import jax_verdicts
 from kernels import SHAPES, kernels
 from kinds import kinds
 from libraries import libraries
+from supervision import supervision
 from verdicts import diagnoses, verdicts
 
 import softmax_verify
@@ -180,6 +184,7 @@ def parse(argv: Sequence[str] | None) -> BenchOptions:
             "cross_entropy",
             "cross_entropy_diagnosis",
             "libraries",
+            "supervision",
         ),
         default=None,
         help="run one part and replace its sections in the output file (jax: the jax verdict "
@@ -187,7 +192,8 @@ def parse(argv: Sequence[str] | None) -> BenchOptions:
         "kinds: log_softmax's verdict against softmax's, side by side; cross_entropy: the "
         "cross-entropy reference's time beside softmax's; cross_entropy_diagnosis: the time "
         "to a cross-entropy diagnosis; libraries: each library's child start, calls and "
-        "array reads)",
+        "array reads; supervision: the reference's verdict before and after the subreaper and "
+        "supervisor, side by side)",
     )
     args = parser.parse_args(argv)
     repeat = args.repeat if args.repeat is not None else (3 if args.quick else 15)
@@ -252,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return replace_section(opts.output, cross_entropy_diagnoses(opts))
     if opts.only == "libraries":
         return max(replace_section(opts.output, section) for section in libraries(opts))
+    if opts.only == "supervision":
+        return replace_section(opts.output, supervision(opts))
     # The sections in the order of the page, measured in that order (the headline only reads
     # the tables measured before it). A new section is one more entry here.
     top = machine(torch, jax, scipy)
@@ -271,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cross_entropy_verdicts(opts),
         cross_entropy_diagnoses(opts),
         *libraries(opts),
+        supervision(opts),
     ]
     return write_results(opts, sections, time.perf_counter() - started)
 

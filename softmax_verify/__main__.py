@@ -1,7 +1,7 @@
-"""``python -m softmax_verify``: the same as the ``softmax-verify`` command."""
+"""``python -m softmax_verify``: the command, under its supervisor (``isolation.supervisor``)."""
 
 import sys
 
-from softmax_verify.cli import main
+from softmax_verify.isolation.supervisor import main
 
 sys.exit(main())

@@ -5,7 +5,8 @@
                          [--accumulate float32|input|input-worst-case]
                          [--rows MIN:MAX] [--cols MIN:MAX] [--cols-multiple-of K]
                          [--profile dev|ci|thorough] [--max-examples N] [--seed N]
-                         [--format text|json|junit|github] [--timeout SECONDS]
+                         [--format text|json|junit|github] [--output FILE]
+                         [--timeout SECONDS]
                          [--invariant ID ...] [--no-isolate] [--jobs N]
                          [--grad vjp|elementwise|jacobian] [--grad-at x|y]
                          [--rowwise] [--axis K] [--rank 2|3|4]
@@ -28,6 +29,10 @@ it becomes an error of the invariant being checked, and the others still run.
 ``--no-isolate`` runs it in this process instead, e.g. to debug it with pdb, and gives
 that up: a crash or hang ends the run, and the target's global state (numpy's error
 state, patched functions, random seeds, signal handlers) is the verifier's too.
+
+The command (the console script, ``python -m softmax_verify``) runs ``main`` in a process
+of its own under a small supervisor (``isolation.supervisor``, Linux): nothing the
+target started outlives the command, even when the verifier is killed.
 
 Exit status: 0 when nothing failed or errored, 1 when an invariant failed or the
 implementation errored, 2 for a usage error (one line on stderr, no traceback).
@@ -68,6 +73,7 @@ from softmax_verify.isolation.lanes import lane_dtypes
 from softmax_verify.isolation.verifier import verify_isolated
 from softmax_verify.run.formats import to_github, to_junit
 from softmax_verify.run.memory import MemoryShortage, check_memory
+from softmax_verify.run.output import output_problem, write_atomic
 from softmax_verify.run.plan import RunPlan
 from softmax_verify.run.profiles import PROFILES
 from softmax_verify.run.report import Report
@@ -262,6 +268,13 @@ def _add_run_options(check: argparse.ArgumentParser) -> None:
         choices=FORMATS,
         default="text",
         help="; ".join(f"{k}: {v}" for k, v in FORMATS.items()) + " (default: text)",
+    )
+    check.add_argument(
+        "--output",
+        metavar="FILE",
+        default=None,
+        help="write the report to FILE instead of stdout: whole, once the run has ended "
+        "and every process the target started is stopped (a new file renamed over FILE)",
     )
     check.add_argument(
         "--timeout",
@@ -529,6 +542,8 @@ def _check(args: argparse.Namespace) -> int:
         return _usage_error(
             f"--dtype {args.dtype} needs bfloat16 from ml_dtypes: {install_hint('ml_dtypes')}"
         )
+    if args.output is not None and (problem := output_problem(args.output)):
+        return _usage_error(f"--output {args.output}: {problem}")
     try:
         options = options_from(args)
         plan = RunPlan.build(options, progress=_progress if sys.stderr.isatty() else None)
@@ -549,7 +564,14 @@ def _check(args: argparse.Namespace) -> int:
     command = _reproduce(args.target, args.backward, options.replace(seed=report.seed))
     report = dataclasses.replace(report, backward=args.backward, command=command)
     render = {"json": Report.to_json, "junit": to_junit, "github": to_github}
-    sys.stdout.write(render.get(args.format, Report.to_text)(report) + "\n")
+    text = render.get(args.format, Report.to_text)(report) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK if report.passed else EXIT_FAILED
+    try:  # every process the target started is stopped by now: none can rewrite it
+        write_atomic(args.output, text.encode("utf-8"))
+    except OSError as exc:
+        return _usage_error(f"--output {args.output}: {exc.strerror or exc}")
     return EXIT_OK if report.passed else EXIT_FAILED
 
 

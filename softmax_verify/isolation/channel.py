@@ -177,6 +177,8 @@ class ChildTarget:
             reply = child.request(("load", [], self.spec, tuple(sys.path)), limit, _REPLY_ROOM)
         except ProcessEnded as ended:
             self._discard()
+            if self._interrupted:  # stopped by Ctrl-C or SIGTERM, not by its own doing
+                raise KeyboardInterrupt from None
             how = f"did not finish loading within {limit:g} s and was stopped"
             raise LoadFailed(how if ended.hung else ended.how, crash_location(ended.dump)) from None
         except WireError as exc:

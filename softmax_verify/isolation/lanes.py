@@ -9,8 +9,12 @@ trusted, and pickled.
 
 - Results reach ``progress`` in the order a one-lane run gives them.
 - A lane gets SIGTERM when this process dies, however it dies (``PR_SET_PDEATHSIG``), so
-  it stops its own child first; this process stops every lane when it is done or
-  interrupted.
+  it stops its own child, and what that child started, first; this process stops every
+  lane when it is done or interrupted.
+- While lanes run, this process is a child subreaper (``reaper.custody``): if a lane
+  dies before stopping its child (killed, by the target say), the child dies with it
+  and whatever the target started is reparented here, and stopped and named when the
+  lanes are stopped.
 - A lane that dies before it is done (killed, out of memory, or by a target that kills
   its parent) turns its unchecked pairs into errors that say so.
 - The diagnosis of failures needs every dtype's results: it runs after the others, in a
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from softmax_verify.core.result import Result
 from softmax_verify.isolation.process import death, python_entry, stderr_fd
+from softmax_verify.isolation.reaper import SweepTimeout, Tree, custody
 from softmax_verify.run.plan import unchecked
 from softmax_verify.target.conventions import Reading
 from softmax_verify.target.load import TargetError
@@ -69,7 +74,9 @@ class _Lane:
 
     def __init__(self, spec: TargetSpec, plan: RunPlan, results: list[Result] | None) -> None:
         ours, theirs = socket.socketpair()
+        custody.take()
         try:
+            self.tree = Tree()
             self.popen = subprocess.Popen(
                 [sys.executable, "-c", _ENTRY, str(theirs.fileno()), str(os.getpid())],
                 pass_fds=(theirs.fileno(),),
@@ -77,8 +84,14 @@ class _Lane:
                 stdout=stderr_fd(),
                 start_new_session=True,  # Ctrl-C is this process's to handle
             )
+        except BaseException:
+            custody.give_back()
+            ours.close()
+            raise
         finally:
             theirs.close()
+        self.tree.attach(self.popen.pid)
+        self.in_custody = True
         self.conn = Connection(ours.detach())
         self.dtypes = [dtype.name for dtype in plan.dtypes]
         self.finished = False
@@ -99,6 +112,18 @@ class _Lane:
                 self.popen.kill()
                 self.popen.wait()
         self.conn.close()
+
+    def sweep(self, lanes: Sequence[_Lane]) -> None:
+        """After the lane has stopped: what its child's processes left, if the lane could
+        not stop them itself (it was killed), stopped and named; then the custody ends."""
+        try:
+            found = self.tree.sweep(own={lane.popen.pid for lane in lanes})
+        except SweepTimeout as stuck:
+            found = stuck.pids
+        self.leftovers += [pid for pid in found if pid not in self.leftovers]
+        if self.in_custody:
+            self.in_custody = False
+            custody.give_back()
 
 
 class _InOrder:
@@ -190,4 +215,6 @@ def _run(starting: list[_Lane], order: _InOrder) -> list[_Lane]:
     finally:
         for lane in starting:
             lane.stop()
+        for lane in starting:
+            lane.sweep(starting)
     return starting

@@ -2,9 +2,13 @@
 watch, stop.
 
 - Started with ``subprocess`` (not multiprocessing: the child is no daemon, so the code
-  under test may start processes of its own) in a new session, so whatever it starts
-  can be found and stopped with it. Its stdout is the verifier's stderr; its stdin is
-  empty. It dies with the verifier (``PR_SET_PDEATHSIG``, set by the child).
+  under test may start processes of its own) in a new session. Its stdout is the
+  verifier's stderr; its stdin is empty. It dies with the verifier
+  (``PR_SET_PDEATHSIG``, set by the child).
+- While a child is owned, this process is a child subreaper and not dumpable
+  (``reaper.custody``): whatever the child starts, in whatever session, stays a
+  descendant of this process, and is found, stopped and named when the child is
+  stopped (``reaper.Tree``); the child cannot open this process's descriptors.
 - Its death is watched through a pidfd (Linux), never through a pipe a grandchild could
   hold open; elsewhere by polling ``waitpid``.
 - Every reply is read under the call's deadline, header and body (``frames``): a child
@@ -38,6 +42,8 @@ from softmax_verify.isolation.frames import (
     read_frame,
     write_frame,
 )
+from softmax_verify.isolation.linux import LINUX
+from softmax_verify.isolation.reaper import SweepTimeout, Tree, custody
 from softmax_verify.isolation.wire import loads_untrusted
 
 __all__ = ["ABORT_SECONDS", "ChildProcess", "ProcessEnded", "death", "python_entry", "stderr_fd"]
@@ -46,6 +52,9 @@ __all__ = ["ABORT_SECONDS", "ChildProcess", "ProcessEnded", "death", "python_ent
 ABORT_SECONDS = 2.0
 #: How long a child told to quit gets to exit before it is killed.
 _QUIT_SECONDS = 2.0
+#: How long a child sent SIGKILL gets to be reaped before the sweep goes on without it
+#: (one in uninterruptible sleep; a signal handler interrupting a wait for it).
+_KILLED_SECONDS = 1.0
 #: Without a pidfd, how often (milliseconds) the child's liveness is polled while waiting.
 _POLL_MS = 50
 _PACKAGE_PARENT = os.path.dirname(PACKAGE_DIR)
@@ -98,26 +107,6 @@ def stderr_fd() -> int:
         return subprocess.DEVNULL
 
 
-def _session_members(session: int) -> list[int]:
-    """Live processes of ``session`` (Linux ``/proc``; empty elsewhere), zombies excluded."""
-    found = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 3 and int(fields[3]) == session and fields[0] != b"Z":
-            found.append(int(entry))
-    return found
-
-
 class ChildProcess:
     """A running child: ``request`` sends one message and returns the decoded reply."""
 
@@ -125,7 +114,10 @@ class ChildProcess:
         # Closed in close(), not a with-block: it outlives this method, as the child does.
         self.fault = tempfile.TemporaryFile(prefix="softmax-verify-")  # noqa: SIM115
         ours, theirs = socket.socketpair()
+        custody.take()
+        self._in_custody = True
         try:
+            self.tree = Tree()  # before the start: this process's children of the moment
             args = (str(theirs.fileno()), str(self.fault.fileno()), str(os.getpid()))
             self.popen = subprocess.Popen(
                 [sys.executable, "-c", _ENTRY, *args],
@@ -137,10 +129,12 @@ class ChildProcess:
         except BaseException:
             ours.close()
             self.fault.close()
+            self._give_back()
             raise
         finally:
             theirs.close()
         self.pid = self.popen.pid
+        self.tree.attach(self.pid)
         self.sock = ours
         self.pidfd: int | None = None
         if hasattr(os, "pidfd_open"):
@@ -196,7 +190,9 @@ class ChildProcess:
                 self._stuck()
 
     def _ended(self) -> None:
-        self.popen.wait()
+        # It closed the channel or died: its exit status, if it comes soon (a child that
+        # closed the channel and lives on is killed by ``stop``).
+        self._reap(_QUIT_SECONDS)
         dump = self.dump()
         self.stop()
         raise ProcessEnded(death(self.popen.returncode), dump, hung=False)
@@ -233,22 +229,30 @@ class ChildProcess:
         self.stop()
 
     def stop(self) -> None:
-        """Kill the child and every process of its session; record the others' pids.
-        Idempotent, and safe in a signal handler (no waiting beyond the child itself)."""
+        """Kill the child and every process descended from it, whatever its session, and
+        record the pids of those still running. Idempotent; safe in a signal handler (it
+        waits only for processes it has killed, and never in ``Popen``'s lock)."""
         if self.popen.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
-            self.popen.wait()
-        for pid in _session_members(self.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue
-            if pid not in self.leftovers:
-                self.leftovers.append(pid)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)  # where /proc cannot list the session
+            self._reap(_KILLED_SECONDS)
+        try:
+            found = self.tree.sweep(own={self.pid})
+        except SweepTimeout as stuck:  # in the kernel past any signal: named all the same
+            found = stuck.pids
+        self.leftovers += [pid for pid in found if pid not in self.leftovers]
+        if not LINUX:  # no subreaper, no /proc: the child's own process group at least
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
         self.close()
+
+    def _reap(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for the child's exit status. ``Popen.wait()`` without a
+        timeout holds a lock while it blocks in ``waitpid``: a SIGINT or SIGTERM handler
+        that runs in that wait and stops the child (``stop``) would wait for the same lock
+        forever. With a timeout, ``Popen`` only polls under the lock."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(seconds)
 
     def close(self) -> None:
         self.sock.close()
@@ -256,3 +260,10 @@ class ChildProcess:
             os.close(self.pidfd)
             self.pidfd = None
         self.fault.close()
+        self._give_back()
+
+    def _give_back(self) -> None:
+        """The end of this child's custody (once): after the sweep, never before it."""
+        if self._in_custody:
+            self._in_custody = False
+            custody.give_back()

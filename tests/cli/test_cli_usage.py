@@ -193,3 +193,24 @@ def test_a_file_target_imports_the_users_package_from_the_working_directory(
     for proc in (script, module):  # the console script and python -m agree
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "2 passed, 0 failed" in proc.stdout
+
+
+def test_output_writes_the_report_there_and_nothing_to_stdout(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    report = tmp_path / "report.xml"
+    argv = ["--invariant", "dtype_preserved", "--dtype", "float64", "--format", "junit"]
+    code, out, _ = cli(capsys, "check", str(BUGGY), *argv, "--output", str(report))
+    assert code == 0
+    assert out == ""
+    suite = ET.fromstring(report.read_text()).find("testsuite")
+    assert suite is not None
+    assert suite.get("tests") == "1"
+
+
+def test_an_output_that_cannot_be_written_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = cli(capsys, "check", str(BUGGY), "--output", str(tmp_path))
+    assert (code, out) == (2, "")
+    assert err == f"softmax-verify: error: --output {tmp_path}: is a directory\n"

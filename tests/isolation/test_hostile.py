@@ -201,15 +201,18 @@ def test_random_draws_of_the_target_are_not_reseeded(tmp_path: Path) -> None:
 
 
 def started(tmp_path: Path, jobs: int) -> tuple[subprocess.Popen[str], str, Path]:
-    """A verifier on the slow target at two dtypes, once its children are running: one
-    child (``jobs=1``), or one lane process per dtype, each with its child (``jobs=2``)."""
+    """A command on the slow target at two dtypes, once its processes are running: the
+    verifier and one child (``jobs=1``), or one lane process per dtype, each with its
+    child (``jobs=2``)."""
     env, mark, tmp = environment(tmp_path)
     target = str(HOSTILE / "slow.py")
     command = [sys.executable, "-m", "softmax_verify", "check", target, "--jobs", str(jobs)]
     proc = subprocess.Popen(
         command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    processes = 2 if jobs == 1 else 1 + 2 * jobs
+    # The command (the supervisor), its verifier, and one child, or a lane and its child
+    # per dtype.
+    processes = 3 if jobs == 1 else 2 + 2 * jobs
     deadline = time.monotonic() + 60.0
     while len(marked(mark)) < processes and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -31,15 +31,18 @@ request at a time and reads one reply:
 
 Caches stay here, keyed by handle; ``release`` lists the handles the verifier no longer
 holds. Replies are builtins and encoded arrays only, sent through a ``Transport`` bound
-before the target is imported (``transport``). The process is started in a session of
-its own (the verifier stops the whole group at the end), dies with its parent
-(``PR_SET_PDEATHSIG``), ignores Ctrl-C (the verifier's to handle), writes what the code
-prints to stderr, and records in ``fault_fd`` where it was, through ``faulthandler``,
-when it crashes, is stopped with SIGABRT, or calls ``os._exit``.
+before the target is imported (``transport``). The process gives up every capability
+first thing (``linux.drop_capabilities``), is started in a session of its own, dies
+with its parent (``PR_SET_PDEATHSIG``), ignores Ctrl-C (the verifier's to handle),
+writes what the code prints to stderr, and records in ``fault_fd`` where it was,
+through ``faulthandler``, when it crashes, is stopped with SIGABRT, or calls
+``os._exit``. The verifier stops it and every process it started, in whatever session,
+at the end (``isolation.reaper``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import signal
@@ -47,7 +50,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from softmax_verify.isolation.linux import die_with_parent
+from softmax_verify.isolation.linux import die_with_parent, drop_capabilities
 
 __all__ = ["main"]
 
@@ -68,6 +71,10 @@ def _record_exits(fault_fd: int) -> Callable[[int], NoReturn]:
 def main() -> None:
     """Entry point: ``python -c ... CONN_FD FAULT_FD PARENT_PID`` (see ``isolation.process``)."""
     conn_fd, fault_fd, parent = (int(arg) for arg in sys.argv[1:4])
+    # First, while this process has one thread (capabilities are per thread): without
+    # any, even as root it cannot open the non-dumpable verifier's /proc files.
+    with contextlib.suppress(OSError):  # a kernel that refuses: the rest still holds
+        drop_capabilities()
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     faulthandler.enable(file=fault_fd, all_threads=True)

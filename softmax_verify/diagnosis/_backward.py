@@ -44,6 +44,8 @@ __all__ = [
     "BACKWARD_FIX",
     "CATALOGUE",
     "BackwardEntry",
+    "Formula",
+    "Tolerance",
     "correct",
     "tally_fixed",
     "tally_scaled",
@@ -171,46 +173,62 @@ CATALOGUE: tuple[BackwardEntry, ...] = (
 )
 
 
-def tally_fixed(entry: BackwardEntry, observations: list[Observation]) -> Tally:
-    """Match one fixed formula against the backward on every usable probe."""
+#: A catalogue's tolerance for a formula: (absolute-value form, x, g, dtype) -> per entry.
+Tolerance = Callable[[F64, NDArray[Any], F64, np.dtype[Any]], F64]
+
+
+def _usable(observations: list[Observation]) -> list[tuple[Observation, F64, F64]]:
+    """(observation, x, g) in float64 of the probes a backward can be judged on: all but those
+    where the forward itself is not finite."""
+    return [
+        (obs, obs.probe.x.astype(np.float64), obs.probe.dout.astype(np.float64))
+        for obs in observations
+        if obs.y is None or obs.finite_y
+    ]
+
+
+def tally_fixed(
+    formula: Formula,
+    observations: list[Observation],
+    right: Formula = correct,
+    bound: Tolerance = tolerance,
+) -> Tally:
+    """Match one fixed formula against the backward on every usable probe, beside the correct
+    one ``right``, each within ``bound`` (softmax's by default; log_softmax passes its own)."""
     tally = Tally()
-    for obs in observations:
-        if obs.y is not None and not obs.finite_y:
-            continue  # the backward cannot be judged where the forward itself is not finite
+    for obs, x64, g in _usable(observations):
         if obs.dx is None or obs.y is None:
             tally.fail()
             continue
-        x, g = obs.probe.x, obs.probe.dout.astype(np.float64)
-        x64 = x.astype(np.float64)
+        x = obs.probe.x
         with np.errstate(all="ignore"):
-            value, abs_form = entry.formula(x64, obs.y, g)
-            c, c_abs = correct(x64, obs.y, g)
-        dt = x.dtype
+            value, abs_form = formula(x64, obs.y, g)
+            c, c_abs = right(x64, obs.y, g)
         tally.add(
             obs.probe.label,
             obs.dx,
             value,
-            tolerance(abs_form, x, g, dt),
+            bound(abs_form, x, g, x.dtype),
             c,
-            tolerance(c_abs, x, g, dt),
+            bound(c_abs, x, g, x.dtype),
         )
     return tally
 
 
-def tally_scaled(observations: list[Observation]) -> tuple[Tally, float, float]:
-    """Match ``k * C``, with k the least-squares estimate over every usable probe at once."""
+def tally_scaled(
+    observations: list[Observation], right: Formula = correct, bound: Tolerance = tolerance
+) -> tuple[Tally, float, float]:
+    """Match ``k * C``, with k the least-squares estimate over every usable probe at once
+    (module docstring), C = ``right``; returns the tally, k and k's relative uncertainty."""
     tally = Tally()
     rows = []
-    for obs in observations:
-        if obs.y is not None and not obs.finite_y:
-            continue
+    for obs, x64, g in _usable(observations):
         if obs.dx is None or obs.y is None:
             tally.fail()
             continue
-        x, g = obs.probe.x, obs.probe.dout.astype(np.float64)
         with np.errstate(all="ignore"):
-            c, c_abs = correct(x.astype(np.float64), obs.y, g)
-        rows.append((obs, c, tolerance(c_abs, x, g, x.dtype)))
+            c, c_abs = right(x64, obs.y, g)
+        rows.append((obs, c, bound(c_abs, obs.probe.x, g, obs.probe.x.dtype)))
     with np.errstate(all="ignore"):
         norm = sum(float((c * c).sum()) for _, c, _ in rows)
         signal = sum(float((np.abs(c) * tol).sum()) for _, c, tol in rows)

@@ -46,7 +46,7 @@ class Catalogue:
 
 def _softmax_backward(observations: list[Observation]) -> list[Entry]:
     entries: list[Entry] = [
-        (e.id, e.summary, e.fix, _backward.tally_fixed(e, observations))
+        (e.id, e.summary, e.fix, _backward.tally_fixed(e.formula, observations))
         for e in _backward.CATALOGUE
     ]
     scaled, k, delta = _backward.tally_scaled(observations)
@@ -64,8 +64,7 @@ def _softmax_backward(observations: list[Observation]) -> list[Entry]:
 
 
 def _softmax_consistent(observations: list[Observation]) -> bool:
-    entry = _backward.BackwardEntry("correct", "", _backward.correct)
-    tally = _backward.tally_fixed(entry, observations)
+    tally = _backward.tally_fixed(_backward.correct, observations)
     return tally.matched and tally.probes > 0
 
 

@@ -15,7 +15,6 @@ so its y and ours are each within a factor :math:`e^{\pm a}` of the exact.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,12 @@ from numpy.typing import NDArray
 
 from softmax_verify.core.options import Accumulation
 from softmax_verify.core.oracle import log_softmax
-from softmax_verify.diagnosis._backward import BackwardEntry
+from softmax_verify.diagnosis._backward import (
+    BackwardEntry,
+    Formula,
+    tally_fixed,
+    tally_scaled,
+)
 from softmax_verify.diagnosis._match import Tally, shortest
 from softmax_verify.diagnosis._probes import Observation
 from softmax_verify.tolerances import formula_bound, log_softmax_error_bound
@@ -34,8 +38,6 @@ F64 = NDArray[np.float64]
 #: The loosest model, as in the softmax catalogue (its ``_MODEL``).
 _MODEL: Accumulation = "input-worst-case"
 LOG_BACKWARD_FIX = "dx = dout - np.exp(z) * dout.sum(axis=-1, keepdims=True)"
-#: (value, absolute-value form) of a formula at x, z, g.
-Formula = Callable[[F64, F64, F64], tuple[F64, F64]]
 
 
 def _rs(a: F64) -> F64:
@@ -128,69 +130,13 @@ LOG_CATALOGUE: tuple[BackwardEntry, ...] = (
 )
 
 
-def _usable(observations: list[Observation]) -> list[tuple[Observation, F64, F64]]:
-    """(observation, x, g) of the probes a backward can be judged on."""
-    return [
-        (obs, obs.probe.x.astype(np.float64), obs.probe.dout.astype(np.float64))
-        for obs in observations
-        if obs.y is None or obs.finite_y
-    ]
-
-
-def _tally(formula: Formula, observations: list[Observation]) -> Tally:
-    """Match one fixed formula against the backward on every usable probe."""
-    tally = Tally()
-    for obs, x, g in _usable(observations):
-        if obs.dx is None or obs.y is None:
-            tally.fail()
-            continue
-        dt = obs.probe.x.dtype
-        with np.errstate(all="ignore"):
-            value, abs_form = formula(x, obs.y, g)
-            c, c_abs = correct(x, obs.y, g)
-        tally.add(
-            obs.probe.label,
-            obs.dx,
-            value,
-            tolerance(abs_form, obs.probe.x, g, dt),
-            c,
-            tolerance(c_abs, obs.probe.x, g, dt),
-        )
-    return tally
-
-
-def _scaled(observations: list[Observation]) -> tuple[Tally, float, float]:
-    """``k * C`` with k the least-squares estimate (as ``_backward.tally_scaled``)."""
-    tally = Tally()
-    rows = []
-    for obs, x, g in _usable(observations):
-        if obs.dx is None or obs.y is None:
-            tally.fail()
-            continue
-        with np.errstate(all="ignore"):
-            c, c_abs = correct(x, obs.y, g)
-        rows.append((obs, c, tolerance(c_abs, obs.probe.x, g, obs.probe.x.dtype)))
-    with np.errstate(all="ignore"):
-        norm = sum(float((c * c).sum()) for _, c, _ in rows)
-        signal = sum(float((np.abs(c) * tol).sum()) for _, c, tol in rows)
-        k = sum(float((obs.dx * c).sum()) for obs, c, _ in rows if obs.dx is not None)
-    if not (norm > 0 and np.isfinite(k)):
-        tally.fail()
-        return tally, float("nan"), float("inf")
-    k /= norm
-    delta = max(abs(k), 1.0) * signal / norm
-    for obs, c, tol_c in rows:
-        assert obs.dx is not None
-        with np.errstate(all="ignore"):
-            tol_f = abs(k) * tol_c + 2 * np.abs(c) * delta
-        tally.add(obs.probe.label, obs.dx, k * c, tol_f, c, tol_c)
-    return tally, k, delta / abs(k) if k else float("inf")
-
-
 def backward_findings(observations: list[Observation]) -> list[tuple[str, str, str, Tally]]:
     """(id, summary, fix, tally) of every log_softmax backward catalogue entry."""
-    out = [(e.id, e.summary, e.fix, _tally(e.formula, observations)) for e in LOG_CATALOGUE]
-    scaled, k, delta = _scaled(observations)
+    out = [
+        (e.id, e.summary, e.fix, tally_fixed(e.formula, observations, correct, tolerance))
+        for e in LOG_CATALOGUE
+    ]
+    scaled, k, delta = tally_scaled(observations, correct, tolerance)
     flip = " (a sign flip)" if abs(k + 1) <= delta else ""
     out.append(
         (
@@ -206,5 +152,5 @@ def backward_findings(observations: list[Observation]) -> list[tuple[str, str, s
 
 def consistent(observations: list[Observation]) -> bool:
     """The backward matches the correct VJP at its own forward's output on every probe."""
-    tally = _tally(correct, observations)
+    tally = tally_fixed(correct, observations, correct, tolerance)
     return tally.matched and tally.probes > 0

@@ -22,7 +22,7 @@ from softmax_verify.gradcheck._directions import (
     _step_for_magnitude,
 )
 from softmax_verify.gradcheck._finite_differences import power_of_two
-from softmax_verify.gradcheck._tally import GradcheckResult, _ratio, _Tally
+from softmax_verify.gradcheck._tally import GradcheckResult, _Tally, _worst
 from softmax_verify.tolerances import _eta_times, central_difference_step, directional_bound
 
 __all__ = ["directional_check"]
@@ -48,6 +48,35 @@ def _step(x: NDArray[Any]) -> tuple[float, float]:
             f"the ulp of |x| = {largest:g} exceeds it"
         )
     return h, largest
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a directional check starts from: the implementation and point checked, the step
+    h and max |x| (``_step``), and the directions drawn (eighths: entries k in +-(4..7))."""
+
+    impl: Implementation
+    x: NDArray[Any]
+    h: float
+    largest: float
+    draws: list[NDArray[np.int8]]
+
+
+def _plan(
+    forward: Callable[..., Any] | Implementation,
+    backward: Callable[..., Any] | None,
+    x: NDArray[Any],
+    directions: int,
+    seed: int,
+) -> _Plan:
+    """The arguments checked (TypeError/ValueError naming them), the step, and ``directions``
+    random directions drawn from ``seed``: shared by softmax's and log_softmax's checks."""
+    impl = implementation(forward, backward)
+    x = point(x, "x")
+    count = _directions_count(directions)
+    h, largest = _step(x)
+    rng = np.random.default_rng(seed)
+    return _Plan(impl, x, h, largest, [_draw_eighths(rng, x.shape) for _ in range(count)])
 
 
 @dataclass(frozen=True)
@@ -147,21 +176,15 @@ def directional_check(
 
     ``accumulate``: the half-precision accumulation model the tolerances assume.
     """
-    impl = implementation(forward, backward)
-    x = point(x, "x")
-    count = _directions_count(directions)
-    h, largest = _step(x)
-    rng = np.random.default_rng(seed)
-    draws = [_draw_eighths(rng, x.shape) for _ in range(count)]
-    moved = h + 0.5 * float(np.spacing(np.asarray(largest + h, dtype=x.dtype)))
+    plan = _plan(forward, backward, x, directions, seed)
+    x, h = plan.x, plan.h
+    moved = h + 0.5 * float(np.spacing(np.asarray(plan.largest + h, dtype=x.dtype)))
     # The reference at x, kept for the later directions when there are several: it is the
     # costliest pass of a comparison (a float64 exp per entry), and one array of x's size
     # costs less than recomputing it.
-    held = np.empty(x.shape) if count > 1 else None
+    held = np.empty(x.shape) if len(plan.draws) > 1 else None
     comparison = _Comparison(x, h, moved, held, accumulate)
     tallies, forward_calls, backward_calls = _each_direction(
-        impl, x, draws, h, largest, comparison.direction
+        plan.impl, x, plan.draws, h, plan.largest, comparison.direction
     )
-    results = [t.result(forward_calls, backward_calls) for t in tallies]
-    failing = [r for r in results if not r.passed]
-    return max(failing or results, key=_ratio)
+    return _worst([t.result(forward_calls, backward_calls) for t in tallies])

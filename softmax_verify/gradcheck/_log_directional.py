@@ -30,11 +30,10 @@ from softmax_verify.core.implementation import Implementation
 from softmax_verify.core.options import Accumulation
 from softmax_verify.core.oracle import F64
 from softmax_verify.core.oracle import log_softmax as _exact
-from softmax_verify.gradcheck._arguments import implementation, point
-from softmax_verify.gradcheck._directional import _directions_count, _step
-from softmax_verify.gradcheck._directions import _draw_eighths, _minus_points, _step_points
+from softmax_verify.gradcheck._directional import _plan
+from softmax_verify.gradcheck._directions import _minus_points, _step_points
 from softmax_verify.gradcheck._scratch import scratch_backward, scratch_forward
-from softmax_verify.gradcheck._tally import GradcheckResult, _ratio, _result
+from softmax_verify.gradcheck._tally import GradcheckResult, _result, _worst
 from softmax_verify.tolerances import log_softmax_directional_bound
 
 __all__ = ["log_softmax_directional_check"]
@@ -117,22 +116,16 @@ def log_softmax_directional_check(
 
     ``accumulate``: the half-precision accumulation model the tolerances assume.
     """
-    impl = implementation(forward, backward)
-    x = point(x, "x")
-    count = _directions_count(directions)
-    h, largest = _step(x)
-    rng = np.random.default_rng(seed)
-    draws = [_draw_eighths(rng, x.shape) for _ in range(count)]
+    plan = _plan(forward, backward, x, directions, seed)
+    impl, x, count = plan.impl, plan.x, len(plan.draws)
     first = scratch_forward(impl, x.copy())
     w, cache = _weights(first.y), first.cache
     results, forward_calls = [], 1
-    for k, eighths in enumerate(draws):
-        state = (h, largest, w, cache)
+    for k, eighths in enumerate(plan.draws):
+        state = (plan.h, plan.largest, w, cache)
         result, cache, calls = _one_direction(
             impl, x, eighths, state, accumulate, last=k + 1 == count
         )
         forward_calls += calls
         results.append(result)
-    results = [replace(r, forward_calls=forward_calls, backward_calls=count) for r in results]
-    failing = [r for r in results if not r.passed]
-    return max(failing or results, key=_ratio)
+    return _worst([replace(r, forward_calls=forward_calls, backward_calls=count) for r in results])

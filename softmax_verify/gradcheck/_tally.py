@@ -1,7 +1,7 @@
 """Worst-entry accumulation of a gradient check's comparisons, and its result.
 
-``GradcheckResult`` is re-exported by ``softmax_verify.gradcheck``; ``_ratio`` and
-``_result`` are shared by the checks.
+``GradcheckResult`` is re-exported by ``softmax_verify.gradcheck``; ``_ratio``, ``_worst``
+and ``_result`` are shared by the checks.
 """
 
 from __future__ import annotations
@@ -177,3 +177,10 @@ def _ratio(result: GradcheckResult) -> float:
     if result.tolerance > 0:
         return err / result.tolerance
     return math.inf if err > 0 else 0.0
+
+
+def _worst(results: list[GradcheckResult]) -> GradcheckResult:
+    """Of several directions' results, the failing one with the largest error-to-tolerance
+    ratio at its worst entry, else the passing one with the largest ratio."""
+    failing = [r for r in results if not r.passed]
+    return max(failing or results, key=_ratio)

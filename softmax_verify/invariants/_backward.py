@@ -4,7 +4,7 @@ The softmax Jacobian :math:`J = \operatorname{diag}(y) - y y^\top` is symmetric,
 positive semi-definite, and has the all-ones vector in its null space; the
 backward :math:`B(g) = J g` must be linear in g. Tolerances are sized from the
 float64 reference (tolerances.backward_error_bound: per entry
-:math:`y_i[(\eta_i + \gamma_{D+4})(|g_i| + P) + Q] + \lambda\|g\|_\infty`).
+:math:`y_i[(\eta_i + \gamma_{D+4})(|g_i| + P) + Q]` plus absolute terms for underflow).
 """
 
 from __future__ import annotations

@@ -99,15 +99,16 @@ def _ref_fwd(x: A, y: A, dtype: np.dtype[Any]) -> A:
 
 
 def _bwd(x: A, y: A, g: A, dtype: np.dtype[Any], moved: float = 0.0) -> A:
-    """tau = y[(eta + gamma(D+4))(|g| + P) + Q] + lambda max|g| + (D + 4) lambda."""
-    d = x.shape[1]
+    """tau = y[(eta + gamma(D+4))(|g| + P) + Q] + lambda(m(|g| + P) + y sum m|g|)
+    + (D + 4) lambda, m = 1 where y(1 - eta) < 2 lambda (a probability that may underflow)."""
+    d, lam = x.shape[1], _lam(dtype)
     eta = _eta(x, dtype, moved)
     ag = np.abs(g.astype(np.float64))
     p = (ag * y).sum(axis=1, keepdims=True)
     q = (ag * y * eta).sum(axis=1, keepdims=True)
-    out: A = y * ((eta + _gamma(d + 4, dtype)) * (ag + p) + q) + _lam(dtype) * (
-        ag.max(axis=1, keepdims=True) + d + 4
-    )
+    low = y * (1 - eta) < 2 * lam
+    under = np.where(low, ag + p, 0.0) + y * np.where(low, ag, 0.0).sum(axis=1, keepdims=True)
+    out: A = y * ((eta + _gamma(d + 4, dtype)) * (ag + p) + q) + lam * (under + d + 4)
     return out
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 from hypothesis.errors import InvalidArgument
+from hypothesis.extra import numpy as hnp
 from hypothesis.strategies import SearchStrategy
 from numpy.typing import DTypeLike, NDArray
 

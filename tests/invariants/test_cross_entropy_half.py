@@ -16,7 +16,7 @@ from softmax_verify.tolerances import VACUOUS, cross_entropy_difference_step
 SKIPPED = {"onehot_index_agree", "linearity_in_upstream"}  # index labels only; no upstream
 
 
-def _run(target: object) -> list[Result]:
+def _run(target: object) -> tuple[Result, ...]:
     options = Options(kind="cross_entropy", dtypes=("float16",), accumulate="input")
     return verify(target, options=options).results
 

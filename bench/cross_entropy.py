@@ -64,7 +64,9 @@ def cross_entropy_verdicts(opts: BenchOptions) -> Section:
     )
     docs: list[list[dict[str, Any]]] = [[] for _ in COMMANDS]
     runs = [_run(argv, cap, into) for (_, argv), into in zip(COMMANDS, docs, strict=True)]
+    before = os.getloadavg()[0]
     walls = interleaved_medians(runs, rounds)
+    after = os.getloadavg()[0]
     for (label, _), wall, done in zip(COMMANDS, walls, docs, strict=True):
         last = done[-1]
         results = last["results"]
@@ -81,7 +83,8 @@ def cross_entropy_verdicts(opts: BenchOptions) -> Section:
     section.notes.append(
         f"cross-entropy / softmax: {ratio(walls[0], walls[1])} (medians of {rounds} "
         f"interleaved rounds after a warm-up, process start and isolation included, "
-        f"{os.cpu_count()} cores, shared with other work)"
+        f"{os.cpu_count()} cores, shared with other work: load average {before:.1f} at the "
+        f"start, {after:.1f} at the end)"
     )
     if cap is not None:
         section.notes.append(f"--quick: at most {cap} examples per invariant")

@@ -40,6 +40,7 @@ from softmax_verify.diagnosis._catalogues import CATALOGUES, Catalogue, Entry
 from softmax_verify.diagnosis._loss import loss_findings
 from softmax_verify.diagnosis._loss_probes import DTYPES as LOSS_DTYPES
 from softmax_verify.diagnosis._loss_probes import OutOfTime as _LossOutOfTime
+from softmax_verify.diagnosis._loss_regions import loss_region_findings
 from softmax_verify.diagnosis._probes import Observation, Probe, moderate_probes, observe
 from softmax_verify.diagnosis._regions import merge, region_findings
 from softmax_verify.diagnosis._types import Diagnosis, Kind, describe, from_dict, to_dict
@@ -188,9 +189,14 @@ def _formula_findings(
 
 
 def _diagnose_loss(
-    impl: LossImplementation, dtypes: list[np.dtype[Any]], deadline: float
+    impl: LossImplementation,
+    results: Sequence[Result],
+    dtypes: list[np.dtype[Any]],
+    deadline: float,
+    accumulate: Accumulation,
 ) -> tuple[Diagnosis, ...]:
-    """cross_entropy's proven catalogue entries (``_loss``) at each dtype it is proven at."""
+    """cross_entropy's proven catalogue entries (``_loss``) at each dtype it is proven at,
+    then the failures' regions (``_loss_regions``)."""
     findings: list[_Finding] = []
     try:
         with np.errstate(all="ignore"):  # probes beyond exp's range overflow by design
@@ -199,7 +205,12 @@ def _diagnose_loss(
                     findings += loss_findings(impl, dt, deadline)
     except (CallTimeout, _LossOutOfTime):
         return ()  # a formula is only named on every probe: none can be
-    return tuple(_merge(findings))
+    diagnoses = _merge(findings)
+    for region, summary, evidence, fix in loss_region_findings(
+        impl, results, deadline, accumulate=accumulate
+    ):
+        diagnoses.append(Diagnosis(region, "region", summary, fix, evidence))
+    return tuple(diagnoses)
 
 
 def diagnose(
@@ -243,7 +254,7 @@ def _diagnose(
     names = [r.dtype for r in results] if dtypes is None else list(dtypes)
     resolved = list(dict.fromkeys(resolve_dtype(d, "dtypes") for d in names))
     if isinstance(impl, LossImplementation):
-        return _diagnose_loss(impl, resolved, start + budget)
+        return _diagnose_loss(impl, results, resolved, start + budget, accumulate)
     catalogue = CATALOGUES.get(resolved_kind)
     if catalogue is None:
         return ()  # a kind with no catalogue of known mistakes: nothing can be proven

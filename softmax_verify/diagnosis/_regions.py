@@ -36,6 +36,7 @@ from softmax_verify.core.errors import (
 )
 from softmax_verify.core.implementation import Implementation
 from softmax_verify.core.kinds import Kind
+from softmax_verify.core.loss_implementation import LossImplementation
 from softmax_verify.core.options import Accumulation
 from softmax_verify.core.validate import resolve_dtype
 from softmax_verify.diagnosis._probes import SEED
@@ -44,7 +45,17 @@ from softmax_verify.invariants import Case, Invariant, get_invariant
 if TYPE_CHECKING:
     from softmax_verify.core.result import Result
 
-__all__ = ["BLOCKS", "REGION_FIXES", "Hit", "large_logit_fix", "merge", "region_findings"]
+__all__ = [
+    "BLOCKS",
+    "REGION_FIXES",
+    "Hit",
+    "Runner",
+    "ladder_base",
+    "large_logit_fix",
+    "large_region",
+    "merge",
+    "region_findings",
+]
 
 MIN_FAILING = 2
 #: Block sizes a remainder bug is looked for at (the largest consistent one is named): the
@@ -127,12 +138,16 @@ def _builder(template: Case) -> Callable[..., Case] | None:
     return build
 
 
-class _Runner:
+class Runner:
     """Re-runs one invariant under the run's accumulation model; stops answering (None) once
     the time budget is spent."""
 
     def __init__(
-        self, impl: Implementation, inv: Invariant[Any], deadline: float, accumulate: Accumulation
+        self,
+        impl: Implementation | LossImplementation,
+        inv: Invariant[Any],
+        deadline: float,
+        accumulate: Accumulation,
     ) -> None:
         self.impl, self.inv, self.deadline = impl, inv, deadline
         self.accumulate = accumulate
@@ -156,7 +171,7 @@ class _Runner:
         return False
 
 
-def _count(run: _Runner, build: Callable[..., Case], shapes: Any, rng: Any) -> tuple[int, int]:
+def _count(run: Runner, build: Callable[..., Case], shapes: Any, rng: Any) -> tuple[int, int]:
     """(failures, cases run) over ``shapes``; (-1, 0) when the budget ran out."""
     failed = 0
     for shape in shapes:
@@ -178,7 +193,7 @@ class Hit:
     param: float | None = None
 
 
-def _shape_regions(run: _Runner, build: Callable[..., Case], dtype: str) -> list[Hit]:
+def _shape_regions(run: Runner, build: Callable[..., Case], dtype: str) -> list[Hit]:
     out = []
     rng = np.random.default_rng(SEED + 2)
     for region, inside, outside, condition in FAMILIES:
@@ -206,7 +221,7 @@ BLOCK_LENGTHS: tuple[int, ...] = tuple(
 
 
 def _block_region(
-    run: _Runner, build: Callable[..., Case], rng: np.random.Generator, dtype: str
+    run: Runner, build: Callable[..., Case], rng: np.random.Generator, dtype: str
 ) -> Hit | None:
     """``only_when_d_not_multiple_of_block``: on the ``BLOCK_LENGTHS``, fails exactly where
     D % b != 0 (a remainder mishandled at every length), or exactly where D % b != 0 and
@@ -232,19 +247,29 @@ def _block_region(
     return None
 
 
-def _large_region(run: _Runner, build: Callable[..., Case], dtype: str) -> Hit | None:
+def ladder_base(rng: np.random.Generator | None = None) -> NDArray[np.float64]:
+    """The (3, 5) rows the large-logit ladder scales, ``max |base| = 1``: drawn from
+    ``rng`` (default: a fresh one of the ladder's seed, which gives the same rows)."""
+    rng = np.random.default_rng(SEED + 3) if rng is None else rng
+    base = rng.uniform(-1.0, 1.0, (3, 5))
+    out: NDArray[np.float64] = base / np.abs(base).max()
+    return out
+
+
+def large_region(
+    run: Runner, build: Callable[..., Case], dtype: str, *, share: float = 0.5
+) -> Hit | None:
     """``only_for_large_logits``: holds up to some logit magnitude, fails beyond it.
 
     Logits ``s * base`` with ``max |base| = 1`` along ``RUNGS`` (doublings to 4096, then
-    ever sparser up to half the dtype's max): it must hold at s <= 16, fail at the first
-    failing rung and at every rung after it; the threshold is then bisected between the
-    last holding and first failing s.
+    ever sparser up to ``share`` of the dtype's max, half by default): it must hold at
+    s <= 16, fail at the first failing rung and at every rung after it; the threshold is
+    then bisected between the last holding and first failing s.
     """
     rng = np.random.default_rng(SEED + 3)
-    base = rng.uniform(-1.0, 1.0, (3, 5))
-    base /= np.abs(base).max()
+    base = ladder_base(rng)
     template = build((3, 5), rng)
-    top = float(finfo(template["x"].dtype).max) / 2
+    top = float(finfo(template["x"].dtype).max) * share
 
     def at(s: float) -> bool | None:
         case = dict(template)
@@ -279,7 +304,7 @@ def _large_region(run: _Runner, build: Callable[..., Case], dtype: str) -> Hit |
     return Hit("only_for_large_logits", run.inv.id, dtype, evidence, high)
 
 
-def _other_dtype(run: _Runner, r: Result, other: str) -> Hit | None:
+def _other_dtype(run: Runner, r: Result, other: str) -> Hit | None:
     """``only_at_<dtype>``: passed at the other dtype in the run, and the counterexample
     itself, converted to the other dtype, holds there."""
     assert r.counterexample is not None
@@ -312,7 +337,7 @@ def region_findings(
     for r in results:
         if r.status != "failed" or r.counterexample is None:
             continue
-        run = _Runner(impl, get_invariant(r.invariant, kind), deadline, accumulate)
+        run = Runner(impl, get_invariant(r.invariant, kind), deadline, accumulate)
         other = {"float32": "float64", "float64": "float32"}.get(r.dtype)
         if other is not None and status.get((r.invariant, other)) == "passed":
             hit = _other_dtype(run, r, other)
@@ -325,7 +350,7 @@ def region_findings(
             if not (hit.region == "only_when_d_gt_1" and r.invariant in explained):
                 out.append(hit)  # (D > 1 is left out where a named formula already explains)
         if r.invariant in _ANY_MAGNITUDE:
-            large = _large_region(run, build, r.dtype)
+            large = large_region(run, build, r.dtype)
             if large is not None:
                 out.append(large)
     return out

@@ -560,7 +560,7 @@ CROSS_ENTROPY_REGISTRY: tuple[Invariant[Any], ...] = (
         summary="permuting the rows (with their labels) keeps the loss, permutes dx",
         math="L(x[r], y[r]) == L(x, y) +- 2A, dx(...) == dx[r] +- 2 tau",
         check=_loss_forward.sample_permutation,
-        build=_loss_cases.rows_permuted_case,
+        build=_loss_cases.permuted_loss_case,
         kinds=CROSS_ENTROPY,
     ),
     Invariant(

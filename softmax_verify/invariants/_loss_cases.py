@@ -3,7 +3,7 @@
 A case is a dict of arrays (as every invariant's): ``x`` (N, C) logits; ``labels`` in the
 run's form (``Options.labels``: (N,) int64 indices, or (N, C) one-hot or probability rows
 in x's dtype); ``g`` the upstream, 0-d for mean and sum, (N,) for none
-(``Options.reduction``); and what a check adds (``shift``, ``perm``, ``rows``, ``g2``,
+(``Options.reduction``); and what a check adds (``shift``, ``perm`` and ``rows``, ``g2``,
 ``a``, ``b``). Index and one-hot labels sit at the row's maximum in one case of three
 (confident rows: where a clipped probability shows), at its minimum in another
 (confidently wrong rows: the label's probability underflows once the row spreads past
@@ -30,7 +30,6 @@ __all__ = [
     "loss_case",
     "pair_loss_case",
     "permuted_loss_case",
-    "rows_permuted_case",
     "shift_loss_case",
 ]
 
@@ -74,9 +73,8 @@ def _cases(
     n, c = x.shape
     if extra == "shift":
         case["shift"] = draw(sv_st.shifts(n, dtype, max_magnitude=1e4), label="shift")
-    elif extra == "perm":
+    elif extra == "perms":
         case["perm"] = draw(sv_st.permutations(c), label="perm")
-    elif extra == "rows":
         case["rows"] = draw(sv_st.permutations(n), label="rows")
     elif extra == "pair":
         case["g2"] = _upstream(draw, x, loss, "g2")
@@ -99,17 +97,13 @@ def shift_loss_case(dtype: np.dtype[Any], shape: Shapes, loss: LossOptions) -> S
 def permuted_loss_case(
     dtype: np.dtype[Any], shape: Shapes, loss: LossOptions
 ) -> SearchStrategy[Case]:
-    """``loss_case`` and a permutation ``perm`` of the classes."""
-    xs = sv_st.logits(dtype, shape=shape, max_magnitude=_half_range(dtype))
-    return _cases(xs, dtype, loss, "perm")
+    """``loss_case``, a permutation ``perm`` of the classes and one ``rows`` of the rows.
 
-
-def rows_permuted_case(
-    dtype: np.dtype[Any], shape: Shapes, loss: LossOptions
-) -> SearchStrategy[Case]:
-    """``loss_case`` and a permutation ``rows`` of the rows."""
+    permutation_equivariance and sample_permutation draw these same cases, so they are
+    checked on one stream of examples (``run.sharing``): each sees as many examples of its
+    distribution as with a stream of its own, at the cost of one draw."""
     xs = sv_st.logits(dtype, shape=shape, max_magnitude=_half_range(dtype))
-    return _cases(xs, dtype, loss, "rows")
+    return _cases(xs, dtype, loss, "perms")
 
 
 def fd_loss_case(dtype: np.dtype[Any], shape: Shapes, loss: LossOptions) -> SearchStrategy[Case]:

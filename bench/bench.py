@@ -37,7 +37,7 @@ so above 1 means softmax-verify is faster, except "ref / exp": the reference ove
     arrays as numpy arrays, against numpy's own copy.
 11. The cost of stopping every process the target started: the reference's verdict by
     ``softmax-verify check``, this checkout (supervisor, subreapers, sweeps) against the
-    ``main`` branch's code, side by side (``--only supervision``).
+    code before them (``supervision.BASELINE``), side by side (``--only supervision``).
 
 ``--quick`` is a smoke run: fewer repeats, no 4096x4096 shapes, no torch gradcheck at
 128x128, and verdicts capped at 20 examples per invariant. The tables are printed as

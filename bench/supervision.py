@@ -29,8 +29,9 @@ from _common import ROOT, BenchOptions, Section, interleaved_medians, ratio, sec
 
 __all__ = ["BASELINE", "supervision"]
 
-#: The revision whose command is the "before".
-BASELINE = "main"
+#: The revision whose command is the "before": main as it was just before the subreaper and
+#: supervisor landed (a branch name would compare main with itself once they are on it).
+BASELINE = "05707c0"
 
 
 def _baseline_tree(into: Path) -> Path:

@@ -8,9 +8,12 @@ section modules import this one, and each other, by their bare names.
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import random
 import statistics
+import subprocess
+import sys
 import time
 import timeit
 from collections.abc import Callable, Sequence
@@ -142,3 +145,22 @@ def ratios(times: Sequence[float]) -> list[str]:
 def missing(name: str) -> str:
     """The note for an optional framework that is not installed."""
     return f"{name} not installed ({install_hint(name)}): not measured"
+
+
+def timed_check(
+    module: str, argv: Sequence[str], cwd: Path, cap: int | None, docs: list[dict[str, Any]]
+) -> Callable[[], None]:
+    """One timed ``python -m MODULE check --format json ARGV`` on the bundled reference, run
+    from ``cwd`` (its package is the one imported); its JSON report is appended to docs (a
+    run that printed nothing counts as failed)."""
+
+    def run() -> None:
+        command = [sys.executable, "-m", module, "check", "--format", "json", *argv]
+        if cap is not None:
+            command += ["--max-examples", str(cap)]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=False)
+        doc = json.loads(done.stdout) if done.stdout.strip() else {"results": []}
+        doc.setdefault("passed", False)
+        docs.append(doc)
+
+    return run

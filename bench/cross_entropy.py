@@ -9,14 +9,12 @@ goal: the cross-entropy command under 10 s on a 2-core machine.
 from __future__ import annotations
 
 import importlib
-import json
 import os
-import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from _common import ROOT, BenchOptions, Section, interleaved_medians, ratio, secs
+from _common import ROOT, BenchOptions, Section, interleaved_medians, ratio, secs, timed_check
 
 from softmax_verify import Options
 from softmax_verify.core.result import Result
@@ -30,21 +28,6 @@ COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("`softmax-verify check --kind cross_entropy`", ("--kind", "cross_entropy")),
     ("`softmax-verify check` (softmax)", ()),
 )
-
-
-def _run(argv: Sequence[str], cap: int | None, docs: list[dict[str, Any]]) -> Callable[[], None]:
-    """One timed command on the bundled reference; its JSON report is appended to docs."""
-
-    def run() -> None:
-        command = [sys.executable, "-m", "softmax_verify", "check", "--format", "json", *argv]
-        if cap is not None:
-            command += ["--max-examples", str(cap)]
-        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
-        doc = json.loads(done.stdout) if done.stdout.strip() else {"results": []}
-        doc.setdefault("passed", False)
-        docs.append(doc)
-
-    return run
 
 
 def cross_entropy_verdicts(opts: BenchOptions) -> Section:
@@ -63,7 +46,10 @@ def cross_entropy_verdicts(opts: BenchOptions) -> Section:
         ),
     )
     docs: list[list[dict[str, Any]]] = [[] for _ in COMMANDS]
-    runs = [_run(argv, cap, into) for (_, argv), into in zip(COMMANDS, docs, strict=True)]
+    runs = [
+        timed_check("softmax_verify", argv, ROOT, cap, into)
+        for (_, argv), into in zip(COMMANDS, docs, strict=True)
+    ]
     before = os.getloadavg()[0]
     walls = interleaved_medians(runs, rounds)
     after = os.getloadavg()[0]

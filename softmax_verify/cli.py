@@ -240,7 +240,14 @@ def _add_dtypes_and_shapes(check: argparse.ArgumentParser) -> None:
 
 def _add_run_options(check: argparse.ArgumentParser) -> None:
     """How the properties run (profile, examples, seed, time limit, invariants, isolation)
-    and the report's format."""
+    and how the report is delivered, in the order `--help` lists them."""
+    _add_example_options(check)
+    _add_report_options(check)
+    _add_call_options(check)
+
+
+def _add_example_options(check: argparse.ArgumentParser) -> None:
+    """Which examples each property runs: the profile, their number, the seed."""
     check.add_argument(
         "--profile",
         choices=PROFILES,
@@ -263,6 +270,10 @@ def _add_run_options(check: argparse.ArgumentParser) -> None:
         help="seed of a random profile (dev, thorough), to repeat a run (default: drawn "
         "and reported; ci is derandomized)",
     )
+
+
+def _add_report_options(check: argparse.ArgumentParser) -> None:
+    """How the command delivers its report: its format and where it is written."""
     check.add_argument(
         "--format",
         choices=FORMATS,
@@ -276,6 +287,10 @@ def _add_run_options(check: argparse.ArgumentParser) -> None:
         help="write the report to FILE instead of stdout: whole, once the run has ended "
         "and every process the target started is stopped (a new file renamed over FILE)",
     )
+
+
+def _add_call_options(check: argparse.ArgumentParser) -> None:
+    """How the implementation is called: the time limit, which invariants, isolation."""
     check.add_argument(
         "--timeout",
         type=_seconds,

@@ -206,11 +206,36 @@ def _diagnose_loss(
     except (CallTimeout, _LossOutOfTime):
         return ()  # a formula is only named on every probe: none can be
     diagnoses = _merge(findings)
+    by_model = _model_diagnoses(impl, results, "cross_entropy", accumulate, deadline, diagnoses)
+    regional = [r for r in results if (r.invariant, r.dtype) not in by_model]
     for region, summary, evidence, fix in loss_region_findings(
-        impl, results, deadline, accumulate=accumulate
+        impl, regional, deadline, accumulate=accumulate
     ):
         diagnoses.append(Diagnosis(region, "region", summary, fix, evidence))
     return tuple(diagnoses)
+
+
+def _model_diagnoses(
+    impl: Implementation | LossImplementation,
+    results: Sequence[Result],
+    kind: FunctionKind,
+    accumulate: Accumulation,
+    deadline: float,
+    diagnoses: list[Diagnosis],
+) -> set[tuple[str, str]]:
+    """Appends to ``diagnoses`` the half-precision failures another accumulation model
+    accepts (``_accumulation``); returns the (invariant, dtype) pairs they explain.
+
+    A failure another model accepts is a few ulps of half precision: regions would only
+    describe where those ulps show (on rows longer than one entry, say), and mislead; so
+    the caller leaves these pairs out of its regions."""
+    by_model: set[tuple[str, str]] = set()
+    for summary, fix, evidence, dtype, explains in model_findings(
+        impl, list(results), kind, accumulate, deadline
+    ):
+        diagnoses.append(Diagnosis("accumulation_model", "model", summary, fix, evidence, explains))
+        by_model |= {(inv, dtype) for inv in explains}
+    return by_model
 
 
 def diagnose(
@@ -264,15 +289,8 @@ def _diagnose(
     except (CallTimeout, _OutOfTime):
         return ()  # a formula is only named on every probe: none can be
     diagnoses = _merge(findings)
-    by_model: set[tuple[str, str]] = set()
-    for summary, fix, evidence, dtype, explains in model_findings(
-        impl, list(results), resolved_kind, accumulate, start + budget
-    ):
-        diagnoses.append(Diagnosis("accumulation_model", "model", summary, fix, evidence, explains))
-        by_model |= {(inv, dtype) for inv in explains}
+    by_model = _model_diagnoses(impl, results, resolved_kind, accumulate, start + budget, diagnoses)
     explained = {inv for d in diagnoses for inv in d.explains}
-    # A failure another model accepts is a few ulps of half precision: regions would only
-    # describe where those ulps show (on rows longer than one entry, say), and mislead.
     regional = [r for r in results if (r.invariant, r.dtype) not in by_model]
     hits = region_findings(
         impl, regional, explained, start + budget, kind=resolved_kind, accumulate=accumulate

@@ -31,6 +31,7 @@ from softmax_verify.core.errors import (
 )
 from softmax_verify.core.implementation import Implementation
 from softmax_verify.core.kinds import Kind
+from softmax_verify.core.loss_implementation import LossImplementation
 from softmax_verify.core.options import ACCUMULATIONS, Accumulation
 from softmax_verify.core.validate import resolve_dtype
 from softmax_verify.invariants import get_invariant
@@ -62,7 +63,11 @@ MODEL_FIXES: dict[str, str] = {
 
 
 def accepted_by(
-    impl: Implementation, result: Result, kind: Kind, current: Accumulation, deadline: float
+    impl: Implementation | LossImplementation,
+    result: Result,
+    kind: Kind,
+    current: Accumulation,
+    deadline: float,
 ) -> str | None:
     """The first model, tightest first, whose check accepts ``result``'s counterexample, or
     None (also when the time runs out, or the check cannot be run on it)."""
@@ -86,7 +91,7 @@ def accepted_by(
 
 
 def model_findings(
-    impl: Implementation,
+    impl: Implementation | LossImplementation,
     results: list[Result],
     kind: Kind,
     current: Accumulation,

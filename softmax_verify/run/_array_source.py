@@ -10,7 +10,8 @@ written in the first of these forms that needs at most ``FULL_PRINT`` literal en
   or a block of p columns repeated along the row (``np.tile(x, (1, D // p))``), the
   repeated part written by these same rules.
 
-Every entry is written as the shortest decimal that converts back to the same value of its
+Integer and boolean entries (class labels) are written as numpy prints them. Every float
+entry is written as the shortest decimal that converts back to the same value of its
 dtype (numpy's printing for its own dtypes; else checked here, falling back to the exact
 float64 value, which always converts back); NaN and the infinities as
 ``np.nan`` and ``np.inf`` with their signs. Equality is bitwise throughout (``-0.0`` is
@@ -34,7 +35,10 @@ Array = np.ndarray[Any, Any]
 
 
 def dtype_source(dtype: np.dtype[Any]) -> str:
-    """The dtype as Python source: bfloat16 is not numpy's but ml_dtypes'."""
+    """The dtype as Python source: bfloat16 is not numpy's but ml_dtypes'; ``np.bool_`` is
+    the boolean's name in every numpy (``np.bool`` only from numpy 2)."""
+    if dtype.kind == "b":
+        return "np.bool_"
     return "ml_dtypes.bfloat16" if dtype.name == "bfloat16" else f"np.{dtype}"
 
 
@@ -49,6 +53,8 @@ def _bits(dtype: np.dtype[Any]) -> np.dtype[Any]:
 
 def scalar_source(value: Any, dtype: np.dtype[Any]) -> str:
     """One entry as the shortest decimal that converts back to it in ``dtype``."""
+    if dtype.kind in "biu":
+        return repr(np.asarray(value, dtype=dtype).item())
     as_float = float(value)
     if math.isnan(as_float):
         negative = bool(np.signbit(np.asarray(value, dtype=dtype).astype(np.float32)))
@@ -70,6 +76,9 @@ def scalar_source(value: Any, dtype: np.dtype[Any]) -> str:
 def _literal(value: Array) -> str:
     """``np.array([...], dtype=...)``: numpy's own printing of finite values of its dtypes (the
     shortest digits that round-trip, Dragon4), else every entry by ``scalar_source``."""
+    if value.dtype.kind in "biu":  # labels: numpy prints integers and booleans exactly
+        text = np.array2string(value, separator=", ", max_line_width=100, threshold=FULL_PRINT + 1)
+        return f"np.array({text}, dtype={dtype_source(value.dtype)})"
     native = value.dtype.name in ("float64", "float32", "float16")
     if native and bool(np.isfinite(value).all()):
         # floatmode "unique": the shortest digits that round-trip, however small the value

@@ -89,6 +89,19 @@ def test_random_small_arrays_round_trip(dtype_name: str) -> None:
         assert same_bits(rebuilt(lines, "x"), value)
 
 
+def test_labels_print_as_integers_and_round_trip() -> None:
+    small = np.array([0, 3, 1], dtype=np.int64)
+    assert array_source("labels", small) == ["labels = np.array([0, 3, 1], dtype=np.int64)"]
+    onehot = np.zeros((2, 300), dtype=np.int32)
+    onehot[[0, 1], [4, 7]] = 1
+    lines = array_source("labels", onehot)
+    assert lines is not None
+    assert lines[0] == "labels = np.full((2, 300), 0, dtype=np.int32)"
+    assert same_bits(rebuilt(lines, "labels"), onehot)
+    mask = np.array([[True, False]])
+    assert array_source("mask", mask) == ["mask = np.array([[ True, False]], dtype=np.bool_)"]
+
+
 def test_an_unstructured_large_array_says_so() -> None:
     value = np.random.default_rng(0).normal(size=(8, FULL_PRINT))
     assert array_source("x", value) is None

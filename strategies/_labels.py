@@ -34,6 +34,12 @@ LABEL_FORMS: tuple[str, ...] = ("index", "onehot", "probs")
 #: resolution, and entries stay normal in every dtype).
 _BITS = {"float16": 11, "bfloat16": 8, "float32": 12, "float64": 12}
 _ROW_KINDS = st.sampled_from(("one_hot", "near_one_hot", "two", "spread"))
+#: At most this many rows' labels are drawn; the rows after them repeat them in turn. A
+#: drawn example holds at most 8 KiB of Hypothesis choices (about 2 to 3 bytes a class
+#: index, up to 4 choices a probability row): one draw a row for every row would leave
+#: no large batch (``--rows 5000:5000``) drawable at all. Default shapes have fewer rows.
+INDEX_ROWS = 1024
+PROBABILITY_ROWS = 128
 _SEEDS = st.integers(0, 2**32 - 1)
 
 
@@ -52,9 +58,12 @@ def _class_labels(n_rows: int, n_classes: int) -> SearchStrategy[NDArray[np.int6
     # mostly made of. Shrinking still takes every row towards class 0.
     last = n_classes - 1
     drawn = hnp.arrays(
-        np.int64, n_rows, elements=st.integers(0, 2 * n_classes - 1), fill=st.nothing()
+        np.int64,
+        min(n_rows, INDEX_ROWS),
+        elements=st.integers(0, 2 * n_classes - 1),
+        fill=st.nothing(),
     )
-    return drawn.map(lambda values: np.minimum(values, last))
+    return drawn.map(lambda values: np.resize(np.minimum(values, last), n_rows))
 
 
 def class_labels(n_rows: int, n_classes: int) -> SearchStrategy[NDArray[np.int64]]:
@@ -62,7 +71,8 @@ def class_labels(n_rows: int, n_classes: int) -> SearchStrategy[NDArray[np.int64
 
     Each is drawn anywhere in the range, and about half of them the last class
     (``n_classes - 1``: code that keeps labels in the logits' dtype loses them from 2049
-    classes on in float16, 257 in bfloat16). Shrinks towards class 0 in every row.
+    classes on in float16, 257 in bfloat16). Beyond ``INDEX_ROWS`` rows the drawn labels
+    repeat in turn. Shrinks towards class 0 in every row.
     """
     n_rows = check_int(n_rows, "n_rows", min_value=1)
     n_classes = check_int(n_classes, "n_classes", min_value=1)
@@ -98,7 +108,8 @@ def _probability_labels(
     draw: st.DrawFn, n_rows: int, n_classes: int, dtype: np.dtype[Any]
 ) -> NDArray[Any]:
     total = 2 ** _BITS[dtype.name]
-    rows = np.stack([_dyadic_row(draw, n_classes, total) for _ in range(n_rows)])
+    drawn = [_dyadic_row(draw, n_classes, total) for _ in range(min(n_rows, PROBABILITY_ROWS))]
+    rows = np.resize(np.stack(drawn), (n_rows, n_classes))
     return np.ascontiguousarray((rows / total).astype(dtype))
 
 
@@ -117,7 +128,8 @@ def probability_labels(
 
     A row is one-hot, one-hot short of one to three units of :math:`2^{-b}` given to other
     classes (label smoothing's shape, near the confident end), two classes sharing, or
-    spread over every class with many zeros (a Dirichlet(1/2) draw). Exactly ``dtype``,
+    spread over every class with many zeros (a Dirichlet(1/2) draw). Beyond
+    ``PROBABILITY_ROWS`` rows the drawn rows repeat in turn. Exactly ``dtype``,
     C-contiguous, owning its data; shrinks towards one-hot rows at class 0.
     """
     n_rows = check_int(n_rows, "n_rows", min_value=1)

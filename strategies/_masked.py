@@ -27,6 +27,11 @@ _SIGNS = st.sampled_from((0, -1, 1))
 _OFFSET_EXPONENT = st.floats(0.0, 6.0)
 _SPREAD = st.floats(0.0, 30.0)
 _FRACTION = st.floats(0.0, 1.0)
+#: At most this many rows' offsets and masks are drawn; the rows after them take those of
+#: the drawn rows in turn, with noise of their own. A drawn example holds at most 8 KiB of
+#: Hypothesis choices, and a row's are up to 30 bytes (two floats at 9 each): one set a
+#: row for every row would leave no batch of a few hundred rows drawable.
+DRAWN_ROWS = 64
 
 
 @st.composite
@@ -40,18 +45,21 @@ def _masked_logits(
     u, v, _order = draw_noise(draw, (n_rows, n_cols))
     values = np.empty((n_rows, n_cols))
     masks = _MASKS if fully_masked else _PARTIAL_MASKS
-    for r in range(n_rows):
+    for first in range(min(n_rows, DRAWN_ROWS)):
         sign = draw(_SIGNS, label="offset sign")
         offset = sign * 10.0 ** draw(_OFFSET_EXPONENT) if sign else 0.0
-        values[r] = offset + draw(_SPREAD) * u[r]
+        spread = draw(_SPREAD)
         mask = draw(masks, label="mask")
-        if mask == "fraction":
-            values[r, v[r] < 2.0 * draw(_FRACTION) - 1.0] = -np.inf
-        elif mask == "all_but_one":
-            keep = draw(indices(n_cols))
-            values[r, np.arange(n_cols) != keep] = -np.inf
-        elif mask == "all":
-            values[r] = -np.inf
+        fraction = draw(_FRACTION) if mask == "fraction" else 0.0
+        keep = draw(indices(n_cols)) if mask == "all_but_one" else 0
+        for r in range(first, n_rows, DRAWN_ROWS):
+            values[r] = offset + spread * u[r]
+            if mask == "fraction":
+                values[r, v[r] < 2.0 * fraction - 1.0] = -np.inf
+            elif mask == "all_but_one":
+                values[r, np.arange(n_cols) != keep] = -np.inf
+            elif mask == "all":
+                values[r] = -np.inf
     return np.ascontiguousarray(values.astype(dtype))
 
 
@@ -63,11 +71,13 @@ def masked_logits(
 ) -> SearchStrategy[NDArray[np.floating[Any]]]:
     """Generate 2-D logits whose rows have ``-inf`` (masked) entries at drawn positions.
 
-    Per row: a mask of no entries, a drawn fraction, all entries but one, or (when
-    ``fully_masked``) every entry; the unmasked values are noise of spread up to 30 around
-    an offset of 0 or of magnitude 1 to 1e6 (log-uniform), so a mask value that is merely
-    very negative (-1e4) is not negligible against them. Finite entries stay within
-    ``|x| <= 1e6 + 30``; the array has exactly ``dtype``, is C-contiguous and owns its data.
+    Per row (the first ``DRAWN_ROWS``; the rows after them repeat those rows' offsets and
+    masks in turn, with noise of their own): a mask of no entries, a drawn fraction, all
+    entries but one, or (when ``fully_masked``) every entry; the unmasked values are noise
+    of spread up to 30 around an offset of 0 or of magnitude 1 to 1e6 (log-uniform), so a
+    mask value that is merely very negative (-1e4) is not negligible against them. Finite
+    entries stay within ``|x| <= 1e6 + 30``; the array has exactly ``dtype``, is
+    C-contiguous and owns its data.
     """
     resolved = check_dtype(dtype)
     if not isinstance(fully_masked, bool):

@@ -6,8 +6,12 @@ checks it): the verifier's exact values come from the float64 oracle
 
 Both functions are pure, take float32 or float64 logits ``x`` of shape (N, C) and labels
 as (N,) integer class indices or (N, C) rows (one-hot or probabilities) in any float
-dtype, and return x's dtype. Along each row, with :math:`m = \max_j x_j`, the shifted
-logits :math:`x_j - m = -t_j \le 0`, :math:`s = \sum_j e^{-t_j}` and target row q:
+dtype, and return x's dtype. Half-precision logits (float16, and bfloat16 with ml_dtypes)
+are computed in float32 and the result rounded once to their dtype, as the bundled softmax
+does: the kernel the default accumulation model describes (docs/tolerances.md).
+
+Along each row, with :math:`m = \max_j x_j`, the shifted logits
+:math:`x_j - m = -t_j \le 0`, :math:`s = \sum_j e^{-t_j}` and target row q:
 
 - ``cross_entropy``: the row loss :math:`\ell = \sum_{j: q_j \ne 0} q_j (t_j + \log s)`,
   a sum of products of non-negative numbers (an index label's is :math:`t_y + \log s`),
@@ -32,7 +36,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from softmax_verify.core.validate import as_matrix
+from softmax_verify.core.dtypes import is_float_dtype, is_half
+from softmax_verify.core.validate import CHECKED_DTYPES, as_matrix
 
 __all__ = ["cross_entropy", "cross_entropy_backward"]
 
@@ -41,8 +46,9 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _check(x: object, labels: object, reduction: object) -> tuple[FloatArray, NDArray[Any]]:
-    """``x`` as an (N, C) float32/float64 matrix and ``labels`` checked against it."""
-    logits = as_matrix(x, "x")
+    """``x`` as an (N, C) float matrix (half precision included) and ``labels`` checked
+    against it."""
+    logits = as_matrix(x, "x", dtypes=CHECKED_DTYPES)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(_REDUCTIONS)}; got {reduction!r}")
     lab = np.asarray(labels)
@@ -54,12 +60,17 @@ def _check(x: object, labels: object, reduction: object) -> tuple[FloatArray, ND
             raise ValueError(f"labels must have shape ({n},) for x of shape {logits.shape}")
         if n and (int(lab.min()) < 0 or int(lab.max()) >= c):
             raise ValueError(f"labels must lie in [0, {c}), got {lab.min()}..{lab.max()}")
-    elif lab.shape != (n, c) or lab.dtype.kind != "f":
+    elif lab.shape != (n, c) or not is_float_dtype(lab.dtype):
         raise ValueError(
             f"labels must be (N,) class indices or float rows of x's shape {logits.shape}, got "
             f"{lab.dtype} of shape {lab.shape}"
         )
     return logits, lab
+
+
+def _widened(labels: NDArray[Any]) -> NDArray[Any]:
+    """Label rows in float32 for a half-precision run (class indices as they are)."""
+    return labels.astype(np.float32) if labels.ndim == 2 else labels
 
 
 def _shifted(x: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -74,6 +85,9 @@ def cross_entropy(x: ArrayLike, labels: ArrayLike, reduction: str = "mean") -> F
     Returns a 0-d array for ``"mean"`` and ``"sum"``, an (N,) array for ``"none"``.
     """
     logits, lab = _check(x, labels, reduction)
+    if is_half(logits.dtype):
+        wide = cross_entropy(logits.astype(np.float32), _widened(lab), reduction)
+        return wide.astype(logits.dtype)
     n = logits.shape[0]
     with np.errstate(all="ignore"):
         shifted, s = _shifted(logits)
@@ -103,6 +117,11 @@ def cross_entropy_backward(
     expected = (n,) if reduction == "none" else ()
     if g.shape != expected:
         raise ValueError(f"dout must have shape {expected} for reduction {reduction!r}")
+    if is_half(logits.dtype):
+        wide = cross_entropy_backward(
+            logits.astype(np.float32), _widened(lab), g.astype(np.float32), reduction
+        )
+        return wide.astype(logits.dtype)
     with np.errstate(all="ignore"):
         shifted, s = _shifted(logits)
         dx: FloatArray = np.exp(shifted) / s

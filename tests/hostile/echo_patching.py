@@ -17,6 +17,7 @@ from multiprocessing import connection, reduction
 import numpy as np
 
 _ORIGINAL = {
+    "array": np.array,
     "asc": np.ascontiguousarray,
     "frombuffer": np.frombuffer,
     "dtype": np.dtype,
@@ -102,6 +103,9 @@ def _patch_package_globals():
 PATCHES = {
     "numpy.ascontiguousarray": lambda: setattr(
         np, "ascontiguousarray", lambda a, *k, **kw: _ORIGINAL["asc"](np.zeros_like(a))
+    ),
+    "numpy.array: a copy that is no copy": lambda: setattr(
+        np, "array", lambda a, *k, **kw: a if kw.get("copy") else _ORIGINAL["array"](a, *k, **kw)
     ),
     "numpy.frombuffer": lambda: setattr(
         np, "frombuffer", lambda *a, **k: np.zeros_like(_ORIGINAL["frombuffer"](*a, **k))

@@ -48,7 +48,6 @@ def test_the_step_stays_in_float16s_range_under_a_vacuous_bound() -> None:
     get_invariant("central_differences", "cross_entropy").check(impl, case, "input")
 
 
-
 def test_a_bfloat16_half_in_half_loss_passes_under_input() -> None:
     require("ml_dtypes")
     options = Options(kind="cross_entropy", dtypes=("bfloat16",), accumulate="input")

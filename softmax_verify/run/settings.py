@@ -37,9 +37,7 @@ def verdict_settings(base: settings) -> settings:
       towards the smallest failing case of any kind, not one per exception site;
     - no explain phase: it only annotates Hypothesis's own report (with lines of this
       package, not the user's) and calls the code under test about 100 more times;
-    - the code under test may be slow or its arrays large: neither is a property failure;
-      nor is a domain whose smallest case is large (``--rows 1000:1000``: the strategies
-      draw a few choices a row, so its simplest case is thousands of choices).
+    - the code under test may be slow or its arrays large: neither is a property failure.
     """
     return settings(
         base,
@@ -50,6 +48,5 @@ def verdict_settings(base: settings) -> settings:
             *base.suppress_health_check,
             HealthCheck.too_slow,
             HealthCheck.data_too_large,
-            HealthCheck.large_base_example,
         ],
     )

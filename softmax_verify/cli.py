@@ -563,7 +563,7 @@ def _check(args: argparse.Namespace) -> int:
         options = options_from(args)
         plan = RunPlan.build(options, progress=_progress if sys.stderr.isatty() else None)
         if args.isolate:  # lanes check dtypes side by side: their memory adds up
-            check_memory(plan.domain, lane_dtypes(plan.dtypes, args.jobs))
+            check_memory(plan.domain, lane_dtypes(plan.dtypes, args.jobs), kind=options.kind)
     except MemoryShortage as exc:
         return _usage_error(exc.explain(_declared_shapes(args)))
     except (TypeError, ValueError) as exc:  # an id of another kind is a usage error too

@@ -74,7 +74,7 @@ def _contract_test(invariant_id: str) -> Callable[[Any, str], None]:
         cls = type(self)
         options = cls.options()
         try:  # a domain whose cases cannot be held: the class's declaration, said so
-            check_memory(options.domain, [[resolve_dtype(dtype, "dtypes")]])
+            check_memory(options.domain, [[resolve_dtype(dtype, "dtypes")]], kind=options.kind)
         except MemoryShortage as exc:
             pytest.fail(exc.explain(f"{cls.__name__}.domain"), pytrace=False)
         result = run_invariant(

@@ -24,9 +24,18 @@ invariant, 1000 x 1000 cases (``--rows 1000:1000 --cols 1000:1000``), less that 
 10 x 10 run, per process: the verifier 175 bytes an entry at float32 and 216 at float64
 (17 float64 arrays and 10 at the dtype), the child 35 and 87 (9 to 11 at the dtype).
 Rounded up to 20, 12 and 12: 352 bytes an entry at float64, 256 at float32, 208 at
-float16, a sixth to a fifth over what was measured. The code under test's own
+float16, a sixth to a fifth over what was measured. ``--masked`` runs, measured the same
+way, stay inside it (335 and 228 bytes, verifier and child). The code under test's own
 temporaries come on top, and differ by code: the figure is what the verifier itself
 needs, so a shape it refuses could not be checked in the memory there is, or only just.
+
+The ``cross_entropy`` kind holds more float64 arrays in the verifier (the label rows and
+the target rows q, the oracle's row terms): measured the same way on the bundled
+reference, the verifier took 248 bytes an entry at float64 and 244 at float32 with
+probability rows (the costliest labels), 216 and 182 with one-hot rows (18 to 30 float64
+arrays and 1 to 9 at the dtype); the child 104 and 44, and 121 and 64 (11 to 16 at the
+dtype). Rounded up to 28, 10 and 16 (``LOSS_COUNTS``): 432 bytes an entry at float64 and
+328 at float32, a fifth and a seventh over the costliest measured.
 
 Lanes (``--jobs``) check dtypes side by side, each in a verifier process and child of
 its own: their needs add up; the dtypes of one lane are checked one after the other.
@@ -46,6 +55,7 @@ from softmax_verify.strategies import largest_shape_in
 
 __all__ = [
     "CHILD_AT_DTYPE",
+    "LOSS_COUNTS",
     "VERIFIER_AT_DTYPE",
     "VERIFIER_FLOAT64",
     "MemoryShortage",
@@ -62,14 +72,23 @@ VERIFIER_AT_DTYPE = 12
 #: Arrays of a case's size the child holds at once at the case's dtype.
 CHILD_AT_DTYPE = 12
 
+#: The same three counts for the cross_entropy kind (the module docstring).
+LOSS_COUNTS = (28, 10, 16)
+
 #: A cgroup limit at least this large means none (cgroup v1 writes 2**63 less a page).
 _UNLIMITED = 1 << 62
 
 
-def bytes_per_entry(dtype: np.dtype[Any]) -> int:
+def bytes_per_entry(dtype: np.dtype[Any], kind: str = "softmax") -> int:
     """What one entry of a case at ``dtype`` costs the run: ``VERIFIER_FLOAT64`` float64
-    arrays and ``VERIFIER_AT_DTYPE + CHILD_AT_DTYPE`` at the dtype (352 bytes at float64)."""
-    return VERIFIER_FLOAT64 * 8 + (VERIFIER_AT_DTYPE + CHILD_AT_DTYPE) * np.dtype(dtype).itemsize
+    arrays and ``VERIFIER_AT_DTYPE + CHILD_AT_DTYPE`` at the dtype (352 bytes at float64);
+    for the ``cross_entropy`` kind, ``LOSS_COUNTS`` of them (432 bytes at float64)."""
+    wide, verifier, child = (
+        LOSS_COUNTS
+        if kind == "cross_entropy"
+        else (VERIFIER_FLOAT64, VERIFIER_AT_DTYPE, CHILD_AT_DTYPE)
+    )
+    return wide * 8 + (verifier + child) * np.dtype(dtype).itemsize
 
 
 def size(nbytes: float) -> str:
@@ -94,15 +113,17 @@ class MemoryShortage(ValueError):
         dtypes: Sequence[np.dtype[Any]],
         need: int,
         available: int,
+        kind: str = "softmax",
     ) -> None:
         self.shape, self.dtypes, self.need, self.available = shape, tuple(dtypes), need, available
+        self.kind = kind
         super().__init__(self.explain("domain"))
 
     def explain(self, declared: str) -> str:
         """One line: ``declared`` (what set the shapes) allows cases too large to hold."""
         rows, cols = self.shape
         names = " and ".join(dtype.name for dtype in self.dtypes)
-        costs = " and ".join(str(bytes_per_entry(dtype)) for dtype in self.dtypes)
+        costs = " and ".join(str(bytes_per_entry(dtype, self.kind)) for dtype in self.dtypes)
         together = " side by side (--jobs)" if len(self.dtypes) > 1 else ""
         return (
             f"{declared}: cases of up to {rows} x {cols} entries; checking one at {names}"
@@ -114,19 +135,24 @@ class MemoryShortage(ValueError):
 
 
 def check_memory(
-    domain: Domain, lanes: Sequence[Sequence[np.dtype[Any]]], *, available: int | None = None
+    domain: Domain,
+    lanes: Sequence[Sequence[np.dtype[Any]]],
+    *,
+    kind: str = "softmax",
+    available: int | None = None,
 ) -> None:
     """MemoryShortage when the largest case of ``domain`` cannot be held: the lanes' needs
-    added (each lane's costliest dtype, ``bytes_per_entry``) against ``available`` bytes
-    (default: ``available_memory()``). Nothing is checked when the memory cannot be read."""
+    added (each lane's costliest dtype, ``bytes_per_entry`` of ``kind``) against
+    ``available`` bytes (default: ``available_memory()``). Nothing is checked when the
+    memory cannot be read."""
     rows, cols = largest_shape_in(domain)
-    costliest = [max(lane, key=bytes_per_entry) for lane in lanes if lane]
+    costliest = [max(lane, key=lambda d: bytes_per_entry(d, kind)) for lane in lanes if lane]
     if not costliest:
         return
-    need = sum(rows * cols * bytes_per_entry(dtype) for dtype in costliest)
+    need = sum(rows * cols * bytes_per_entry(dtype, kind) for dtype in costliest)
     have = available_memory() if available is None else available
     if have is not None and need > have:
-        raise MemoryShortage((rows, cols), costliest, need, have)
+        raise MemoryShortage((rows, cols), costliest, need, have, kind)
 
 
 def available_memory() -> int | None:

@@ -67,7 +67,8 @@ class RunPlan:
             selected = tuple(get_invariant(i, options.kind) for i in options.invariants)
         run_settings(options.profile, options.max_examples, options.seed)  # the profile exists
         dtypes = tuple(resolve_dtype(d, "dtypes") for d in options.dtypes)
-        check_memory(options.domain, [dtypes])  # one lane: the dtypes one after the other
+        # One lane: the dtypes one after the other.
+        check_memory(options.domain, [dtypes], kind=options.kind)
         return cls(
             options=options,
             invariants=selected,

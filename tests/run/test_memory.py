@@ -22,6 +22,7 @@ import softmax_verify.run.memory as memory
 from softmax_verify import Domain, softmax, verify
 from softmax_verify.run.memory import (
     CHILD_AT_DTYPE,
+    LOSS_COUNTS,
     VERIFIER_AT_DTYPE,
     VERIFIER_FLOAT64,
     MemoryShortage,
@@ -43,6 +44,19 @@ def test_an_entry_costs_the_arrays_the_run_holds() -> None:
     assert bytes_per_entry(F64) == 20 * 8 + 24 * 8 == 352
     assert bytes_per_entry(F32) == 20 * 8 + 24 * 4 == 256
     assert bytes_per_entry(F16) == 20 * 8 + 24 * 2 == 208
+
+
+def test_a_cross_entropy_entry_costs_its_label_rows_too() -> None:
+    """The loss kind's counts (measured with probability rows: 352 and 288 bytes)."""
+    assert LOSS_COUNTS == (28, 10, 16)
+    assert bytes_per_entry(F64, "cross_entropy") == 28 * 8 + 26 * 8 == 432
+    assert bytes_per_entry(F32, "cross_entropy") == 28 * 8 + 26 * 4 == 328
+    domain = Domain(rows=(3000, 3000), cols=(5000, 5000))
+    softmax_need = 3000 * 5000 * bytes_per_entry(F64)
+    check_memory(domain, [[F64]], available=softmax_need)
+    with pytest.raises(MemoryShortage) as caught:
+        check_memory(domain, [[F64]], kind="cross_entropy", available=softmax_need)
+    assert "432 bytes an entry" in str(caught.value)
 
 
 @pytest.mark.parametrize("dtype", [F64, F32, F16], ids=lambda d: d.name)
@@ -178,6 +192,27 @@ def test_verify_refuses_shapes_that_cannot_be_held(machine: Any) -> None:
     machine(32 * bytes_per_entry(F64))
     report = verify(softmax, domain=small, dtypes=("float64",), invariants=["rows_sum_to_one"])
     assert report.passed
+
+
+@pytest.mark.usefixtures("in_repo_root")
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_the_command_near_the_bound_for_cross_entropy(
+    capsys: pytest.CaptureFixture[str], machine: Any, jobs: str
+) -> None:
+    """The loss kind's own cost, at the plan (one lane) and at the lanes (two)."""
+    shape = ("--rows", "4:4", "--cols", "8:8", "--cols-multiple-of", "8")
+    argv = ("check", "--kind", "cross_entropy", *shape, "--invariant", "matches_reference")
+    argv = (*argv, "--jobs", jobs)
+    need = 32 * bytes_per_entry(F64, "cross_entropy")
+    need += 32 * bytes_per_entry(F32, "cross_entropy") if jobs == "2" else 0
+    machine(need)
+    code, out, err = cli(capsys, *argv)
+    assert code == 0, err
+    machine(need - 1)
+    code, out, err = cli(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert "432 bytes an entry" in err
 
 
 def test_the_contract_fails_clearly_on_shapes_that_cannot_be_held() -> None:

@@ -263,6 +263,9 @@ def _failure(invariant: str, dtype: str, exc: Exception, state: _State, seconds:
         )
     if isinstance(exc, ImplementationError):
         return result("error", str(exc), exc.case, location=exc.location)
+    if isinstance(exc, Flaky) and (memory := _own_memory_error(exc)) is not None:
+        # The verifier's own shortage, once: not the code's nondeterminism.
+        return result("error", _out_of_memory(memory), None, minimal=False)
     if isinstance(exc, Flaky):  # a failure that did not happen again on the same input
         first = state.first_failure
         case = None if first is None else first[0]
@@ -270,6 +273,18 @@ def _failure(invariant: str, dtype: str, exc: Exception, state: _State, seconds:
     if isinstance(exc, MemoryError):  # the code's own come as ImplementationError
         return result("error", _out_of_memory(exc), None, minimal=False)
     return result("error", describe_exception(exc), None)  # Hypothesis's own verdicts
+
+
+def _own_memory_error(exc: BaseException) -> MemoryError | None:
+    """The MemoryError among the failures a Flaky error wraps (an exception group's), if
+    any: the verifier's, since the code's own come as ImplementationError."""
+    if isinstance(exc, MemoryError):
+        return exc
+    for inner in getattr(exc, "exceptions", ()):
+        found = _own_memory_error(inner)
+        if found is not None:
+            return found
+    return None
 
 
 def _out_of_memory(exc: MemoryError) -> str:

@@ -336,6 +336,23 @@ def test_an_interrupt_at_import_names_the_exception_and_its_line(tmp_path: Path)
     assert result["location"] == f"{here('interrupt_at_import.py')} in <module>"
 
 
+def test_a_request_the_child_cannot_hold_is_read_to_its_end(tmp_path: Path) -> None:
+    """The child cannot allocate one large request's bytes: that check is the verifier's
+    own shortage, and the child, having read the frame to its end, serves the others."""
+    argv = (*only("matches_reference", "rows_sum_to_one"), "--dtype", "float64")
+    run = check(tmp_path, "child_cannot_hold_a_request.py", *argv)
+    assert run.code == 1
+    failed = run.result("matches_reference")
+    assert failed["status"] == "error"
+    assert failed["message"].startswith(
+        "the verifier ran out of memory for its own arrays (MemoryError: the child ran out of "
+        "memory for the arrays it was sent or read, outside the code's calls: MemoryError: "
+        "cannot allocate"
+    )
+    assert run.result("rows_sum_to_one")["status"] == "passed"
+    assert run.result("rows_sum_to_one")["examples"] > 1
+
+
 def test_the_childs_own_memory_error_is_not_the_codes(tmp_path: Path) -> None:
     """The child cannot allocate an input it is sent (outside the code's calls): each
     invariant is an error saying the verifier ran out of memory, not that the code raised."""

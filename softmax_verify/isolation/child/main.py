@@ -92,15 +92,19 @@ def main() -> None:
 
     server = Server(transport)
     while True:
+        reply: tuple[Any, ...]
         try:
             request: tuple[Any, ...] = transport.receive()
         except (EOFError, OSError):  # the verifier is gone or done
             real_exit(0)
-        if request[0] == "quit":
-            sys.stdout.flush()
-            sys.stderr.flush()
-            real_exit(0)  # no interpreter shutdown: the user's threads and atexit hooks
-        reply = server.handle(request)
+        except MemoryError as exc:  # the request's own arrays, read to its end: not the code's
+            reply = ("memory", f"{type(exc).__name__}: {exc}")
+        else:
+            if request[0] == "quit":
+                sys.stdout.flush()
+                sys.stderr.flush()
+                real_exit(0)  # no interpreter shutdown: the user's threads and atexit hooks
+            reply = server.handle(request)
         try:
             try:
                 transport.send(reply)

@@ -131,14 +131,31 @@ class Transport:
 
     def receive(self) -> Any:
         """The next request, unpickled (the verifier is trusted). EOFError once the verifier
-        has closed the channel."""
+        has closed the channel. MemoryError when this process cannot hold the request (its
+        bytes, or the arrays unpickled from them): the frame has then been read to its end,
+        so the next one can be, and the child lives on to say so."""
         (size,) = self._unpack_short(self._read_exactly(4))
         if size == -1:
             (size,) = self._unpack_long(self._read_exactly(8))
-        return self._loads(self._read_exactly(size))
+        try:
+            buffer = self._bytearray(size)
+        except MemoryError:
+            self._discard(size)
+            raise
+        return self._loads(self._read_exactly(size, buffer))
 
-    def _read_exactly(self, size: int) -> bytearray:
-        buffer = self._bytearray(size)
+    def _discard(self, size: int) -> None:
+        """Reads ``size`` bytes of the channel into a small buffer, keeping none."""
+        scrap = self._bytearray(min(size, 1 << 16))
+        view = self._memoryview(scrap)
+        while size > 0:
+            n = self._readv(self._fd, [view[: min(size, self._len(scrap))]])
+            if n == 0:
+                raise EOFError("the verifier closed the channel")
+            size -= n
+
+    def _read_exactly(self, size: int, buffer: bytearray | None = None) -> bytearray:
+        buffer = self._bytearray(size) if buffer is None else buffer
         view, got = self._memoryview(buffer), 0
         while got < size:
             n = self._readv(self._fd, [view[got:]])

@@ -4,11 +4,14 @@ central difference's step stays inside float16's range where the bound is vacuou
 
 from __future__ import annotations
 
+from typing import Any
+
 import ce_half_impls as half
 import numpy as np
 from conftest import require
 
 from softmax_verify import Options, verify
+from softmax_verify.core.errors import InvariantViolation
 from softmax_verify.core.result import Result
 from softmax_verify.invariants import get_invariant
 from softmax_verify.target.conventions import loss_implementation_from
@@ -81,3 +84,32 @@ def test_an_unshifted_half_loss_is_not_explained_by_a_model() -> None:
     assert ("finite_for_finite_input", "float16") in failed, report.to_text()
     explained = {inv for d in report.diagnosis for inv in d.explains}
     assert "finite_for_finite_input" not in explained, report.to_text()
+
+
+def _sum_cases() -> list[dict[str, np.ndarray[Any, Any]]]:
+    rng = np.random.default_rng(0)
+    cases = []
+    for _ in range(60):
+        n, c = int(rng.integers(2, 40)), int(rng.integers(2, 30))
+        x = rng.normal(0.0, 3.0, (n, c)).astype(np.float16)
+        cases.append({"x": x, "labels": np.zeros(n, np.int64), "g": np.asarray(1.0, np.float16)})
+    return cases
+
+
+def test_a_sum_gradient_taken_as_the_means_times_n_is_caught_in_float16() -> None:
+    """Both directions on the same 60 cases under ``accumulate="input"``: the sum's dx
+    formed directly passes every one; formed as the mean's dx times N it fails, its small
+    entries lost to float16 subnormals before the product scales them up."""
+    options = Options(kind="cross_entropy", reduction="sum", accumulate="input")
+    check = get_invariant("backward_matches_reference", "cross_entropy").check
+    failures = {}
+    for target in (half.half_sum_loss, half.half_sum_from_mean):
+        impl, _ = loss_implementation_from(target, None, options.read, options.loss)
+        failures[target.__name__] = 0
+        for case in _sum_cases():
+            try:
+                check(impl, dict(case), "input")
+            except InvariantViolation:
+                failures[target.__name__] += 1
+    assert failures["half_sum_loss"] == 0
+    assert failures["half_sum_from_mean"] >= 10, failures

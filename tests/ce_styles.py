@@ -79,7 +79,9 @@ def lse_grad_without_onehot(x: A, labels: A) -> A:
 
 
 def sum_loss(x: A, y: A) -> tuple[A, A]:
-    """softmax_loss with reduction sum: the loss and dx not divided by N."""
+    """softmax_loss with reduction sum: the loss and dx not divided by N. Correct at float32
+    and float64 (and bfloat16); in float16 the mean's dx times N loses its small entries to
+    subnormals (``ce_half_impls.half_sum_from_mean``)."""
     loss, dx = softmax_loss(x, y)
     return loss * x.shape[0], dx * x.shape[0]
 

@@ -86,7 +86,7 @@ def test_an_unshifted_half_loss_is_not_explained_by_a_model() -> None:
     assert "finite_for_finite_input" not in explained, report.to_text()
 
 
-def _sum_cases() -> list[dict[str, np.ndarray[Any, Any]]]:
+def _sum_cases() -> list[dict[str, Any]]:
     rng = np.random.default_rng(0)
     cases = []
     for _ in range(60):

@@ -201,8 +201,8 @@ def test_the_command_near_the_bound_for_cross_entropy(
 ) -> None:
     """The loss kind's own cost, at the plan (one lane) and at the lanes (two)."""
     shape = ("--rows", "4:4", "--cols", "8:8", "--cols-multiple-of", "8")
-    argv = ("check", "--kind", "cross_entropy", *shape, "--invariant", "matches_reference")
-    argv = (*argv, "--jobs", jobs)
+    invariant = ("--invariant", "matches_reference", "--jobs", jobs)
+    argv = ("check", "--kind", "cross_entropy", *shape, *invariant)
     need = 32 * bytes_per_entry(F64, "cross_entropy")
     need += 32 * bytes_per_entry(F32, "cross_entropy") if jobs == "2" else 0
     machine(need)

@@ -36,6 +36,8 @@ _LABELS = importlib.import_module("softmax_verify.strategies._labels")
 INDEX_ROWS: int = _LABELS.INDEX_ROWS
 PROBABILITY_ROWS: int = _LABELS.PROBABILITY_ROWS
 
+# Only too_slow is off (numpy fills 5000-row arrays in milliseconds, but Hypothesis times the
+# draw as a whole on a shared machine); the checks this file exists for stay on.
 LARGE = settings(max_examples=5, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 ROWS = 5000
 

@@ -7,8 +7,8 @@ overruns, and a user's ``--rows 5000:5000`` ends in ``Unsatisfiable`` for every 
 each strategy's choices are bounded whatever the number of rows (the logits' structure is a
 few special rows; labels and masks draw at most ``INDEX_ROWS``, ``PROBABILITY_ROWS`` or
 ``DRAWN_ROWS`` rows and repeat them in turn, masks with noise of their own). These run with
-the health checks on (``large_base_example``, ``data_too_large``), which the verdict's
-settings suppress.
+every health check on: ``large_base_example`` and ``data_too_large`` too, the second of
+which the verdict's settings turn off.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis.strategies import SearchStrategy
 
 from softmax_verify.strategies import (
@@ -36,9 +36,7 @@ _LABELS = importlib.import_module("softmax_verify.strategies._labels")
 INDEX_ROWS: int = _LABELS.INDEX_ROWS
 PROBABILITY_ROWS: int = _LABELS.PROBABILITY_ROWS
 
-# Only too_slow is off (numpy fills 5000-row arrays in milliseconds, but Hypothesis times the
-# draw as a whole on a shared machine); the checks this file exists for stay on.
-LARGE = settings(max_examples=5, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+LARGE = settings(max_examples=5, deadline=None)
 ROWS = 5000
 
 
